@@ -1,0 +1,1 @@
+"""otlp_agent: the data plane. Receives OTLP, batches it as serialized protobuf, and exports it."""

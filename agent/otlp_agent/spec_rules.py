@@ -1,0 +1,205 @@
+"""Validation of a whole OTLPPipeline: field errors from the models plus cross-field rules.
+
+`validate_spec` reports every problem at once, each with its field path (``spec.exporters[1].compression``),
+so a user fixes a manifest in one pass. Features that are designed but not built yet are refused here with
+"not implemented yet" rather than silently accepted: a field that does nothing is a misconfiguration
+waiting to happen. Each refusal names the issue that lifts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pydantic
+
+from otlp_agent import spec
+
+_RESERVED_HEADERS = {"content-type", "content-encoding", "content-length", "te", "host", "grpc-encoding"}
+_LEVEL_RANGE = {spec.Compression.gzip: 9, spec.Compression.deflate: 9, spec.Compression.zstd: 19}
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec: where, and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class SpecError(ValueError):
+    """A spec with problems; `problems` lists all of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def validate_spec(data: Any, prefix: str = "spec") -> spec.OTLPPipelineSpec:
+    """Parse and check a spec dict; raise SpecError listing every problem."""
+    try:
+        parsed = spec.OTLPPipelineSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise SpecError([_from_pydantic(error, prefix) for error in exc.errors()]) from None
+    problems = [dataclasses.replace(p, path=f"{prefix}.{p.path}") for p in cross_field_problems(parsed)]
+    if problems:
+        raise SpecError(problems)
+    return parsed
+
+
+def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
+    """Every rule that needs more than one field, plus the not-implemented refusals."""
+    return [*_receiver_problems(s), *_exporter_problems(s), *_processor_problems(s), *_not_implemented(s)]
+
+
+def _from_pydantic(error: Any, prefix: str) -> Problem:
+    path = prefix
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    return Problem(path, message)
+
+
+def _receiver_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    otlp = s.receivers.otlp
+    if not (otlp.grpc.enabled or otlp.http.enabled):
+        yield Problem("receivers.otlp", "enable at least one of grpc and http")
+    ports: dict[int, str] = {}
+    named = [
+        ("receivers.otlp.grpc.port", otlp.grpc.port, otlp.grpc.enabled),
+        ("receivers.otlp.http.port", otlp.http.port, otlp.http.enabled),
+        ("telemetry.port", s.telemetry.port, True),
+    ]
+    for path, port, enabled in named:
+        if enabled and port in ports:
+            yield Problem(path, f"port {port} is already used by {ports[port]}")
+        elif enabled:
+            ports[port] = path
+
+
+def _exporter_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for index, exporter in enumerate(s.exporters):
+        path = f"exporters[{index}]"
+        if exporter.name in seen:
+            yield Problem(f"{path}.name", f"duplicate exporter name {exporter.name!r} (also exporters[{seen[exporter.name]}])")
+        seen.setdefault(exporter.name, index)
+        yield from _one_exporter_problems(exporter, path)
+
+
+def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    targets = [name for name in ("endpoint", "endpoints", "pipeline_ref", "debug") if getattr(e, name) is not None]
+    if len(targets) != 1:
+        yield Problem(path, "set exactly one of endpoint, endpoints, pipelineRef, debug")
+    if e.compression == spec.Compression.zstd and e.protocol == spec.Protocol.grpc:
+        yield Problem(
+            f"{path}.compression",
+            "zstd is only available over HTTP (gRPC clients cannot send it): use protocol http/protobuf, or "
+            "compression gzip",
+        )
+    if e.compression_level is not None:
+        top = _LEVEL_RANGE.get(e.compression)
+        if top is None:
+            yield Problem(f"{path}.compressionLevel", "only meaningful with gzip, deflate or zstd")
+        elif e.compression_level > top:
+            yield Problem(f"{path}.compressionLevel", f"{e.compression.value} levels go from 1 to {top}")
+    for endpoint in ([e.endpoint] if e.endpoint else []) + list(e.endpoints or []):
+        problem = _endpoint_problem(endpoint, e.protocol)
+        if problem:
+            yield Problem(f"{path}.endpoint" if e.endpoint else f"{path}.endpoints", problem)
+    for header in e.headers:
+        if header.lower() in _RESERVED_HEADERS:
+            yield Problem(f"{path}.headers.{header}", "is set by the exporter itself")
+    if len(set(e.signals)) != len(e.signals):
+        yield Problem(f"{path}.signals", "lists a signal twice")
+    yield from _queue_problems(e, path)
+    if e.retry.initial_interval > e.retry.max_interval:
+        yield Problem(f"{path}.retry.initialInterval", "must not exceed retry.maxInterval")
+
+
+def _queue_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    queue = e.queue
+    if queue.type == spec.QueueType.persistent and queue.storage_size is None:
+        yield Problem(f"{path}.queue.storageSize", "a persistent queue needs storageSize for its volume")
+    if queue.type == spec.QueueType.memory and queue.storage_size is not None:
+        yield Problem(f"{path}.queue.storageSize", "only used with queue type persistent")
+    if e.delivery == spec.Delivery.durable and queue.type != spec.QueueType.persistent:
+        yield Problem(f"{path}.delivery", "durable delivery needs queue type persistent")
+
+
+def _endpoint_problem(endpoint: str, protocol: spec.Protocol) -> str | None:
+    if protocol == spec.Protocol.grpc:
+        if re.match(r"^(https?://)?[^/:\s]+(:\d{1,5})?/?$", endpoint) or re.match(
+            r"^(https?://)?\[[0-9a-fA-F:]+\](:\d{1,5})?/?$", endpoint
+        ):
+            return None
+        return f"{endpoint!r} is not a gRPC endpoint: use host:port or http(s)://host:port"
+    if re.match(r"^https?://[^/\s]+(/\S*)?$", endpoint):
+        return None
+    return f"{endpoint!r} is not an HTTP endpoint: use http(s)://host:port[/path]"
+
+
+def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    limiter = s.processors.memory_limiter
+    if limiter.spike_limit >= limiter.limit:
+        yield Problem("processors.memoryLimiter.spikeLimit", "must be smaller than limit")
+    if s.autoscaling and s.autoscaling.min_replicas > s.autoscaling.max_replicas:
+        yield Problem("autoscaling.minReplicas", "must not exceed maxReplicas")
+    if s.autoscaling and s.mode != spec.Mode.deployment:
+        yield Problem("autoscaling", "only for mode deployment")
+    if s.injection and s.mode != spec.Mode.sidecar:
+        yield Problem("injection", "only for mode sidecar")
+    if s.replicas != 1 and s.mode != spec.Mode.deployment:
+        yield Problem("replicas", f"only for mode deployment (a {s.mode.value} runs one agent per "
+                      f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})")
+
+
+# Designed but not built yet: each entry names the issue that lifts it.
+def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    def refuse(path: str, issue: str) -> Problem:
+        return Problem(path, f"not implemented yet ({issue})")
+
+    for name, receiver in (("grpc", s.receivers.otlp.grpc), ("http", s.receivers.otlp.http)):
+        if receiver.tls is not None:
+            yield refuse(f"receivers.otlp.{name}.tls", "receiver TLS arrives with the security issue")
+        if receiver.auth is not None:
+            yield refuse(f"receivers.otlp.{name}.auth", "receiver auth arrives with the security issue")
+    for field in ("resource", "attributes", "sampling"):
+        if getattr(s.processors, field) is not None:
+            yield refuse(f"processors.{field}", "no processor of this kind is built yet")
+    if s.processors.k8s_attributes is not None:
+        yield refuse("processors.k8sAttributes", "arrives with the routing issue")
+    if s.routes is not None:
+        yield refuse("routes", "arrives with the routing issue")
+    if s.allowed_referrer_namespaces:
+        yield refuse("allowedReferrerNamespaces", "arrives with the routing issue")
+    if s.injection is not None:
+        yield refuse("injection", "arrives with the sidecar injection issue")
+    if s.autoscaling is not None:
+        yield refuse("autoscaling", "arrives with the operator issue")
+    for index, e in enumerate(s.exporters):
+        yield from _exporter_not_implemented(e, f"exporters[{index}]", refuse)
+
+
+def _exporter_not_implemented(e: spec.Exporter, path: str, refuse: Any) -> Iterator[Problem]:
+    if e.endpoints is not None:
+        yield refuse(f"{path}.endpoints", "failover arrives with the reliability issue")
+    if e.pipeline_ref is not None:
+        yield refuse(f"{path}.pipelineRef", "arrives with the routing issue")
+    if e.headers_from:
+        yield refuse(f"{path}.headersFrom", "secrets arrive with the security issue")
+    if e.tls.ca_secret is not None or e.tls.cert_secret is not None:
+        yield refuse(f"{path}.tls", "TLS from Secrets arrives with the security issue; use caFile")
+    if e.queue.type == spec.QueueType.persistent:
+        yield refuse(f"{path}.queue.type", "the persistent queue arrives with the reliability issue")
+    if e.delivery != spec.Delivery.fast:
+        yield refuse(f"{path}.delivery", "durable and endToEnd arrive with the reliability issue")

@@ -1,0 +1,1 @@
+"""otlp_operator: the control plane. Turns OTLPPipeline resources into running agents."""
