@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-## run: start a local agent from examples/local-debug.yaml, send demo traffic, print what happened
+## run: start a local agent from examples/local.yaml, send demo traffic, print what happened
 run: $(STAMP)
-	$(BIN)/python -m otlp_agent.demo examples/local-debug.yaml
+	$(BIN)/python -m otlp_agent.demo examples/local.yaml
 
 ## test: lint, type-check, then the whole test suite (unit, integration, e2e)
 test: lint typecheck
