@@ -1,0 +1,54 @@
+"""Pure builders of the Kubernetes objects an OTLPPipeline owns: one module per kind, plus `build_all`.
+
+Nothing here talks to the API server or to kopf: each builder takes the pipeline (and the agent image
+and owner) and returns a plain dict, so the same code serves the reconciler, `otlp-operator render` and
+the golden-file tests. Names and labels come from `otlp_operator.naming`.
+
+What `build_all` returns, in apply order, per mode:
+
+- deployment: ConfigMap, ServiceAccount, Service, [PersistentVolumeClaim], Deployment,
+  [PodDisruptionBudget], [HorizontalPodAutoscaler];
+- daemonset: ConfigMap, ServiceAccount, Service, DaemonSet;
+- sidecar: ConfigMap only (the injector mounts it into application pods).
+
+The PVC exists for a single-replica gateway with a persistent queue (see `storage` for every mode); the
+PDB when the gateway always runs more than one replica; the HPA when `autoscaling` is set.
+"""
+
+from __future__ import annotations
+
+from otlp_agent import config, spec
+
+from otlp_operator.manifests import (
+    configmap,
+    daemonset,
+    deployment,
+    hpa,
+    meta,
+    pdb,
+    pvc,
+    service,
+    serviceaccount,
+    storage,
+)
+
+
+def build_all(
+    pipeline: config.Pipeline, *, agent_image: str, owner: meta.Owner | None = None
+) -> list[meta.Manifest]:
+    """Every child object of `pipeline`, in the order they should be applied."""
+    children = [configmap.build(pipeline, owner)]
+    mode = pipeline.spec.mode
+    if mode == spec.Mode.sidecar:
+        return children
+    children += [serviceaccount.build(pipeline, owner), service.build(pipeline, owner)]
+    if mode == spec.Mode.daemonset:
+        return [*children, daemonset.build(pipeline, agent_image, owner)]
+    if storage.plan(pipeline).backing == storage.Backing.claim:
+        children.append(pvc.build(pipeline, owner))
+    children.append(deployment.build(pipeline, agent_image, owner))
+    if pdb.wanted(pipeline):
+        children.append(pdb.build(pipeline, owner))
+    if pipeline.spec.autoscaling is not None:
+        children.append(hpa.build(pipeline, owner))
+    return children
