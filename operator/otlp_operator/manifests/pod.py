@@ -47,11 +47,11 @@ def _pod_spec(
         "enableServiceLinks": False,
         "securityContext": _pod_security_context(),
         "terminationGracePeriodSeconds": math.ceil(s.lifecycle.shutdown_grace_period) + _EXIT_MARGIN_SECONDS,
-        "containers": [container.build(pipeline, image, queue=queue)],
-        "volumes": _volumes(pipeline, rendered, queue),
     }
     if queue.backing == storage.Backing.host_path:
         pod["initContainers"] = [_queue_dir_owner(pipeline, image)]
+    pod["containers"] = [container.build(pipeline, image, queue=queue)]
+    pod["volumes"] = _volumes(pipeline, rendered, queue)
     if s.node_selector:
         pod["nodeSelector"] = dict(s.node_selector)
     if s.tolerations:

@@ -1,0 +1,88 @@
+"""`otlp-operator render` run as users run it: the installed console script, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+
+import yaml
+
+from tests.unit import test_manifests_support as support
+
+SCRIPT = support.ROOT / ".venv" / "bin" / "otlp-operator"
+GATEWAY = support.ROOT / "examples" / "gateway.yaml"
+
+
+def render(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "OTLP_OPERATOR_AGENT_IMAGE"}
+    return subprocess.run(
+        [str(SCRIPT), "render", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**environ, **(env or {})},
+    )
+
+
+def images(stdout: str) -> set[str]:
+    documents = list(yaml.safe_load_all(stdout))
+    (deployment,) = [d for d in documents if d["kind"] == "Deployment"]
+    return {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+
+
+def test_render_prints_every_child_as_a_yaml_stream() -> None:
+    result = render(str(GATEWAY), "--agent-image", "registry.test/agent:7")
+    assert result.returncode == 0, result.stderr
+    documents = list(yaml.safe_load_all(result.stdout))
+    assert [d["kind"] for d in documents] == [
+        "ConfigMap",
+        "ServiceAccount",
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+    ]
+    assert result.stdout.startswith("---\n")
+    assert images(result.stdout) == {"registry.test/agent:7"}
+    assert all("ownerReferences" not in d["metadata"] for d in documents)
+
+
+def test_the_default_image_is_this_release_unless_the_environment_overrides_it() -> None:
+    assert images(render(str(GATEWAY)).stdout) == {"ghcr.io/otlp-operator/otlp-agent:0.1.0"}
+    overridden = render(str(GATEWAY), env={"OTLP_OPERATOR_AGENT_IMAGE": "mirror.test/agent:x"})
+    assert images(overridden.stdout) == {"mirror.test/agent:x"}
+
+
+def test_an_invalid_file_prints_every_problem_and_exits_2(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: telemetry.otlp-operator.io/v1alpha1\nkind: OTLPPipeline\nmetadata: {name: x}\n"
+        "spec:\n  replicas: -1\n  exporters: [{name: a, endpoint: 'x:1', compression: zstd}]\n",
+        encoding="utf-8",
+    )
+    result = render(str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "spec.replicas" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_with_several_problems_gets_one_line_each(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "apiVersion: telemetry.otlp-operator.io/v1alpha1\nkind: OTLPPipeline\nmetadata: {name: x}\n"
+        "spec:\n  exporters: [{name: a, endpoint: 'x:1', compression: zstd}, {name: a, debug: {}}]\n",
+        encoding="utf-8",
+    )
+    result = render(str(bad))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert any("compression" in line for line in lines) and any("duplicate" in line for line in lines)
+
+
+def test_a_missing_file_is_a_one_line_error() -> None:
+    result = render("/nonexistent/pipeline.yaml")
+    assert result.returncode == 2
+    assert "cannot read file" in result.stderr and "Traceback" not in result.stderr

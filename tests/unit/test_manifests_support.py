@@ -1,0 +1,102 @@
+"""Shared inputs for the manifest tests: the examples, extra scenarios, a fixed image and owner.
+
+No tests live here. Examples whose validation still says "not implemented yet" (features the operator
+issue and later ones lift) are built from the models directly, which accept those fields; any other
+validation problem in an example is a broken example and fails loudly.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import yaml
+from otlp_agent import config, spec, spec_rules
+from otlp_operator import manifests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+IMAGE = "registry.test/otlp-agent:1.2.3"
+OWNER = {
+    "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+    "kind": spec.KIND,
+    "metadata": {"name": "placeholder", "uid": "0b5c3e4e-1111-4222-8333-944455556666"},
+}
+EXPORTER = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
+PERSISTENT = {**EXPORTER, "queue": {"type": "persistent", "storageSize": "2Gi", "storageClassName": "fast"}}
+
+# Mode and feature combinations beyond the examples; each is (name, spec).
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "gateway-minimal": {"exporters": [EXPORTER]},
+    "gateway-autoscaling": {"autoscaling": {"minReplicas": 2, "maxReplicas": 6}, "exporters": [EXPORTER]},
+    "gateway-autoscaling-min1": {
+        "autoscaling": {"minReplicas": 1, "maxReplicas": 3},
+        "exporters": [EXPORTER],
+    },
+    "gateway-persistent-single": {"replicas": 1, "exporters": [PERSISTENT]},
+    "gateway-persistent-replicated": {"replicas": 3, "exporters": [PERSISTENT]},
+    "gateway-grpc-only": {
+        "receivers": {"otlp": {"http": {"enabled": False}, "grpc": {"port": 14317}}},
+        "telemetry": {"port": 9090},
+        "exporters": [EXPORTER],
+    },
+    "gateway-http-only-tuned": {
+        "receivers": {"otlp": {"grpc": {"enabled": False}, "http": {"port": 8080}}},
+        "image": "mirror.test/agent:pinned",
+        "env": [{"name": "EXTRA", "value": "1"}, {"name": "OTLP_AGENT_NODE_NAME", "value": "fixed"}],
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "priorityClassName": "system-cluster-critical",
+        "lifecycle": {"shutdownGracePeriod": "2.5s"},
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        "exporters": [EXPORTER],
+    },
+    "node-agent-persistent": {
+        "mode": "daemonset",
+        "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+        "exporters": [PERSISTENT],
+    },
+    "sidecar-minimal": {"mode": "sidecar", "exporters": [EXPORTER]},
+}
+
+
+def pipeline_from_example(path: pathlib.Path) -> config.Pipeline:
+    """An example as a Pipeline; "not implemented yet" refusals are bypassed (see the module docstring)."""
+    try:
+        return config.load_file(path)
+    except spec_rules.SpecError as exc:
+        others = [p for p in exc.problems if "not implemented yet" not in p.message]
+        assert not others, f"{path.name} is invalid: {others}"
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    metadata = document["metadata"]
+    model = spec.OTLPPipelineSpec.model_validate(document["spec"])
+    return config.Pipeline(metadata["name"], metadata.get("namespace", "default"), model)
+
+
+def scenario(name: str, namespace: str = "observability") -> config.Pipeline:
+    """A scenario as a Pipeline (built from the models, so not-yet-implemented fields are allowed)."""
+    return config.Pipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(SCENARIOS[name]))
+
+
+def owner_for(pipeline: config.Pipeline) -> dict[str, Any]:
+    """The fixed owner, renamed after `pipeline`."""
+    return {**OWNER, "metadata": {**OWNER["metadata"], "name": pipeline.name}}
+
+
+def build(pipeline: config.Pipeline) -> list[dict[str, Any]]:
+    """Every child of `pipeline` with the fixed image and owner."""
+    return manifests.build_all(pipeline, agent_image=IMAGE, owner=owner_for(pipeline))
+
+
+def all_cases() -> dict[str, config.Pipeline]:
+    """Every example (by file stem) and every scenario (prefixed `scenario-`)."""
+    cases = {path.stem: pipeline_from_example(path) for path in EXAMPLES}
+    cases.update({f"scenario-{name}": scenario(name) for name in SCENARIOS})
+    return cases
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Objects keyed by kind (each kind appears at most once among a pipeline's children)."""
+    kinds = [o["kind"] for o in objects]
+    assert len(kinds) == len(set(kinds)), kinds
+    return {o["kind"]: o for o in objects}

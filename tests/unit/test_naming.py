@@ -1,0 +1,91 @@
+"""Derived names and labels: verbatim when they fit, shortened with a hash when they do not."""
+
+from __future__ import annotations
+
+from otlp_agent import config, spec
+from otlp_operator import naming
+
+
+def pipeline(name: str, namespace: str = "obs") -> config.Pipeline:
+    body = {"exporters": [{"name": "out", "debug": {}}]}
+    return config.Pipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(body))
+
+
+def all_names(p: config.Pipeline) -> list[str]:
+    return [
+        naming.workload(p),
+        naming.service(p),
+        naming.service_account(p),
+        naming.config_map(p, "0123456789"),
+        naming.queue_claim(p),
+        naming.pod_disruption_budget(p),
+        naming.autoscaler(p),
+    ]
+
+
+def test_short_names_are_used_verbatim() -> None:
+    p = pipeline("gateway")
+    assert naming.workload(p) == "gateway-agent"
+    assert naming.service(p) == "gateway-otlp"
+    assert naming.config_map(p, "0123456789") == "gateway-config-0123456789"
+    assert naming.queue_claim(p) == "gateway-queue"
+
+
+def test_a_name_that_just_fits_is_not_touched() -> None:
+    name = "a" * (63 - len("-agent"))
+    assert naming.workload(pipeline(name)) == f"{name}-agent"
+
+
+def test_long_names_are_cut_to_63_characters_and_keep_their_suffix() -> None:
+    p = pipeline("a" * 100)
+    for name in all_names(p):
+        assert len(name) <= 63 and naming.is_dns_label(name), name
+    assert naming.config_map(p, "0123456789").endswith("-config-0123456789")
+    assert naming.workload(p).endswith("-agent")
+
+
+def test_two_long_names_with_a_common_prefix_do_not_collide() -> None:
+    first, second = (
+        pipeline("shared-prefix-" + "x" * 80 + "-one"),
+        pipeline("shared-prefix-" + "x" * 80 + "-two"),
+    )
+    for a, b in zip(all_names(first), all_names(second), strict=True):
+        assert a != b
+
+
+def test_dotted_names_become_labels_without_colliding_with_the_dashed_spelling() -> None:
+    dotted, dashed = pipeline("payments.eu"), pipeline("payments-eu")
+    assert naming.is_dns_label(naming.workload(dotted))
+    assert naming.workload(dotted) != naming.workload(dashed)
+    assert naming.workload(dashed) == "payments-eu-agent"
+
+
+def test_a_service_name_always_starts_with_a_letter() -> None:
+    name = naming.service(pipeline("1st-gateway"))
+    assert name[0].isalpha() and naming.is_dns_label(name)
+    assert name.endswith("-otlp")
+
+
+def test_long_label_values_are_shortened_and_stay_distinct() -> None:
+    a, b = naming.label_value("x" * 70 + ".a"), naming.label_value("x" * 70 + ".b")
+    assert naming.is_label_value(a) and naming.is_label_value(b) and a != b
+    assert naming.label_value("payments.eu") == "payments.eu"
+
+
+def test_selector_labels_are_a_subset_of_the_labels_and_ignore_the_mode() -> None:
+    p = pipeline("gw")
+    assert naming.selector_labels(p).items() <= naming.labels(p).items()
+    assert naming.labels(p)["app.kubernetes.io/component"] == "deployment"
+    assert naming.selector_labels(p) == {
+        "app.kubernetes.io/instance": "gw",
+        "app.kubernetes.io/name": "otlp-agent",
+        "telemetry.otlp-operator.io/pipeline": "gw",
+    }
+
+
+def test_the_validity_checks_refuse_what_kubernetes_refuses() -> None:
+    assert not naming.is_dns_label("Upper")
+    assert not naming.is_dns_label("trailing-")
+    assert not naming.is_dns_label("a" * 64)
+    assert not naming.is_label_value("-leading")
+    assert naming.is_label_value("")
