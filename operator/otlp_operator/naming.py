@@ -12,7 +12,7 @@ Names per kind (all in the pipeline's namespace):
 | object | name |
 |---|---|
 | Deployment / DaemonSet, ServiceAccount, PodDisruptionBudget, HorizontalPodAutoscaler | `<name>-agent` |
-| Service | `<name>-otlp` (a DNS-1035 label: prefixed with `p-` if the name starts with a digit) |
+| Service | `<name>-otlp` (a DNS-1035 label: `p-<name>-<hash>-otlp` if the name starts with a digit) |
 | ConfigMap | `<name>-config-<config hash>` |
 | PersistentVolumeClaim (persistent queue) | `<name>-queue` |
 
@@ -55,15 +55,19 @@ def is_label_value(value: str) -> bool:
     return len(value) <= MAX_LABEL and bool(_LABEL_VALUE_RE.match(value))
 
 
-def dns_label(base: str, suffix: str = "") -> str:
-    """`base + suffix` as a DNS label; `base` is sanitized and hashed when it does not fit as is."""
-    if is_dns_label(base + suffix):
+def dns_label(base: str, suffix: str = "", prefix: str = "") -> str:
+    """`prefix + base + suffix` as a DNS label.
+
+    Verbatim when there is no prefix and it is valid; otherwise `base` is sanitized, shortened and
+    followed by a hash of itself, so the result never equals another base's verbatim or hashed name.
+    """
+    if not prefix and is_dns_label(base + suffix):
         return base + suffix
-    room = MAX_LABEL - len(suffix) - _HASH_LEN - 1
+    room = MAX_LABEL - len(prefix) - len(suffix) - _HASH_LEN - 1
     # Non-label characters (dots, capitals, underscores) become dashes; runs collapse; ends are trimmed.
     cleaned = re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", base.lower()))[:room].strip("-")
     head = f"{cleaned}-" if cleaned else ""
-    return f"{head}{short_hash(base)}{suffix}"
+    return f"{prefix}{head}{short_hash(base)}{suffix}"
 
 
 def label_value(value: str) -> str:
@@ -96,8 +100,8 @@ def autoscaler(pipeline: config.Pipeline) -> str:
 
 def service(pipeline: config.Pipeline) -> str:
     """Name of the Service; Services need a DNS-1035 label, which must start with a letter."""
-    base = pipeline.name if pipeline.name[:1].isalpha() else f"p-{pipeline.name}"
-    return dns_label(base, "-otlp")
+    prefix = "" if pipeline.name[:1].isalpha() else "p-"
+    return dns_label(pipeline.name, "-otlp", prefix)
 
 
 def config_map(pipeline: config.Pipeline, config_hash: str) -> str:

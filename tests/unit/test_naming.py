@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hypothesis
+from hypothesis import strategies as st
 from otlp_agent import config, spec
 from otlp_operator import naming
 
@@ -60,10 +62,11 @@ def test_dotted_names_become_labels_without_colliding_with_the_dashed_spelling()
     assert naming.workload(dashed) == "payments-eu-agent"
 
 
-def test_a_service_name_always_starts_with_a_letter() -> None:
+def test_a_service_name_always_starts_with_a_letter_without_taking_another_pipelines_name() -> None:
     name = naming.service(pipeline("1st-gateway"))
     assert name[0].isalpha() and naming.is_dns_label(name)
     assert name.endswith("-otlp")
+    assert name != naming.service(pipeline("p-1st-gateway"))
 
 
 def test_long_label_values_are_shortened_and_stay_distinct() -> None:
@@ -89,3 +92,21 @@ def test_the_validity_checks_refuse_what_kubernetes_refuses() -> None:
     assert not naming.is_dns_label("a" * 64)
     assert not naming.is_label_value("-leading")
     assert naming.is_label_value("")
+
+
+LABEL = r"[a-z0-9]([-a-z0-9]{0,80}[a-z0-9])?"
+SUBDOMAIN = st.from_regex(rf"{LABEL}(\.{LABEL}){{0,3}}", fullmatch=True)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(SUBDOMAIN, SUBDOMAIN, st.booleans())
+def test_any_two_pipeline_names_give_valid_distinct_object_names(first: str, other: str, near: bool) -> None:
+    # `near` pits a name against its own "p-" spelling, the one the Service name's prefix could confuse.
+    second = f"p-{first}" if near else other
+    hypothesis.assume(first != second and len(first) <= 253 and len(second) <= 253)
+    a, b = all_names(pipeline(first)), all_names(pipeline(second))
+    for name in (*a, *b):
+        assert naming.is_dns_label(name), name
+    assert naming.is_label_value(naming.label_value(first))
+    for x, y in zip(a, b, strict=True):
+        assert x != y
