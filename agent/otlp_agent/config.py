@@ -16,6 +16,8 @@ import yaml
 from otlp_agent import spec, spec_rules
 from otlp_agent.spec_rules import Problem, SpecError
 
+_MANIFEST_KEYS = {"apiVersion", "kind", "metadata", "spec"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
@@ -42,7 +44,9 @@ def load_text(text: str, source: str = "<config>") -> Pipeline:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise SpecError([Problem(source, f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]) from None
+        raise SpecError(
+            [Problem(source, f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]
+        ) from None
     if len(documents) != 1:
         raise SpecError([Problem(source, f"expected one YAML document, found {len(documents)}")])
     return load_document(documents[0], source)
@@ -52,13 +56,16 @@ def load_document(document: Any, source: str = "<config>") -> Pipeline:
     """Validate an already-parsed document (a manifest dict or a bare spec dict)."""
     if not isinstance(document, dict):
         raise SpecError([Problem(source, "expected a mapping (an OTLPPipeline manifest or its spec)")])
-    if "kind" not in document and "apiVersion" not in document:
+    if not _MANIFEST_KEYS & document.keys():
         return Pipeline("local", "default", spec_rules.validate_spec(document))
     problems = _manifest_header_problems(document)
+    try:
+        parsed = spec_rules.validate_spec(document.get("spec", {}))
+    except SpecError as exc:
+        problems += exc.problems
     if problems:
         raise SpecError(problems)
     metadata = document.get("metadata") or {}
-    parsed = spec_rules.validate_spec(document.get("spec"))
     return Pipeline(str(metadata.get("name", "local")), str(metadata.get("namespace", "default")), parsed)
 
 
@@ -71,6 +78,4 @@ def _manifest_header_problems(document: dict[str, Any]) -> list[Problem]:
         problems.append(Problem("kind", f"expected {spec.KIND}, got {document.get('kind')!r}"))
     if not isinstance(document.get("metadata", {}), dict):
         problems.append(Problem("metadata", "expected a mapping"))
-    if "spec" not in document:
-        problems.append(Problem("spec", "required field is missing"))
     return problems

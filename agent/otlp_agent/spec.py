@@ -182,12 +182,16 @@ class Cors(SpecModel):
     """Cross-origin access for browser clients of the OTLP/HTTP receiver."""
 
     allowed_origins: list[str] = Field(
-        default_factory=list, max_length=64, description='Origins allowed, e.g. "https://app.example.com", or "*".'
+        default_factory=list,
+        max_length=64,
+        description='Origins allowed, e.g. "https://app.example.com", or "*".',
     )
     allowed_headers: list[str] = Field(
         default_factory=list, max_length=64, description="Request headers allowed beyond the OTLP defaults."
     )
-    max_age: Duration = Field(default=7200.0, ge=0, le=86400, description="How long browsers cache a preflight.")
+    max_age: Duration = Field(
+        default=7200.0, ge=0, le=86400, description="How long browsers cache a preflight."
+    )
 
 
 class HttpReceiver(SpecModel):
@@ -337,8 +341,12 @@ class Retry(SpecModel):
 class Queue(SpecModel):
     """The exporter's queue between the batcher and the sender."""
 
-    type: QueueType = Field(default=QueueType.memory, description="memory, or persistent (SQLite on a volume).")
-    max_bytes: ByteSize = Field(default=64 * MiB, ge=1024, description="Bytes queued before whenFull applies.")
+    type: QueueType = Field(
+        default=QueueType.memory, description="memory, or persistent (SQLite on a volume)."
+    )
+    max_bytes: ByteSize = Field(
+        default=64 * MiB, ge=1024, description="Bytes queued before whenFull applies."
+    )
     max_items: int = Field(default=1_000_000, ge=1, description="Items queued before whenFull applies.")
     when_full: WhenFull = Field(
         default=WhenFull.refuse,
@@ -354,7 +362,9 @@ class Queue(SpecModel):
 class DebugExporter(SpecModel):
     """Writes what arrives to stdout or a file, for checking a pipeline by eye."""
 
-    verbosity: str = Field(default="basic", pattern=r"^(basic|detailed)$", description="basic: counts; detailed: items.")
+    verbosity: str = Field(
+        default="basic", pattern=r"^(basic|detailed)$", description="basic: counts; detailed: items."
+    )
     path: str | None = Field(default=None, description="File to append to; stdout when unset.")
 
 
@@ -439,7 +449,9 @@ class Injection(SpecModel):
 
     allowed: InjectionTarget = Field(default_factory=InjectionTarget, description="Who may inject it.")
     resources: Resources = Field(
-        default=Resources(requests=ResourceList(cpu="50m", memory="64Mi"), limits=ResourceList(memory="256Mi")),
+        default=Resources(
+            requests=ResourceList(cpu="50m", memory="64Mi"), limits=ResourceList(memory="256Mi")
+        ),
         description="Resources of the injected container.",
     )
     rollout_on_change: bool = Field(
@@ -468,7 +480,9 @@ class OTLPPipelineSpec(SpecModel):
     mode: Mode = Field(default=Mode.deployment, description="deployment (gateway) | daemonset | sidecar.")
     replicas: int = Field(default=1, ge=0, le=100, description="Gateway replicas (mode deployment).")
     autoscaling: Autoscaling | None = Field(default=None, description="Scale a gateway on CPU.")
-    image: str | None = Field(default=None, max_length=512, description="Agent image; the operator's default.")
+    image: str | None = Field(
+        default=None, max_length=512, description="Agent image; the operator's default."
+    )
     resources: Resources = Field(default_factory=Resources, description="Agent container resources.")
     env: list[EnvVar] = Field(default_factory=list, max_length=64, description="Extra environment variables.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Node labels pods must match.")

@@ -91,13 +91,18 @@ def _exporter_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     for index, exporter in enumerate(s.exporters):
         path = f"exporters[{index}]"
         if exporter.name in seen:
-            yield Problem(f"{path}.name", f"duplicate exporter name {exporter.name!r} (also exporters[{seen[exporter.name]}])")
+            yield Problem(
+                f"{path}.name",
+                f"duplicate exporter name {exporter.name!r} (also exporters[{seen[exporter.name]}])",
+            )
         seen.setdefault(exporter.name, index)
         yield from _one_exporter_problems(exporter, path)
 
 
 def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
-    targets = [name for name in ("endpoint", "endpoints", "pipeline_ref", "debug") if getattr(e, name) is not None]
+    targets = [
+        name for name in ("endpoint", "endpoints", "pipeline_ref", "debug") if getattr(e, name) is not None
+    ]
     if len(targets) != 1:
         yield Problem(path, "set exactly one of endpoint, endpoints, pipelineRef, debug")
     if e.compression == spec.Compression.zstd and e.protocol == spec.Protocol.grpc:
@@ -159,8 +164,11 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     if s.injection and s.mode != spec.Mode.sidecar:
         yield Problem("injection", "only for mode sidecar")
     if s.replicas != 1 and s.mode != spec.Mode.deployment:
-        yield Problem("replicas", f"only for mode deployment (a {s.mode.value} runs one agent per "
-                      f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})")
+        yield Problem(
+            "replicas",
+            f"only for mode deployment (a {s.mode.value} runs one agent per "
+            f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})",
+        )
 
 
 # Designed but not built yet: each entry names the issue that lifts it.

@@ -29,7 +29,9 @@ def parse_bytes(value: object) -> object:
     if isinstance(value, str):
         match = _BYTES_RE.match(value)
         if not match:
-            raise ValueError(f"{value!r} is not a byte size: use an integer or a quantity like 16Mi, 512Ki, 4M")
+            raise ValueError(
+                f"{value!r} is not a byte size: use an integer or a quantity like 16Mi, 512Ki, 4M"
+            )
         return int(match.group(1)) * _BYTE_SUFFIXES[match.group(2)]
     return value
 

@@ -1,0 +1,94 @@
+"""Batching per exporter and signal, on serialized bytes.
+
+A batch is a list of serialized Export*ServiceRequest messages; joined, they are one valid request (the
+protobuf merge of its parts), so batching never parses or copies items. A batch is emitted when it reaches
+maxItems or maxBytes, or `timeout` after its first request; a request larger than the limits is first
+split at resource/scope/item boundaries (`wire.split`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+from otlp_agent import spec, wire
+from otlp_agent.spec import Signal
+
+
+@dataclasses.dataclass
+class Batch:
+    """Requests of one signal bound for one exporter."""
+
+    signal: Signal
+    chunks: list[bytes]
+    items: int
+    size: int
+    created: float = dataclasses.field(default_factory=time.monotonic)
+
+    def payload(self) -> bytes:
+        """The batch as one serialized request."""
+        if len(self.chunks) != 1:
+            self.chunks = [b"".join(self.chunks)]
+        return self.chunks[0]
+
+
+class Batcher:
+    """Accumulates requests into batches and hands each full batch to `emit`."""
+
+    def __init__(
+        self, signal: Signal, settings: spec.Batch, emit: Callable[[Batch], Awaitable[None]]
+    ) -> None:
+        self.signal = signal
+        self.max_items = settings.max_items
+        self.max_bytes = settings.max_bytes
+        self.timeout = settings.timeout
+        self._emit = emit
+        self._chunks: list[bytes] = []
+        self._items = 0
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def add(self, data: bytes, items: int) -> None:
+        """Add one request; awaits only when a full batch is handed on (which may wait for queue space)."""
+        if items > self.max_items or len(data) > self.max_bytes:
+            for part, part_items in wire.split(self.signal, data, self.max_items, self.max_bytes):
+                await self._add_one(part, part_items)
+        else:
+            await self._add_one(data, items)
+
+    async def _add_one(self, data: bytes, items: int) -> None:
+        if self._chunks and (self._items + items > self.max_items or self._size + len(data) > self.max_bytes):
+            await self.flush()
+        self._chunks.append(data)
+        self._items += items
+        self._size += len(data)
+        if self._items >= self.max_items or self._size >= self.max_bytes:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Emit what is buffered now, if anything."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._chunks:
+            return
+        batch = Batch(self.signal, self._chunks, self._items, self._size)
+        self._chunks, self._items, self._size = [], 0, 0
+        await self._emit(batch)
+
+    async def close(self) -> None:
+        """Flush and wait for timer-triggered flushes in progress."""
+        await self.flush()
+        if self._pending:
+            await asyncio.gather(*self._pending)

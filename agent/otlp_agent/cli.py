@@ -1,0 +1,59 @@
+"""`otlp-agent`: validate a pipeline file, or run an agent from one.
+
+FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec. Problems are printed one per
+line as `field.path: message` with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from otlp_agent import config, logs
+from otlp_agent.spec_rules import SpecError
+
+EXIT_INVALID = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otlp-agent", description="A fast OTLP agent.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check a pipeline file and report every problem")
+    validate.add_argument("file")
+    run = commands.add_parser("run", help="run an agent")
+    run.add_argument("--config", required=True, help="pipeline file (manifest or spec)")
+    run.add_argument("--listen-host", default="0.0.0.0", help="address to listen on (default: all)")
+    args = parser.parse_args(argv)
+    try:
+        pipeline = config.load_file(args.file if args.command == "validate" else args.config)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    if args.command == "validate":
+        print(f"{pipeline.namespace}/{pipeline.name}: valid")
+        return 0
+    logs.configure(pipeline.spec.telemetry.log_level)
+    return asyncio.run(_run(pipeline, args.listen_host))
+
+
+async def _run(pipeline: config.Pipeline, host: str) -> int:
+    from otlp_agent.app import Agent  # the data path is only imported to run it
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    agent = Agent(pipeline, host=host)
+    try:
+        await agent.run(stop)
+    except OSError as exc:  # e.g. a port already in use
+        print(f"otlp-agent: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""OTLP/gRPC export with grpc.aio: raw request bytes out, status and partial success back.
+
+Compression none/gzip/deflate (grpcio cannot send zstd). TLS when the endpoint is https:// or TLS is
+configured, plaintext for http:// or `tls.insecure`; a bare host:port uses TLS unless `tls.insecure`, as the
+OTLP exporter specification says.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.rpc import error_details_pb2, status_pb2
+
+from otlp_agent import errors, spec
+from otlp_agent.batcher import Batch
+from otlp_agent.exporters.result import ExportResult
+from otlp_agent.signals import SIGNALS
+
+_COMPRESSION = {
+    spec.Compression.none: grpc.Compression.NoCompression,
+    spec.Compression.gzip: grpc.Compression.Gzip,
+    spec.Compression.deflate: grpc.Compression.Deflate,
+}
+_MAX_MESSAGE = 128 * 1024 * 1024
+
+
+def target_and_security(endpoint: str, tls: spec.ClientTLS) -> tuple[str, bool]:
+    """(host:port, use TLS) for a gRPC endpoint as users write it."""
+    if endpoint.startswith("https://"):
+        return endpoint.removeprefix("https://").rstrip("/"), not tls.insecure
+    if endpoint.startswith("http://"):
+        return endpoint.removeprefix("http://").rstrip("/"), False
+    return endpoint.rstrip("/"), not tls.insecure
+
+
+class GrpcTransport:
+    """One channel per exporter; one unary call per batch."""
+
+    def __init__(self, exporter: spec.Exporter) -> None:
+        assert exporter.endpoint is not None
+        target, secure = target_and_security(exporter.endpoint, exporter.tls)
+        options = [
+            ("grpc.max_send_message_length", _MAX_MESSAGE),
+            ("grpc.max_receive_message_length", _MAX_MESSAGE),
+        ]
+        if secure:
+            root = pathlib.Path(exporter.tls.ca_file).read_bytes() if exporter.tls.ca_file else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=root)
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        self._compression = _COMPRESSION[exporter.compression]
+        self._metadata = tuple((key.lower(), value) for key, value in exporter.headers.items())
+        self._methods = {
+            signal: self._channel.unary_unary(f"/{info.grpc_service}/Export")
+            for signal, info in SIGNALS.items()
+        }
+
+    async def export(self, batch: Batch, timeout: float) -> ExportResult:
+        payload = batch.payload()
+        try:
+            response: bytes = await self._methods[batch.signal](
+                payload, timeout=timeout, metadata=self._metadata, compression=self._compression
+            )
+        except grpc.aio.AioRpcError as exc:
+            return _failure(exc)
+        rejected, message = _partial_success(batch, response)
+        return ExportResult.success(wire_bytes=len(payload), rejected=rejected, message=message)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def _partial_success(batch: Batch, response: bytes) -> tuple[int, str]:
+    info = SIGNALS[batch.signal]
+    parsed = info.response_type()
+    try:
+        parsed.ParseFromString(response)
+    except Exception:  # a backend answering garbage still accepted the data
+        return 0, ""
+    partial = parsed.partial_success
+    return int(getattr(partial, info.rejected_field)), str(partial.error_message)
+
+
+def _failure(exc: grpc.aio.AioRpcError) -> ExportResult:
+    delay = _retry_info_delay(exc.trailing_metadata())
+    code = exc.code()
+    retryable = errors.grpc_retryable(code, delay is not None)
+    return ExportResult.failure(f"gRPC {code.name}: {exc.details()}", retryable=retryable, retry_after=delay)
+
+
+def _retry_info_delay(metadata: Any) -> float | None:
+    """RetryInfo.retry_delay from the grpc-status-details-bin trailer, in seconds."""
+    for key, value in metadata or ():
+        if key != "grpc-status-details-bin":
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                info = error_details_pb2.RetryInfo()
+                detail.Unpack(info)
+                return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
+    return None

@@ -1,0 +1,36 @@
+"""The outcome of one export attempt, and the interface every transport implements."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+from otlp_agent.batcher import Batch
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """What the backend said about one attempt."""
+
+    ok: bool
+    retryable: bool = False
+    retry_after: float | None = None  # from Retry-After / RetryInfo
+    rejected: int = 0  # partial success: items the backend refused (never retried)
+    message: str = ""
+    wire_bytes: int = 0  # bytes sent after compression
+
+    @classmethod
+    def success(cls, wire_bytes: int = 0, rejected: int = 0, message: str = "") -> ExportResult:
+        return cls(ok=True, rejected=rejected, message=message, wire_bytes=wire_bytes)
+
+    @classmethod
+    def failure(cls, message: str, retryable: bool, retry_after: float | None = None) -> ExportResult:
+        return cls(ok=False, retryable=retryable, retry_after=retry_after, message=message)
+
+
+class Transport(Protocol):
+    """Sends one batch, once; never retries (the retry sender does)."""
+
+    async def export(self, batch: Batch, timeout: float) -> ExportResult: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,75 @@
+"""The bounded in-memory queue between an exporter's batchers and its senders.
+
+Bounded by bytes and items. When full: `refuse` drops nothing here (receivers check `is_full` first and
+answer a retryable status, so the client keeps the data); `dropOldest` evicts the oldest batch (counted);
+`block` makes the producer wait for space, which holds the client's request open (backpressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+
+from otlp_agent import spec
+from otlp_agent.batcher import Batch
+
+
+class MemoryQueue:
+    """FIFO of batches with a bound and a policy for when it is reached."""
+
+    def __init__(self, settings: spec.Queue, on_drop: Callable[[Batch, str], None]) -> None:
+        self.max_bytes = settings.max_bytes
+        self.max_items = settings.max_items
+        self.when_full = settings.when_full
+        self._on_drop = on_drop
+        self._batches: collections.deque[Batch] = collections.deque()
+        self.bytes = 0
+        self.items = 0
+        self._changed = asyncio.Condition()
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def is_full(self) -> bool:
+        return self.bytes >= self.max_bytes or self.items >= self.max_items
+
+    def _fits(self, batch: Batch) -> bool:
+        if not self._batches:
+            return True  # one batch always fits, or an oversized batch could never be sent
+        return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
+
+    async def put(self, batch: Batch) -> None:
+        async with self._changed:
+            while not self._fits(batch):
+                if self.when_full == spec.WhenFull.block:
+                    await self._changed.wait()
+                elif self.when_full == spec.WhenFull.drop_oldest:
+                    self._remove(self._batches.popleft(), "queue_full_drop_oldest")
+                else:
+                    self._on_drop(batch, "queue_full")
+                    return
+            self._batches.append(batch)
+            self.bytes += batch.size
+            self.items += batch.items
+            self._changed.notify_all()
+
+    async def get(self) -> Batch:
+        async with self._changed:
+            while not self._batches:
+                await self._changed.wait()
+            batch = self._batches.popleft()
+            self.bytes -= batch.size
+            self.items -= batch.items
+            self._changed.notify_all()
+            return batch
+
+    def _remove(self, batch: Batch, reason: str) -> None:
+        self.bytes -= batch.size
+        self.items -= batch.items
+        self._on_drop(batch, reason)
+
+    def drain_all(self, reason: str) -> None:
+        """Drop everything left (at shutdown), counting it."""
+        while self._batches:
+            self._remove(self._batches.popleft(), reason)

@@ -1,0 +1,102 @@
+"""OTLP/gRPC receiver (grpc.aio): TraceService, MetricsService and LogsService Export.
+
+Requests arrive as raw bytes (no deserializer), are validated and counted with one upb parse, and go to the
+consumer unchanged. grpc itself decompresses gzip/deflate and enforces the message size limit after
+decompression (RESOURCE_EXHAUSTED). Refusals carry RetryInfo so OTLP clients back off.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
+
+from otlp_agent import errors, spec, wire
+from otlp_agent.metrics import AgentMetrics
+from otlp_agent.receivers import Consumer
+from otlp_agent.signals import SIGNALS, response_bytes
+from otlp_agent.spec import Signal
+
+_TRANSPORT = "grpc"
+
+
+class GrpcReceiver:
+    """A grpc.aio server bound to one port."""
+
+    def __init__(
+        self, settings: spec.GrpcReceiver, host: str, consumer: Consumer, metrics: AgentMetrics
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.consumer = consumer
+        self.metrics = metrics
+        self.port: int | None = None
+        self._server: grpc.aio.Server | None = None
+
+    async def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", self.settings.max_message_size),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(options=options)
+        for signal, info in SIGNALS.items():
+            handler = grpc.unary_unary_rpc_method_handler(self._handler(signal))
+            server.add_generic_rpc_handlers(
+                [grpc.method_handlers_generic_handler(info.grpc_service, {"Export": handler})]
+            )
+        address = (
+            f"[{self.host}]:{self.settings.port}" if ":" in self.host else f"{self.host}:{self.settings.port}"
+        )
+        self.port = server.add_insecure_port(address)
+        await server.start()
+        self._server = server
+
+    def _handler(self, signal: Signal) -> Any:
+        async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return await self._export(signal, request, context)
+
+        return export
+
+    async def _export(self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            items = wire.validate_and_count(signal, request)
+        except wire.MalformedPayload as exc:
+            self._refused(signal, 0, "malformed")
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            answer = await self.consumer.consume(signal, request, items)
+        except errors.ReceiveError as exc:
+            self._refused(signal, items, exc.reason)
+            await context.abort(exc.grpc_code, exc.message, trailing_metadata=_retry_trailer(exc))
+        labels = (signal.value, _TRANSPORT)
+        self.metrics.received_items.labels(*labels).inc(items - answer.rejected)
+        self.metrics.received_bytes.labels(*labels).inc(len(request))
+        if answer.rejected:
+            self._refused(signal, answer.rejected, "partial")
+        return response_bytes(signal, answer.rejected, answer.message)
+
+    def _refused(self, signal: Signal, items: int, reason: str) -> None:
+        self.metrics.refused_requests.labels(signal.value, _TRANSPORT, reason).inc()
+        self.metrics.refused_items.labels(signal.value, _TRANSPORT, reason).inc(items)
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking new calls; calls in progress get `grace` seconds to finish."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+
+def _retry_trailer(exc: errors.ReceiveError) -> tuple[tuple[str, bytes], ...]:
+    """google.rpc.Status with RetryInfo in grpc-status-details-bin, as OTLP clients expect on throttling."""
+    if exc.retry_after is None:
+        return ()
+    seconds = math.floor(exc.retry_after)
+    delay = duration_pb2.Duration(seconds=seconds, nanos=int((exc.retry_after - seconds) * 1e9))
+    status = status_pb2.Status(code=exc.grpc_code.value[0], message=exc.message)
+    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    return (("grpc-status-details-bin", status.SerializeToString()),)

@@ -1,0 +1,182 @@
+"""OTLP/HTTP receiver (aiohttp): POST /v1/traces, /v1/metrics, /v1/logs with protobuf or JSON bodies.
+
+aiohttp's own body decompression is turned off: the raw body is bounded by `maxBodySize`, then decoded by
+`compression.decode`, which stops at the same limit, so a compression bomb costs at most the limit. Answers
+use the request's content type; failures carry a google.rpc.Status body; refusals carry Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from google.rpc import status_pb2
+
+from otlp_agent import compression, errors, otlp_json, spec, wire
+from otlp_agent.metrics import AgentMetrics
+from otlp_agent.receivers import Answer, Consumer
+from otlp_agent.signals import SIGNALS, response_bytes
+from otlp_agent.spec import Signal
+
+_PROTOBUF = "application/x-protobuf"
+_JSON = "application/json"
+_TRANSPORT = "http"
+_CORS_BASE_HEADERS = ("content-type", "content-encoding")
+
+
+class HttpReceiver:
+    """An aiohttp server bound to one port."""
+
+    def __init__(
+        self, settings: spec.HttpReceiver, host: str, consumer: Consumer, metrics: AgentMetrics
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.consumer = consumer
+        self.metrics = metrics
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=self.settings.max_body_size)
+        for signal, info in SIGNALS.items():
+            app.router.add_post(info.http_path, self._handler(signal))
+            if self.settings.cors is not None:
+                app.router.add_route("OPTIONS", info.http_path, self._preflight)
+        # auto_decompress=False: we decode with a bound (see module docstring).
+        runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.settings.port, reuse_address=True)
+        await site.start()
+        self._runner = runner
+        self.port = self.settings.port
+
+    def _handler(self, signal: Signal) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def export(request: web.Request) -> web.StreamResponse:
+            response = await self._export(signal, request)
+            self._add_cors(request, response)
+            return response
+
+        return export
+
+    async def _export(self, signal: Signal, request: web.Request) -> web.Response:
+        content_type = request.content_type
+        answer_type = _JSON if content_type == _JSON else _PROTOBUF
+        try:
+            payload, items, rejected, message = await self._decode(signal, request, content_type)
+        except errors.ReceiveError as exc:
+            self._refused(signal, 0, exc.reason)
+            return _error_response(exc, answer_type)
+        try:
+            answer = await self.consumer.consume(signal, payload, items)
+        except errors.ReceiveError as exc:
+            self._refused(signal, items, exc.reason)
+            return _error_response(exc, answer_type)
+        return self._success(signal, answer_type, len(payload), items, rejected, message, answer)
+
+    async def _decode(
+        self, signal: Signal, request: web.Request, content_type: str
+    ) -> tuple[bytes, int, int, str]:
+        if content_type not in (_PROTOBUF, _JSON):
+            raise errors.unsupported_media_type(
+                f"unsupported Content-Type {content_type!r}: use {_PROTOBUF} or {_JSON}"
+            )
+        limit = self.settings.max_body_size
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise errors.too_large(f"body exceeds the limit of {limit} bytes") from None
+        try:
+            body = compression.decode(raw, request.headers.get("Content-Encoding", ""), limit)
+        except compression.TooLarge as exc:
+            raise errors.too_large(str(exc)) from None
+        except compression.BadEncoding as exc:
+            unknown = "unsupported Content-Encoding" in str(exc)
+            raise (errors.unsupported_media_type if unknown else errors.bad_request)(str(exc)) from None
+        if content_type == _JSON:
+            return _from_json(signal, body)
+        try:
+            return body, wire.validate_and_count(signal, body), 0, ""
+        except wire.MalformedPayload as exc:
+            raise errors.bad_request(str(exc)) from None
+
+    def _success(
+        self,
+        signal: Signal,
+        answer_type: str,
+        size: int,
+        items: int,
+        rejected: int,
+        message: str,
+        answer: Answer,
+    ) -> web.Response:
+        rejected += answer.rejected
+        message = message or answer.message
+        labels = (signal.value, _TRANSPORT)
+        self.metrics.received_items.labels(*labels).inc(items - answer.rejected)
+        self.metrics.received_bytes.labels(*labels).inc(size)
+        if rejected:
+            self.metrics.refused_items.labels(signal.value, _TRANSPORT, "partial").inc(rejected)
+        if answer_type == _JSON:
+            body = otlp_json.response_json(signal, rejected, message)
+        else:
+            body = response_bytes(signal, rejected, message)
+        return web.Response(body=body, content_type=answer_type)
+
+    def _refused(self, signal: Signal, items: int, reason: str) -> None:
+        self.metrics.refused_requests.labels(signal.value, _TRANSPORT, reason).inc()
+        self.metrics.refused_items.labels(signal.value, _TRANSPORT, reason).inc(items)
+
+    def _allowed_origin(self, request: web.Request) -> str | None:
+        cors = self.settings.cors
+        origin = request.headers.get("Origin")
+        if cors is None or origin is None:
+            return None
+        if "*" in cors.allowed_origins:
+            return "*"
+        return origin if origin in cors.allowed_origins else None
+
+    def _add_cors(self, request: web.Request, response: web.StreamResponse) -> None:
+        origin = self._allowed_origin(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        cors = self.settings.cors
+        response = web.Response(status=204)
+        if cors is not None and self._allowed_origin(request) is not None:
+            self._add_cors(request, response)
+            response.headers["Access-Control-Allow-Methods"] = "POST"
+            headers = (*_CORS_BASE_HEADERS, *cors.allowed_headers)
+            response.headers["Access-Control-Allow-Headers"] = ", ".join(headers)
+            response.headers["Access-Control-Max-Age"] = str(int(cors.max_age))
+        return response
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def _from_json(signal: Signal, body: bytes) -> tuple[bytes, int, int, str]:
+    try:
+        converted = otlp_json.parse_request(signal, body)
+    except otlp_json.JsonError as exc:
+        raise errors.bad_request(f"invalid OTLP/JSON: {exc}") from None
+    payload = bytes(converted.message.SerializeToString())
+    return payload, wire.count_parsed(signal, converted.message), converted.rejected, converted.error
+
+
+def _error_response(exc: errors.ReceiveError, answer_type: str) -> web.Response:
+    status = status_pb2.Status(code=exc.grpc_code.value[0], message=exc.message)
+    if answer_type == _JSON:
+        body = orjson.dumps({"code": status.code, "message": status.message})
+    else:
+        body = status.SerializeToString()
+    response = web.Response(status=exc.http_status, body=body, content_type=answer_type)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
