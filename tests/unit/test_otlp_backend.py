@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 import time
 import zlib
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.metrics.export import MetricExportResult
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from tests.support.otlp_backend import Fault, OtlpBackend, sdk_samples
+from tests.support.otlp_backend import Fault, OtlpBackend, attributes, sdk_samples
 
 RESOURCE = {"service.name": "checkout", "deployment.environment": "unit"}
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -91,10 +92,11 @@ def test_sdk_exporters_deliver_spans_metrics_and_logs_as_sent(backend: OtlpBacke
     }
     got = {(span.trace_id, span.span_id, span.parent_span_id or None) for _, _, span in backend.spans()}
     assert got == sent and sum(parent is None for *_, parent in got) == 2, "two roots, two children"
-    resource, scope, first = backend.spans()[0]
+    resource, scope, _ = backend.spans()[0]
     assert resource["service.name"] == "checkout" and resource["deployment.environment"] == "unit"
     assert scope == sdk_samples.SCOPE
-    assert {kv.key for kv in first.attributes} >= {"index"}
+    roots = [attributes(span.attributes) for _, _, span in backend.spans() if not span.parent_span_id]
+    assert sorted((a["index"], a["http.route"]) for a in roots) == [(0, "/cart"), (2, "/cart")]
     assert {(name, point.as_int) for _, name, point in backend.data_points() if name == "requests"} == {
         ("requests", 3),
         ("requests", 4),
@@ -184,6 +186,24 @@ async def test_otlp_json_with_hex_ids_is_recorded_as_protobuf_and_answered_in_js
     assert (span.links[0].trace_id, span.links[0].span_id) == (TRACE_ID, PARENT_ID)
     assert span.kind == trace_pb2.Span.SPAN_KIND_SERVER and span.start_time_unix_nano == 1700000000000000000
     assert backend.requests[0].content_type == "application/json"
+
+
+def test_otlp_json_logs_and_metric_exemplars_carry_hex_ids_too(backend: OtlpBackend) -> None:
+    ids = {"traceId": TRACE_ID.hex(), "spanId": SPAN_ID.hex()}
+    logs = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "hi"}, **ids}]}]}]}
+    point = {"asInt": "5", "exemplars": [{"asInt": "5", **ids}]}
+    metrics = {
+        "resourceMetrics": [
+            {"scopeMetrics": [{"metrics": [{"name": "m", "gauge": {"dataPoints": [point]}}]}]}
+        ]
+    }
+    for path, document in (("logs", logs), ("metrics", metrics)):
+        answer = requests.post(f"{backend.http_endpoint}/v1/{path}", json=document, timeout=5)
+        assert answer.status_code == 200, answer.text
+    ((_, _, record),) = backend.log_records()
+    ((_, name, data_point),) = backend.data_points()
+    assert (record.trace_id, record.span_id, record.body.string_value) == (TRACE_ID, SPAN_ID, "hi")
+    assert (name, data_point.as_int, data_point.exemplars[0].trace_id) == ("m", 5, TRACE_ID)
 
 
 def test_undecodable_requests_are_refused_recorded_and_leave_the_fault_script_alone(
@@ -284,7 +304,9 @@ def test_drop_connection_breaks_the_grpc_connection_and_the_next_call_reconnects
         export = channel.unary_unary(TRACE_EXPORT)
         with pytest.raises(grpc.RpcError) as caught:
             export(trace_request().SerializeToString(), timeout=5)
+        # A transport failure, not a status the server answered.
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert re.search("Socket closed|Connection reset|Stream removed", caught.value.details())
         export(trace_request().SerializeToString(), timeout=5, wait_for_ready=True)
     assert [r.outcome for r in backend.requests] == ["dropped", "accepted"]
     assert backend.requests[0].status is None
@@ -384,3 +406,10 @@ async def test_stop_is_bounded_even_with_requests_held_by_a_delay() -> None:
             await pending
     assert {r.outcome for r in backend.requests} == {"stopped"}
     backend.stop()  # idempotent
+
+
+def test_a_backend_that_keeps_no_bodies_still_counts_and_waits() -> None:
+    with OtlpBackend(keep_bodies=False) as backend:
+        grpc_export(backend, trace_request(7).SerializeToString())
+        backend.wait_for_items("traces", 7, timeout=5)
+        assert backend.requests[0].body == b"" and backend.requests[0].wire_size > 0

@@ -30,11 +30,17 @@ class OtlpBackend:
     """A real OTLP backend on free loopback ports; see the module docstring for a tour."""
 
     def __init__(
-        self, host: str = "127.0.0.1", grpc_port: int = 0, http_port: int = 0, max_body_bytes: int = 64 << 20
+        self,
+        host: str = "127.0.0.1",
+        grpc_port: int = 0,
+        http_port: int = 0,
+        max_body_bytes: int = 64 << 20,
+        keep_bodies: bool = True,
     ) -> None:
+        """`keep_bodies=False` records counts and metadata only (body=b""), for long benchmark runs."""
         self._host = host
         self._ports = (grpc_port, http_port)
-        self._store = recorder.Recorder()
+        self._store = recorder.Recorder(keep_bodies)
         self._grpc = grpc_server.GrpcReceiver(self._store, host, max_body_bytes)
         self._http = http_server.HttpReceiver(self._store, host, max_body_bytes)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -112,17 +118,21 @@ class OtlpBackend:
     @property
     def grpc_endpoint(self) -> str:
         """ "127.0.0.1:PORT" for OTLP/gRPC clients (through the relay that can drop connections)."""
-        return f"{self._host}:{self._grpc.port}"
+        return f"{self._address}:{self._grpc.port}"
 
     @property
     def grpc_direct_endpoint(self) -> str:
         """The gRPC server without the relay: cheaper for benchmarks, but `drop_connection` cannot work."""
-        return f"{self._host}:{self._grpc.direct_port}"
+        return f"{self._address}:{self._grpc.direct_port}"
 
     @property
     def http_endpoint(self) -> str:
         """ "http://127.0.0.1:PORT"; signals live at /v1/traces, /v1/metrics and /v1/logs."""
-        return f"http://{self._host}:{self._http.port}"
+        return f"http://{self._address}:{self._http.port}"
+
+    @property
+    def _address(self) -> str:
+        return f"[{self._host}]" if ":" in self._host else self._host
 
     # -- faults ---------------------------------------------------------------------------------------
 
@@ -208,12 +218,11 @@ class OtlpBackend:
         predicate = self._store.items_at_least(_known(signal), count)
         self._store.wait_until(predicate, timeout, f"{count} accepted {signal} items")
 
-    # A timeout argument (not asyncio.timeout around the call) keeps the sync and async APIs alike.
     async def wait_for_items_async(
         self,
         signal: str,
         count: int,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> None:
         """`wait_for_items` for async tests: suspends the awaiting task, not its event loop."""
         predicate = self._store.items_at_least(_known(signal), count)
@@ -228,7 +237,7 @@ class OtlpBackend:
         self,
         count: int,
         signal: str | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> None:
         """`wait_for_requests` for async tests."""
         predicate = self._store.requests_at_least(count, signal)
@@ -238,7 +247,7 @@ class OtlpBackend:
         """Block until `count` requests reached a handler, answered or not (e.g. one held by `delay`)."""
         self._store.wait_until(self._store.arrivals_at_least(count), timeout, f"{count} arrived requests")
 
-    async def wait_for_arrivals_async(self, count: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+    async def wait_for_arrivals_async(self, count: int, timeout: float = 10.0) -> None:
         """`wait_for_arrivals` for async tests."""
         predicate = self._store.arrivals_at_least(count)
         await self._store.wait_until_async(predicate, timeout, f"{count} arrived requests")

@@ -111,7 +111,7 @@ class Exchange(Generic[T]):
                 content_encoding=incoming.content_encoding,
                 headers=incoming.headers,
                 wire_size=len(incoming.wire),
-                body=body,
+                body=body if self.store.keep_bodies else b"",
                 items=items,
                 outcome=outcome,
                 status=status,

@@ -125,7 +125,8 @@ class _GrpcAnswers:
 
     async def drop(self) -> bytes:
         if self._relay is None or not self._relay.drop(self._context.peer()):
-            await self._context.abort(grpc.StatusCode.UNAVAILABLE, "connection drop is impossible here")
+            message = "drop_connection works through grpc_endpoint only"
+            await self._context.abort(grpc.StatusCode.UNAVAILABLE, message)
         # The call's connection is gone, so grpc cancels this handler; the sleep only bounds a surprise.
         await asyncio.sleep(_DROP_GRACE)
         await self._context.abort(grpc.StatusCode.UNAVAILABLE, "connection drop did not cancel the call")

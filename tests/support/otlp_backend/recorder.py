@@ -58,7 +58,8 @@ class ReceivedRequest:
 class Recorder:
     """Thread-safe store of requests, fault script and waiters."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_bodies: bool = True) -> None:
+        self.keep_bodies = keep_bodies
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._requests: list[ReceivedRequest] = []
