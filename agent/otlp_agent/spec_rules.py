@@ -9,13 +9,14 @@ waiting to happen. Each refusal names the issue that lifts it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pydantic
 
-from otlp_agent import spec
+from otlp_agent import spec, units
 
 _RESERVED_HEADERS = {"content-type", "content-encoding", "content-length", "te", "host", "grpc-encoding"}
 _LEVEL_RANGE = {spec.Compression.gzip: 9, spec.Compression.deflate: 9, spec.Compression.zstd: 19}
@@ -62,11 +63,42 @@ def _from_pydantic(error: Any, prefix: str) -> Problem:
     for part in error["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     message = error["msg"]
-    if error["type"] == "extra_forbidden":
+    bound = _bound_in_user_units(error)
+    if bound:
+        message = bound
+    elif error["type"] == "extra_forbidden":
         message = "unknown field"
     elif error["type"] == "missing":
         message = "required field is missing"
     return Problem(path, message)
+
+
+_BOUND_WORDS = {"less_than_equal": ("le", "at most"), "greater_than_equal": ("ge", "at least")}
+
+
+@functools.cache
+def _unit_fields() -> dict[str, Any]:
+    """camelCase name -> formatter, for every duration and byte-size field of the spec models."""
+    found: dict[str, Any] = {}
+    for model in vars(spec).values():
+        if isinstance(model, type) and issubclass(model, spec.SpecModel):
+            for name, field in model.model_fields.items():
+                for meta in field.metadata:
+                    func = getattr(meta, "func", None)
+                    if func is units.parse_duration:
+                        found[field.alias or name] = units.format_duration
+                    elif func is units.parse_bytes:
+                        found[field.alias or name] = units.format_bytes
+    return found
+
+
+def _bound_in_user_units(error: Any) -> str | None:
+    """'must be at most 1m' rather than 'less than or equal to 60' for durations and sizes."""
+    words = _BOUND_WORDS.get(error["type"])
+    formatter = _unit_fields().get(str(error["loc"][-1])) if error["loc"] else None
+    if words is None or formatter is None:
+        return None
+    return f"must be {words[1]} {formatter(error['ctx'][words[0]])}"
 
 
 def _receiver_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
