@@ -93,6 +93,8 @@ class ApiServer(deletion.DeletionMixin):
             meta.pop("namespace", None)
         if "status" in rt.subresources:
             obj.pop("status", None)
+            if not rt.crd_name:
+                obj["status"] = {}  # built-in kinds always serialise their (empty) status struct
         for key in (*SYSTEM_META[:5], "resourceVersion"):
             meta.pop(key, None)
         if not meta.get("name") and not meta.get("generateName"):
