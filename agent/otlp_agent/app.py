@@ -18,8 +18,8 @@ from otlp_agent.pipeline import Pipeline
 from otlp_agent.receivers.grpc_receiver import GrpcReceiver
 from otlp_agent.receivers.http_receiver import HttpReceiver
 
-#: Calls in progress when the gRPC listener stops get this long to finish (within the grace period).
-_GRPC_STOP_GRACE = 2.0
+#: Requests in progress when a listener stops get this long to finish (within the grace period).
+_LISTENER_STOP_GRACE = 2.0
 
 
 class Agent:
@@ -39,7 +39,12 @@ class Agent:
         self.pipeline = Pipeline(self.spec, self.metrics, transports)
         otlp = self.spec.receivers.otlp
         self.grpc = GrpcReceiver(otlp.grpc, host, self.pipeline, self.metrics) if otlp.grpc.enabled else None
-        self.http = HttpReceiver(otlp.http, host, self.pipeline, self.metrics) if otlp.http.enabled else None
+        stop_grace = min(_LISTENER_STOP_GRACE, self.spec.lifecycle.shutdown_grace_period)
+        self.http = (
+            HttpReceiver(otlp.http, host, self.pipeline, self.metrics, stop_grace)
+            if otlp.http.enabled
+            else None
+        )
         self.ready = False
         self._telemetry: web.AppRunner | None = None
 
@@ -63,7 +68,7 @@ class Agent:
         self.ready = False
         deadline = time.monotonic() + self.spec.lifecycle.shutdown_grace_period
         if self.grpc:
-            await self.grpc.stop(min(_GRPC_STOP_GRACE, self.spec.lifecycle.shutdown_grace_period))
+            await self.grpc.stop(min(_LISTENER_STOP_GRACE, self.spec.lifecycle.shutdown_grace_period))
         if self.http:
             await self.http.stop()
         await self.pipeline.flush()

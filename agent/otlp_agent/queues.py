@@ -26,6 +26,7 @@ class MemoryQueue:
         self._batches: collections.deque[Batch] = collections.deque()
         self.bytes = 0
         self.items = 0
+        self.blocked_producers = 0  # producers waiting for space under the `block` policy
         self._changed = asyncio.Condition()
 
     def __len__(self) -> int:
@@ -43,7 +44,11 @@ class MemoryQueue:
         async with self._changed:
             while not self._fits(batch):
                 if self.when_full == spec.WhenFull.block:
-                    await self._changed.wait()
+                    self.blocked_producers += 1
+                    try:
+                        await self._changed.wait()
+                    finally:
+                        self.blocked_producers -= 1
                 elif self.when_full == spec.WhenFull.drop_oldest:
                     self._remove(self._batches.popleft(), "queue_full_drop_oldest")
                 else:

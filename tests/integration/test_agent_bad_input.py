@@ -18,8 +18,7 @@ from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.support.agent_runner import RunningAgent, agent_running
-from tests.support.otlp_backend import OtlpBackend
-from tests.support.otlp_backend import sdk_samples
+from tests.support.otlp_backend import OtlpBackend, sdk_samples
 
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LIMIT = 64 * 1024
@@ -29,7 +28,9 @@ def valid_request(spans: int = 3) -> bytes:
     request = trace_service_pb2.ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for index in range(spans):
-        span = scope.spans.add(name=f"ok-{index}", trace_id=bytes(range(1, 17)), span_id=(index + 1).to_bytes(8, "big"))
+        span = scope.spans.add(
+            name=f"ok-{index}", trace_id=bytes(range(1, 17)), span_id=(index + 1).to_bytes(8, "big")
+        )
         span.attributes.add(key="k").value.string_value = "v"
     return bytes(request.SerializeToString())
 
@@ -42,15 +43,21 @@ def spec_for(backend: OtlpBackend) -> dict[str, Any]:
     }
 
 
-async def post(agent: RunningAgent, body: bytes, content_type: str = "application/x-protobuf", **headers: str) -> tuple[int, bytes, Any]:
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
-        async with session.post(
+async def post(
+    agent: RunningAgent, body: bytes, content_type: str = "application/x-protobuf", **headers: str
+) -> tuple[int, bytes, Any]:
+    async with (
+        aiohttp.ClientSession(auto_decompress=False) as session,
+        session.post(
             f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": content_type, **headers}
-        ) as response:
-            return response.status, await response.read(), response.headers
+        ) as response,
+    ):
+        return response.status, await response.read(), response.headers
 
 
-async def grpc_export(agent: RunningAgent, body: bytes, compression: grpc.Compression | None = None) -> grpc.StatusCode:
+async def grpc_export(
+    agent: RunningAgent, body: bytes, compression: grpc.Compression | None = None
+) -> grpc.StatusCode:
     async with grpc.aio.insecure_channel(agent.grpc_endpoint) as channel:
         try:
             await channel.unary_unary(TRACE_METHOD)(body, timeout=5, compression=compression)
@@ -74,10 +81,16 @@ HTTP_CASES = [
     pytest.param(b'{"resourceSpans": [', "application/json", {}, 400, id="invalid-json"),
     pytest.param(b'{"resourceSpans": 7}', "application/json", {}, 400, id="json-wrong-type"),
     pytest.param(valid_request(), "text/plain", {}, 415, id="wrong-content-type"),
-    pytest.param(valid_request(), "application/x-protobuf", {"Content-Encoding": "br"}, 415, id="unknown-encoding"),
-    pytest.param(b"\x1f\x8b\x08garbage", "application/x-protobuf", {"Content-Encoding": "gzip"}, 400, id="bad-gzip"),
+    pytest.param(
+        valid_request(), "application/x-protobuf", {"Content-Encoding": "br"}, 415, id="unknown-encoding"
+    ),
+    pytest.param(
+        b"\x1f\x8b\x08garbage", "application/x-protobuf", {"Content-Encoding": "gzip"}, 400, id="bad-gzip"
+    ),
     pytest.param(bomb("gzip"), "application/x-protobuf", {"Content-Encoding": "gzip"}, 413, id="gzip-bomb"),
-    pytest.param(bomb("deflate"), "application/x-protobuf", {"Content-Encoding": "deflate"}, 413, id="deflate-bomb"),
+    pytest.param(
+        bomb("deflate"), "application/x-protobuf", {"Content-Encoding": "deflate"}, 413, id="deflate-bomb"
+    ),
     pytest.param(bomb("zstd"), "application/x-protobuf", {"Content-Encoding": "zstd"}, 413, id="zstd-bomb"),
     pytest.param(valid_request(LIMIT // 40), "application/x-protobuf", {}, 413, id="oversized-body"),
 ]
@@ -95,10 +108,15 @@ async def test_bad_http_requests_get_a_precise_status_and_the_agent_keeps_servin
                 assert orjson.loads(answer)["message"]
             elif got != 415:
                 assert status_pb2.Status.FromString(answer).message, "the client is told what was wrong"
-            assert sum(
-                agent.metric("otlp_agent_refused_requests_total", signal="traces", transport="http", reason=reason)
-                for reason in ("malformed", "too_large", "unsupported_media_type")
-            ) == 1
+            assert (
+                sum(
+                    agent.metric(
+                        "otlp_agent_refused_requests_total", signal="traces", transport="http", reason=reason
+                    )
+                    for reason in ("malformed", "too_large", "unsupported_media_type")
+                )
+                == 1
+            )
             assert (await post(agent, valid_request()))[0] == 200
             await backend.wait_for_items_async("traces", 3)
         assert [name for _, _, span in backend.spans() for name in [span.name]] == ["ok-0", "ok-1", "ok-2"]
@@ -135,7 +153,9 @@ async def test_bad_grpc_requests_get_invalid_argument_or_resource_exhausted() ->
 async def test_json_items_with_bad_ids_are_rejected_alone_with_partial_success() -> None:
     good = {"traceId": "0102030405060708090a0b0c0d0e0f10", "spanId": "0102030405060708", "name": "good"}
     bad = {"traceId": "not-hex", "spanId": "0102030405060708", "name": "bad"}
-    body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [good, bad, {**good, "name": "good2"}]}]}]})
+    body = orjson.dumps(
+        {"resourceSpans": [{"scopeSpans": [{"spans": [good, bad, {**good, "name": "good2"}]}]}]}
+    )
     with OtlpBackend() as backend:
         async with agent_running(spec_for(backend)) as agent:
             status, answer, headers = await post(agent, body, "application/json")

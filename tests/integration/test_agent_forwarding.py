@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.agent_runner import agent_running
-from tests.support.otlp_backend import OtlpBackend
-from tests.support.otlp_backend import sdk_samples
+from tests.support.otlp_backend import OtlpBackend, sdk_samples
 from tests.support.waiting import eventually
 
 RESOURCE = {"service.name": "checkout", "k8s.namespace.name": "shop", "deployment.environment": "test"}
@@ -26,7 +25,9 @@ EXPORTS = [
 ]
 
 
-def exporter_to(backend: OtlpBackend, protocol: str, compression: str, name: str = "backend") -> dict[str, Any]:
+def exporter_to(
+    backend: OtlpBackend, protocol: str, compression: str, name: str = "backend"
+) -> dict[str, Any]:
     endpoint = backend.grpc_direct_endpoint if protocol == "grpc" else backend.http_endpoint
     return {
         "name": name,
@@ -96,14 +97,17 @@ async def test_every_item_arrives_once_and_intact(receive: str, protocol: str, c
 async def test_fan_out_delivers_everything_to_every_exporter() -> None:
     with OtlpBackend() as first, OtlpBackend() as second:
         spec = fast_batches(
-            exporter_to(first, "grpc", "gzip", "first"), exporter_to(second, "http/protobuf", "zstd", "second")
+            exporter_to(first, "grpc", "gzip", "first"),
+            exporter_to(second, "http/protobuf", "zstd", "second"),
         )
         async with agent_running(spec) as agent:
             spans, _, _ = await send_all_signals("grpc", agent.grpc_endpoint)
             await first.wait_for_items_async("traces", 40)
             await second.wait_for_items_async("traces", 40)
             await eventually(
-                lambda: agent.metric("otlp_agent_exported_items_total", exporter="second", signal="traces") == 40,
+                lambda: (
+                    agent.metric("otlp_agent_exported_items_total", exporter="second", signal="traces") == 40
+                ),
                 what="the second exporter to count 40 exported spans",
             )
         assert_spans_intact(first, spans)
@@ -122,20 +126,31 @@ async def test_an_exporter_only_gets_the_signals_it_accepts() -> None:
 
 async def test_small_requests_are_batched_into_fewer_exports() -> None:
     with OtlpBackend() as backend:
-        spec = {"processors": {"batch": {"maxItems": 100, "timeout": "10s"}}, "exporters": [exporter_to(backend, "grpc", "gzip")]}
+        spec = {
+            "processors": {"batch": {"maxItems": 100, "timeout": "10s"}},
+            "exporters": [exporter_to(backend, "grpc", "gzip")],
+        }
         async with agent_running(spec) as agent:
             span_exporter, _, _ = sdk_samples.exporters("grpc", agent.grpc_endpoint)
             for _ in range(10):
-                assert (await asyncio.to_thread(span_exporter.export, sdk_samples.make_spans(20, RESOURCE))).name == "SUCCESS"
+                assert (
+                    await asyncio.to_thread(span_exporter.export, sdk_samples.make_spans(20, RESOURCE))
+                ).name == "SUCCESS"
             await asyncio.to_thread(span_exporter.shutdown)
             await backend.wait_for_items_async("traces", 200)
         assert len(backend.requests) == 2, "200 spans in batches of 100"
-        assert [sum(len(ss.spans) for rs in m.resource_spans for ss in rs.scope_spans) for m in backend.accepted("traces")] == [100, 100]
+        assert [
+            sum(len(ss.spans) for rs in m.resource_spans for ss in rs.scope_spans)
+            for m in backend.accepted("traces")
+        ] == [100, 100]
 
 
 async def test_a_request_larger_than_the_batch_is_split() -> None:
     with OtlpBackend() as backend:
-        spec = {"processors": {"batch": {"maxItems": 16, "timeout": "20ms"}}, "exporters": [exporter_to(backend, "http/protobuf", "zstd")]}
+        spec = {
+            "processors": {"batch": {"maxItems": 16, "timeout": "20ms"}},
+            "exporters": [exporter_to(backend, "http/protobuf", "zstd")],
+        }
         async with agent_running(spec) as agent:
             spans, _, _ = await send_all_signals("http", agent.http_endpoint)
             await backend.wait_for_items_async("traces", 40)
@@ -145,7 +160,10 @@ async def test_a_request_larger_than_the_batch_is_split() -> None:
 
 async def test_shutdown_flushes_a_partial_batch() -> None:
     with OtlpBackend() as backend:
-        spec = {"processors": {"batch": {"timeout": "1m"}}, "exporters": [exporter_to(backend, "grpc", "none")]}
+        spec = {
+            "processors": {"batch": {"timeout": "1m"}},
+            "exporters": [exporter_to(backend, "grpc", "none")],
+        }
         async with agent_running(spec) as agent:
             await send_all_signals("grpc", agent.grpc_endpoint)
             assert backend.accepted_items("traces") == 0, "the batch waits for its timeout"

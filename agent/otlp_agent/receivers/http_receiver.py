@@ -30,9 +30,15 @@ class HttpReceiver:
     """An aiohttp server bound to one port."""
 
     def __init__(
-        self, settings: spec.HttpReceiver, host: str, consumer: Consumer, metrics: AgentMetrics
+        self,
+        settings: spec.HttpReceiver,
+        host: str,
+        consumer: Consumer,
+        metrics: AgentMetrics,
+        shutdown_timeout: float = 5.0,
     ) -> None:
         self.settings = settings
+        self.shutdown_timeout = shutdown_timeout
         self.host = host
         self.consumer = consumer
         self.metrics = metrics
@@ -46,7 +52,13 @@ class HttpReceiver:
             if self.settings.cors is not None:
                 app.router.add_route("OPTIONS", info.http_path, self._preflight)
         # auto_decompress=False: we decode with a bound (see module docstring).
-        runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            app,
+            auto_decompress=False,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=self.shutdown_timeout,  # requests in progress get this long at shutdown
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.settings.port, reuse_address=True)
         await site.start()

@@ -1,0 +1,183 @@
+"""Over its memory or queue bounds the agent refuses with a retryable status (clients keep the data), and
+queue policies do what their names say."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+import grpc
+import grpc.aio
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from otlp_agent.exporters.result import ExportResult
+
+from tests.support.agent_runner import RunningAgent, agent_running
+from tests.support.gated_transport import GatedTransport
+from tests.support.waiting import eventually
+
+TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def request_bytes(spans: int, payload: int = 0) -> bytes:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for index in range(spans):
+        span = scope.spans.add(name="s", trace_id=b"\x01" * 16, span_id=(index + 1).to_bytes(8, "big"))
+        if payload:
+            span.attributes.add(key="blob").value.string_value = "x" * payload
+    return bytes(request.SerializeToString())
+
+
+def gated_spec(queue: dict[str, Any] | None = None, limiter: dict[str, Any] | None = None) -> dict[str, Any]:
+    processors: dict[str, Any] = {"batch": {"maxItems": 10, "timeout": "5ms"}}
+    if limiter:
+        processors["memoryLimiter"] = limiter
+    exporter = {"name": "slow", "debug": {}, "queue": {"consumers": 1, **(queue or {})}}
+    return {"processors": processors, "exporters": [exporter], "lifecycle": {"shutdownGracePeriod": "2s"}}
+
+
+async def post(agent: RunningAgent, body: bytes) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
+        ) as response,
+    ):
+        return response.status, response.headers
+
+
+async def test_over_the_memory_limit_http_clients_get_503_with_retry_after() -> None:
+    slow = GatedTransport()
+    spec = gated_spec(limiter={"limit": "1Mi", "spikeLimit": "256Ki"}, queue={"maxBytes": "64Mi"})
+    async with agent_running(spec, transports={"slow": slow}) as agent:
+        body = request_bytes(10, payload=40_000)  # ~400 KB
+        statuses = [(await post(agent, body))[0] for _ in range(4)]
+        assert statuses[:2] == [200, 200]
+        assert 503 in statuses[2:]
+        status, headers = await post(agent, body)
+        assert status == 503 and int(headers["Retry-After"]) >= 1
+        refused = agent.metric(
+            "otlp_agent_refused_requests_total", signal="traces", transport="http", reason="memory_limit"
+        )
+        assert refused >= 2
+        accepted = statuses.count(200)
+        slow.gate.set()  # the backend recovers: everything accepted is exported, memory is released
+        await eventually(lambda: slow.items == 10 * accepted, what="accepted spans exported")
+        await eventually(lambda: agent.agent.pipeline.limiter.held == 0, what="memory released")
+        assert (await post(agent, body))[0] == 200
+
+
+async def test_over_the_memory_limit_grpc_clients_get_unavailable_with_retry_info() -> None:
+    slow = GatedTransport()
+    spec = gated_spec(limiter={"limit": "1Mi", "spikeLimit": "256Ki"})
+    async with agent_running(spec, transports={"slow": slow}) as agent:
+        body = request_bytes(10, payload=40_000)
+        async with grpc.aio.insecure_channel(agent.grpc_endpoint) as channel:
+            export = channel.unary_unary(TRACE_METHOD)
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                for _ in range(5):
+                    await export(body, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        details = dict(refused.value.trailing_metadata())["grpc-status-details-bin"]
+        retry = error_details_pb2.RetryInfo()
+        assert status_pb2.Status.FromString(details).details[0].Unpack(retry)
+        assert retry.retry_delay.seconds >= 1
+        slow.gate.set()
+
+
+async def test_a_full_queue_with_refuse_policy_refuses_instead_of_dropping() -> None:
+    slow = GatedTransport()
+    async with agent_running(
+        gated_spec(queue={"maxBytes": 1024, "whenFull": "refuse"}), transports={"slow": slow}
+    ) as agent:
+        body = request_bytes(10, payload=200)
+        assert (await post(agent, body))[0] == 200  # in flight at the (stuck) backend
+        await eventually(lambda: slow.waiting == 1, what="first batch in flight")
+        assert (await post(agent, body))[0] == 200  # queued: the queue is now full
+        await eventually(
+            lambda: len(agent.agent.pipeline.exporters[0].queue) == 1, what="second batch queued"
+        )
+        assert (await post(agent, body))[0] == 503
+        slow.gate.set()
+        await eventually(lambda: slow.items == 20, what="both accepted batches exported")
+        assert (
+            agent.metric(
+                "otlp_agent_dropped_items_total", exporter="slow", signal="traces", reason="queue_full"
+            )
+            == 0
+        )
+
+
+async def test_drop_oldest_evicts_the_oldest_batch_and_counts_it() -> None:
+    slow = GatedTransport()
+    spec = gated_spec(queue={"maxBytes": 1024, "whenFull": "dropOldest"})
+    async with agent_running(spec, transports={"slow": slow}) as agent:
+        runtime = agent.agent.pipeline.exporters[0]
+        for expected_depth in (0, 1, 1, 1):
+            assert (await post(agent, request_bytes(10, payload=200)))[0] == 200
+            await eventually(
+                lambda d=expected_depth: len(runtime.queue) == d and slow.waiting == 1, what="queue depth"
+            )
+        dropped = agent.metric(
+            "otlp_agent_dropped_items_total",
+            exporter="slow",
+            signal="traces",
+            reason="queue_full_drop_oldest",
+        )
+        assert dropped == 20
+        slow.gate.set()
+        await eventually(lambda: slow.items == 20, what="in-flight and newest batch exported")
+
+
+async def test_block_policy_holds_the_client_until_there_is_room() -> None:
+    slow = GatedTransport()
+    spec = gated_spec(queue={"maxBytes": 1024, "whenFull": "block"})
+    async with agent_running(spec, transports={"slow": slow}) as agent:
+        runtime = agent.agent.pipeline.exporters[0]
+        assert (await post(agent, request_bytes(10, payload=200)))[0] == 200
+        await eventually(lambda: slow.waiting == 1, what="first batch in flight")
+        assert (await post(agent, request_bytes(10, payload=200)))[0] == 200
+        await eventually(lambda: len(runtime.queue) == 1, what="second batch queued")
+        blocked = asyncio.create_task(post(agent, request_bytes(10, payload=200)))
+        await eventually(
+            lambda: runtime.queue.blocked_producers == 1, what="the third batch waiting for room"
+        )
+        assert not blocked.done(), "the client waits while the queue is full"
+        slow.gate.set()
+        assert (await blocked)[0] == 200
+        await eventually(lambda: slow.items == 30, what="all three batches exported")
+
+
+async def test_retryable_failures_are_retried_and_permanent_ones_are_not() -> None:
+    flaky = GatedTransport(
+        ExportResult.failure("HTTP 503", retryable=True),
+        ExportResult.failure("HTTP 503", retryable=True),
+    )
+    broken = GatedTransport(ExportResult.failure("HTTP 400: bad data", retryable=False))
+    spec = {
+        "processors": {"batch": {"timeout": "5ms"}},
+        "exporters": [
+            {"name": "flaky", "debug": {}, "retry": {"initialInterval": "1ms", "maxInterval": "2ms"}},
+            {"name": "broken", "debug": {}, "retry": {"initialInterval": "1ms", "maxInterval": "2ms"}},
+        ],
+    }
+    flaky.gate.set()
+    broken.gate.set()
+    async with agent_running(spec, transports={"flaky": flaky, "broken": broken}) as agent:
+        assert (await post(agent, request_bytes(5)))[0] == 200
+        await eventually(lambda: flaky.items == 15, what="three attempts at the flaky exporter")
+        await eventually(
+            lambda: (
+                agent.metric(
+                    "otlp_agent_failed_items_total", exporter="broken", signal="traces", reason="rejected"
+                )
+                == 5
+            ),
+            what="the broken exporter's rejection counted",
+        )
+        assert broken.items == 5, "a permanent failure is tried once"
+        assert agent.metric("otlp_agent_export_retries_total", exporter="flaky", signal="traces") == 2
+        assert agent.metric("otlp_agent_exported_items_total", exporter="flaky", signal="traces") == 5
