@@ -1,0 +1,229 @@
+"""Writing the results: bench/results.json, docs/benchmarks.md and the plot in docs/img/.
+
+The Markdown page is generated in full on every run (do not edit it by hand): the machine and its load,
+CPU placement, the exact command, the targets with verdicts, one table per scenario, the overload
+outcome, and (when a target was missed and a profile was taken) where the time went.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+PLOT_NAME = "benchmarks.png"
+CLIENT_BOUND_UTIL = 0.9  # the client side used ≥ 90% of its core: the system may not have been the limit
+
+
+def fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float | int):
+        return f"{value:,.{digits}f}{suffix}"
+    return str(value)
+
+
+def fmt_spread(stats: dict[str, Any], digits: int = 0) -> str:
+    if not stats or stats.get("median") is None:
+        return "–"
+    if stats["n"] == 1:
+        return fmt(stats["median"], digits)
+    rel = stats["rel_spread"]
+    low, high = fmt(stats["min"], digits), fmt(stats["max"], digits)
+    return f"{fmt(stats['median'], digits)} ({low}–{high}, ±{rel * 50:.0f}%)"
+
+
+def write_json(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def plot(summary: dict[str, Any], path: Path) -> Path:
+    """Throughput and CPU per million spans, per scenario, both systems, with min–max error bars."""
+    keys = [k for k, v in summary.items() if "overload" not in v]
+    systems = ("agent", "rotel")
+    colors = {"agent": "#3572A5", "rotel": "#DEA584"}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.38
+    for axis, metric, label in (
+        (axes[0], "spans_per_s", "spans/s delivered to the sink (higher is better)"),
+        (axes[1], "cpu_s_per_million_spans", "CPU seconds per million spans (lower is better)"),
+    ):
+        for offset, system in enumerate(systems):
+            xs, ys, lo, hi = [], [], [], []
+            for i, key in enumerate(keys):
+                stats = summary[key]["systems"].get(system, {}).get("spread", {}).get(metric)
+                if not stats or stats["median"] is None:
+                    continue
+                xs.append(i + (offset - 0.5) * width)
+                ys.append(stats["median"])
+                lo.append(stats["median"] - stats["min"])
+                hi.append(stats["max"] - stats["median"])
+            if xs:
+                axis.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=system, color=colors[system])
+        axis.set_xticks(range(len(keys)), keys, rotation=10)
+        axis.set_title(label, fontsize=10)
+        axis.grid(axis="y", alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _machine_section(meta: dict[str, Any]) -> list[str]:
+    machine, load, place = meta["machine"], meta["load_average_at_start"], meta["placement"]
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+    return [
+        "## Machine and placement",
+        "",
+        f"- CPU: {machine['cpu_model']}, {machine['cpus']} CPUs; kernel {machine['kernel']}; "
+        f"Python {machine['python']}",
+        f"- Load average at start (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}"
+        + (" — the machine was busy; treat the numbers as indicative." if load[0] > 0.5 else ""),
+        f"- Versions: {versions}",
+        f"- Placement: {'pinned with taskset/sched_setaffinity' if place['pinned'] else 'NOT pinned'}; "
+        f"system under test on CPU {place['system_cpus']}, load generator and sink on CPU "
+        f"{place['client_and_sink_cpus']}",
+        "",
+    ]
+
+
+def _targets_section(targets: dict[str, Any]) -> list[str]:
+    lines = ["## Targets", "", "| target | measured | verdict |", "|---|---|---|"]
+    for name, item in targets.items():
+        measured = item["measured"]
+        if isinstance(measured, float):
+            measured = fmt(measured, 2 if measured < 100 else 0)
+        elif isinstance(measured, dict):
+            measured = ", ".join(
+                f"{k}={fmt(v, 1) if isinstance(v, float) else v}" for k, v in measured.items()
+            )
+        verdict = {True: "met", False: "**MISSED**", None: "not measured"}[item["met"]]
+        lines.append(f"| {name}: {item['target']} | {measured} | {verdict} |")
+    return [*lines, ""]
+
+
+def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### {entry['title']} (`{key}`)",
+        "",
+        "| system | spans/s (median, min–max) | CPU-s / M spans | peak RSS MiB | wire B/span "
+        "| system CPU util | client+sink CPU util | runs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, sys_summary in entry["systems"].items():
+        sp = sys_summary["spread"]
+        note = " (client-bound?)" if (sys_summary["client_side_cpu_util"] or 0) >= CLIENT_BOUND_UTIL else ""
+        lines.append(
+            f"| {name} | {fmt_spread(sp['spans_per_s'])} | {fmt_spread(sp['cpu_s_per_million_spans'], 2)} "
+            f"| {fmt_spread(sp['peak_rss_mib'], 0)} | {fmt_spread(sp['wire_bytes_per_span'], 1)} "
+            f"| {fmt(sys_summary['cpu_util'], 2)} | {fmt(sys_summary['client_side_cpu_util'], 2)}{note} "
+            f"| {sys_summary['runs']} |"
+        )
+    if entry.get("ratios"):
+        r = entry["ratios"]
+        lines += [
+            "",
+            f"Agent / rotel: throughput {fmt(r['spans_per_s'], 2)}×, spans per CPU-second "
+            f"{fmt(r['spans_per_cpu_s'], 2)}×, CPU per span {fmt(r['cpu_s_per_million_spans'], 2)}×, "
+            f"peak RSS {fmt(r['peak_rss_mib'], 2)}×, "
+            f"wire bytes per span {fmt(r['wire_bytes_per_span'], 2)}×.",
+        ]
+    return [*lines, ""]
+
+
+def _overload_table(entry: dict[str, Any]) -> list[str]:
+    o = entry["overload"]
+    lines = [
+        f"Backend capped at {fmt(o['sink_spans_per_s'])} spans/s; offered {o['offered_factor']:.0f}× that, "
+        f"open loop; agent memory limit {o['memory_limit_mib']}Mi (spike {o['spike_limit_mib']}Mi). rotel "
+        "has no memory limit option; it runs the same load for reference. Counts are the client's own, "
+        "over all runs.",
+        "",
+        "| system | accepted spans | accepted, never delivered | refused, retryable "
+        "| of which with Retry-After/RetryInfo | non-retryable | transport errors "
+        "| not sent (client slots full) | worst peak RSS MiB | crashes / unclean exits | statuses |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in entry["systems"].items():
+        c = s["client"]
+        codes = ", ".join(f"{k}: {v}" for k, v in sorted(s["status_counts"].items()))
+        lines.append(
+            f"| {name} | {fmt(c.get('accepted_spans'))} | {fmt(s['accepted_not_delivered_spans'])} "
+            f"| {fmt(c.get('retryable'))} req "
+            f"| {fmt(c.get('retry_hint'))} | {fmt(c.get('non_retryable'))} "
+            f"| {fmt(c.get('transport_errors'))} "
+            f"| {fmt(c.get('not_sent'))} | {fmt(s['spread']['peak_rss_mib']['max'], 0)} "
+            f"| {s['crashes']} / {s['unclean_exits']} | {codes} |"
+        )
+    return [*lines, ""]
+
+
+def _profiles_section(profiles: dict[str, Any]) -> list[str]:
+    if not profiles:
+        return []
+    lines = ["## Where the time goes (py-spy)", ""]
+    for key, prof in profiles.items():
+        lines += [
+            f"### `{key}` — {prof['samples']} samples at {prof['rate']} Hz, agent only (`{prof['command']}`)",
+            "",
+            "| function (self time) | share | | function (inclusive) | share |",
+            "|---|---|---|---|---|",
+        ]
+        rows = zip(prof["self"], prof["inclusive"], strict=False)
+        for (fn_s, share_s), (fn_i, share_i) in rows:
+            lines.append(f"| `{fn_s}` | {share_s:.1%} | | `{fn_i}` | {share_i:.1%} |")
+        lines += ["", f"Raw collapsed stacks: `{prof['raw']}`.", ""]
+    return lines
+
+
+def markdown(document: dict[str, Any], plot_rel: str) -> str:
+    meta, summary = document["meta"], document["scenarios"]
+    lines = [
+        "# Benchmarks: the agent against rotel",
+        "",
+        "Generated by `bench/run.py`; do not edit by hand. "
+        f"Mode: **{meta['mode']}**, {meta['started']}, commit `{meta['commit']}`.",
+        "",
+        "## How to reproduce",
+        "",
+        "```",
+        "make bench                  # full: ~" + f"{meta['estimated_full_minutes']:.0f} min",
+        "make bench BENCH_QUICK=1    # quick: under 2 min, for development",
+        f"# this run: {meta['command']}",
+        "```",
+        "",
+        *_machine_section(meta),
+        "## Method",
+        "",
+        *[f"- {line}" for line in meta["method"]],
+        "",
+        *_targets_section(document["targets"]),
+        "## Results",
+        "",
+        f"![throughput and CPU per span]({plot_rel})",
+        "",
+    ]
+    for key, entry in summary.items():
+        lines += _scenario_table(key, entry)
+        if "overload" in entry:
+            lines += _overload_table(entry)
+    lines += _profiles_section(document.get("profiles", {}))
+    if document.get("errors"):
+        lines += ["## Runs that failed", "", *[f"- {e}" for e in document["errors"]], ""]
+    return "\n".join(lines)
+
+
+def write_all(document: dict[str, Any], results: Path, docs: Path) -> None:
+    """results.json, the plot and the Markdown page."""
+    write_json(results, document)
+    plot(document["scenarios"], docs / "img" / PLOT_NAME)
+    (docs / "benchmarks.md").write_text(markdown(document, f"img/{PLOT_NAME}") + "\n")

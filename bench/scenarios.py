@@ -1,0 +1,88 @@
+"""The benchmark's scenarios and the two run profiles (quick and full).
+
+A scenario fixes what flows in and out (protocols, compression), which systems run it, and for overload
+how hard the backend is squeezed. A profile fixes how long and how often. Both are plain frozen data so the
+report can print exactly what was run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.systems import AGENT, ROTEL
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    ingress: str  # protocol the load generator sends: "grpc" | "http"
+    egress: str  # protocol the system exports with: "http" | "grpc"
+    compression: str  # export compression: "gzip" | "zstd" | "none"
+    systems: tuple[str, ...] = (AGENT, ROTEL)
+    # Overload: the sink accepts at most `sink_spans_per_s`; the load generator offers `offered_factor`
+    # times that, open loop, so data piles up in the system and its memory limit must hold.
+    sink_spans_per_s: float | None = None
+    offered_factor: float = 3.0
+    memory_limit_mib: int = 256
+    spike_limit_mib: int = 64
+
+    @property
+    def overload(self) -> bool:
+        return self.sink_spans_per_s is not None
+
+
+SCENARIOS = (
+    Scenario(
+        "grpc-http-gzip", "gRPC in → batch → OTLP/HTTP out, gzip (head-to-head)", "grpc", "http", "gzip"
+    ),
+    Scenario(
+        "grpc-http-zstd",
+        "gRPC in → batch → OTLP/HTTP out, zstd (ours only)",
+        "grpc",
+        "http",
+        "zstd",
+        (AGENT,),
+    ),
+    Scenario("http-grpc-none", "HTTP protobuf in → batch → gRPC out, no compression", "http", "grpc", "none"),
+    Scenario(
+        "overload",
+        "Overload: gRPC in → OTLP/HTTP gzip out, backend capped, 3× offered, 256Mi memory limit",
+        "grpc",
+        "http",
+        "gzip",
+        sink_spans_per_s=40_000,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    repetitions: int
+    overload_repetitions: int
+    warmup_s: float
+    measure_s: float
+    overload_warmup_s: float
+    overload_measure_s: float
+    workers: int = 2  # load-generator processes
+    concurrency: int = 32  # in-flight requests per worker (closed loop)
+    open_loop_slots: int = 64  # in-flight cap per worker (open loop)
+    spans_per_request: int = 100
+    distinct_requests: int = 8
+
+
+# Overload windows are long enough for the excess (2× the backend's 40k spans/s, ~40 MB/s) to reach the
+# memory limit and stay there for a while.
+QUICK = Profile("quick", 1, 1, 2.0, 4.0, 2.0, 8.0)
+FULL = Profile("full", 5, 2, 4.0, 10.0, 3.0, 15.0)
+
+
+def by_key(keys: list[str] | None) -> tuple[Scenario, ...]:
+    if not keys:
+        return SCENARIOS
+    known = {s.key: s for s in SCENARIOS}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise SystemExit(f"unknown scenario(s) {unknown}; choose from {sorted(known)}")
+    return tuple(known[k] for k in keys)

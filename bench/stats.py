@@ -1,0 +1,136 @@
+"""Aggregation: many runs → per scenario, per system medians with spread, ratios to rotel, target verdicts.
+
+Pure functions over the run dicts `runner.run_once` returns, so they are tested without running anything.
+The median is the headline; the spread (min, max, and (max - min) / median) says how far to trust it.
+Ratios are agent / rotel of the medians, except `spans_per_cpu_s`, which is the efficiency ratio the
+head-to-head target is about (higher is better for us).
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+HEADLINE = ("spans_per_s", "cpu_s_per_million_spans", "peak_rss_mib", "wire_bytes_per_span")
+EXTRA = ("spans_per_cpu_s", "cpu_util", "client_side_cpu_util", "compression_ratio", "mean_export_spans")
+COUNTS = ("accepted", "accepted_spans", "retryable", "retryable_spans", "retry_hint", "non_retryable")
+TARGET_EFFICIENCY_RATIO = 1.5
+TARGET_ZSTD_SPANS_PER_S = 250_000
+
+
+def spread(values: list[float]) -> dict[str, float | int | None]:
+    """Median, min, max and relative spread of the values that are not None."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return {"median": None, "min": None, "max": None, "rel_spread": None, "n": 0}
+    median = statistics.median(present)
+    rel = (max(present) - min(present)) / median if median else None
+    return {"median": median, "min": min(present), "max": max(present), "rel_spread": rel, "n": len(present)}
+
+
+def summarize_system(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One system in one scenario: medians on top, spread beside them, overload counts summed."""
+    summary: dict[str, Any] = {"runs": len(runs), "spread": {}}
+    for key in HEADLINE + EXTRA:
+        stats = spread([run.get(key) for run in runs])
+        summary[key] = stats["median"]
+        summary["spread"][key] = stats
+    summary["crashes"] = sum(1 for run in runs if run.get("crashed"))
+    summary["unclean_exits"] = sum(1 for run in runs if run.get("exit_code") not in (0, None))
+    client: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    for run in runs:
+        for key, value in run.get("client_total", {}).items():
+            client[key] = client.get(key, 0) + value
+        for key, value in run.get("status_counts", {}).items():
+            codes[key] = codes.get(key, 0) + value
+    summary["client"] = client
+    summary["status_counts"] = codes
+    summary["refused_items_metric"] = [run.get("refused_items_metric") for run in runs]
+    summary["accepted_not_delivered_spans"] = sum(
+        run.get("accepted_not_delivered_spans") or 0 for run in runs
+    )
+    return summary
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return ours / theirs
+
+
+def ratios(agent: dict[str, Any], rotel: dict[str, Any]) -> dict[str, float | None]:
+    return {key: ratio(agent.get(key), rotel.get(key)) for key in (*HEADLINE, "spans_per_cpu_s")}
+
+
+def summarize(runs: list[dict[str, Any]], scenarios: list[Any]) -> dict[str, Any]:
+    """Every scenario that has runs, keyed by scenario key."""
+    out: dict[str, Any] = {}
+    for scenario in scenarios:
+        mine = [run for run in runs if run["scenario"] == scenario.key]
+        if not mine:
+            continue
+        systems = {
+            name: summarize_system([r for r in mine if r["system"] == name]) for name in scenario.systems
+        }
+        systems = {name: summary for name, summary in systems.items() if summary["runs"]}
+        entry: dict[str, Any] = {"title": scenario.title, "systems": systems, "ratios": None}
+        if "agent" in systems and "rotel" in systems:
+            entry["ratios"] = ratios(systems["agent"], systems["rotel"])
+        if scenario.overload:
+            entry["overload"] = {
+                "sink_spans_per_s": scenario.sink_spans_per_s,
+                "offered_factor": scenario.offered_factor,
+                "memory_limit_mib": scenario.memory_limit_mib,
+                "spike_limit_mib": scenario.spike_limit_mib,
+            }
+        out[scenario.key] = entry
+    return out
+
+
+def verdict(met: bool | None, measured: Any, target: str) -> dict[str, Any]:
+    return {"met": met, "measured": measured, "target": target}
+
+
+def targets(summary: dict[str, Any]) -> dict[str, Any]:
+    """The issue's three targets, judged on what was measured (None when the scenario did not run)."""
+    result: dict[str, Any] = {}
+    head = summary.get("grpc-http-gzip", {})
+    eff = (head.get("ratios") or {}).get("spans_per_cpu_s")
+    result["head_to_head_efficiency"] = verdict(
+        None if eff is None else eff >= TARGET_EFFICIENCY_RATIO,
+        eff,
+        "agent spans per CPU-second ≥ 1.5× rotel's",
+    )
+    zstd = summary.get("grpc-http-zstd", {}).get("systems", {}).get("agent", {})
+    rate = zstd.get("spans_per_s")
+    result["zstd_throughput"] = verdict(
+        None if rate is None else rate >= TARGET_ZSTD_SPANS_PER_S, rate, "≥ 250,000 spans/s on one core"
+    )
+    over = summary.get("overload", {})
+    agent = over.get("systems", {}).get("agent")
+    if agent is None:
+        result["overload"] = verdict(None, None, "peak RSS < limit, zero crashes, every refusal retryable")
+    else:
+        limit = over["overload"]["memory_limit_mib"]
+        peak = agent["spread"]["peak_rss_mib"]["max"]
+        client = agent["client"]
+        ok = (
+            peak is not None
+            and peak < limit
+            and agent["crashes"] == 0
+            and agent["unclean_exits"] == 0
+            and client.get("non_retryable", 0) == 0
+            and client.get("transport_errors", 0) == 0
+        )
+        measured = {
+            "worst_peak_rss_mib": peak,
+            "memory_limit_mib": limit,
+            "crashes": agent["crashes"],
+            "unclean_exits": agent["unclean_exits"],
+            "refused_retryable": client.get("retryable", 0),
+            "refused_non_retryable": client.get("non_retryable", 0),
+            "transport_errors": client.get("transport_errors", 0),
+        }
+        result["overload"] = verdict(ok, measured, "peak RSS < limit, zero crashes, every refusal retryable")
+    return result

@@ -1,0 +1,261 @@
+"""The systems under test: how to configure, start, await and stop our agent and rotel.
+
+Both get the same job — receive OTLP on loopback, batch (8192 items / 200 ms), export to the sink with a
+given protocol and compression — and run in their own process group pinned to the given CPUs (`taskset`,
+so every thread they ever start inherits the placement). `stop()` sends SIGTERM to the group, waits, then
+SIGKILLs it: no run leaves a process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+AGENT, ROTEL = "agent", "rotel"
+BATCH_ITEMS, BATCH_TIMEOUT_MS = 8192, 200
+SHUTDOWN_GRACE_S = 5
+STOP_TIMEOUT_S = SHUTDOWN_GRACE_S + 10  # after this, SIGKILL (and the run reports an unclean exit)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a system must do in one run."""
+
+    egress_protocol: str  # "http" | "grpc"
+    compression: str  # "gzip" | "zstd" | "none"
+    sink_port: int
+    grpc_port: int
+    http_port: int
+    telemetry_port: int
+    memory_limit_mib: int = 256
+    spike_limit_mib: int = 64
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rotel_binary() -> str:
+    """The rotel-agent executable shipped inside the `rotel` wheel."""
+    spec = importlib.util.find_spec("rotel")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("rotel is not installed: .venv/bin/pip install rotel")
+    binary = Path(spec.origin).parent / "rotel-agent"
+    if not binary.exists():
+        raise RuntimeError(f"rotel-agent not found next to {spec.origin}")
+    return str(binary)
+
+
+def agent_binary() -> str:
+    found = Path(sys.executable).parent / "otlp-agent"
+    return str(found) if found.exists() else shutil.which("otlp-agent") or "otlp-agent"
+
+
+def agent_config(job: Job) -> dict[str, Any]:
+    """The OTLPPipeline our agent runs for this job."""
+    if job.egress_protocol == "http":
+        exporter = {"endpoint": f"http://127.0.0.1:{job.sink_port}", "protocol": "http/protobuf"}
+    else:
+        exporter = {"endpoint": f"127.0.0.1:{job.sink_port}", "protocol": "grpc", "tls": {"insecure": True}}
+    exporter.update(name="sink", compression=job.compression)
+    return {
+        "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
+        "kind": "OTLPPipeline",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "receivers": {"otlp": {"grpc": {"port": job.grpc_port}, "http": {"port": job.http_port}}},
+            "processors": {
+                "memoryLimiter": {
+                    "limit": f"{job.memory_limit_mib}Mi",
+                    "spikeLimit": f"{job.spike_limit_mib}Mi",
+                },
+                "batch": {"maxItems": BATCH_ITEMS, "timeout": f"{BATCH_TIMEOUT_MS}ms"},
+            },
+            "exporters": [exporter],
+            "telemetry": {"port": job.telemetry_port, "logLevel": "warning"},
+            # Bounded drain on SIGTERM, so a run against a throttled backend ends in seconds.
+            "lifecycle": {"shutdownGracePeriod": f"{SHUTDOWN_GRACE_S}s"},
+        },
+    }
+
+
+def agent_command(config_path: Path) -> list[str]:
+    return [agent_binary(), "run", "--config", str(config_path), "--listen-host", "127.0.0.1"]
+
+
+def rotel_command(job: Job, workdir: Path) -> list[str]:
+    """rotel with the same receivers, batch settings, exporter protocol and compression as the agent."""
+    if job.compression not in ("gzip", "none"):
+        raise ValueError(f"rotel cannot compress with {job.compression}")
+    return [
+        rotel_binary(),
+        "start",
+        "--otlp-grpc-endpoint",
+        f"127.0.0.1:{job.grpc_port}",
+        "--otlp-http-endpoint",
+        f"127.0.0.1:{job.http_port}",
+        "--otlp-grpc-max-recv-msg-size-mib",
+        "64",
+        "--batch-max-size",
+        str(BATCH_ITEMS),
+        "--batch-timeout",
+        f"{BATCH_TIMEOUT_MS}ms",
+        "--exporter",
+        "otlp",
+        "--otlp-exporter-endpoint",
+        f"http://127.0.0.1:{job.sink_port}",
+        "--otlp-exporter-protocol",
+        job.egress_protocol,
+        "--otlp-exporter-compression",
+        job.compression,
+        "--pid-file",
+        str(workdir / "rotel.pid"),
+        "--log-file",
+        str(workdir / "rotel.log"),
+    ]
+
+
+def pinned(command: list[str], cpus: tuple[int, ...] | None) -> list[str]:
+    if cpus is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", ",".join(map(str, cpus)), *command]
+
+
+@dataclass
+class Running:
+    """A started system: its process (pid = the system itself, taskset execs it) and where it logs."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    job: Job
+    log_path: Path
+    config_path: Path | None = None
+    exit_code: int | None = field(default=None)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, grace: float = STOP_TIMEOUT_S) -> int | None:
+        """SIGTERM the process group, wait up to `grace`, then SIGKILL it. Returns the exit code."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # stragglers in the group, even after a clean exit
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self.exit_code = self.process.returncode
+        return self.exit_code
+
+
+def start(
+    name: str, job: Job, workdir: Path, cpus: tuple[int, ...] | None, wrap: list[str] | None = None
+) -> Running:
+    """Start `name` (agent or rotel) for `job`; `wrap` prefixes the command (e.g. a profiler)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = None
+    if name == AGENT:
+        config_path = workdir / "pipeline.yaml"
+        config_path.write_text(yaml.safe_dump(agent_config(job), sort_keys=False))
+        command = agent_command(config_path)
+    else:
+        command = rotel_command(job, workdir)
+    log_path = workdir / f"{name}.out"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*(wrap or []), *pinned(command, cpus)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so stop() reaches every child
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return Running(name, process, job, log_path, config_path)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _agent_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def wait_ready(running: Running, timeout: float = 30.0) -> None:
+    """Until the system accepts data: the agent's /readyz, rotel's receiver ports."""
+    deadline = time.monotonic() + timeout
+    job = running.job
+    while time.monotonic() < deadline:
+        if not running.alive():
+            raise RuntimeError(
+                f"{running.name} exited with {running.process.returncode}:\n{running.log_tail()}"
+            )
+        if running.name == AGENT:
+            if _agent_ready(job.telemetry_port):
+                return
+        elif _port_open(job.grpc_port) and _port_open(job.http_port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{running.name} not ready after {timeout}s:\n{running.log_tail()}")
+
+
+def scrape_metrics(port: int, prefix: str = "otlp_agent_") -> dict[str, float] | None:
+    """Every sample on the agent's /metrics whose name starts with `prefix` (histogram buckets left out),
+    keyed by the series as written (`name{labels}`); None when /metrics cannot be read."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    return parse_metrics(text, prefix)
+
+
+def parse_metrics(text: str, prefix: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if not line.startswith(prefix) or "_bucket{" in line or "_created" in line:
+            continue
+        series, _, value = line.rpartition(" ")
+        with contextlib.suppress(ValueError):
+            samples[series] = float(value)
+    return samples
+
+
+def metric_sum(samples: dict[str, float] | None, name: str) -> float | None:
+    """Sum over every series of metric `name` (all label sets)."""
+    if samples is None:
+        return None
+    values = [v for series, v in samples.items() if series == name or series.startswith(name + "{")]
+    return sum(values) if values else None
