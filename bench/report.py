@@ -16,8 +16,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import stats
+
 PLOT_NAME = "benchmarks.png"
-CLIENT_BOUND_UTIL = 0.9  # the client side used ≥ 90% of its core: the system may not have been the limit
 
 
 def fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
@@ -28,14 +29,14 @@ def fmt(value: Any, digits: int = 0, suffix: str = "") -> str:
     return str(value)
 
 
-def fmt_spread(stats: dict[str, Any], digits: int = 0) -> str:
-    if not stats or stats.get("median") is None:
+def fmt_spread(spread: dict[str, Any], digits: int = 0) -> str:
+    if not spread or spread.get("median") is None:
         return "–"
-    if stats["n"] == 1:
-        return fmt(stats["median"], digits)
-    rel = stats["rel_spread"]
-    low, high = fmt(stats["min"], digits), fmt(stats["max"], digits)
-    return f"{fmt(stats['median'], digits)} ({low}–{high}, ±{rel * 50:.0f}%)"
+    if spread["n"] == 1:
+        return fmt(spread["median"], digits)
+    rel = spread["rel_spread"]
+    low, high = fmt(spread["min"], digits), fmt(spread["max"], digits)
+    return f"{fmt(spread['median'], digits)} ({low}–{high}, ±{rel * 50:.0f}%)"
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
@@ -57,13 +58,13 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
         for offset, system in enumerate(systems):
             xs, ys, lo, hi = [], [], [], []
             for i, key in enumerate(keys):
-                stats = summary[key]["systems"].get(system, {}).get("spread", {}).get(metric)
-                if not stats or stats["median"] is None:
+                cell = summary[key]["systems"].get(system, {}).get("spread", {}).get(metric)
+                if not cell or cell["median"] is None:
                     continue
                 xs.append(i + (offset - 0.5) * width)
-                ys.append(stats["median"])
-                lo.append(stats["median"] - stats["min"])
-                hi.append(stats["max"] - stats["median"])
+                ys.append(cell["median"])
+                lo.append(cell["median"] - cell["min"])
+                hi.append(cell["max"] - cell["median"])
             if xs:
                 axis.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=system, color=colors[system])
         axis.set_xticks(range(len(keys)), keys, rotation=10)
@@ -111,6 +112,12 @@ def _targets_section(targets: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _findings_section(notes: list[str]) -> list[str]:
+    if not notes:
+        return []
+    return ["## Read before quoting", "", *[f"- {note}" for note in notes], ""]
+
+
 def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
     lines = [
         f"### {entry['title']} (`{key}`)",
@@ -121,7 +128,11 @@ def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
     ]
     for name, sys_summary in entry["systems"].items():
         sp = sys_summary["spread"]
-        note = " (client-bound?)" if (sys_summary["client_side_cpu_util"] or 0) >= CLIENT_BOUND_UTIL else ""
+        note = (
+            " (client-bound?)"
+            if (sys_summary["client_side_cpu_util"] or 0) >= stats.CLIENT_BOUND_UTIL
+            else ""
+        )
         lines.append(
             f"| {name} | {fmt_spread(sp['spans_per_s'])} | {fmt_spread(sp['cpu_s_per_million_spans'], 2)} "
             f"| {fmt_spread(sp['peak_rss_mib'], 0)} | {fmt_spread(sp['wire_bytes_per_span'], 1)} "
@@ -207,6 +218,7 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
         *[f"- {line}" for line in meta["method"]],
         "",
         *_targets_section(document["targets"]),
+        *_findings_section(document.get("findings", [])),
         "## Results",
         "",
         f"![throughput and CPU per span]({plot_rel})",

@@ -204,6 +204,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "meta": meta,
         "targets": verdicts,
+        "findings": stats.findings(summary),
         "scenarios": summary,
         "profiles": profiles,
         "errors": errors,

@@ -80,6 +80,7 @@ class CountingSink:
     async def _drain(self) -> None:
         while True:
             self.count(*(await self.pending.get()))
+            self.pending.task_done()  # lets a caller `await pending.join()` until all is counted
 
     def count(self, body: bytes, encoding: str, wire_bytes: int) -> int | None:
         """Decode and count one request; None when its body cannot be decoded."""

@@ -16,6 +16,8 @@ EXTRA = ("spans_per_cpu_s", "cpu_util", "client_side_cpu_util", "compression_rat
 COUNTS = ("accepted", "accepted_spans", "retryable", "retryable_spans", "retry_hint", "non_retryable")
 TARGET_EFFICIENCY_RATIO = 1.5
 TARGET_ZSTD_SPANS_PER_S = 250_000
+CLIENT_BOUND_UTIL = 0.9  # the client side used ≥ 90% of its core
+SATURATED_UTIL = 0.8  # below this the system had CPU to spare
 
 
 def spread(values: list[float]) -> dict[str, float | int | None]:
@@ -88,6 +90,31 @@ def summarize(runs: list[dict[str, Any]], scenarios: list[Any]) -> dict[str, Any
     return out
 
 
+def findings(summary: dict[str, Any]) -> list[str]:
+    """Things a reader must know before trusting a row: saturation, lost data, unclean exits."""
+    notes = []
+    for key, entry in summary.items():
+        overload = "overload" in entry
+        for name, s in entry["systems"].items():
+            accepted = s["client"].get("accepted_spans", 0)
+            lost = s["accepted_not_delivered_spans"]
+            if accepted and lost > 0.001 * accepted:
+                notes.append(
+                    f"{key}/{name}: {lost:,} of {accepted:,} spans the client saw accepted never reached the "
+                    f"sink ({lost / accepted:.0%}) — dropped, or still queued when the run stopped it."
+                )
+            if (s["client_side_cpu_util"] or 0) >= CLIENT_BOUND_UTIL:
+                notes.append(f"{key}/{name}: the client core was saturated; spans/s is a lower bound.")
+            if not overload and s["cpu_util"] is not None and s["cpu_util"] < SATURATED_UTIL:
+                notes.append(
+                    f"{key}/{name}: used {s['cpu_util']:.0%} of its core, so throughput was limited by "
+                    "something else (client, latency, the machine's other load); compare CPU per span."
+                )
+            if s["crashes"] or s["unclean_exits"]:
+                notes.append(f"{key}/{name}: {s['crashes']} crash(es), {s['unclean_exits']} unclean exit(s).")
+    return notes
+
+
 def verdict(met: bool | None, measured: Any, target: str) -> dict[str, Any]:
     return {"met": met, "measured": measured, "target": target}
 
@@ -131,6 +158,7 @@ def targets(summary: dict[str, Any]) -> dict[str, Any]:
             "refused_retryable": client.get("retryable", 0),
             "refused_non_retryable": client.get("non_retryable", 0),
             "transport_errors": client.get("transport_errors", 0),
+            "accepted_not_delivered_spans": agent["accepted_not_delivered_spans"],
         }
         result["overload"] = verdict(ok, measured, "peak RSS < limit, zero crashes, every refusal retryable")
     return result
