@@ -1,0 +1,141 @@
+"""The exporter's in-memory queue: bounded by bytes and items, and when full it refuses (counted), drops
+the oldest (counted) or makes the producer wait, as configured."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from otlp_agent import queues, spec
+from otlp_agent.batcher import Batch
+from otlp_agent.spec import Signal
+
+pytestmark = pytest.mark.looptime
+
+
+def batch(tag: int, items: int = 10, size: int = 1000) -> Batch:
+    return Batch(Signal.traces, [b"batch-%d" % tag], items, size)
+
+
+def make(**settings: Any) -> tuple[queues.MemoryQueue, list[tuple[int, str]]]:
+    drops: list[tuple[int, str]] = []
+    queue = queues.MemoryQueue(
+        spec.Queue.model_validate(settings), lambda b, reason: drops.append((int(b.chunks[0][6:]), reason))
+    )
+    return queue, drops
+
+
+async def contents(queue: queues.MemoryQueue) -> list[int]:
+    out = []
+    while len(queue):
+        out.append(int((await queue.get()).chunks[0][6:]))
+    return out
+
+
+async def test_batches_come_out_in_the_order_they_went_in() -> None:
+    queue, drops = make()
+    for tag in range(5):
+        await queue.put(batch(tag))
+    assert (len(queue), queue.items, queue.bytes) == (5, 50, 5000)
+    assert await contents(queue) == [0, 1, 2, 3, 4]
+    assert (queue.items, queue.bytes, drops) == (0, 0, [])
+
+
+async def test_refuse_drops_the_new_batch_and_counts_it_as_queue_full() -> None:
+    queue, drops = make(maxItems=25, whenFull="refuse")
+    await queue.put(batch(0))
+    await queue.put(batch(1))
+    await queue.put(batch(2))
+    assert drops == [(2, "queue_full")]
+    assert await contents(queue) == [0, 1]
+
+
+async def test_refuse_applies_to_the_byte_bound_too() -> None:
+    queue, drops = make(maxBytes="2Ki", whenFull="refuse")
+    await queue.put(batch(0, size=1500))
+    await queue.put(batch(1, size=1000))
+    await queue.put(batch(2, size=500))
+    assert drops == [(1, "queue_full")]
+    assert await contents(queue) == [0, 2]
+
+
+async def test_drop_oldest_evicts_the_oldest_batches_to_make_room() -> None:
+    queue, drops = make(maxItems=30, whenFull="dropOldest")
+    for tag in range(3):
+        await queue.put(batch(tag))
+    await queue.put(batch(3, items=15))
+    assert drops == [(0, "queue_full_drop_oldest"), (1, "queue_full_drop_oldest")]
+    assert await contents(queue) == [2, 3]
+
+
+async def test_a_batch_larger_than_the_whole_queue_still_goes_into_an_empty_queue() -> None:
+    queue, drops = make(maxItems=5, whenFull="refuse")
+    await queue.put(batch(0, items=50))
+    assert (len(queue), drops) == (1, [])
+    assert queue.is_full()
+
+
+async def test_is_full_once_either_bound_is_reached() -> None:
+    by_items, _ = make(maxItems=20)
+    await by_items.put(batch(0))
+    assert not by_items.is_full()
+    await by_items.put(batch(1))
+    assert by_items.is_full()
+    by_bytes, _ = make(maxBytes="2Ki")
+    await by_bytes.put(batch(0, size=2047))
+    assert not by_bytes.is_full()
+    await by_bytes.get()
+    await by_bytes.put(batch(1, size=2048))
+    assert by_bytes.is_full()
+
+
+async def test_block_makes_the_producer_wait_until_a_consumer_frees_space() -> None:
+    queue, drops = make(maxItems=20, whenFull="block")
+    await queue.put(batch(0))
+    await queue.put(batch(1))
+    putting = asyncio.create_task(queue.put(batch(2)))
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(putting), timeout=30)  # virtual time: still blocked after 30 s
+    assert not putting.done() and len(queue) == 2
+    assert int((await queue.get()).chunks[0][6:]) == 0
+    await asyncio.wait_for(putting, timeout=1)
+    assert drops == []
+    assert await contents(queue) == [1, 2]
+
+
+async def test_blocked_producers_resume_in_turn_as_space_frees() -> None:
+    queue, _ = make(maxItems=10, whenFull="block")
+    await queue.put(batch(0))
+    started = [asyncio.Event() for _ in range(3)]
+
+    async def produce(tag: int) -> None:
+        started[tag - 1].set()
+        await queue.put(batch(tag))
+
+    producers = [asyncio.create_task(produce(tag)) for tag in (1, 2, 3)]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=1)
+    got = []
+    for _ in range(4):
+        got.append(int((await asyncio.wait_for(queue.get(), timeout=1)).chunks[0][6:]))
+    await asyncio.wait_for(asyncio.gather(*producers), timeout=1)
+    assert got == [0, 1, 2, 3]
+
+
+async def test_get_waits_for_a_batch() -> None:
+    queue, _ = make()
+    getting = asyncio.create_task(queue.get())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(getting), timeout=10)
+    await queue.put(batch(7))
+    assert int((await asyncio.wait_for(getting, timeout=1)).chunks[0][6:]) == 7
+
+
+async def test_drain_all_drops_and_counts_everything_left() -> None:
+    queue, drops = make()
+    for tag in range(3):
+        await queue.put(batch(tag, items=4, size=100))
+    queue.drain_all("shutdown")
+    assert drops == [(0, "shutdown"), (1, "shutdown"), (2, "shutdown")]
+    assert (len(queue), queue.items, queue.bytes) == (0, 0, 0)
+    assert not queue.is_full()
