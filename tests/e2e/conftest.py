@@ -83,6 +83,13 @@ WIDGET_CRD: dict[str, Any] = {
 }
 
 
+def point_kubeconfig_at(monkeypatch: pytest.MonkeyPatch, path: pathlib.Path) -> None:
+    """Set KUBECONFIG for subprocesses and for the kubernetes client, which reads it once at import time
+    (kopf.login_via_client and kubernetes.config.load_kube_config() use that import-time default)."""
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+
+
 @pytest.fixture
 def widget_crd() -> dict[str, Any]:
     return copy.deepcopy(WIDGET_CRD)
@@ -91,14 +98,14 @@ def widget_crd() -> dict[str, Any]:
 @pytest.fixture
 async def kube(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[KubeEmulator]:
     async with KubeEmulator() as emulator:
-        monkeypatch.setenv("KUBECONFIG", str(emulator.kubeconfig_path))
+        point_kubeconfig_at(monkeypatch, emulator.kubeconfig_path)
         yield emulator
 
 
 @pytest.fixture
 def kube_sync(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadedKubeEmulator]:
     with ThreadedKubeEmulator() as emulator:
-        monkeypatch.setenv("KUBECONFIG", str(emulator.kubeconfig_path))
+        point_kubeconfig_at(monkeypatch, emulator.kubeconfig_path)
         yield emulator
 
 

@@ -8,6 +8,7 @@ Both expose ``url``, ``kubeconfig_path`` and direct, assertion-friendly access t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import pathlib
 import tempfile
@@ -177,12 +178,13 @@ class KubeEmulator:
     async def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
         """Wait until ``predicate()`` returns something truthy (re-checked on every store change)."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while not (result := predicate()):
+        while True:
+            changed = self.store.changed
+            result = predicate()
+            if result:
+                return result
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise TimeoutError(f"condition not met within {timeout}s")
-            try:
-                await asyncio.wait_for(self.store.wait_change(), left)
-            except TimeoutError:
-                continue
-        return result
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), left)

@@ -118,5 +118,7 @@ class Store:
     def unsubscribe(self, queue: asyncio.Queue[Change]) -> None:
         self._subscribers.discard(queue)
 
-    async def wait_change(self) -> None:
-        await self._changed.wait()
+    @property
+    def changed(self) -> asyncio.Event:
+        """An event set by the next change; take it *before* checking a condition to miss no change."""
+        return self._changed
