@@ -40,6 +40,11 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def busy_cpu_seconds() -> list[float]:
+    """Per CPU, seconds spent not idle since boot (everything on the machine, ours or not)."""
+    return [t.user + t.nice + t.system + t.irq + t.softirq + t.steal for t in psutil.cpu_times(percpu=True)]
+
+
 def rss_bytes(pid: int) -> int:
     total = 0
     for proc in tree(pid):

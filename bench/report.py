@@ -123,8 +123,8 @@ def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
         f"### {entry['title']} (`{key}`)",
         "",
         "| system | spans/s (median, min–max) | CPU-s / M spans | peak RSS MiB | wire B/span "
-        "| system CPU util | client+sink CPU util | runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "| system CPU util | client+sink CPU util | other load on system CPU (max) | runs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, sys_summary in entry["systems"].items():
         sp = sys_summary["spread"]
@@ -137,7 +137,7 @@ def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
             f"| {name} | {fmt_spread(sp['spans_per_s'])} | {fmt_spread(sp['cpu_s_per_million_spans'], 2)} "
             f"| {fmt_spread(sp['peak_rss_mib'], 0)} | {fmt_spread(sp['wire_bytes_per_span'], 1)} "
             f"| {fmt(sys_summary['cpu_util'], 2)} | {fmt(sys_summary['client_side_cpu_util'], 2)}{note} "
-            f"| {sys_summary['runs']} |"
+            f"| {fmt(sys_summary.get('foreign_load_on_system_cpu'), 2)} | {sys_summary['runs']} |"
         )
     if entry.get("ratios"):
         r = entry["ratios"]

@@ -186,7 +186,10 @@ def _drive(
         after["client_cpu"] - before["client_cpu"],
         elapsed,
     )
+    busy = [b - a for a, b in zip(before["busy"], after["busy"], strict=True)]
     result.update(
+        # Busy time on each CPU not explained by the processes we measured: other people's load.
+        foreign_cpu_util=foreign_util(busy, result, elapsed),
         client_window=delta(after["client"], before["client"]),
         client_total=after["client"],
         status_counts=codes,
@@ -196,6 +199,16 @@ def _drive(
         agent_metrics=agent_metrics,
     )
     return result
+
+
+def foreign_util(busy: list[float], result: dict[str, Any], seconds: float) -> dict[str, float] | None:
+    """Per pinned CPU, the busy fraction left after removing the system's (CPU 0) or client's (CPU 1) own."""
+    if not placement()["pinned"] or seconds <= 0:
+        return None
+    return {
+        "system_cpu": max(0.0, busy[SYSTEM_CPUS[0]] / seconds - result["cpu_util"]),
+        "client_cpu": max(0.0, busy[CLIENT_CPUS[0]] / seconds - result["client_side_cpu_util"]),
+    }
 
 
 def _await_first_answer(
@@ -218,4 +231,5 @@ def _snapshot(
         "client": total(generator.snapshot()),
         "cpu": measure.cpu_seconds([running.pid]),
         "client_cpu": measure.cpu_seconds(client_pids),
+        "busy": measure.busy_cpu_seconds(),
     }

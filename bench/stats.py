@@ -18,6 +18,7 @@ TARGET_EFFICIENCY_RATIO = 1.5
 TARGET_ZSTD_SPANS_PER_S = 250_000
 CLIENT_BOUND_UTIL = 0.9  # the client side used ≥ 90% of its core
 SATURATED_UTIL = 0.8  # below this the system had CPU to spare
+FOREIGN_LOAD_UTIL = 0.1  # other people's load on the system's CPU worth a warning
 
 
 def spread(values: list[float]) -> dict[str, float | int | None]:
@@ -52,7 +53,40 @@ def summarize_system(runs: list[dict[str, Any]]) -> dict[str, Any]:
     summary["accepted_not_delivered_spans"] = sum(
         run.get("accepted_not_delivered_spans") or 0 for run in runs
     )
+    foreign = [run["foreign_cpu_util"]["system_cpu"] for run in runs if run.get("foreign_cpu_util")]
+    summary["foreign_load_on_system_cpu"] = max(foreign) if foreign else None
+    summary["agent_counters"] = agent_counters(runs)
     return summary
+
+
+AGENT_COUNTERS = {
+    "received": "otlp_agent_received_items_total",
+    "exported": "otlp_agent_exported_items_total",
+    "refused": "otlp_agent_refused_items_total",
+    "dropped": "otlp_agent_dropped_items_total",
+}
+
+
+def agent_counters(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The agent's own item counters, summed over runs, drops split by reason (None for rotel)."""
+    metrics = [run["agent_metrics"] for run in runs if run.get("agent_metrics")]
+    if not metrics:
+        return None
+    out: dict[str, Any] = {}
+    for label, name in AGENT_COUNTERS.items():
+        out[label] = sum(_sum(m, name) for m in metrics)
+    reasons: dict[str, float] = {}
+    for m in metrics:
+        for series, value in m.items():
+            if series.startswith(AGENT_COUNTERS["dropped"] + "{") and 'reason="' in series:
+                reason = series.split('reason="', 1)[1].split('"', 1)[0]
+                reasons[reason] = reasons.get(reason, 0) + value
+    out["dropped_by_reason"] = reasons
+    return out
+
+
+def _sum(samples: dict[str, float], name: str) -> float:
+    return sum(v for series, v in samples.items() if series == name or series.startswith(name + "{"))
 
 
 def ratio(ours: float | None, theirs: float | None) -> float | None:
@@ -109,6 +143,18 @@ def findings(summary: dict[str, Any]) -> list[str]:
                 notes.append(
                     f"{key}/{name}: used {s['cpu_util']:.0%} of its core, so throughput was limited by "
                     "something else (client, latency, the machine's other load); compare CPU per span."
+                )
+            foreign = s.get("foreign_load_on_system_cpu")
+            if foreign is not None and foreign > FOREIGN_LOAD_UTIL:
+                notes.append(
+                    f"{key}/{name}: other processes kept its CPU up to {foreign:.0%} busy during a window; "
+                    "its numbers are depressed by that."
+                )
+            counters = s.get("agent_counters") or {}
+            if counters.get("dropped"):
+                notes.append(
+                    f"{key}/{name}: the agent's own metrics count {counters['dropped']:,.0f} dropped items "
+                    f"(by reason: {counters['dropped_by_reason']}) and {counters['refused']:,.0f} refused."
                 )
             if s["crashes"] or s["unclean_exits"]:
                 notes.append(f"{key}/{name}: {s['crashes']} crash(es), {s['unclean_exits']} unclean exit(s).")

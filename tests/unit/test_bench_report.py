@@ -193,3 +193,22 @@ def test_metrics_are_parsed_and_summed_over_label_sets():
     assert len(samples) == 2
     assert systems.metric_sum(samples, "otlp_agent_refused_items_total") == 500.0
     assert systems.metric_sum(samples, "otlp_agent_missing") is None
+
+
+def test_agent_drop_counters_and_foreign_load_reach_the_findings():
+    metrics = {
+        'otlp_agent_received_items_total{signal="traces",transport="grpc"}': 1000.0,
+        'otlp_agent_dropped_items_total{exporter="sink",reason="queue_full",signal="traces"}': 400.0,
+    }
+    runs = [
+        run("overload", "agent", 40_000, 20.0, agent_metrics=metrics, foreign_cpu_util={"system_cpu": 0.3}),
+        run("overload", "agent", 40_000, 20.0, agent_metrics=metrics, foreign_cpu_util={"system_cpu": 0.05}),
+    ]
+    summary = stats.summarize(runs, list(scenarios.SCENARIOS))
+    agent = summary["overload"]["systems"]["agent"]
+    assert agent["agent_counters"]["received"] == 2000
+    assert agent["agent_counters"]["dropped_by_reason"] == {"queue_full": 800}
+    assert agent["foreign_load_on_system_cpu"] == 0.3
+    notes = stats.findings(summary)
+    assert any("800 dropped items" in note for note in notes)
+    assert any("30% busy" in note for note in notes)
