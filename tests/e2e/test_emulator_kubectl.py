@@ -150,3 +150,12 @@ def test_kubectl_apply_merges_deployment_containers_three_ways(kubectl: Kubectl)
     assert set(containers) == {"app", "injected"}
     assert containers["app"]["env"] == [{"name": "A", "value": "3"}]
     assert got["spec"]["replicas"] == 1 and got["metadata"]["generation"] == 3
+
+
+def test_kubectl_prints_server_warnings_for_pruned_fields_with_validate_warn(with_crd: Kubectl) -> None:
+    typo = widget("one")
+    typo["spec"].update(colour="red", shade="dark")
+    done = with_crd("apply", "--validate=warn", "-f", "-", input=yaml.safe_dump(typo))
+    assert 'Warning: unknown field "spec.colour"' in done.stderr
+    assert 'Warning: unknown field "spec.shade"' in done.stderr
+    assert with_crd.json("get", "widget", "one")["spec"] == {"size": 3, "color": "red", "replicas": 1}

@@ -10,8 +10,9 @@ admission webhooks) and nothing else: no controllers, no scheduling, no authenti
         ...
         kube.get("deployments", "name", "default")
 
-See tests/e2e/README.md... and module docstrings for each part: store, apiserver, handlers, watch, patch,
-strategic, schema, admission, gc, builtins, discovery, tables, scale, faults, workloads.
+See README.md next to this file for usage, the semantics covered and the known gaps; each module's
+docstring says what it owns (store, apiserver, deletion, handlers, watch, patch, strategic, schema,
+admission, gc, builtins, discovery, tables, scale, faults, workloads, server, threaded, kubectl).
 """
 
 from .errors import ApiError

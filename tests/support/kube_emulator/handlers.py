@@ -11,6 +11,7 @@ import base64
 import json
 from typing import Any
 
+import multidict
 from aiohttp import web
 
 from . import discovery, errors, scale, tables, watch
@@ -19,7 +20,10 @@ from .resources import ResourceType
 
 
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = {"Warning": ", ".join(f'299 - "{w}"' for w in warnings)} if warnings else None
+    headers = multidict.CIMultiDict[str]()
+    for warning in warnings or []:
+        quoted = warning.replace("\\", "\\\\").replace('"', '\\"')
+        headers.add("Warning", f'299 - "{quoted}"')  # one RFC 7234 header per warning, like the API server
     return web.Response(
         body=json.dumps(body), status=status, content_type="application/json", headers=headers
     )
