@@ -2,8 +2,11 @@
 
 `otlp-operator render FILE` prints the objects the operator would create for a pipeline, as a
 multi-document YAML stream (like `helm template`), so a pipeline can be reviewed, diffed and tested
-without a cluster. An invalid file prints one line per problem on stderr and exits 2. Other subcommands
-(`run`) register themselves on the same parser.
+without a cluster. An invalid file prints one line per problem on stderr and exits 2.
+
+`otlp-operator run (--namespace NS ... | --all-namespaces)` runs the operator itself (kopf, standalone: a
+single replica, no peering objects; see docs/operator.md). kopf is imported only for `run`, so `render`
+stays quick.
 """
 
 from __future__ import annotations
@@ -53,7 +56,76 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"agent image when the spec sets none (default: ${image.ENV}, else this operator's release)",
     )
     render.set_defaults(handler=_render)
+    _add_run(commands)
     return parser
+
+
+def _add_run(commands: Any) -> None:
+    run = commands.add_parser("run", help="run the operator (kopf) against the current cluster")
+    scope = run.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "--namespace", "-n", action="append", help="watch this namespace (repeatable; globs ok)"
+    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    run.add_argument(
+        "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    run.add_argument(
+        "--agent-image", default=None, help=f"agent image (default: ${image.ENV}, else this release)"
+    )
+    run.add_argument("--drift-interval", type=float, default=60.0, help="seconds between drift checks (60)")
+    run.add_argument(
+        "--retry-delay", type=float, default=5.0, help="seconds before retrying a failed apply (5)"
+    )
+    hook = run.add_argument_group("validating webhook (off unless --webhook-port is given)")
+    hook.add_argument("--webhook-port", type=int, help="serve the validating admission webhook on this port")
+    hook.add_argument("--webhook-addr", default="0.0.0.0", help="listen address (0.0.0.0)")
+    hook.add_argument("--webhook-cert", help="TLS certificate (PEM); self-signed when omitted")
+    hook.add_argument("--webhook-key", help="TLS private key (PEM)")
+    hook.add_argument("--webhook-ca", help="CA bundle to advertise (PEM) in a managed configuration")
+    hook.add_argument("--webhook-host", help="host name the API server reaches the webhook at (managed mode)")
+    hook.add_argument(
+        "--webhook-managed",
+        metavar="NAME",
+        help="create and maintain the ValidatingWebhookConfiguration NAME (off: the Helm chart owns it)",
+    )
+    run.add_argument("--verbose", action="store_true", help="log kopf's info messages")
+    run.add_argument("--debug", action="store_true", help="log everything")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from otlp_operator import handlers, settings
+
+    webhook = None
+    if args.webhook_port is not None:
+        webhook = settings.Webhook(
+            port=args.webhook_port,
+            certfile=args.webhook_cert,
+            keyfile=args.webhook_key,
+            cafile=args.webhook_ca,
+            addr=args.webhook_addr,
+            host=args.webhook_host,
+            managed=args.webhook_managed,
+        )
+    config = settings.OperatorConfig(
+        agent_image=args.agent_image or image.default(os.environ),
+        drift_interval=args.drift_interval,
+        retry_delay=args.retry_delay,
+        webhook=webhook,
+    )
+    kopf.configure(verbose=args.verbose, debug=args.debug)
+    kopf.run(
+        registry=handlers.build_registry(config),
+        settings=settings.kopf_settings(config),
+        standalone=True,
+        clusterwide=args.all_namespaces,
+        namespaces=args.namespace or (),
+        liveness_endpoint=args.liveness,
+    )
+    return 0
 
 
 def _render(args: argparse.Namespace) -> int:

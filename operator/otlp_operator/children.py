@@ -1,0 +1,81 @@
+"""Which child events need their pipeline reconciled (pure, in memory).
+
+The operator watches its children (by the pipeline label) so that a deleted or edited child is restored
+at once instead of at the next drift check, and so that a workload's readiness reaches the pipeline's
+status as soon as the workload controller reports it. Reacting to every child event would reconcile
+after each of the operator's own writes, so the index remembers what each child should look like and
+the workload status the status was last computed from, and only a difference asks for a reconcile:
+
+- a remembered child was deleted;
+- a remembered child no longer matches what was applied (the same test apply uses: an empty patch);
+- a remembered workload's status changed.
+
+Children the index does not know (stale ones, or any before the first reconcile after a restart) are
+left to the drift check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from otlp_operator import merge
+
+ChildKey = tuple[str, str, str]  # kind, namespace, name
+WORKLOAD_KINDS = ("Deployment", "DaemonSet")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineKey:
+    namespace: str
+    name: str
+
+
+def key_of(obj: dict[str, Any]) -> ChildKey:
+    metadata = obj.get("metadata") or {}
+    return str(obj.get("kind")), str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+
+
+class ChildIndex:
+    """Desired children per pipeline, and the workload status each pipeline status was built from."""
+
+    def __init__(self) -> None:
+        self._desired: dict[ChildKey, tuple[PipelineKey, dict[str, Any]]] = {}
+        self._statuses: dict[ChildKey, Any] = {}
+        self._by_pipeline: dict[PipelineKey, set[ChildKey]] = {}
+
+    def remember(
+        self, pipeline: PipelineKey, desired: list[dict[str, Any]], workload: dict[str, Any] | None
+    ) -> None:
+        """Record the children just applied for `pipeline` (replacing what was known before)."""
+        self.forget(pipeline)
+        keys = set()
+        for obj in desired:
+            key = key_of(obj)
+            self._desired[key] = (pipeline, obj)
+            keys.add(key)
+        if workload is not None:
+            self._statuses[key_of(workload)] = workload.get("status") or {}
+        self._by_pipeline[pipeline] = keys
+
+    def forget(self, pipeline: PipelineKey) -> None:
+        """Drop everything known about `pipeline` (deleted, or its spec became invalid)."""
+        for key in self._by_pipeline.pop(pipeline, set()):
+            self._desired.pop(key, None)
+            self._statuses.pop(key, None)
+
+    def knows(self, pipeline: PipelineKey) -> bool:
+        return pipeline in self._by_pipeline
+
+    def owner_to_reconcile(self, event_type: str, obj: dict[str, Any]) -> PipelineKey | None:
+        """The pipeline to reconcile because of this watch event on a child, or None."""
+        key = key_of(obj)
+        entry = self._desired.get(key)
+        if entry is None:
+            return None
+        pipeline, desired = entry
+        if event_type == "DELETED" or merge.patch_for(desired, obj):
+            return pipeline
+        if key[0] in WORKLOAD_KINDS and (obj.get("status") or {}) != self._statuses.get(key):
+            return pipeline
+        return None

@@ -1,0 +1,151 @@
+"""One reconcile of one OTLPPipeline: the same idempotent path for create, update, resume, drift checks
+and child events.
+
+    validate (agent models) ─► build_all (pure) ─► apply children ─► prune stale ones ─► status + Events
+
+An invalid spec stops after validation: no child is written, so the agents keep running the last good
+config, and the status says why (ConfigValid=False, Degraded=True). An API error while applying is
+reported in the status (Degraded=True, ApplyFailed) and returned in the `Outcome` for the caller to retry
+(kopf handlers turn a transient one into `kopf.TemporaryError`). Reconciles of the same pipeline never
+overlap (one lock per pipeline), since child events, the drift timer and spec changes can coincide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from otlp_agent import spec
+from otlp_agent.spec_rules import SpecError
+
+from otlp_operator import apply, children, kube, manifests, naming, status, validation
+
+#: Posts one Kubernetes Event about the pipeline: (pipeline body, warning?, reason, message).
+Emit = Callable[[Mapping[str, Any], bool, str, str], None]
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass
+class Context:
+    """What reconciles share for the life of the operator."""
+
+    client: kube.Kube
+    agent_image: str
+    index: children.ChildIndex = dataclasses.field(default_factory=children.ChildIndex)
+    clock: Callable[[], str] = utc_now
+    _locks: dict[children.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
+
+    def lock(self, key: children.PipelineKey) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a reconcile did; `error` is set when it must be retried."""
+
+    report: dict[str, Any]
+    transitions: list[status.Transition]
+    changes: list[str]
+    error: kube.ApiError | None = None
+
+
+async def reconcile(ctx: Context, body: Mapping[str, Any], emit: Emit) -> Outcome:
+    """Bring the children of the pipeline `body` in line with its spec and report it in its status."""
+    obj = validation.plain(body)
+    key = children.PipelineKey(obj["metadata"]["namespace"], obj["metadata"]["name"])
+    async with ctx.lock(key):
+        return await _reconcile(ctx, obj, key, emit)
+
+
+async def reconcile_by_name(ctx: Context, key: children.PipelineKey, emit: Emit) -> Outcome | None:
+    """Reconcile the pipeline named `key` as it is now (None when it no longer exists)."""
+    body = await ctx.client.get(kube.PIPELINE, key.namespace, key.name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        ctx.index.forget(key)
+        return None
+    return await reconcile(ctx, body, emit)
+
+
+async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKey, emit: Emit) -> Outcome:
+    uid = obj["metadata"]["uid"]
+    generation = int(obj["metadata"].get("generation") or 0)
+    selector = f"{naming.PIPELINE_LABEL}={naming.label_value(key.name)}"
+    error: kube.ApiError | None = None
+    changes: list[str] = []
+    try:
+        pipeline = validation.parse(obj)
+    except SpecError as exc:
+        workload = await apply.find_workload(ctx.client, key.namespace, selector, uid)
+        previous_hash = (obj.get("status") or {}).get("configHash")
+        problems = tuple(str(p) for p in exc.problems)
+        obs = status.Observation(generation, problems, workload=workload, config_hash=previous_hash)
+    else:
+        obs, changes, error = await _apply(ctx, obj, pipeline, key, selector)
+    new_status, transitions = status.compute(obs, obj.get("status") or {}, ctx.clock())
+    await _write_status(ctx.client, obj, new_status)
+    if changes:
+        emit(obj, False, "Applied", "; ".join(changes))
+    for transition in transitions:
+        emit(obj, transition.warning, transition.condition.reason, transition.message)
+    return Outcome(new_status, transitions, changes, error)
+
+
+async def _apply(
+    ctx: Context, obj: dict[str, Any], pipeline: Any, key: children.PipelineKey, selector: str
+) -> tuple[status.Observation, list[str], kube.ApiError | None]:
+    uid = obj["metadata"]["uid"]
+    owner = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": obj["metadata"]}
+    desired = manifests.build_all(pipeline, agent_image=ctx.agent_image, owner=owner)
+    sidecar = pipeline.spec.mode == spec.Mode.sidecar
+    obs = status.Observation(
+        int(obj["metadata"].get("generation") or 0),
+        sidecar=sidecar,
+        config_hash=manifests.agentconfig.render(pipeline).hash,
+        endpoints=naming.endpoints(pipeline),
+        selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
+    )
+    applied = apply.Applied()
+    try:
+        await apply.apply_all(ctx.client, desired, uid, applied)
+        workload = _workload(applied.live)
+        done = workload is not None and status.rollout(workload).done
+        applied.changes += await apply.prune(
+            ctx.client, key.namespace, selector, uid, desired, keep_old_configs=sidecar or not done
+        )
+    except apply.Conflict as exc:
+        failed = dataclasses.replace(
+            obs, workload=_workload(applied.live), apply_error=("ChildConflict", str(exc))
+        )
+        return failed, applied.changes, None
+    except kube.ApiError as exc:
+        why = f"{exc}; retrying" if exc.transient else str(exc)
+        failed = dataclasses.replace(obs, workload=_workload(applied.live), apply_error=("ApplyFailed", why))
+        return failed, applied.changes, exc
+    ctx.index.remember(key, desired, workload)
+    return dataclasses.replace(obs, workload=workload), applied.changes, None
+
+
+def _workload(live: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((o for o in live if o.get("kind") in children.WORKLOAD_KINDS), None)
+
+
+async def _write_status(client: kube.Kube, obj: dict[str, Any], new: dict[str, Any]) -> None:
+    """Replace the status when it changed (a merge patch, with removed fields set to null)."""
+    previous = obj.get("status") or {}
+    if previous == new:
+        return
+    body = {**{k: None for k in previous if k not in new}, **new}
+    meta = obj["metadata"]
+    try:
+        await client.patch(
+            kube.PIPELINE, meta["namespace"], meta["name"], {"status": body}, subresource="status"
+        )
+    except kube.ApiError as exc:
+        if exc.status != 404:  # deleted meanwhile: nothing left to report on
+            raise
