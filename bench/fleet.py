@@ -76,21 +76,31 @@ class LoadGenerator:
     counters: list[ClientCounters]
     stop_event: Any
     results: Any
+    go_event: Any
     codes: dict[str, int] = field(default_factory=dict)
     unreported: int = 0  # workers that did not hand in their status counts
 
     @classmethod
-    def start(cls, config: loadgen.LoadConfig, workers: int) -> LoadGenerator:
-        stop_event = CTX.Event()
+    def start(cls, config: loadgen.LoadConfig, workers: int, go: bool = True) -> LoadGenerator:
+        """Spawn the workers; they send once `go()` is called (at once when `go` is True)."""
+        stop_event, go_event = CTX.Event(), CTX.Event()
         results = CTX.Queue()
         counters = [ClientCounters.create(CTX) for _ in range(workers)]
         processes = [
-            CTX.Process(target=loadgen.main, args=(config, counters[i], stop_event, results, i), daemon=True)
+            CTX.Process(
+                target=loadgen.main, args=(config, counters[i], stop_event, results, i, go_event), daemon=True
+            )
             for i in range(workers)
         ]
         for proc in processes:
             proc.start()
-        return cls(processes, counters, stop_event, results)
+        generator = cls(processes, counters, stop_event, results, go_event)
+        if go:
+            generator.go()
+        return generator
+
+    def go(self) -> None:
+        self.go_event.set()
 
     @property
     def pids(self) -> list[int]:
@@ -100,7 +110,9 @@ class LoadGenerator:
         return [c.snapshot() for c in self.counters]
 
     def stop(self, timeout: float = 10.0) -> dict[str, int]:
-        """Stop every worker; return the per-status counts of those that reported."""
+        """Stop every worker; return the per-status counts of those that reported. Idempotent."""
+        if self.stop_event.is_set():
+            return self.codes
         self.stop_event.set()
         self.unreported = len(self.processes)
         for _ in self.processes:

@@ -208,10 +208,14 @@ async def run_worker(config: LoadConfig, counters: ClientCounters, stop: Any, wo
     return recorder.codes
 
 
-def main(config: LoadConfig, counters: ClientCounters, stop: Any, results: Any, worker: int) -> None:
-    """Process entry point (multiprocessing target): run until `stop` is set, then report status counts."""
+def main(config: LoadConfig, counters: ClientCounters, stop: Any, results: Any, worker: int, go: Any) -> None:
+    """Process entry point (multiprocessing target): wait for `go`, run until `stop`, report status counts."""
     if config.cpus is not None:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, config.cpus)
+    while not go.wait(0.1):  # spawned early, while the system starts; sends nothing until told
+        if stop.is_set():
+            results.put((worker, {}))
+            return
     codes = asyncio.run(run_worker(config, counters, stop, worker))
     results.put((worker, codes))

@@ -1,8 +1,10 @@
 """Where the agent's time goes: py-spy on the running agent, summarized as self and inclusive shares.
 
 Used when a target is missed (or on request): a separate run of the scenario with py-spy sampling the
-agent (all threads, no pausing, from the client's CPU) during the steady-state window. The raw collapsed
-stacks are kept; the report shows the functions with the largest self and inclusive shares of samples.
+agent (all threads, native frames too, so time inside zlib, zstd or grpc's core shows up by name; py-spy
+itself runs on the client's CPU) during the steady-state window; that run's figures are not reported.
+The raw collapsed stacks are kept in bench/profiles/; the report shows the functions with the largest
+self and inclusive shares of samples.
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ def frame_name(frame: str) -> str:
     match = FRAME.match(frame.strip())
     if not match:
         return frame.strip()
-    return f"{match['fn']} ({Path(match['file']).name})"
+    fn = match["fn"]
+    if fn.startswith("0x"):  # an unsymbolized native frame: aggregate by library
+        fn = "[native]"
+    return f"{fn} ({Path(match['file']).name})"
 
 
 def parse_collapsed(text: str) -> tuple[Counter[str], Counter[str], int]:
@@ -85,7 +90,7 @@ def recorder(out: Path, rate: int, cpus: tuple[int, ...] | None) -> Any:
             str(rate),
             "--duration",
             str(max(1, round(seconds))),
-            "--nonblocking",
+            "--native",
             "--output",
             str(out),
         ]

@@ -244,7 +244,7 @@ def take_profiles(
         summary.update(
             rate=100,
             raw=str(raw.relative_to(ROOT)),
-            command="py-spy record --pid AGENT --rate 100 --nonblocking",
+            command="py-spy record --pid AGENT --rate 100 --native",
         )
         profiles[key] = summary
     return profiles

@@ -111,12 +111,15 @@ def run_once(
         sink.SinkConfig(max_spans_per_s=scenario.sink_spans_per_s, cpus=CLIENT_CPUS if pin else None)
     )
     try:
-        job, running = _start_system(scenario, system, sink_handle, workdir, SYSTEM_CPUS if pin else None)
+        job, running, generator = _start_system(
+            scenario, system, profile, bodies, sink_handle, workdir, SYSTEM_CPUS if pin else None
+        )
         try:
             with measure.RssSampler(running.pid) as rss:
-                result = _drive(scenario, profile, job, bodies, running, sink_handle, probe)
+                result = _drive(scenario, profile, job, running, generator, sink_handle, probe)
             result["peak_rss_mib"] = rss.peak_mib
         finally:
+            generator.stop()  # idempotent; here for the paths where _drive never ran
             exit_code = running.stop()
         result["exit_code"] = exit_code
         result["crashed"] = not result["alive_at_end"]
@@ -135,16 +138,29 @@ def run_once(
 
 
 def _start_system(
-    scenario: Scenario, system: str, sink_handle: fleet.Sink, workdir: Path, cpus: tuple[int, ...] | None
-) -> tuple[systems.Job, systems.Running]:
-    """Start and await the system; one retry with fresh ports (another process may take a free port)."""
+    scenario: Scenario,
+    system: str,
+    profile: Profile,
+    bodies: tuple[bytes, ...],
+    sink_handle: fleet.Sink,
+    workdir: Path,
+    cpus: tuple[int, ...] | None,
+) -> tuple[systems.Job, systems.Running, fleet.LoadGenerator]:
+    """Start the system and (meanwhile) spawn the idle load generator; await readiness.
+
+    One retry with fresh ports: another process on a shared machine may take a port we found free.
+    """
     for attempt in (1, 2):
         job = make_job(scenario, sink_handle)
         running = systems.start(system, job, workdir / f"attempt{attempt}", cpus)
+        generator = fleet.LoadGenerator.start(
+            load_config(scenario, profile, job, bodies), profile.workers, go=False
+        )
         try:
             systems.wait_ready(running)
-            return job, running
+            return job, running, generator
         except BaseException:
+            generator.stop()
             running.stop()
             if attempt == 2:
                 raise
@@ -155,14 +171,14 @@ def _drive(
     scenario: Scenario,
     profile: Profile,
     job: systems.Job,
-    bodies: tuple[bytes, ...],
     running: systems.Running,
+    generator: fleet.LoadGenerator,
     sink_handle: fleet.Sink,
     probe: Probe | None,
 ) -> dict[str, Any]:
     warmup = profile.overload_warmup_s if scenario.overload else profile.warmup_s
     seconds = profile.overload_measure_s if scenario.overload else profile.measure_s
-    generator = fleet.LoadGenerator.start(load_config(scenario, profile, job, bodies), profile.workers)
+    generator.go()
     try:
         _await_first_answer(generator, running)
         time.sleep(warmup)

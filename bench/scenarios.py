@@ -74,7 +74,7 @@ class Profile:
 
 # Overload windows are long enough for the excess (2× the backend's 40k spans/s, ~40 MB/s) to reach the
 # memory limit and stay there for a while.
-QUICK = Profile("quick", 1, 1, 2.0, 4.0, 2.0, 8.0)
+QUICK = Profile("quick", 1, 1, 2.0, 4.0, 2.0, 6.0)
 FULL = Profile("full", 5, 2, 4.0, 10.0, 3.0, 15.0)
 
 
