@@ -1,0 +1,85 @@
+"""Which child events ask for a reconcile (children.ChildIndex), and the webhook's validation message."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+from typing import Any
+
+import yaml
+from otlp_operator import children, merge, validation
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GW = children.PipelineKey("obs", "gw")
+
+
+def child(kind: str, name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": "obs"}, "spec": spec}
+
+
+def live(desired: dict[str, Any], **status: Any) -> dict[str, Any]:
+    served = merge.with_last_applied(desired)
+    served["metadata"]["resourceVersion"] = "5"
+    served["status"] = status
+    return served
+
+
+def index_with(*desired: dict[str, Any], workload: dict[str, Any] | None = None) -> children.ChildIndex:
+    index = children.ChildIndex()
+    index.remember(GW, list(desired), workload)
+    return index
+
+
+def test_our_own_writes_do_not_trigger_another_reconcile() -> None:
+    service = child("Service", "gw-otlp", ports=[{"port": 4317}])
+    index = index_with(service)
+    assert index.owner_to_reconcile("ADDED", live(service)) is None
+    assert index.owner_to_reconcile("MODIFIED", live(service)) is None
+
+
+def test_a_deleted_or_edited_child_asks_for_its_pipeline() -> None:
+    service = child("Service", "gw-otlp", ports=[{"port": 4317}])
+    index = index_with(service)
+    assert index.owner_to_reconcile("DELETED", live(service)) == GW
+    edited = live(service)
+    edited["spec"]["ports"] = [{"port": 9999}]
+    assert index.owner_to_reconcile("MODIFIED", edited) == GW
+
+
+def test_a_workload_status_change_asks_for_a_status_refresh_once() -> None:
+    deployment = child("Deployment", "gw-agent", replicas=2)
+    index = index_with(deployment, workload=live(deployment))
+    assert index.owner_to_reconcile("MODIFIED", live(deployment)) is None
+    ready = live(deployment, readyReplicas=2)
+    assert index.owner_to_reconcile("MODIFIED", ready) == GW
+    index.remember(GW, [deployment], ready)  # what the reconcile it triggered records
+    assert index.owner_to_reconcile("MODIFIED", copy.deepcopy(ready)) is None
+
+
+def test_unknown_children_and_forgotten_pipelines_are_left_to_the_drift_check() -> None:
+    service = child("Service", "gw-otlp")
+    index = index_with(service)
+    assert index.owner_to_reconcile("DELETED", live(child("ConfigMap", "gw-config-old"))) is None
+    index.forget(GW)
+    assert index.owner_to_reconcile("DELETED", live(service)) is None and not index.knows(GW)
+
+
+def test_remembering_again_replaces_the_previous_children() -> None:
+    index = index_with(child("Deployment", "gw-agent"))
+    index.remember(GW, [child("DaemonSet", "gw-agent")], None)
+    assert index.owner_to_reconcile("DELETED", live(child("Deployment", "gw-agent"))) is None
+    assert index.owner_to_reconcile("DELETED", live(child("DaemonSet", "gw-agent"))) == GW
+
+
+def test_validation_reports_every_problem_with_its_field_path() -> None:
+    body = yaml.safe_load((ROOT / "examples" / "gateway.yaml").read_text())
+    assert validation.problems(body) == []
+    body["spec"]["exporters"][0]["compression"] = "brotli"
+    body["spec"]["receivers"]["otlp"]["http"]["port"] = 4317
+    body["status"] = {"conditions": "ignored: status is the operator's"}
+    found = validation.problems(body)
+    assert len(found) == 2, found
+    assert any(p.startswith("spec.exporters[0].compression:") for p in found)
+    assert any("spec.receivers.otlp" in p and "4317" in p for p in found)
+    message = validation.rejection(body, found)
+    assert message.startswith("OTLPPipeline observability/gateway is invalid (2 problems):\n- spec.")
