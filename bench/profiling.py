@@ -19,6 +19,16 @@ from typing import Any
 
 from bench import systems
 
+# Leaf frames of a thread that is waiting, not working: native sampling cannot tell idle threads apart.
+WAITING = (
+    "epoll_wait",
+    "poll",
+    "select",
+    "syscall",
+    "pthread_cond_wait",
+    "pthread_cond_timedwait",
+    "sem_wait",
+)
 LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")
 FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^():]+)(?::\d+)?\)$")
 
@@ -39,11 +49,11 @@ def frame_name(frame: str) -> str:
     return f"{fn} ({Path(match['file']).name})"
 
 
-def parse_collapsed(text: str) -> tuple[Counter[str], Counter[str], int]:
-    """(self samples per function, inclusive samples per function, total samples) of collapsed stacks."""
+def parse_collapsed(text: str) -> tuple[Counter[str], Counter[str], int, int]:
+    """Self and inclusive samples per function, busy samples, and waiting samples left out."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = waiting = 0
     for line in text.splitlines():
         match = LINE.match(line.strip())
         if not match:
@@ -52,20 +62,24 @@ def parse_collapsed(text: str) -> tuple[Counter[str], Counter[str], int]:
         frames = [frame_name(f) for f in match["stack"].split(";") if f]
         if not frames:
             continue
+        if frames[-1].split(" (", 1)[0] in WAITING:
+            waiting += count
+            continue
         total += count
         own[frames[-1]] += count
         for name in set(frames):
             inclusive[name] += count
-    return own, inclusive, total
+    return own, inclusive, total, waiting
 
 
 def summarize(text: str, top: int = 15) -> dict[str, Any]:
-    own, inclusive, total = parse_collapsed(text)
+    own, inclusive, total, waiting = parse_collapsed(text)
     denominator = total or 1
     # Thread roots and the process entry point are 100% inclusive and say nothing.
     boring = {name for name, count in inclusive.items() if count >= 0.98 * denominator}
     return {
         "samples": total,
+        "waiting_samples": waiting,
         "self": [(name, count / denominator) for name, count in own.most_common(top)],
         "inclusive": [
             (name, count / denominator)

@@ -184,7 +184,9 @@ def _profiles_section(profiles: dict[str, Any]) -> list[str]:
     lines = ["## Where the time goes (py-spy)", ""]
     for key, prof in profiles.items():
         lines += [
-            f"### `{key}` — {prof['samples']} samples at {prof['rate']} Hz, agent only (`{prof['command']}`)",
+            f"### `{key}` — {prof['samples']} busy samples at {prof['rate']} Hz, agent only "
+            f"(`{prof['command']}`; {prof.get('waiting_samples', 0)} samples of threads waiting in "
+            "epoll/futex left out)",
             "",
             "| function (self time) | share | | function (inclusive) | share |",
             "|---|---|---|---|---|",

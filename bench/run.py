@@ -222,10 +222,11 @@ def take_profiles(
 ) -> dict[str, Any]:
     if args.profile == "never" or (args.profile == "auto" and args.quick):
         return {}
+    chosen = {s.key for s in scenarios.by_key(args.scenario)}
     keys = [
         key
         for target, key in PROFILED_TARGETS.items()
-        if args.profile == "always" or verdicts[target]["met"] is False
+        if key in chosen and (args.profile == "always" or verdicts[target]["met"] is False)
     ]
     out_dir = ROOT / "bench" / "profiles"
     out_dir.mkdir(exist_ok=True)

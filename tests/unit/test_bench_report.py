@@ -150,10 +150,12 @@ def test_profile_summary_ranks_self_and_inclusive_time():
             "run (app.py:1);serve (server.py:11);count (wire.py:7) 30",
             "run (app.py:1);0x7f01 (libz.so.1);0x7f02 (libz.so.1) 4",
             "run (app.py:1);0x7f03 (libz.so.1) 6",
+            "run (app.py:1);select (selectors.py:5);epoll_wait (libc.so.6) 50",
         ]
     )
     summary = profiling.summarize(collapsed)
     assert summary["samples"] == 100
+    assert summary["waiting_samples"] == 50  # idle threads are not "where the time goes"
     assert summary["self"][0] == ("compress (codec.py)", 0.6)
     assert summary["inclusive"][0] == ("serve (server.py)", 0.9)  # `run` is 100%: left out as noise
     assert ("[native] (libz.so.1)", 0.1) in summary["self"]  # addresses aggregate per library
