@@ -1,0 +1,153 @@
+"""The gateway example through its whole life with the real operator and the real kubectl:
+create → children with the right ports and config → edit the spec → new ConfigMap and pod-template hash
+→ a deleted or edited child is restored → an invalid spec is rejected by the webhook with every field path
+→ delete the pipeline → its children are garbage-collected."""
+
+from __future__ import annotations
+
+import copy
+import pathlib
+from typing import Any
+
+from otlp_agent import config
+
+from tests.e2e.test_operator_support import (
+    EXAMPLES,
+    NAMESPACE,
+    WEBHOOK_CONFIG,
+    Cluster,
+    apply_yaml,
+    cluster_fixture,  # noqa: F401 - the `cluster` fixture
+    config_for_tests,
+    example,
+    operator_running,
+    webhook_for_tests,
+)
+
+SELECTOR = "telemetry.otlp-operator.io/pipeline=gateway"
+HASH = "telemetry.otlp-operator.io/config-hash"
+CHILD_KINDS = ("configmaps", "serviceaccounts", "services", "deployments", "poddisruptionbudgets")
+
+
+def config_maps(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    return {cm["metadata"]["name"]: cm for cm in cluster.list("configmaps", SELECTOR)}
+
+
+def template_hash(cluster: Cluster) -> str | None:
+    deployment = cluster.get("deployments", "gateway-agent") or {}
+    return (
+        (deployment.get("spec") or {}).get("template", {}).get("metadata", {}).get("annotations") or {}
+    ).get(HASH)
+
+
+def ready(cluster: Cluster) -> bool:
+    return cluster.condition("gateway", "Ready").get("status") == "True"
+
+
+def assert_children_match_the_example(cluster: Cluster, manifest: dict[str, Any]) -> str:
+    """Ports, config and hash wiring of the children; returns the config hash."""
+    status = cluster.status("gateway")
+    config_hash = status["configHash"]
+    (config_map,) = config_maps(cluster).values()
+    assert config_map["metadata"]["name"] == f"gateway-config-{config_hash}"
+    rendered = config.load_text(config_map["data"]["pipeline.yaml"])
+    assert rendered.spec.exporters == config.load_document(manifest).spec.exporters
+    service = cluster.get("services", "gateway-otlp")
+    assert service is not None
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {
+        "otlp-grpc": 4317,
+        "otlp-http": 4318,
+        "metrics": 8888,
+    }
+    deployment = cluster.get("deployments", "gateway-agent")
+    assert deployment is not None and deployment["spec"]["replicas"] == 2
+    pod = deployment["spec"]["template"]
+    assert pod["metadata"]["annotations"][HASH] == config_hash
+    assert {"configMap": {"name": config_map["metadata"]["name"]}}.items() <= pod["spec"]["volumes"][
+        0
+    ].items()
+    assert status["endpoints"] == {
+        "grpc": f"gateway-otlp.{NAMESPACE}.svc:4317",
+        "http": f"http://gateway-otlp.{NAMESPACE}.svc:4318",
+    }
+    for kind in CHILD_KINDS:
+        for child in cluster.list(kind, SELECTOR):
+            (owner,) = child["metadata"]["ownerReferences"]
+            assert (owner["kind"], owner["name"], owner["controller"]) == ("OTLPPipeline", "gateway", True)
+    return str(config_hash)
+
+
+def test_the_gateway_example_from_create_to_garbage_collection(
+    cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    manifest = example("gateway.yaml")
+    with operator_running(config_for_tests(webhook=webhook_for_tests(tmp_path))):
+        cluster.wait_for(
+            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""), what="webhook"
+        )
+        cluster.kubectl("apply", "-f", str(EXAMPLES / "gateway.yaml"))
+
+        # create: every child appears, wired to the same config hash; status reports the rollout.
+        cluster.wait_for(lambda: cluster.status("gateway").get("configHash"), what="status")
+        cluster.wait_for(lambda: cluster.get("poddisruptionbudgets", "gateway-agent"), what="PDB")
+        first_hash = assert_children_match_the_example(cluster, manifest)
+        assert cluster.status("gateway")["observedGeneration"] == 1
+        assert cluster.condition("gateway", "ConfigValid")["status"] == "True"
+        cluster.workload_ready("deployments", "gateway-agent")
+        cluster.wait_for(
+            lambda: ready(cluster), timeout=120 if cluster.emulator is None else 10, what="Ready"
+        )
+        assert cluster.status("gateway")["readyReplicas"] == 2
+        reasons = {e["reason"] for e in cluster.events("gateway")}
+        assert {"Applied", "Valid", "AgentsReady", "RolloutComplete"} <= reasons
+
+        # edit the spec: a new ConfigMap, a new pod-template hash; the old ConfigMap goes after the rollout.
+        edited = copy.deepcopy(manifest)
+        edited["spec"]["processors"]["batch"]["maxItems"] = 4096
+        apply_yaml(cluster, edited)
+        cluster.wait_for(lambda: template_hash(cluster) not in (None, first_hash), what="pod template hash")
+        second_hash = template_hash(cluster)
+        assert f"gateway-config-{second_hash}" in config_maps(cluster)
+        cluster.wait_for(
+            lambda: cluster.status("gateway").get("observedGeneration") == 2, what="generation 2"
+        )
+        assert cluster.status("gateway")["configHash"] == second_hash
+        cluster.workload_ready("deployments", "gateway-agent")
+        cluster.wait_for(
+            lambda: set(config_maps(cluster)) == {f"gateway-config-{second_hash}"}, what="old CM pruned"
+        )
+
+        # a deleted child comes back; an edited one is set back.
+        old_uid = cluster.get("services", "gateway-otlp")["metadata"]["uid"]  # type: ignore[index]
+        cluster.kubectl("delete", "service", "gateway-otlp", "-n", NAMESPACE)
+        cluster.wait_for(
+            lambda: (
+                (cluster.get("services", "gateway-otlp") or {}).get("metadata", {}).get("uid")
+                not in (None, old_uid)
+            ),
+            what="Service restored",
+        )
+        cluster.kubectl("scale", "deployment", "gateway-agent", "-n", NAMESPACE, "--replicas=5")
+        cluster.wait_for(
+            lambda: cluster.get("deployments", "gateway-agent")["spec"]["replicas"] == 2,  # type: ignore[index]
+            what="replicas restored",
+        )
+
+        # an invalid spec is rejected at admission with every problem and its field path.
+        invalid = copy.deepcopy(edited)
+        invalid["spec"]["exporters"][0]["protocol"] = "grpc"  # with zstd: a rule the CRD schema cannot check
+        invalid["spec"]["receivers"]["otlp"]["http"]["port"] = 4317
+        rejected = apply_yaml(cluster, invalid, check=False)
+        assert rejected.returncode != 0
+        assert (
+            "denied the request: OTLPPipeline observability/gateway is invalid (2 problems)"
+            in rejected.stderr
+        )
+        assert "spec.exporters[0].compression: zstd is only available over HTTP" in rejected.stderr
+        assert "spec.receivers.otlp.http.port: port 4317 is already used" in rejected.stderr
+        assert cluster.get("otlppipelines", "gateway")["metadata"]["generation"] == 2  # type: ignore[index]
+
+        # delete the pipeline: every child is garbage-collected.
+        cluster.kubectl("delete", "-f", str(EXAMPLES / "gateway.yaml"), "--wait=true", "--timeout=30s")
+        for kind in CHILD_KINDS:
+            cluster.wait_for(lambda kind=kind: not cluster.list(kind, SELECTOR), what=f"{kind} collected")
