@@ -1,0 +1,47 @@
+{{/*
+The operator's permissions: exactly the API calls it makes, and nothing more. docs/operations.md lists
+them with their reasons; tests/unit/test_chart_rbac.py derives the same list from the operator's code
+(operator/otlp_operator/kube.py and its kopf handlers) and tests/e2e/test_chart_install.py checks every
+call the running operator made against it. Used by the ClusterRole (cluster-wide) and by the Role in each
+watched namespace.
+*/}}
+{{- define "otlp-operator.rules" -}}
+# Pipelines: kopf lists and watches them and patches its bookkeeping annotations; reconcile reads one
+# by name when a child changes.
+- apiGroups: ["telemetry.otlp-operator.io"]
+  resources: ["otlppipelines"]
+  verbs: ["get", "list", "watch", "patch"]
+# The operator's report (conditions, endpoints, observedGeneration), as a JSON merge patch.
+- apiGroups: ["telemetry.otlp-operator.io"]
+  resources: ["otlppipelines/status"]
+  verbs: ["patch"]
+# The agents' objects: kopf watches them (pipeline label) to restore deleted or edited ones; reconcile
+# reads, creates, patches, lists (pipeline label) and deletes them.
+- apiGroups: [""]
+  resources: ["configmaps", "persistentvolumeclaims", "serviceaccounts", "services"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["apps"]
+  resources: ["daemonsets", "deployments"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Events on pipelines (kubectl describe otlpp), posted by kopf.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}
+
+{{/*
+Cluster-wide only: kopf watches CustomResourceDefinitions to notice the OTLPPipeline CRD being
+(re)installed while it runs. A namespaced install cannot grant it in a Role; kopf then logs a warning once
+and relies on its start-up discovery, which is enough.
+*/}}
+{{- define "otlp-operator.clusterRules" -}}
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+{{- end }}
