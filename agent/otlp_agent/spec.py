@@ -206,6 +206,13 @@ class HttpReceiver(SpecModel):
         description="Largest body accepted, checked after decompression too (bytes or quantity; at most "
         "64Mi). Larger bodies get 413.",
     )
+    read_timeout: Duration = Field(
+        default=30.0,
+        ge=0.1,
+        le=600,
+        description="Longest wait for a request's headers, for its body, and on an idle keep-alive "
+        "connection; slower clients (slowloris) are disconnected, or get 408 mid-body.",
+    )
     tls: ServerTLS | None = Field(default=None, description="Serve HTTPS instead of HTTP.")
     auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")
     cors: Cors | None = Field(default=None, description="Answer CORS preflights for these origins.")

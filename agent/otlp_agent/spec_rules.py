@@ -158,9 +158,29 @@ def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
             yield Problem(f"{path}.headers.{header}", "is set by the exporter itself")
     if len(set(e.signals)) != len(e.signals):
         yield Problem(f"{path}.signals", "lists a signal twice")
+    yield from _tls_problems(e, path)
     yield from _queue_problems(e, path)
     if e.retry.initial_interval > e.retry.max_interval:
         yield Problem(f"{path}.retry.initialInterval", "must not exceed retry.maxInterval")
+
+
+def _tls_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    if e.tls.insecure_skip_verify and e.protocol == spec.Protocol.grpc:
+        yield Problem(
+            f"{path}.tls.insecureSkipVerify",
+            "gRPC exporters cannot skip server verification (grpcio has no such option): give the "
+            "server's CA with caSecret or caFile, or use protocol http/protobuf",
+        )
+    if e.tls.ca_secret is not None and e.tls.ca_file is not None:
+        yield Problem(f"{path}.tls.caFile", "set only one of caSecret and caFile")
+    names = {h.name.lower() for h in e.headers_from}
+    for index, header in enumerate(e.headers_from):
+        if header.name.lower() in _RESERVED_HEADERS:
+            yield Problem(f"{path}.headersFrom[{index}].name", "is set by the exporter itself")
+        elif header.name.lower() in {h.lower() for h in e.headers}:
+            yield Problem(f"{path}.headersFrom[{index}].name", "is also set in headers")
+    if len(names) != len(e.headers_from):
+        yield Problem(f"{path}.headersFrom", "lists a header twice")
 
 
 def _queue_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
@@ -208,11 +228,6 @@ def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     def refuse(path: str, issue: str) -> Problem:
         return Problem(path, f"not implemented yet ({issue})")
 
-    for name, receiver in (("grpc", s.receivers.otlp.grpc), ("http", s.receivers.otlp.http)):
-        if receiver.tls is not None:
-            yield refuse(f"receivers.otlp.{name}.tls", "receiver TLS arrives with the security issue")
-        if receiver.auth is not None:
-            yield refuse(f"receivers.otlp.{name}.auth", "receiver auth arrives with the security issue")
     for field in ("resource", "attributes", "sampling"):
         if getattr(s.processors, field) is not None:
             yield refuse(f"processors.{field}", "no processor of this kind is built yet")
@@ -235,10 +250,6 @@ def _exporter_not_implemented(e: spec.Exporter, path: str, refuse: Any) -> Itera
         yield refuse(f"{path}.endpoints", "failover arrives with the reliability issue")
     if e.pipeline_ref is not None:
         yield refuse(f"{path}.pipelineRef", "arrives with the routing issue")
-    if e.headers_from:
-        yield refuse(f"{path}.headersFrom", "secrets arrive with the security issue")
-    if e.tls.ca_secret is not None or e.tls.cert_secret is not None:
-        yield refuse(f"{path}.tls", "TLS from Secrets arrives with the security issue; use caFile")
     if e.queue.type == spec.QueueType.persistent:
         yield refuse(f"{path}.queue.type", "the persistent queue arrives with the reliability issue")
     if e.delivery != spec.Delivery.fast:

@@ -286,16 +286,6 @@ def test_the_path_prefix_is_the_callers() -> None:
 
 
 NOT_IMPLEMENTED = [
-    ({"receivers": {"otlp": {"grpc": {"tls": {"certSecret": "tls"}}}}}, "spec.receivers.otlp.grpc.tls"),
-    ({"receivers": {"otlp": {"http": {"tls": {"certSecret": "tls"}}}}}, "spec.receivers.otlp.http.tls"),
-    (
-        {"receivers": {"otlp": {"grpc": {"auth": {"bearerTokenSecret": {"name": "s", "key": "k"}}}}}},
-        "spec.receivers.otlp.grpc.auth",
-    ),
-    (
-        {"receivers": {"otlp": {"http": {"auth": {"bearerTokenSecret": {"name": "s", "key": "k"}}}}}},
-        "spec.receivers.otlp.http.auth",
-    ),
     (
         {"processors": {"resource": {"actions": [{"key": "a", "action": "delete"}]}}},
         "spec.processors.resource",
@@ -311,19 +301,6 @@ NOT_IMPLEMENTED = [
     ({"autoscaling": {}}, "spec.autoscaling"),
     ({"exporters": [{"name": "f", "endpoints": ["a:4317", "b:4317"]}]}, "spec.exporters[0].endpoints"),
     ({"exporters": [{"name": "p", "pipelineRef": {"name": "gw"}}]}, "spec.exporters[0].pipelineRef"),
-    (
-        {
-            "exporters": [
-                {**GRPC, "headersFrom": [{"name": "api-key", "secretKeyRef": {"name": "s", "key": "k"}}]}
-            ]
-        },
-        "spec.exporters[0].headersFrom",
-    ),
-    (
-        {"exporters": [{**GRPC, "tls": {"caSecret": {"name": "ca", "key": "ca.crt"}}}]},
-        "spec.exporters[0].tls",
-    ),
-    ({"exporters": [{**GRPC, "tls": {"certSecret": "client"}}]}, "spec.exporters[0].tls"),
     (
         {"exporters": [{**GRPC, "queue": {"type": "persistent", "storageSize": "1Gi"}}]},
         "spec.exporters[0].queue.type",

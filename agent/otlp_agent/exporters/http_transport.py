@@ -2,19 +2,23 @@
 
 Large bodies are compressed in a worker thread (zlib and zstd release the GIL), with a codec object made per
 call so no compressor is shared between threads.
+
+https:// endpoints verify the server with the system CAs, or the CA from caSecret/caFile, and present the
+client certificate from certSecret; each request takes the SSL context current at that moment, so rotated
+files apply to new connections. Headers from Secrets go on every request and are redacted from every
+failure message.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ssl
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from google.rpc import status_pb2
 
-from otlp_agent import compression, errors, otlp_json, spec, wire
+from otlp_agent import auth, compression, errors, otlp_json, spec, tls, wire
 from otlp_agent.batcher import Batch
 from otlp_agent.exporters.result import ExportResult
 from otlp_agent.signals import SIGNALS
@@ -51,12 +55,15 @@ class HttpTransport:
         }
         if self._encoding != "none":
             self._headers["Content-Encoding"] = self._encoding
-        self._ssl = _ssl_context(exporter.tls)
+        what = f"exporter {exporter.name}"
+        secure = exporter.endpoint.startswith("https://")
+        self._tls = tls.ClientTls(exporter.tls, what) if secure else None
+        self._secret_headers = auth.SecretHeaders(exporter.headers_from, what)
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:  # created lazily: a session belongs to the running loop
-            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=64)
+            connector = aiohttp.TCPConnector(limit=64)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         return self._session
 
@@ -66,20 +73,25 @@ class HttpTransport:
             async with self._client().post(
                 self._urls[batch.signal],
                 data=body,
-                headers=self._headers,
+                headers={**self._secret_headers.current(), **self._headers},
                 timeout=aiohttp.ClientTimeout(total=timeout),
+                ssl=self._tls.ssl_context() if self._tls is not None else True,
             ) as response:
                 content = await response.read()
+                redact = self._secret_headers.redact
                 if 200 <= response.status < 300:
                     rejected, message = self._partial_success(batch, content, response.content_type)
-                    return ExportResult.success(wire_bytes=len(body), rejected=rejected, message=message)
+                    return ExportResult.success(
+                        wire_bytes=len(body), rejected=rejected, message=redact(message)
+                    )
                 return ExportResult.failure(
-                    f"HTTP {response.status}: {_error_message(content, response.content_type)}",
+                    redact(f"HTTP {response.status}: {_error_message(content, response.content_type)}"),
                     retryable=errors.http_retryable(response.status),
                     retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
                 )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            return ExportResult.failure(f"{type(exc).__name__}: {exc or 'connection failed'}", retryable=True)
+            message = self._secret_headers.redact(f"{type(exc).__name__}: {exc or 'connection failed'}")
+            return ExportResult.failure(message, retryable=True)
 
     async def _encode(self, batch: Batch) -> bytes:
         payload = batch.payload()
@@ -128,14 +140,3 @@ def _error_message(content: bytes, content_type: str) -> str:
         except Exception:
             pass
     return content[:_MESSAGE_LIMIT].decode("utf-8", "replace")
-
-
-def _ssl_context(tls: spec.ClientTLS) -> ssl.SSLContext | bool:
-    if tls.insecure_skip_verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if tls.ca_file:
-        return ssl.create_default_context(cafile=tls.ca_file)
-    return True

@@ -3,6 +3,10 @@
 Requests arrive as raw bytes (no deserializer), are validated and counted with one upb parse, and go to the
 consumer unchanged. grpc itself decompresses gzip/deflate and enforces the message size limit after
 decompression (RESOURCE_EXHAUSTED). Refusals carry RetryInfo so OTLP clients back off.
+
+With `tls` the port serves TLS (mTLS with a client CA) from credentials grpc fetches again on every
+handshake when the Secret changed; with `auth` every call must carry `authorization: Bearer <token>`
+metadata or gets UNAUTHENTICATED before its payload is looked at.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import grpc.aio
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from otlp_agent import errors, spec, wire
+from otlp_agent import auth, errors, spec, tls, wire
 from otlp_agent.metrics import AgentMetrics
 from otlp_agent.receivers import Consumer
 from otlp_agent.signals import SIGNALS, response_bytes
 from otlp_agent.spec import Signal
 
 _TRANSPORT = "grpc"
+#: A connection must finish its TLS / HTTP/2 handshake within this long (grpc's default is 120 s).
+HANDSHAKE_TIMEOUT_MS = 10_000
 
 
 class GrpcReceiver:
@@ -36,13 +42,18 @@ class GrpcReceiver:
         self.metrics = metrics
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
+        self._token: auth.BearerToken | None = None
 
     async def start(self) -> None:
+        """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
         options = [
             ("grpc.max_receive_message_length", self.settings.max_message_size),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
+            ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
         ]
+        if self.settings.auth is not None:
+            self._token = auth.BearerToken(self.settings.auth, "gRPC receiver")
         server = grpc.aio.server(options=options)
         for signal, info in SIGNALS.items():
             handler = grpc.unary_unary_rpc_method_handler(self._handler(signal))
@@ -52,7 +63,11 @@ class GrpcReceiver:
         address = (
             f"[{self.host}]:{self.settings.port}" if ":" in self.host else f"{self.host}:{self.settings.port}"
         )
-        self.port = server.add_insecure_port(address)
+        if self.settings.tls is not None:
+            credentials = tls.ServerTls(self.settings.tls, "gRPC receiver").grpc_credentials()
+            self.port = server.add_secure_port(address, credentials)
+        else:
+            self.port = server.add_insecure_port(address)
         await server.start()
         self._server = server
 
@@ -63,6 +78,11 @@ class GrpcReceiver:
         return export
 
     async def _export(self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        if self._token is not None:
+            refusal = self._token.check(_metadata_value(context, "authorization"))
+            if refusal is not None:
+                self._refused(signal, 0, refusal.reason)
+                await context.abort(refusal.grpc_code, refusal.message)
         try:
             items = wire.validate_and_count(signal, request)
         except wire.MalformedPayload as exc:
@@ -89,6 +109,13 @@ class GrpcReceiver:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+
+
+def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else None
+    return None
 
 
 def _retry_trailer(exc: errors.ReceiveError) -> tuple[tuple[str, bytes], ...]:

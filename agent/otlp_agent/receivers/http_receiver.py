@@ -3,18 +3,26 @@
 aiohttp's own body decompression is turned off: the raw body is bounded by `maxBodySize`, then decoded by
 `compression.decode`, which stops at the same limit, so a compression bomb costs at most the limit. Answers
 use the request's content type; failures carry a google.rpc.Status body; refusals carry Retry-After.
+
+`readTimeout` bounds every wait on a client: headers (and idle keep-alive) through aiohttp's keep-alive
+timer, which closes a connection that has not completed a request in time; the body with a timeout around
+the read, answered 408 and closed. With `tls` the site serves HTTPS from a context that switches to the
+current certificate on every handshake; with `auth` a request without the bearer token gets 401 before
+its body is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 
+import grpc
 import orjson
 from aiohttp import web
 from google.rpc import status_pb2
 
-from otlp_agent import compression, errors, otlp_json, spec, wire
+from otlp_agent import auth, compression, errors, otlp_json, spec, tls, wire
 from otlp_agent.metrics import AgentMetrics
 from otlp_agent.receivers import Answer, Consumer
 from otlp_agent.signals import SIGNALS, response_bytes
@@ -44,8 +52,15 @@ class HttpReceiver:
         self.metrics = metrics
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
+        self._token: auth.BearerToken | None = None
 
     async def start(self) -> None:
+        """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
+        if self.settings.auth is not None:
+            self._token = auth.BearerToken(self.settings.auth, "HTTP receiver")
+        ssl_context = None
+        if self.settings.tls is not None:
+            ssl_context = tls.ServerTls(self.settings.tls, "HTTP receiver").ssl_context()
         app = web.Application(client_max_size=self.settings.max_body_size)
         for signal, info in SIGNALS.items():
             app.router.add_post(info.http_path, self._handler(signal))
@@ -58,9 +73,10 @@ class HttpReceiver:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=self.shutdown_timeout,  # requests in progress get this long at shutdown
+            keepalive_timeout=self.settings.read_timeout,  # also closes a connection stuck in its headers
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.settings.port, reuse_address=True)
+        site = web.TCPSite(runner, self.host, self.settings.port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
         self.port = self.settings.port
@@ -76,6 +92,13 @@ class HttpReceiver:
     async def _export(self, signal: Signal, request: web.Request) -> web.Response:
         content_type = request.content_type
         answer_type = _JSON if content_type == _JSON else _PROTOBUF
+        if self._token is not None:
+            refusal = self._token.check(request.headers.get("Authorization"))
+            if refusal is not None:
+                self._refused(signal, 0, refusal.reason)
+                response = _error_response(refusal, answer_type)
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
         try:
             payload, items, rejected, message = await self._decode(signal, request, content_type)
         except errors.ReceiveError as exc:
@@ -97,9 +120,12 @@ class HttpReceiver:
             )
         limit = self.settings.max_body_size
         try:
-            raw = await request.read()
+            async with asyncio.timeout(self.settings.read_timeout):
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise errors.too_large(f"body exceeds the limit of {limit} bytes") from None
+        except TimeoutError:
+            raise _slow_body(self.settings.read_timeout) from None
         try:
             body = compression.decode(raw, request.headers.get("Content-Encoding", ""), limit)
         except compression.TooLarge as exc:
@@ -182,6 +208,12 @@ def _from_json(signal: Signal, body: bytes) -> tuple[bytes, int, int, str]:
     return payload, wire.count_parsed(signal, converted.message), converted.rejected, converted.error
 
 
+def _slow_body(timeout: float) -> errors.ReceiveError:
+    return errors.ReceiveError(
+        f"request body not received within {timeout:g}s", 408, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout"
+    )
+
+
 def _error_response(exc: errors.ReceiveError, answer_type: str) -> web.Response:
     status = status_pb2.Status(code=exc.grpc_code.value[0], message=exc.message)
     if answer_type == _JSON:
@@ -191,4 +223,6 @@ def _error_response(exc: errors.ReceiveError, answer_type: str) -> web.Response:
     response = web.Response(status=exc.http_status, body=body, content_type=answer_type)
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if exc.http_status == 408:
+        response.force_close()  # the rest of a slow body is not worth waiting for
     return response
