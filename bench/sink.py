@@ -82,31 +82,39 @@ class CountingSink:
             self.count(*(await self.pending.get()))
             self.pending.task_done()  # lets a caller `await pending.join()` until all is counted
 
-    def count(self, body: bytes, encoding: str, wire_bytes: int) -> int | None:
-        """Decode and count one request; None when its body cannot be decoded."""
+    def decode(self, body: bytes, encoding: str) -> tuple[int, int] | None:
+        """(spans, decoded bytes) of one request; None (and counted as bad) when it cannot be decoded."""
         try:
             decoded = wire.decompress(body, encoding)
-            spans = wire.count_spans(decoded)
+            return wire.count_spans(decoded), len(decoded)
         except Exception:  # WireError, zlib.error, ZstdError: any undecodable body is the client's fault
             self.counters.add("bad_requests")
             return None
+
+    def record(self, spans: int, decoded_bytes: int, wire_bytes: int) -> None:
         self.counters.add("requests")
         self.counters.add("spans", spans)
         self.counters.add("wire_bytes", wire_bytes)
-        self.counters.add("decoded_bytes", len(decoded))
-        return spans
+        self.counters.add("decoded_bytes", decoded_bytes)
+
+    def count(self, body: bytes, encoding: str, wire_bytes: int) -> None:
+        decoded = self.decode(body, encoding)
+        if decoded is not None:
+            self.record(*decoded, wire_bytes)
 
     async def accept(self, body: bytes, encoding: str, wire_bytes: int) -> bool:
         """Take one request; False when it is known to be undecodable (answered as a client error)."""
         if not self.throttle.rate:
             await self.pending.put((body, encoding, wire_bytes))
             return True
-        spans = self.count(body, encoding, wire_bytes)
-        if spans is None:
+        decoded = self.decode(body, encoding)
+        if decoded is None:
             return False
-        delay = self.throttle.reserve(spans)
+        delay = self.throttle.reserve(decoded[0])
         if delay > 0:
             await asyncio.sleep(delay)
+        # Counted when released, so a window never includes spans still held back by the throttle.
+        self.record(*decoded, wire_bytes)
         return True
 
     async def http_handler(self, request: web.Request) -> web.StreamResponse:

@@ -142,3 +142,15 @@ async def test_throttled_sink_rejects_an_undecodable_body():
         await runner.cleanup()
     assert counters.snapshot()["bad_requests"] == 1
     assert counters.snapshot()["spans"] == 0
+
+
+async def test_throttled_sink_counts_a_request_only_when_it_releases_it():
+    counters = SinkCounters.create()
+    counting = sink.CountingSink(counters, sink.Throttle(1000.0))  # 100 spans = 0.1 s
+    body = payloads.build_request(2, 100).SerializeToString()
+    held = asyncio.create_task(counting.accept(body, "", len(body)))
+    await asyncio.sleep(0)  # the request is now waiting for its slot
+    assert counters.snapshot()["spans"] == 0
+    async with asyncio.timeout(5):
+        assert await held is True
+    assert counters.snapshot()["spans"] == 100
