@@ -11,7 +11,11 @@ the workload status the status was last computed from, and only a difference ask
 - a remembered workload's status changed.
 
 Children the index does not know (stale ones, or any before the first reconcile after a restart) are
-left to the drift check.
+left to the drift check. Desired children are remembered *before* they are applied, so an event that
+arrives while a reconcile is still running is judged against the new desired state; a workload whose
+status the operator has not read yet counts as changed (one extra, write-free reconcile at most).
+
+The index also lists the pipelines the operator knows, for the periodic drift check.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from otlp_operator import merge
 
 ChildKey = tuple[str, str, str]  # kind, namespace, name
 WORKLOAD_KINDS = ("Deployment", "DaemonSet")
+_UNREAD = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,28 +49,33 @@ class ChildIndex:
         self._statuses: dict[ChildKey, Any] = {}
         self._by_pipeline: dict[PipelineKey, set[ChildKey]] = {}
 
-    def remember(
-        self, pipeline: PipelineKey, desired: list[dict[str, Any]], workload: dict[str, Any] | None
-    ) -> None:
-        """Record the children just applied for `pipeline` (replacing what was known before)."""
+    def remember(self, pipeline: PipelineKey, desired: list[dict[str, Any]]) -> None:
+        """Record the children about to be applied for `pipeline` (replacing what was known before)."""
         self.forget(pipeline)
         keys = set()
         for obj in desired:
             key = key_of(obj)
             self._desired[key] = (pipeline, obj)
             keys.add(key)
-        if workload is not None:
-            self._statuses[key_of(workload)] = workload.get("status") or {}
         self._by_pipeline[pipeline] = keys
+
+    def know(self, pipeline: PipelineKey) -> None:
+        """Keep `pipeline` in the drift check even while it has no desired children (invalid spec)."""
+        self._by_pipeline.setdefault(pipeline, set())
+
+    def observed(self, workload: dict[str, Any]) -> None:
+        """Record the workload status the pipeline's status was just computed from."""
+        self._statuses[key_of(workload)] = workload.get("status") or {}
+
+    def pipelines(self) -> list[PipelineKey]:
+        """Every pipeline the operator has reconciled and not seen deleted."""
+        return sorted(self._by_pipeline, key=lambda key: (key.namespace, key.name))
 
     def forget(self, pipeline: PipelineKey) -> None:
         """Drop everything known about `pipeline` (deleted, or its spec became invalid)."""
         for key in self._by_pipeline.pop(pipeline, set()):
             self._desired.pop(key, None)
             self._statuses.pop(key, None)
-
-    def knows(self, pipeline: PipelineKey) -> bool:
-        return pipeline in self._by_pipeline
 
     def owner_to_reconcile(self, event_type: str, obj: dict[str, Any]) -> PipelineKey | None:
         """The pipeline to reconcile because of this watch event on a child, or None."""
@@ -76,6 +86,6 @@ class ChildIndex:
         pipeline, desired = entry
         if event_type == "DELETED" or merge.patch_for(desired, obj):
             return pipeline
-        if key[0] in WORKLOAD_KINDS and (obj.get("status") or {}) != self._statuses.get(key):
+        if key[0] in WORKLOAD_KINDS and (obj.get("status") or {}) != self._statuses.get(key, _UNREAD):
             return pipeline
         return None

@@ -1,21 +1,25 @@
-"""The kopf handlers: thin adapters from kopf's events to `reconcile` (the only place that knows kopf's
-error types, besides the webhook).
+"""The kopf handlers: thin adapters from kopf's events to `reconcile` (the only place, with the webhook,
+that knows kopf's error types).
 
 - pipeline created, updated, or resumed (operator start): `reconcile`; a transient API error becomes
   `kopf.TemporaryError(delay=retry_delay)`, so kopf retries it;
-- every `drift_interval` seconds per pipeline (`kopf.timer`): `reconcile`, which restores anything no
-  event told us about;
 - any event on a child kind carrying the pipeline label: `reconcile` of its pipeline when the child was
-  deleted, edited, or (workloads) changed status (see `children`).
+  deleted, edited, or (workloads) changed status (see `children`);
+- every `drift_interval` seconds: `reconcile.drift_check` over every known pipeline, which restores
+  anything no event told us about (a child that lost its label, a missed watch event).
 
-Events are posted with `kopf.event`, so they appear in `kubectl describe otlpp NAME`.
+The drift check is one operator-wide task rather than a `kopf.timer`: kopf puts a finalizer on every
+object that has timers, and the operator wants none, so a pipeline can be deleted (and its children
+garbage-collected) even while the operator is down or uninstalled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from otlp_agent import spec
@@ -27,12 +31,6 @@ RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 _log = logging.getLogger(__name__)
 
 
-def emit(body: Mapping[str, Any], warning: bool, reason: str, message: str) -> None:
-    """Post a Kubernetes Event about the pipeline through kopf's event poster."""
-    target = kopf.Body(cast(kopf.RawBody, dict(body)))
-    kopf.event(target, type="Warning" if warning else "Normal", reason=reason, message=message[:1024])
-
-
 def raise_for(outcome: reconcile.Outcome, retry_delay: float) -> None:
     """Turn a failed reconcile into kopf's retry signal; a permanent failure waits for the drift check."""
     error = outcome.error
@@ -40,51 +38,54 @@ def raise_for(outcome: reconcile.Outcome, retry_delay: float) -> None:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=retry_delay)
 
 
+async def drift_loop(ctx: reconcile.Context, interval: float) -> None:
+    """Run the drift check every `interval` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        for key, error in await reconcile.drift_check(ctx):
+            _log.warning("drift check of %s/%s failed: %s", key.namespace, key.name, error)
+
+
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     """A kopf registry with every handler of the operator (what `otlp-operator run` runs)."""
     registry = kopf.OperatorRegistry()
-    holder: dict[str, reconcile.Context] = {}
+    holder: dict[str, Any] = {}
 
     def context() -> reconcile.Context:
-        return holder["context"]
+        found: reconcile.Context = holder["context"]
+        return found
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    def connect(**_: Any) -> None:
+    async def start(**_: Any) -> None:
         holder["context"] = reconcile.Context(kube.Kube.connect(), config.agent_image)
+        holder["drift"] = asyncio.create_task(
+            drift_loop(context(), config.drift_interval), name="drift check"
+        )
 
     @kopf.on.cleanup(registry=registry)
-    def disconnect(**_: Any) -> None:
+    async def stop(**_: Any) -> None:
+        if "drift" in holder:
+            holder["drift"].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holder.pop("drift")
         if "context" in holder:
             holder.pop("context").client.close()
-
-    async def run(body: kopf.Body) -> None:
-        try:
-            outcome = await reconcile.reconcile(context(), body, emit)
-        except kube.ApiError as exc:
-            if exc.transient:
-                raise kopf.TemporaryError(str(exc), delay=config.retry_delay) from exc
-            raise kopf.PermanentError(str(exc)) from exc
-        raise_for(outcome, config.retry_delay)
 
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile-on-resume")
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-on-create")
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile-on-update")
     async def changed(body: kopf.Body, **_: Any) -> None:
-        await run(body)
-
-    @kopf.timer(
-        *RESOURCE,
-        registry=registry,
-        id="drift-check",
-        interval=config.drift_interval,
-        initial_delay=config.drift_interval,
-    )
-    async def drift(body: kopf.Body, **_: Any) -> None:
-        await run(body)
+        try:
+            outcome = await reconcile.reconcile(context(), body)
+        except kube.ApiError as exc:
+            if exc.transient:
+                raise kopf.TemporaryError(str(exc), delay=config.retry_delay) from exc
+            raise kopf.PermanentError(str(exc)) from exc
+        raise_for(outcome, config.retry_delay)
 
     for kind in kube.CHILD_KINDS:
         _watch_children(registry, kind, context)
@@ -103,7 +104,7 @@ def _watch_children(registry: kopf.OperatorRegistry, kind: str, context: Any) ->
         if key is None:
             return
         try:
-            await reconcile.reconcile_by_name(ctx, key, emit)
+            await reconcile.reconcile_by_name(ctx, key)
         except kube.ApiError as exc:  # the drift check retries
             _log.warning("reconciling %s/%s after a %s event failed: %s", key.namespace, key.name, kind, exc)
 

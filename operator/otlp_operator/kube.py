@@ -9,6 +9,7 @@ off `RESOURCES` and the `Kube` methods:
 | get | every kind in `RESOURCES` (children; the pipeline, when a child event asks to reconcile it) |
 | create, patch (JSON merge patch), delete, list (label selector) | the child kinds |
 | patch (JSON merge patch) on the `status` subresource | otlppipelines/status |
+| create | events (core/v1), about a pipeline |
 
 The `kubernetes` client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`):
 a handful of calls per reconcile never needs more. Credentials come from the in-cluster service account
@@ -65,8 +66,10 @@ RESOURCES: dict[str, Resource] = {
     "DaemonSet": Resource("apps", "v1", "daemonsets"),
     "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": Resource("autoscaling", "v2", "horizontalpodautoscalers"),
+    "Event": Resource("", "v1", "events"),
 }
-CHILD_KINDS = tuple(kind for kind in RESOURCES if kind != PIPELINE)
+CHILD_KINDS = tuple(kind for kind in RESOURCES if kind not in (PIPELINE, "Event"))
+COMPONENT = "otlp-operator"
 
 
 class ApiError(Exception):
@@ -138,6 +141,33 @@ class Kube:
         except ApiError as exc:
             if exc.status != 404:
                 raise
+
+    async def post_event(
+        self, regarding: dict[str, Any], warning: bool, reason: str, message: str, now: str
+    ) -> None:
+        """Record a core/v1 Event about `regarding` (shown by `kubectl describe`)."""
+        metadata = regarding["metadata"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": regarding["apiVersion"],
+                "kind": regarding["kind"],
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+            },
+            "type": "Warning" if warning else "Normal",
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.create(event)
 
     async def _call(
         self,

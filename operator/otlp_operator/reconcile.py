@@ -3,6 +3,11 @@ and child events.
 
     validate (agent models) ─► build_all (pure) ─► apply children ─► prune stale ones ─► status + Events
 
+Events (core/v1, `source.component: otlp-operator`) are posted for every condition transition
+(reason = the condition's reason) and for every reconcile that changed children (reason `Applied`,
+listing what was created, updated, adopted, replaced or deleted). Failing to post one is logged, never
+fatal.
+
 An invalid spec stops after validation: no child is written, so the agents keep running the last good
 config, and the status says why (ConfigValid=False, Degraded=True). An API error while applying is
 reported in the status (Degraded=True, ApplyFailed) and returned in the `Outcome` for the caller to retry
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,8 +29,7 @@ from otlp_agent.spec_rules import SpecError
 
 from otlp_operator import apply, children, kube, manifests, naming, status, validation
 
-#: Posts one Kubernetes Event about the pipeline: (pipeline body, warning?, reason, message).
-Emit = Callable[[Mapping[str, Any], bool, str, str], None]
+_log = logging.getLogger(__name__)
 
 
 def utc_now() -> str:
@@ -55,33 +60,50 @@ class Outcome:
     error: kube.ApiError | None = None
 
 
-async def reconcile(ctx: Context, body: Mapping[str, Any], emit: Emit) -> Outcome:
+async def reconcile(ctx: Context, body: Mapping[str, Any]) -> Outcome:
     """Bring the children of the pipeline `body` in line with its spec and report it in its status."""
     obj = validation.plain(body)
     key = children.PipelineKey(obj["metadata"]["namespace"], obj["metadata"]["name"])
     async with ctx.lock(key):
-        return await _reconcile(ctx, obj, key, emit)
+        return await _reconcile(ctx, obj, key)
 
 
-async def reconcile_by_name(ctx: Context, key: children.PipelineKey, emit: Emit) -> Outcome | None:
+async def reconcile_by_name(ctx: Context, key: children.PipelineKey) -> Outcome | None:
     """Reconcile the pipeline named `key` as it is now (None when it no longer exists)."""
     body = await ctx.client.get(kube.PIPELINE, key.namespace, key.name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.index.forget(key)
         return None
-    return await reconcile(ctx, body, emit)
+    return await reconcile(ctx, body)
 
 
-async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKey, emit: Emit) -> Outcome:
+async def drift_check(ctx: Context) -> list[tuple[children.PipelineKey, Exception]]:
+    """Reconcile every known pipeline once (restores what no event reported); returns the failures."""
+    failures: list[tuple[children.PipelineKey, Exception]] = []
+    for key in ctx.index.pipelines():
+        try:
+            outcome = await reconcile_by_name(ctx, key)
+        except kube.ApiError as exc:
+            failures.append((key, exc))
+            continue
+        if outcome is not None and outcome.error is not None:
+            failures.append((key, outcome.error))
+    return failures
+
+
+async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKey) -> Outcome:
     uid = obj["metadata"]["uid"]
     generation = int(obj["metadata"].get("generation") or 0)
     selector = f"{naming.PIPELINE_LABEL}={naming.label_value(key.name)}"
     error: kube.ApiError | None = None
     changes: list[str] = []
+    ctx.index.know(key)
     try:
         pipeline = validation.parse(obj)
     except SpecError as exc:
         workload = await apply.find_workload(ctx.client, key.namespace, selector, uid)
+        if workload is not None:
+            ctx.index.observed(workload)
         previous_hash = (obj.get("status") or {}).get("configHash")
         problems = tuple(str(p) for p in exc.problems)
         obs = status.Observation(generation, problems, workload=workload, config_hash=previous_hash)
@@ -90,10 +112,17 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKe
     new_status, transitions = status.compute(obs, obj.get("status") or {}, ctx.clock())
     await _write_status(ctx.client, obj, new_status)
     if changes:
-        emit(obj, False, "Applied", "; ".join(changes))
+        await _post(ctx, obj, False, "Applied", "; ".join(changes))
     for transition in transitions:
-        emit(obj, transition.warning, transition.condition.reason, transition.message)
+        await _post(ctx, obj, transition.warning, transition.condition.reason, transition.message)
     return Outcome(new_status, transitions, changes, error)
+
+
+async def _post(ctx: Context, obj: dict[str, Any], warning: bool, reason: str, message: str) -> None:
+    try:
+        await ctx.client.post_event(obj, warning, reason, message, ctx.clock())
+    except kube.ApiError as exc:  # an Event is a courtesy; the status already says it
+        _log.warning("could not post event %s about %s: %s", reason, obj["metadata"]["name"], exc)
 
 
 async def _apply(
@@ -111,6 +140,7 @@ async def _apply(
         selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
     )
     applied = apply.Applied()
+    ctx.index.remember(key, desired)
     try:
         await apply.apply_all(ctx.client, desired, uid, applied)
         workload = _workload(applied.live)
@@ -127,7 +157,8 @@ async def _apply(
         why = f"{exc}; retrying" if exc.transient else str(exc)
         failed = dataclasses.replace(obs, workload=_workload(applied.live), apply_error=("ApplyFailed", why))
         return failed, applied.changes, exc
-    ctx.index.remember(key, desired, workload)
+    if workload is not None:
+        ctx.index.observed(workload)
     return dataclasses.replace(obs, workload=workload), applied.changes, None
 
 

@@ -26,7 +26,9 @@ def live(desired: dict[str, Any], **status: Any) -> dict[str, Any]:
 
 def index_with(*desired: dict[str, Any], workload: dict[str, Any] | None = None) -> children.ChildIndex:
     index = children.ChildIndex()
-    index.remember(GW, list(desired), workload)
+    index.remember(GW, list(desired))
+    if workload is not None:
+        index.observed(workload)
     return index
 
 
@@ -52,21 +54,29 @@ def test_a_workload_status_change_asks_for_a_status_refresh_once() -> None:
     assert index.owner_to_reconcile("MODIFIED", live(deployment)) is None
     ready = live(deployment, readyReplicas=2)
     assert index.owner_to_reconcile("MODIFIED", ready) == GW
-    index.remember(GW, [deployment], ready)  # what the reconcile it triggered records
+    index.observed(ready)  # what the reconcile it triggered records
     assert index.owner_to_reconcile("MODIFIED", copy.deepcopy(ready)) is None
+
+
+def test_a_workload_status_not_read_yet_counts_as_changed() -> None:
+    deployment = child("Deployment", "gw-agent", replicas=2)
+    index = index_with(deployment)  # remembered before applying: its status is not read yet
+    assert index.owner_to_reconcile("MODIFIED", live(deployment, readyReplicas=1)) == GW
+    assert index.owner_to_reconcile("MODIFIED", live(child("Service", "gw-otlp"))) is None
 
 
 def test_unknown_children_and_forgotten_pipelines_are_left_to_the_drift_check() -> None:
     service = child("Service", "gw-otlp")
     index = index_with(service)
     assert index.owner_to_reconcile("DELETED", live(child("ConfigMap", "gw-config-old"))) is None
+    assert index.pipelines() == [GW]
     index.forget(GW)
-    assert index.owner_to_reconcile("DELETED", live(service)) is None and not index.knows(GW)
+    assert index.owner_to_reconcile("DELETED", live(service)) is None and index.pipelines() == []
 
 
 def test_remembering_again_replaces_the_previous_children() -> None:
     index = index_with(child("Deployment", "gw-agent"))
-    index.remember(GW, [child("DaemonSet", "gw-agent")], None)
+    index.remember(GW, [child("DaemonSet", "gw-agent")])
     assert index.owner_to_reconcile("DELETED", live(child("Deployment", "gw-agent"))) is None
     assert index.owner_to_reconcile("DELETED", live(child("DaemonSet", "gw-agent"))) == GW
 
