@@ -157,7 +157,9 @@ def _overload_table(entry: dict[str, Any]) -> list[str]:
         f"Backend capped at {fmt(o['sink_spans_per_s'])} spans/s; offered {o['offered_factor']:.0f}× that, "
         f"open loop; agent memory limit {o['memory_limit_mib']}Mi (spike {o['spike_limit_mib']}Mi). rotel "
         "has no memory limit option; it runs the same load for reference. Counts are the client's own, "
-        "over all runs.",
+        "over all runs. 'Accepted, never delivered' is client-accepted minus sink-counted spans after the "
+        "system stopped; a small negative value means requests still in flight when the client stopped "
+        "were delivered anyway.",
         "",
         "| system | accepted spans | accepted, never delivered | refused, retryable "
         "| of which with Retry-After/RetryInfo | non-retryable | transport errors "
