@@ -239,8 +239,6 @@ def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
         yield refuse("allowedReferrerNamespaces", "arrives with the routing issue")
     if s.injection is not None:
         yield refuse("injection", "arrives with the sidecar injection issue")
-    if s.autoscaling is not None:
-        yield refuse("autoscaling", "arrives with the operator issue")
     for index, e in enumerate(s.exporters):
         yield from _exporter_not_implemented(e, f"exporters[{index}]", refuse)
 

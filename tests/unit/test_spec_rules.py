@@ -298,7 +298,6 @@ NOT_IMPLEMENTED = [
     ({"routes": {"default": ["backend"]}}, "spec.routes"),
     ({"allowedReferrerNamespaces": ["apps"]}, "spec.allowedReferrerNamespaces"),
     ({"mode": "sidecar", "injection": {}}, "spec.injection"),
-    ({"autoscaling": {}}, "spec.autoscaling"),
     ({"exporters": [{"name": "f", "endpoints": ["a:4317", "b:4317"]}]}, "spec.exporters[0].endpoints"),
     ({"exporters": [{"name": "p", "pipelineRef": {"name": "gw"}}]}, "spec.exporters[0].pipelineRef"),
     (
