@@ -3,6 +3,9 @@
 Decoding is bounded: output stops at `limit` bytes and raises TooLarge, so a small compression bomb can never
 become a large allocation. Encoders are made per call (a python-zstandard compressor must not be shared
 between threads, and exports compress in a worker thread).
+
+gzip and deflate are compressed with ISA-L (`isal`): about 4x faster than zlib at level 1 with a slightly
+better ratio. Its levels are 1-3 (the default is 1); spec validation enforces that range.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import zlib
 
 import zstandard
+from isal import isal_zlib
 
 _READ_CHUNK = 256 * 1024
 
@@ -61,21 +65,29 @@ def _decode_zlib(body: bytes, wbits: int, limit: int) -> bytes:
 
 
 def _decode_zstd(body: bytes, limit: int) -> bytes:
-    # stream_reader bounds each read's output, so a bomb is stopped before it is inflated.
-    reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True, closefd=False)
-    chunks: list[bytes] = []
+    # Two passes, because neither API does both jobs: stream_reader bounds the output (a bomb is stopped
+    # after `limit` bytes, counted in a reused buffer) but cannot tell a truncated frame from a finished one;
+    # decompressobj knows (`eof`) but has no output bound. zstd decodes at GB/s, so the first pass is cheap.
+    decoder = zstandard.ZstdDecompressor()
+    buffer = bytearray(_READ_CHUNK)
     size = 0
     try:
-        while chunk := reader.read(_READ_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
-            chunks.append(chunk)
+        with decoder.stream_reader(body, read_across_frames=True, closefd=False) as reader:
+            while read := reader.readinto(buffer):
+                size += read
+                if size > limit:
+                    raise TooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+        frames: list[bytes] = []
+        remaining = body
+        while remaining:  # one decompressobj per frame: a body may hold several
+            frame = decoder.decompressobj()
+            frames.append(frame.decompress(remaining))
+            if not frame.eof:
+                raise BadEncoding("truncated zstd body")
+            remaining = frame.unused_data
     except zstandard.ZstdError as exc:
         raise BadEncoding(f"invalid zstd body: {exc}") from None
-    if not chunks and body:
-        raise BadEncoding("invalid or truncated zstd body")
-    return b"".join(chunks)
+    return b"".join(frames)
 
 
 def encode(data: bytes, encoding: str, level: int | None = None) -> bytes:
@@ -84,9 +96,8 @@ def encode(data: bytes, encoding: str, level: int | None = None) -> bytes:
         return data
     if encoding == "zstd":
         return bytes(zstandard.ZstdCompressor(level=level or 1).compress(data))
-    if encoding == "gzip":
-        compressor = zlib.compressobj(level or 1, zlib.DEFLATED, zlib.MAX_WBITS | 16)
-        return compressor.compress(data) + compressor.flush()
-    if encoding == "deflate":
-        return zlib.compress(data, level or 1)
+    if encoding in ("gzip", "deflate"):
+        wbits = zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS
+        compressor = isal_zlib.compressobj(level or 1, zlib.DEFLATED, wbits)
+        return bytes(compressor.compress(data) + compressor.flush())
     raise BadEncoding(f"unsupported encoding {encoding!r}")

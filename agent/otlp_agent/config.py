@@ -34,6 +34,10 @@ def load_file(path: str | pathlib.Path) -> Pipeline:
         text = pathlib.Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError([Problem(str(path), f"cannot read file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(
+            [Problem(str(path), f"not UTF-8 text (byte {exc.start}): is this a YAML file?")]
+        ) from None
     return load_text(text, source=str(path))
 
 

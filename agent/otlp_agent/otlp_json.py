@@ -10,6 +10,7 @@ does not convert is rejected on its own and counted for `partial_success`; the r
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import functools
 import math
@@ -27,11 +28,14 @@ _ITEM_MESSAGES = {
     "opentelemetry.proto.logs.v1.LogRecord",
     "opentelemetry.proto.metrics.v1.Metric",
 }
-_INT_TYPES = {
-    FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
-    FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED64, FieldDescriptor.TYPE_INT32,
-    FieldDescriptor.TYPE_UINT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_FIXED32,
-    FieldDescriptor.TYPE_SFIXED32,
+# Accepted range of each integer type; enums are int32 (proto3 enums are open).
+_INT_RANGES = {
+    FieldDescriptor.TYPE_INT64: (-(2**63), 2**63 - 1), FieldDescriptor.TYPE_SINT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.TYPE_SFIXED64: (-(2**63), 2**63 - 1), FieldDescriptor.TYPE_UINT64: (0, 2**64 - 1),
+    FieldDescriptor.TYPE_FIXED64: (0, 2**64 - 1), FieldDescriptor.TYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_SINT32: (-(2**31), 2**31 - 1), FieldDescriptor.TYPE_SFIXED32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.TYPE_ENUM: (-(2**31), 2**31 - 1), FieldDescriptor.TYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.TYPE_FIXED32: (0, 2**32 - 1),
 }  # fmt: skip
 _INT64_TYPES = {
     FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64,
@@ -183,8 +187,9 @@ def _scalar_converter(field: FieldDescriptor) -> Any:
         return _string
     if kind == FieldDescriptor.TYPE_BOOL:
         return _boolean
-    if kind in _INT_TYPES or kind == FieldDescriptor.TYPE_ENUM:
-        return _integer
+    if kind in _INT_RANGES:
+        low, high = _INT_RANGES[kind]
+        return functools.partial(_integer, low=low, high=high)
     if kind in _FLOAT_TYPES:
         return _floating
     if kind == FieldDescriptor.TYPE_BYTES:
@@ -213,17 +218,20 @@ def _floating(value: Any) -> float:
     raise JsonError(f"expected a number, got {type(value).__name__}")
 
 
-def _integer(value: Any) -> int:
+def _integer(value: Any, low: int, high: int) -> int:
+    number: int | None = None
     if type(value) is int:
-        return value
-    if type(value) is str:
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    if type(value) is float and value.is_integer():
-        return int(value)
-    raise JsonError(f"expected an integer, got {value!r:.40}")
+        number = value
+    elif type(value) is str:
+        with contextlib.suppress(ValueError):
+            number = int(value)
+    elif type(value) is float and value.is_integer():
+        number = int(value)
+    if number is None:
+        raise JsonError(f"expected an integer, got {value!r:.40}")
+    if not low <= number <= high:
+        raise JsonError(f"{number} is out of range [{low}, {high}]")
+    return number
 
 
 def _base64(value: Any) -> bytes:

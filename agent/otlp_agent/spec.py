@@ -301,7 +301,9 @@ class Processors(SpecModel):
         default=None, description="Actions on span, data point and log record attributes."
     )
     sampling: Sampling | None = Field(default=None, description="Trace sampling.")
-    k8s_attributes: K8sAttributes | None = Field(default=None, description="Kubernetes metadata enrichment.")
+    k8s_attributes: K8sAttributes | None = Field(
+        default=None, alias="k8sAttributes", description="Kubernetes metadata enrichment."
+    )
 
 
 class PipelineRef(SpecModel):
@@ -395,7 +397,10 @@ class Exporter(SpecModel):
         default=Compression.gzip, description="none | gzip | deflate | zstd (zstd only over HTTP)."
     )
     compression_level: int | None = Field(
-        default=None, ge=1, le=19, description="Codec level; defaults: gzip/deflate 1, zstd 1 (fast, ~6x)."
+        default=None,
+        ge=1,
+        le=19,
+        description="Higher is smaller and slower: gzip/deflate 1-3 (ISA-L), zstd 1-19; default 1.",
     )
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     headers_from: list[HeaderFromSecret] = Field(

@@ -8,6 +8,7 @@ waiting to happen. Each refusal names the issue that lifts it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import re
@@ -19,7 +20,8 @@ import pydantic
 from otlp_agent import spec, units
 
 _RESERVED_HEADERS = {"content-type", "content-encoding", "content-length", "te", "host", "grpc-encoding"}
-_LEVEL_RANGE = {spec.Compression.gzip: 9, spec.Compression.deflate: 9, spec.Compression.zstd: 19}
+# gzip and deflate use ISA-L, whose levels are 1-3; zstd 1-19.
+_LEVEL_RANGE = {spec.Compression.gzip: 3, spec.Compression.deflate: 3, spec.Compression.zstd: 19}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,11 +48,47 @@ def validate_spec(data: Any, prefix: str = "spec") -> spec.OTLPPipelineSpec:
     try:
         parsed = spec.OTLPPipelineSpec.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise SpecError([_from_pydantic(error, prefix) for error in exc.errors()]) from None
+        field_problems = [_from_pydantic(error, prefix) for error in exc.errors()]
+        raise SpecError(field_problems + _cross_field_despite(data, exc, prefix, field_problems)) from None
     problems = [dataclasses.replace(p, path=f"{prefix}.{p.path}") for p in cross_field_problems(parsed)]
     if problems:
         raise SpecError(problems)
     return parsed
+
+
+def _cross_field_despite(
+    data: Any, exc: pydantic.ValidationError, prefix: str, known: list[Problem]
+) -> list[Problem]:
+    """Cross-field problems of the spec with its invalid fields removed, so one typo does not hide a port
+    clash: every problem is reported in one pass. Gives up (returns none) when the spec cannot be repaired,
+    e.g. a required field is missing."""
+    repaired = copy.deepcopy(data)
+    for error in exc.errors():
+        if not _remove(repaired, error["loc"]):
+            return []
+    try:
+        partial = spec.OTLPPipelineSpec.model_validate(repaired)
+    except pydantic.ValidationError:
+        return []
+    reported = {p.path for p in known}
+    extra = [dataclasses.replace(p, path=f"{prefix}.{p.path}") for p in cross_field_problems(partial)]
+    return [p for p in extra if not any(p.path.startswith(r) or r.startswith(p.path) for r in reported)]
+
+
+def _remove(document: Any, loc: tuple[Any, ...]) -> bool:
+    """Delete the mapping key at `loc` (so its default applies); False when that is not possible."""
+    if not loc or not isinstance(loc[-1], str):
+        return False
+    node = document
+    for key in loc[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if not isinstance(node, dict) or loc[-1] not in node:
+        return False
+    del node[loc[-1]]
+    return True
 
 
 def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
@@ -62,7 +100,7 @@ def _from_pydantic(error: Any, prefix: str) -> Problem:
     path = prefix
     for part in error["loc"]:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    message = error["msg"]
+    message = error["msg"].removeprefix("Value error, ")
     bound = _bound_in_user_units(error)
     if bound:
         message = bound
@@ -149,10 +187,12 @@ def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
             yield Problem(f"{path}.compressionLevel", "only meaningful with gzip, deflate or zstd")
         elif e.compression_level > top:
             yield Problem(f"{path}.compressionLevel", f"{e.compression.value} levels go from 1 to {top}")
-    for endpoint in ([e.endpoint] if e.endpoint else []) + list(e.endpoints or []):
+    located = [(f"{path}.endpoint", e.endpoint)] if e.endpoint else []
+    located += [(f"{path}.endpoints[{i}]", endpoint) for i, endpoint in enumerate(e.endpoints or [])]
+    for where, endpoint in located:
         problem = _endpoint_problem(endpoint, e.protocol)
         if problem:
-            yield Problem(f"{path}.endpoint" if e.endpoint else f"{path}.endpoints", problem)
+            yield Problem(where, problem)
     for header in e.headers:
         if header.lower() in _RESERVED_HEADERS:
             yield Problem(f"{path}.headers.{header}", "is set by the exporter itself")

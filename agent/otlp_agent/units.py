@@ -46,7 +46,10 @@ def format_bytes(value: int) -> str | int:
 
 
 def parse_duration(value: object) -> object:
-    """A duration string ("200ms", "5s", "1.5m", "1h") as float seconds (other values pass on)."""
+    """A duration string ("200ms", "5s", "1.5m", "1h") as float seconds; a bare number is refused (which
+    unit would it be?), as the CRD's schema refuses it. Already-parsed floats from code pass through."""
+    if isinstance(value, bool | int):
+        raise ValueError(f"{value!r} has no unit: write it like 200ms, 5s, 1m or 1h")
     if isinstance(value, str):
         match = _DURATION_RE.match(value)
         if not match:

@@ -26,7 +26,7 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
 - exporter names are unique;
 - each exporter sets exactly one of `endpoint`, `endpoints`, `pipelineRef`, `debug`;
 - `compression: zstd` needs an HTTP protocol (gRPC clients cannot send zstd);
-- `compressionLevel` only with gzip/deflate (1-9) or zstd (1-19);
+- `compressionLevel` only with gzip/deflate (1-3, ISA-L) or zstd (1-19);
 - the gRPC, HTTP and telemetry ports differ; at least one receiver is enabled;
 - `processors.memoryLimiter.spikeLimit` is below `limit`; `retry.initialInterval` is at most `maxInterval`;
 - a persistent queue needs `storageSize`; `delivery: durable` needs a persistent queue;

@@ -14,6 +14,8 @@ import pytest
 import zstandard
 from otlp_agent import compression
 
+from bench import payloads
+
 MiB = 1024 * 1024
 BOMB_SIZE = 200 * MiB
 LIMIT = 4 * MiB
@@ -33,7 +35,7 @@ def sample(size: int = 100_000, seed: int = 5) -> bytes:
 
 
 @pytest.mark.parametrize("encoding", CODECS)
-@pytest.mark.parametrize("level", [None, 1, 9])
+@pytest.mark.parametrize("level", [None, 1, 3])
 def test_what_is_encoded_decodes_to_the_same_bytes(encoding: str, level: int | None) -> None:
     data = sample()
     encoded = compression.encode(data, encoding, level)
@@ -64,9 +66,26 @@ def test_zlib_wrapped_deflate_from_other_libraries_is_accepted() -> None:
     assert compression.decode(zlib.compress(data, 9), "deflate", limit=len(data)) == data
 
 
-def test_a_gzip_level_trades_speed_for_size() -> None:
-    data = sample()
-    assert len(compression.encode(data, "gzip", 9)) < len(compression.encode(data, "gzip", 1))
+def test_a_gzip_level_trades_speed_for_size_on_otlp_payloads() -> None:
+    data = b"".join(payloads.build_bodies(8, seed=3))  # ISA-L's levels are monotone on real OTLP data
+    assert len(compression.encode(data, "gzip", 3)) < len(compression.encode(data, "gzip", 1))
+
+
+def test_a_zstd_body_cut_short_is_bad_encoding_not_a_silent_prefix() -> None:
+    data = random.Random(1).randbytes(2_000_000)
+    encoded = compression.encode(data, "zstd")
+    with pytest.raises(compression.BadEncoding):
+        compression.decode(encoded[: int(len(encoded) * 0.9)], "zstd", limit=8 * MiB)
+
+
+def test_an_empty_body_compressed_with_zstd_decodes_to_empty_like_gzip_does() -> None:
+    assert compression.decode(compression.encode(b"", "gzip"), "gzip", limit=10) == b""
+    assert compression.decode(compression.encode(b"", "zstd"), "zstd", limit=10) == b""
+
+
+def test_a_zstd_body_of_several_frames_decodes_every_frame() -> None:
+    body = compression.encode(b"first ", "zstd") + compression.encode(b"second", "zstd")
+    assert compression.decode(body, "zstd", limit=100) == b"first second"
 
 
 @pytest.mark.parametrize("encoding", [*CODECS, "identity"])

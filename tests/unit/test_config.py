@@ -138,3 +138,12 @@ def test_load_document_takes_an_already_parsed_manifest() -> None:
     }
     pipeline = config.load_document(document)
     assert (pipeline.name, pipeline.namespace, pipeline.spec.exporters[0].name) == ("n", "ns", "e")
+
+
+def test_a_file_that_is_not_utf8_is_a_problem_not_a_traceback(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "binary.yaml"
+    path.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(SpecError) as caught:
+        config.load_file(path)
+    assert [p.path for p in caught.value.problems] == [str(path)]
+    assert "not UTF-8" in caught.value.problems[0].message

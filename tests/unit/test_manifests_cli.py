@@ -64,7 +64,9 @@ def test_an_invalid_file_prints_every_problem_and_exits_2(tmp_path: pathlib.Path
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "spec.replicas" in lines[0], result.stderr
+    # The field error does not hide the cross-field one: both are reported in one run.
+    assert len(lines) == 2, result.stderr
+    assert "spec.replicas" in lines[0] and "spec.exporters[0].compression" in lines[1]
     assert "Traceback" not in result.stderr
 
 

@@ -386,3 +386,20 @@ def test_responses_are_otlp_json_with_partial_success_only_when_needed() -> None
         orjson.loads(otlp_json.response_json(Signal.logs, 1, "x"))["partialSuccess"]["rejectedLogRecords"]
         == "1"
     )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"droppedAttributesCount": -1},
+        {"startTimeUnixNano": "-5"},
+        {"kind": 2**40},
+        {"attributes": [{"key": "k", "value": {"intValue": "99999999999999999999"}}]},
+    ],
+)
+def test_a_span_with_an_out_of_range_integer_is_rejected_alone(bad: dict[str, Any]) -> None:
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "bad", **bad}, {"name": "good"}]}]}]}
+    converted = otlp_json.parse_request(Signal.traces, orjson.dumps(body))
+    assert converted.rejected == 1
+    assert converted.error.startswith("Span[0].") and "out of range" in converted.error
+    assert [s.name for s in converted.message.resource_spans[0].scope_spans[0].spans] == ["good"]
