@@ -8,57 +8,18 @@ requests (how batches are built) count correctly because `resource_spans` is a r
 
 from __future__ import annotations
 
-import zlib
+from otlp_agent import compression, wire
 
-import zstandard
-
-VARINT, I64, LEN, I32 = 0, 1, 2, 5
+LEN = 2
 SPANS_KEY = (2 << 3) | LEN  # ScopeSpans.spans: field 2, length-delimited
+_NO_LIMIT = 1 << 40
+
+WireError = wire.MalformedPayload
 
 
-class WireError(ValueError):
-    """The bytes are not a well-formed protobuf message."""
-
-
-def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """Decode the varint at `pos`; return (value, position after it)."""
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise WireError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise WireError("varint too long")
-
-
-def _fields(buf: bytes | memoryview, start: int, end: int, wanted: int) -> list[tuple[int, int]]:
-    """(start, end) of every length-delimited field number `wanted` in buf[start:end]."""
-    found = []
-    pos = start
-    while pos < end:
-        key, pos = read_varint(buf, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == VARINT:
-            _, pos = read_varint(buf, pos)
-        elif wire_type == I64:
-            pos += 8
-        elif wire_type == I32:
-            pos += 4
-        elif wire_type == LEN:
-            length, pos = read_varint(buf, pos)
-            if number == wanted:
-                found.append((pos, pos + length))
-            pos += length
-        else:
-            raise WireError(f"unsupported wire type {wire_type}")
-    if pos != end:
-        raise WireError("field runs past the end of its message")
-    return found
+def _fields(buf: bytes, start: int, end: int, wanted: int) -> list[tuple[int, int]]:
+    """(start, end) of every field number `wanted` in buf[start:end]."""
+    return [(value, stop) for number, _, value, stop in wire.fields(buf, start, end) if number == wanted]
 
 
 def _count_field(buf: bytes, start: int, end: int, wanted_key: int) -> int:
@@ -88,18 +49,7 @@ def _count_field(buf: bytes, start: int, end: int, wanted_key: int) -> int:
 
 
 def _skip_field(buf: bytes, pos: int) -> int:
-    key, pos = read_varint(buf, pos)
-    wire_type = key & 7
-    if wire_type == VARINT:
-        return read_varint(buf, pos)[1]
-    if wire_type == I64:
-        return pos + 8
-    if wire_type == I32:
-        return pos + 4
-    if wire_type == LEN:
-        length, pos = read_varint(buf, pos)
-        return pos + length
-    raise WireError(f"unsupported wire type {wire_type}")
+    return next(wire.fields(buf, pos, len(buf)))[3]
 
 
 def count_spans(body: bytes) -> int:
@@ -116,14 +66,7 @@ def count_spans(body: bytes) -> int:
 
 def decompress(body: bytes, encoding: str) -> bytes:
     """Undo a Content-Encoding / grpc-encoding: identity, gzip, deflate or zstd."""
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity", "none"):
-        return body
-    if encoding == "gzip":
-        return zlib.decompress(body, zlib.MAX_WBITS | 16)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    if encoding == "zstd":
-        # A decompressobj copes with frames that do not record their content size.
-        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
-    raise WireError(f"unknown encoding {encoding!r}")
+    try:
+        return compression.decode(body, encoding, _NO_LIMIT)
+    except compression.BadEncoding as exc:
+        raise WireError(str(exc)) from None

@@ -57,7 +57,8 @@ def validate_and_count(signal: Signal, data: bytes) -> int:
     return count_parsed(signal, parse(signal, data))
 
 
-def _varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """The varint at `pos` and the position after it."""
     result = shift = 0
     while True:
         if pos >= len(data):
@@ -78,13 +79,13 @@ def fields(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tupl
     pos = start
     while pos < end:
         field_start = pos
-        key, pos = _varint(data, pos)
+        key, pos = read_varint(data, pos)
         wire_type = key & 7
         if wire_type == 0:
-            _, pos = _varint(data, pos)
+            _, pos = read_varint(data, pos)
             value_start = pos
         elif wire_type == _LENGTH_DELIMITED:
-            length, value_start = _varint(data, pos)
+            length, value_start = read_varint(data, pos)
             pos = value_start + length
         elif wire_type == 1:
             value_start, pos = pos, pos + 8
