@@ -6,6 +6,7 @@ create → children with the right ports and config → edit the spec → new Co
 from __future__ import annotations
 
 import copy
+import json
 import pathlib
 from typing import Any
 
@@ -151,3 +152,22 @@ def test_the_gateway_example_from_create_to_garbage_collection(
         cluster.kubectl("delete", "-f", str(EXAMPLES / "gateway.yaml"), "--wait=true", "--timeout=30s")
         for kind in CHILD_KINDS:
             cluster.wait_for(lambda kind=kind: not cluster.list(kind, SELECTOR), what=f"{kind} collected")
+
+
+def test_kubectl_scale_on_the_pipeline_scales_the_gateway_and_get_shows_its_state(cluster: Cluster) -> None:
+    with operator_running(config_for_tests()):
+        cluster.kubectl("apply", "-f", str(EXAMPLES / "gateway.yaml"))
+        cluster.wait_for(lambda: cluster.status("gateway").get("selector"), what="status with selector")
+        cluster.kubectl("scale", "otlppipeline", "gateway", "-n", NAMESPACE, "--replicas=3")
+        cluster.wait_for(
+            lambda: (cluster.get("deployments", "gateway-agent") or {}).get("spec", {}).get("replicas") == 3,
+            what="Deployment scaled",
+        )
+        cluster.workload_ready("deployments", "gateway-agent")
+        cluster.wait_for(lambda: cluster.status("gateway").get("readyReplicas") == 3, what="3 ready")
+        path = f"/apis/telemetry.otlp-operator.io/v1alpha1/namespaces/{NAMESPACE}/otlppipelines/gateway/scale"
+        scale = json.loads(cluster.kubectl("get", "--raw", path).stdout)
+        assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
+        assert scale["status"]["selector"] == cluster.status("gateway")["selector"]
+        table = cluster.kubectl("get", "otlpp", "gateway", "-n", NAMESPACE).stdout.split()
+        assert table[-5:-1] == ["gateway", "deployment", "True", f"gateway-otlp.{NAMESPACE}.svc:4317"]

@@ -1,0 +1,89 @@
+"""`otlp-operator run` as the Helm chart runs it: a separate process with a liveness endpoint and the
+validating webhook, reconciling a pipeline applied with kubectl, and stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import urllib.request
+
+from tests.e2e.test_operator_support import (
+    EXAMPLES,
+    IMAGE,
+    NAMESPACE,
+    WEBHOOK_CONFIG,
+    Cluster,
+    apply_yaml,
+    cluster_fixture,  # noqa: F401 - the `cluster` fixture
+    example,
+    free_port,
+    webhook_for_tests,
+)
+
+
+def command(tmp_path: pathlib.Path, liveness_port: int) -> list[str]:
+    hook = webhook_for_tests(tmp_path)
+    return [
+        str(pathlib.Path(sys.executable).parent / "otlp-operator"),
+        "run",
+        "--namespace",
+        NAMESPACE,
+        "--liveness",
+        f"http://127.0.0.1:{liveness_port}/healthz",
+        "--agent-image",
+        IMAGE,
+        "--webhook-port",
+        str(hook.port),
+        "--webhook-addr",
+        hook.addr,
+        "--webhook-host",
+        str(hook.host),
+        "--webhook-cert",
+        str(hook.certfile),
+        "--webhook-key",
+        str(hook.keyfile),
+        "--webhook-ca",
+        str(hook.cafile),
+        "--webhook-managed",
+        WEBHOOK_CONFIG,
+    ]
+
+
+def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sigterm(
+    cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    liveness = free_port()
+    log = (tmp_path / "operator.log").open("w")
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    process = subprocess.Popen(command(tmp_path, liveness), env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        cluster.wait_for(
+            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
+            timeout=20,
+            what="the operator to start and configure its webhook",
+        )
+        cluster.kubectl("apply", "-f", str(EXAMPLES / "gateway.yaml"))
+        cluster.wait_for(lambda: cluster.status("gateway").get("configHash"), what="status")
+        assert (
+            cluster.get("deployments", "gateway-agent")["spec"]["template"]["spec"]["containers"][0][  # type: ignore[index]
+                "image"
+            ]
+            == IMAGE
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=5) as probe:
+            assert probe.status == 200
+
+        invalid = example("gateway.yaml")
+        invalid["spec"]["receivers"]["otlp"]["grpc"]["port"] = 8888  # the metrics port
+        rejected = apply_yaml(cluster, invalid, check=False)
+        assert rejected.returncode != 0
+        assert "spec.telemetry.port: port 8888 is already used by receivers.otlp.grpc.port" in rejected.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        log.close()
+    output = (tmp_path / "operator.log").read_text()
+    assert code == 0, output
