@@ -80,8 +80,8 @@ def _add_run(commands: Any) -> None:
     hook = run.add_argument_group("validating webhook (off unless --webhook-port is given)")
     hook.add_argument("--webhook-port", type=int, help="serve the validating admission webhook on this port")
     hook.add_argument("--webhook-addr", default="0.0.0.0", help="listen address (0.0.0.0)")
-    hook.add_argument("--webhook-cert", help="TLS certificate (PEM); self-signed when omitted")
-    hook.add_argument("--webhook-key", help="TLS private key (PEM)")
+    hook.add_argument("--webhook-cert", help="TLS certificate (PEM); required with --webhook-port")
+    hook.add_argument("--webhook-key", help="TLS private key (PEM); required with --webhook-port")
     hook.add_argument("--webhook-ca", help="CA bundle to advertise (PEM) in a managed configuration")
     hook.add_argument("--webhook-host", help="host name the API server reaches the webhook at (managed mode)")
     hook.add_argument(
@@ -101,6 +101,9 @@ def _run(args: argparse.Namespace) -> int:
 
     webhook = None
     if args.webhook_port is not None:
+        if not (args.webhook_cert and args.webhook_key):
+            print("error: --webhook-port needs --webhook-cert and --webhook-key", file=sys.stderr)
+            return EXIT_INVALID
         webhook = settings.Webhook(
             port=args.webhook_port,
             certfile=args.webhook_cert,

@@ -10,6 +10,9 @@ import subprocess
 import sys
 import urllib.request
 
+import pytest
+from otlp_operator import cli
+
 from tests.e2e.test_operator_support import (
     EXAMPLES,
     IMAGE,
@@ -87,3 +90,14 @@ def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sig
         log.close()
     output = (tmp_path / "operator.log").read_text()
     assert code == 0, output
+
+
+def test_run_refuses_a_webhook_without_a_certificate_and_a_missing_scope(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["run", "--namespace", NAMESPACE, "--webhook-port", "9443"]) == 2
+    assert "--webhook-port needs --webhook-cert and --webhook-key" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--liveness", "http://127.0.0.1:1/healthz"])
+    assert exited.value.code == 2
+    assert "one of the arguments --namespace/-n --all-namespaces/-A is required" in capsys.readouterr().err
