@@ -28,6 +28,25 @@ from otlp_operator import merge
 ChildKey = tuple[str, str, str]  # kind, namespace, name
 WORKLOAD_KINDS = ("Deployment", "DaemonSet")
 _UNREAD = object()
+#: The workload status fields the pipeline's status is computed from; other changes are not worth a reconcile.
+_STATUS_FIELDS = (
+    "observedGeneration",
+    "replicas",
+    "updatedReplicas",
+    "readyReplicas",
+    "availableReplicas",
+    "desiredNumberScheduled",
+    "updatedNumberScheduled",
+    "numberReady",
+    "numberAvailable",
+)
+
+
+def status_digest(workload: dict[str, Any]) -> tuple[Any, ...]:
+    """What of a workload's status matters to the pipeline's status (counts and condition reasons)."""
+    found = workload.get("status") or {}
+    reasons = sorted((str(c.get("type")), str(c.get("reason"))) for c in found.get("conditions") or [])
+    return (*(found.get(field) for field in _STATUS_FIELDS), tuple(reasons))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +84,7 @@ class ChildIndex:
 
     def observed(self, workload: dict[str, Any]) -> None:
         """Record the workload status the pipeline's status was just computed from."""
-        self._statuses[key_of(workload)] = workload.get("status") or {}
+        self._statuses[key_of(workload)] = status_digest(workload)
 
     def pipelines(self) -> list[PipelineKey]:
         """Every pipeline the operator has reconciled and not seen deleted."""
@@ -86,6 +105,6 @@ class ChildIndex:
         pipeline, desired = entry
         if event_type == "DELETED" or merge.patch_for(desired, obj):
             return pipeline
-        if key[0] in WORKLOAD_KINDS and (obj.get("status") or {}) != self._statuses.get(key, _UNREAD):
+        if key[0] in WORKLOAD_KINDS and status_digest(obj) != self._statuses.get(key, _UNREAD):
             return pipeline
         return None

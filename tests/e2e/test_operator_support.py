@@ -61,7 +61,8 @@ class Cluster:
     def get(self, resource: str, name: str, namespace: str = NAMESPACE) -> dict[str, Any] | None:
         if self.emulator is not None:
             return self.emulator.get(resource, name, namespace)
-        done = self.kubectl("get", resource, name, "-n", namespace, "-o", "json", check=False)
+        scope = ["-n", namespace] if namespace else []  # "" for cluster-scoped resources
+        done = self.kubectl("get", resource, name, *scope, "-o", "json", check=False)
         return json.loads(done.stdout) if done.returncode == 0 else None
 
     def list(self, resource: str, selector: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:

@@ -93,3 +93,21 @@ def test_validation_reports_every_problem_with_its_field_path() -> None:
     assert any("spec.receivers.otlp" in p and "4317" in p for p in found)
     message = validation.rejection(body, found)
     assert message.startswith("OTLPPipeline observability/gateway is invalid (2 problems):\n- spec.")
+
+
+def test_workload_status_noise_does_not_ask_for_a_reconcile() -> None:
+    deployment = child("Deployment", "gw-agent", replicas=2)
+    index = index_with(deployment, workload=live(deployment, readyReplicas=2, conditions=[]))
+    extra_field = live(
+        deployment,
+        readyReplicas=2,
+        conditions=[],
+        collisionCount=0,  # a field the pipeline's status does not use
+    )
+    assert index.owner_to_reconcile("MODIFIED", extra_field) is None
+    stuck = live(
+        deployment,
+        readyReplicas=2,
+        conditions=[{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+    )
+    assert index.owner_to_reconcile("MODIFIED", stuck) == GW
