@@ -1,0 +1,189 @@
+"""Helpers for the chart's end-to-end test (no tests live here).
+
+- `Helm`: the real Helm SDK (helm_python) bound to a kubeconfig, release storage in memory. Helm 4 applies
+  server-side by default; the emulator implements no server-side apply, so install and upgrade ask for
+  Helm's client-side apply (`--server-side=false`), through the SDK's own option (the Python wrapper does
+  not expose it yet, hence the native call).
+- `RecordingProxy`: a loopback reverse proxy in front of the API server that records every request the
+  operator makes (and only the operator: kubectl and Helm talk to the server directly), streaming watch
+  responses through.
+- `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace) and
+  whether a set of PolicyRules allows it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import re
+from typing import Any
+
+import aiohttp
+import helm_python
+import yaml
+from aiohttp import web
+from helm_python import _native
+
+# Request and response headers a proxy must not forward as they are.
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
+
+
+class Helm:
+    """One Helm configuration for a cluster; release history kept in memory (`--storage-driver=memory`)."""
+
+    def __init__(self, kubeconfig: pathlib.Path, namespace: str) -> None:
+        self.namespace = namespace
+        self.config = helm_python.Config(
+            kubeconfig_path=kubeconfig, namespace=namespace, storage_driver="memory"
+        )
+
+    def install(self, chart: pathlib.Path, release: str, values: dict[str, Any]) -> dict[str, Any]:
+        options = {"namespace": self.namespace, "create_namespace": True, "timeout_seconds": 60}
+        return self._native("helm_install", chart, release, values, {**options, "server_side_apply": False})
+
+    def upgrade(self, chart: pathlib.Path, release: str, values: dict[str, Any]) -> dict[str, Any]:
+        options = {"namespace": self.namespace, "timeout_seconds": 60, "server_side_apply": "false"}
+        return self._native("helm_upgrade", chart, release, values, options)
+
+    def uninstall(self, release: str) -> dict[str, Any]:
+        return self.config.uninstall(release)
+
+    def _native(
+        self,
+        function: str,
+        chart: pathlib.Path,
+        release: str,
+        values: dict[str, Any],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        payload = _native.call_string(
+            function,
+            self.config._raw(),
+            _native.HANDLE(0),  # no cancellation context
+            _native.HANDLE(0),  # no loaded chart: the path below
+            str(chart),
+            release,
+            json.dumps(values),
+            json.dumps(options),
+        )
+        result: dict[str, Any] = json.loads(payload)
+        return result
+
+    def close(self) -> None:
+        self.config.close()
+
+
+def manifest_objects(release: dict[str, Any]) -> list[dict[str, Any]]:
+    """The objects of a release's rendered manifest."""
+    return [doc for doc in yaml.safe_load_all(release["manifest"]) if doc]
+
+
+class RecordingProxy:
+    """`http://127.0.0.1:<port>` forwarding to `upstream`, recording (method, path, query) of each request."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.requests: list[tuple[str, str, str]] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None)
+        )
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        self.requests.append((request.method, request.path, request.query_string))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await request.read()
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=body or None, headers=headers
+        ) as upstream:
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP},
+            )
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():  # watch events pass through as they come
+                    await response.write(chunk)
+                await response.write_eof()
+            except ConnectionResetError:  # the operator hung up (a watch it stopped): nothing to answer
+                pass
+            return response
+
+
+def kubeconfig_for(server: str, template: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
+    """A copy of the kubeconfig `template` pointing at `server`."""
+    config = yaml.safe_load(template.read_text())
+    for cluster in config["clusters"]:
+        cluster["cluster"]["server"] = server
+    target.write_text(yaml.safe_dump(config))
+    return target
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """An API request as the authorizer sees it."""
+
+    verb: str
+    group: str
+    resource: str  # "plural" or "plural/subresource"
+    namespace: str  # "" for cluster-scoped requests or requests across all namespaces
+
+    def __str__(self) -> str:
+        where = f" in {self.namespace}" if self.namespace else ""
+        return f"{self.verb} {self.group or 'core'}/{self.resource}{where}"
+
+
+_RESOURCE_PATH = re.compile(
+    r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
+    r"(?:/namespaces/(?P<namespace>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>[^/]+))?$"
+)
+
+
+def call_of(method: str, path: str, query: str) -> Call | None:
+    """The RBAC view of a request; None for non-resource URLs (discovery, /version, /openapi), which every
+    authenticated user may read (the system:discovery ClusterRole)."""
+    match = _RESOURCE_PATH.match(path)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    plural, name, namespace = parts["plural"], parts["name"], parts["namespace"] or ""
+    watching = re.search(r"(^|&)watch=(true|1)(&|$)", query) is not None
+    verb = {
+        "GET": "watch" if watching else ("get" if name else "list"),
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if name else "deletecollection",
+    }[method]
+    resource = f"{plural}/{parts['sub']}" if parts["sub"] else plural
+    return Call(verb, parts["group"] or "", resource, namespace)
+
+
+def allowed(call: Call, rules: list[dict[str, Any]]) -> bool:
+    """Whether any of the PolicyRules grants `call`."""
+    return any(
+        call.group in rule.get("apiGroups", [])
+        and call.resource in rule.get("resources", [])
+        and call.verb in rule.get("verbs", [])
+        for rule in rules
+    )
