@@ -4,6 +4,10 @@ A batch is a list of serialized Export*ServiceRequest messages; joined, they are
 protobuf merge of its parts), so batching never parses or copies items. A batch is emitted when it reaches
 maxItems or maxBytes, or `timeout` after its first request; a request larger than the limits is first
 split at resource/scope/item boundaries (`wire.split`).
+
+A request whose client waits for more than "batched" (delivery durable or endToEnd) asks `add(...,
+track=True)` for the futures of the batches its data landed in; one future per batch, shared by every
+request in it, resolved by the exporter runtime when the batch is on disk or exported.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class Batch:
     items: int
     size: int
     created: float = dataclasses.field(default_factory=time.monotonic)
+    done: asyncio.Future[None] | None = None  # resolved when waiting clients may be answered
+    key: int | None = None  # the persistent queue's row id
 
     def payload(self) -> bytes:
         """The batch as one serialized request."""
@@ -50,21 +56,31 @@ class Batcher:
         self._size = 0
         self._timer: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._done: asyncio.Future[None] | None = None  # the open batch's future, made on demand
 
-    async def add(self, data: bytes, items: int) -> None:
-        """Add one request; awaits only when a full batch is handed on (which may wait for queue space)."""
+    async def add(self, data: bytes, items: int, track: bool = False) -> list[asyncio.Future[None]]:
+        """Add one request; awaits only when a full batch is handed on (which may wait for queue space).
+
+        With `track`, returns the futures of the batches holding the request (else an empty list)."""
+        futures: list[asyncio.Future[None]] = []
         if items > self.max_items or len(data) > self.max_bytes:
             for part, part_items in wire.split(self.signal, data, self.max_items, self.max_bytes):
-                await self._add_one(part, part_items)
+                await self._add_one(part, part_items, futures if track else None)
         else:
-            await self._add_one(data, items)
+            await self._add_one(data, items, futures if track else None)
+        return futures
 
-    async def _add_one(self, data: bytes, items: int) -> None:
+    async def _add_one(self, data: bytes, items: int, futures: list[asyncio.Future[None]] | None) -> None:
         if self._chunks and (self._items + items > self.max_items or self._size + len(data) > self.max_bytes):
             await self.flush()
         self._chunks.append(data)
         self._items += items
         self._size += len(data)
+        if futures is not None:
+            if self._done is None:
+                self._done = asyncio.get_running_loop().create_future()
+            if not futures or futures[-1] is not self._done:
+                futures.append(self._done)
         if self._items >= self.max_items or self._size >= self.max_bytes:
             await self.flush()
         elif self._timer is None:
@@ -83,8 +99,8 @@ class Batcher:
             self._timer = None
         if not self._chunks:
             return
-        batch = Batch(self.signal, self._chunks, self._items, self._size)
-        self._chunks, self._items, self._size = [], 0, 0
+        batch = Batch(self.signal, self._chunks, self._items, self._size, done=self._done)
+        self._chunks, self._items, self._size, self._done = [], 0, 0, None
         await self._emit(batch)
 
     async def close(self) -> None:

@@ -1,13 +1,16 @@
 """`otlp-agent`: validate a pipeline file, or run an agent from one.
 
 FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec. Problems are printed one per
-line as `field.path: message` with exit status 2, never as a traceback.
+line as `field.path: message` with exit status 2, never as a traceback. `run` reloads the file when its
+content changes. Persistent queues live in `--queue-dir`, else `$OTLP_AGENT_QUEUE_DIR`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import pathlib
 import signal
 import sys
 
@@ -15,6 +18,7 @@ from otlp_agent import config, logs
 from otlp_agent.spec_rules import SpecError
 
 EXIT_INVALID = 2
+QUEUE_DIR_ENV = "OTLP_AGENT_QUEUE_DIR"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run an agent")
     run.add_argument("--config", required=True, help="pipeline file (manifest or spec)")
     run.add_argument("--listen-host", default="0.0.0.0", help="address to listen on (default: all)")
+    run.add_argument(
+        "--queue-dir",
+        default=os.environ.get(QUEUE_DIR_ENV),
+        help=f"directory of persistent queues (default: ${QUEUE_DIR_ENV})",
+    )
     args = parser.parse_args(argv)
     try:
         pipeline = config.load_file(args.file if args.command == "validate" else args.config)
@@ -36,20 +45,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{pipeline.namespace}/{pipeline.name}: valid")
         return 0
     logs.configure(pipeline.spec.telemetry.log_level)
-    return asyncio.run(_run(pipeline, args.listen_host))
+    queue_dir = pathlib.Path(args.queue_dir) if args.queue_dir else None
+    return asyncio.run(_run(pipeline, args.listen_host, pathlib.Path(args.config), queue_dir))
 
 
-async def _run(pipeline: config.Pipeline, host: str) -> int:
+async def _run(
+    pipeline: config.Pipeline, host: str, path: pathlib.Path, queue_dir: pathlib.Path | None
+) -> int:
     from otlp_agent.app import Agent  # the data path is only imported to run it
+    from otlp_agent.exporters.runtime import ConfigurationError
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    agent = Agent(pipeline, host=host)
     try:
+        agent = Agent(pipeline, host=host, queue_dir=queue_dir, config_path=path)
         await agent.run(stop)
-    except OSError as exc:  # e.g. a port already in use
+    except (OSError, ConfigurationError) as exc:  # e.g. a port already in use, no queue directory
         print(f"otlp-agent: cannot start: {exc}", file=sys.stderr)
         return 1
     return 0

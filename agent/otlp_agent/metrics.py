@@ -87,6 +87,49 @@ class AgentMetrics:
             registry=r,
         )
 
+        self.compression_ratio = prom.Gauge(
+            "otlp_agent_export_compression_ratio",
+            "Bytes before compression per byte sent, over the exporter's lifetime.",
+            ["exporter"],
+            registry=r,
+        )
+        self._reliability_metrics(r)
+
+    def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
+        self.circuit_state = prom.Gauge(
+            "otlp_agent_exporter_circuit_state",
+            "Circuit breaker: 0 closed, 1 open (not sending), 2 half-open (probing).",
+            ["exporter"],
+            registry=r,
+        )
+        self.endpoint_active = prom.Gauge(
+            "otlp_agent_exporter_endpoint_active",
+            "1 for the endpoint the exporter sends to now, 0 for its other failover endpoints.",
+            ["exporter", "endpoint"],
+            registry=r,
+        )
+        self.failovers = prom.Counter(
+            "otlp_agent_exporter_failovers",
+            "Switches to the next failover endpoint.",
+            ["exporter"],
+            registry=r,
+        )
+        self.queue_recovered = prom.Counter(
+            "otlp_agent_queue_recovered_batches",
+            "Batches found in a persistent queue at start (left by an earlier run; may be resent twice).",
+            ["exporter"],
+            registry=r,
+        )
+        self.queue_corrupt = prom.Counter(
+            "otlp_agent_queue_corrupt_batches",
+            "Unreadable persistent-queue rows, skipped and deleted.",
+            ["exporter"],
+            registry=r,
+        )
+        self.reloads = prom.Counter(
+            "otlp_agent_config_reloads", "Config file changes, by outcome.", ["outcome"], registry=r
+        )
+
     def exposition(self) -> bytes:
         return bytes(prom.generate_latest(self.registry))
 

@@ -1,8 +1,9 @@
-"""The bounded in-memory queue between an exporter's batchers and its senders.
+"""The bounded in-memory queue between an exporter's batchers and its senders, and what every queue offers.
 
 Bounded by bytes and items. When full: `refuse` drops nothing here (receivers check `is_full` first and
 answer a retryable status, so the client keeps the data); `dropOldest` evicts the oldest batch (counted);
 `block` makes the producer wait for space, which holds the client's request open (backpressure).
+The persistent queue (`persistent_queue`) offers the same interface, `BatchQueue`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,46 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
+from typing import Protocol
 
 from otlp_agent import spec
 from otlp_agent.batcher import Batch
 
 
+class BatchQueue(Protocol):
+    """What the exporter runtime needs from a queue."""
+
+    when_full: spec.WhenFull
+    bytes: int
+    items: int
+    blocked_producers: int
+    persistent: bool
+
+    def __len__(self) -> int: ...
+
+    def is_full(self) -> bool: ...
+
+    async def put(self, batch: Batch) -> bool:
+        """Store `batch` (True), or drop it through the policy (False, after `on_drop`)."""
+        ...
+
+    async def get(self) -> Batch: ...
+
+    async def done(self, batch: Batch) -> None:
+        """`batch`'s outcome is final (exported, rejected or given up): forget it for good."""
+        ...
+
+    async def close(self) -> int:
+        """At stop: a memory queue drops (and counts) the rest; a persistent one leaves it on disk.
+
+        Returns the number of batches left behind."""
+        ...
+
+
 class MemoryQueue:
     """FIFO of batches with a bound and a policy for when it is reached."""
+
+    persistent = False
 
     def __init__(self, settings: spec.Queue, on_drop: Callable[[Batch, str], None]) -> None:
         self.max_bytes = settings.max_bytes
@@ -40,7 +74,7 @@ class MemoryQueue:
             return True  # one batch always fits, or an oversized batch could never be sent
         return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
 
-    async def put(self, batch: Batch) -> None:
+    async def put(self, batch: Batch) -> bool:
         async with self._changed:
             while not self._fits(batch):
                 if self.when_full == spec.WhenFull.block:
@@ -53,11 +87,12 @@ class MemoryQueue:
                     self._remove(self._batches.popleft(), "queue_full_drop_oldest")
                 else:
                     self._on_drop(batch, "queue_full")
-                    return
+                    return False
             self._batches.append(batch)
             self.bytes += batch.size
             self.items += batch.items
             self._changed.notify_all()
+            return True
 
     async def get(self) -> Batch:
         async with self._changed:
@@ -69,12 +104,27 @@ class MemoryQueue:
             self._changed.notify_all()
             return batch
 
+    async def done(self, batch: Batch) -> None:
+        """Nothing to forget: the batch lived only in memory."""
+
     def _remove(self, batch: Batch, reason: str) -> None:
         self.bytes -= batch.size
         self.items -= batch.items
         self._on_drop(batch, reason)
 
     def drain_all(self, reason: str) -> None:
-        """Drop everything left (at shutdown), counting it."""
+        """Drop everything left, counting it."""
         while self._batches:
             self._remove(self._batches.popleft(), reason)
+
+    async def close(self) -> int:
+        left = len(self._batches)
+        self.drain_all("shutdown")
+        return left
+
+    def take_all(self) -> list[Batch]:
+        """Hand every queued batch over (to the next pipeline after a reload), leaving the queue empty."""
+        taken = list(self._batches)
+        self._batches.clear()
+        self.bytes = self.items = 0
+        return taken

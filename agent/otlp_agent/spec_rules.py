@@ -277,18 +277,10 @@ def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
         yield refuse("routes", "arrives with the routing issue")
     if s.allowed_referrer_namespaces:
         yield refuse("allowedReferrerNamespaces", "arrives with the routing issue")
-    if s.injection is not None:
-        yield refuse("injection", "arrives with the sidecar injection issue")
     for index, e in enumerate(s.exporters):
         yield from _exporter_not_implemented(e, f"exporters[{index}]", refuse)
 
 
 def _exporter_not_implemented(e: spec.Exporter, path: str, refuse: Any) -> Iterator[Problem]:
-    if e.endpoints is not None:
-        yield refuse(f"{path}.endpoints", "failover arrives with the reliability issue")
     if e.pipeline_ref is not None:
         yield refuse(f"{path}.pipelineRef", "arrives with the routing issue")
-    if e.queue.type == spec.QueueType.persistent:
-        yield refuse(f"{path}.queue.type", "the persistent queue arrives with the reliability issue")
-    if e.delivery != spec.Delivery.fast:
-        yield refuse(f"{path}.delivery", "durable and endToEnd arrive with the reliability issue")

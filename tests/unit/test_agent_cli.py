@@ -78,8 +78,6 @@ def test_a_manifest_reports_its_namespace_and_name(runs: dict[str, Run]) -> None
 def test_the_example_with_unbuilt_features_lists_exactly_those_refusals(runs: dict[str, Run]) -> None:
     assert refusal_lines(runs["routes-persistent.yaml"]) == [
         "spec.routes: not implemented yet (arrives with the routing issue)",
-        "spec.exporters[0].queue.type: not implemented yet "
-        "(the persistent queue arrives with the reliability issue)",
     ]
 
 

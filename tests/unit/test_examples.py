@@ -90,8 +90,4 @@ def test_the_routing_example_is_refused_only_for_its_unbuilt_features() -> None:
         config.load_file(REPO / "examples" / UNBUILT)
     assert {(p.path, p.message) for p in caught.value.problems} == {
         ("spec.routes", "not implemented yet (arrives with the routing issue)"),
-        (
-            "spec.exporters[0].queue.type",
-            "not implemented yet (the persistent queue arrives with the reliability issue)",
-        ),
     }

@@ -18,6 +18,7 @@ class ExportResult:
     rejected: int = 0  # partial success: items the backend refused (never retried)
     message: str = ""
     wire_bytes: int = 0  # bytes sent after compression
+    gave_up: bool = False  # retryable, but retries ran out (retry.maxElapsed)
 
     @classmethod
     def success(cls, wire_bytes: int = 0, rejected: int = 0, message: str = "") -> ExportResult:

@@ -2,34 +2,32 @@
 
 Each exporter has its own queue and consumers, so a slow backend never stalls the others. Every batch
 leaves through exactly one outcome — exported, failed (backend said no, or retries gave up), or dropped
-(queue policy, shutdown) — each counted, and its bytes released from the memory limiter.
+(queue policy, shutdown) — each counted, and its bytes released from the memory limiter; a persistent
+queue's batches may also stay on disk at stop, for the next start. The memory limiter counts bytes in
+memory: with a persistent queue, a batch's bytes are released once it is on disk and taken again while a
+consumer exports it. Clients waiting on a batch (delivery durable / endToEnd) are answered here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import pathlib
 import time
 
-from otlp_agent import logs, spec
+from otlp_agent import delivery, logs, spec
 from otlp_agent.batcher import Batch, Batcher
-from otlp_agent.exporters.debug_transport import DebugTransport
-from otlp_agent.exporters.grpc_transport import GrpcTransport
-from otlp_agent.exporters.http_transport import HttpTransport
+from otlp_agent.exporters.factory import make_transport
 from otlp_agent.exporters.result import ExportResult, Transport
 from otlp_agent.exporters.sender import RetrySender
 from otlp_agent.limiter import MemoryLimiter
 from otlp_agent.metrics import AgentMetrics
-from otlp_agent.queues import MemoryQueue
+from otlp_agent.persistent_queue import PersistentQueue
+from otlp_agent.queues import BatchQueue, MemoryQueue
 
 
-def make_transport(exporter: spec.Exporter) -> Transport:
-    """The transport an exporter's settings call for."""
-    if exporter.debug is not None:
-        return DebugTransport(exporter)
-    if exporter.protocol == spec.Protocol.grpc:
-        return GrpcTransport(exporter)
-    return HttpTransport(exporter)
+class ConfigurationError(Exception):
+    """The exporter cannot run as configured in this environment (e.g. no queue directory)."""
 
 
 class ExporterRuntime:
@@ -42,22 +40,54 @@ class ExporterRuntime:
         limiter: MemoryLimiter,
         metrics: AgentMetrics,
         transport: Transport | None = None,
+        queue_dir: pathlib.Path | None = None,
     ) -> None:
         self.name = exporter.name
         self.signals = frozenset(exporter.signals)
         self.limiter = limiter
         self.metrics = metrics
-        self.queue = MemoryQueue(exporter.queue, self._dropped_from_queue)
+        self.delivery = exporter.delivery
+        self._track = exporter.delivery != spec.Delivery.fast
+        self.queue: BatchQueue = self._make_queue(exporter, queue_dir)
         self.batchers = {signal: Batcher(signal, batch, self._enqueue) for signal in self.signals}
-        self.sender = RetrySender(exporter, transport or make_transport(exporter), metrics)
+        self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
         self._consumer_count = exporter.queue.consumers
         self._consumers: list[asyncio.Task[None]] = []
         self._in_flight = 0
+        self._raw_bytes = self._wire_bytes = 0  # for the compression ratio
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopped = False
 
-    def start(self) -> None:
-        """Start the consumers (before any producer, so nothing waits on a queue nobody reads)."""
+    def _make_queue(self, exporter: spec.Exporter, queue_dir: pathlib.Path | None) -> BatchQueue:
+        if exporter.queue.type == spec.QueueType.memory:
+            return MemoryQueue(exporter.queue, self._dropped_from_queue)
+        if queue_dir is None:
+            raise ConfigurationError(
+                f"exporter {exporter.name}: a persistent queue needs a directory: "
+                "pass --queue-dir or set OTLP_AGENT_QUEUE_DIR"
+            )
+        return PersistentQueue(
+            queue_dir / f"{exporter.name}.sqlite3",
+            exporter.queue,
+            self._dropped_from_queue,
+            self._corrupt,
+            synchronous_full=exporter.delivery == spec.Delivery.durable,
+        )
+
+    async def start(self) -> None:
+        """Open the queue and start the consumers (before any producer, so nothing waits on a queue nobody
+        reads)."""
+        if isinstance(self.queue, PersistentQueue):
+            await self.queue.open()
+            if self.queue.recovered:
+                self.metrics.queue_recovered.labels(self.name).inc(self.queue.recovered)
+                logs.info(
+                    f"exporter {self.name}: resuming {self.queue.recovered} batches from {self.queue.path}",
+                    exporter=self.name,
+                )
+                self._idle.clear()
+        self._update_gauges()
         loop = asyncio.get_running_loop()
         self._consumers = [
             loop.create_task(self._consume(), name=f"exporter-{self.name}-{i}")
@@ -68,31 +98,44 @@ class ExporterRuntime:
         """True when new data must be refused because the queue is full under the `refuse` policy."""
         return self.queue.when_full == spec.WhenFull.refuse and self.queue.is_full()
 
-    async def accept(self, signal: spec.Signal, data: bytes, items: int) -> None:
+    async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
+        """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
         self.limiter.acquire(len(data))
         self._update_gauges()
-        await self.batchers[signal].add(data, items)
+        return await self.batchers[signal].add(data, items, self._track)
 
     async def _enqueue(self, batch: Batch) -> None:
         self._idle.clear()
-        await self.queue.put(batch)
+        stored = await self.queue.put(batch)
+        if self.queue.persistent:
+            self.limiter.release(batch.size)  # on disk now (or dropped): no longer held in memory
+            if stored and self.delivery == spec.Delivery.durable:
+                delivery.settle(batch.done)
         self._update_gauges()
 
     async def _consume(self) -> None:
         while True:
             batch = await self.queue.get()
+            if self.queue.persistent:
+                self.limiter.acquire(batch.size)  # read back from disk
             self._in_flight += 1
             try:
                 result = await self.sender.send(batch)
                 self._account(batch, result)
-            except asyncio.CancelledError:  # shutdown deadline passed while this batch was in flight
-                self._count_dropped(batch, "shutdown")
+                await self.queue.done(batch)
+                _answer_waiters(batch, result)
+            except asyncio.CancelledError:  # stopping while this batch was in flight
+                if not self.queue.persistent:  # a persistent queue keeps the row for the next start
+                    self._count_dropped(batch, "shutdown")
+                delivery.settle(batch.done, delivery.not_delivered("the agent stopped before exporting it"))
                 raise
             except Exception as exc:  # a bug must cost one batch, never the consumer
                 self._count_dropped(batch, "internal_error")
+                delivery.settle(batch.done, delivery.not_delivered("internal error while exporting"))
                 logs.event(
                     "export_bug", f"exporter {self.name}: unexpected error {exc!r}", exporter=self.name
                 )
+                await self.queue.done(batch)
             finally:
                 self._in_flight -= 1
                 self.limiter.release(batch.size)
@@ -108,6 +151,7 @@ class ExporterRuntime:
             m.batch_items.labels(self.name, signal).observe(batch.items)
             m.uncompressed_bytes.labels(self.name).inc(batch.size)
             m.wire_bytes.labels(self.name).inc(result.wire_bytes)
+            self._update_ratio(batch.size, result.wire_bytes)
             if result.rejected:
                 m.failed_items.labels(self.name, signal, "partial_success").inc(result.rejected)
                 logs.event(
@@ -116,7 +160,7 @@ class ExporterRuntime:
                     exporter=self.name,
                 )
             return
-        reason = "retries_exhausted" if result.retryable or "gave up" in result.message else "rejected"
+        reason = "retries_exhausted" if result.retryable or result.gave_up else "rejected"
         m.failed_items.labels(self.name, signal, reason).inc(batch.items)
         logs.event(
             f"export_failed_{self.name}",
@@ -124,10 +168,22 @@ class ExporterRuntime:
             exporter=self.name,
         )
 
+    def _update_ratio(self, raw: int, wire: int) -> None:
+        self._raw_bytes += raw
+        self._wire_bytes += wire
+        if self._wire_bytes:
+            self.metrics.compression_ratio.labels(self.name).set(self._raw_bytes / self._wire_bytes)
+
     def _dropped_from_queue(self, batch: Batch, reason: str) -> None:
-        """A batch leaves through the queue's policy or shutdown, never reaching a consumer."""
+        """A batch leaves through the queue's policy, never reaching a consumer."""
         self._count_dropped(batch, reason)
-        self.limiter.release(batch.size)
+        delivery.settle(batch.done, delivery.not_delivered(f"exporter {self.name}: dropped ({reason})"))
+        if not self.queue.persistent:
+            self.limiter.release(batch.size)
+
+    def _corrupt(self, message: str) -> None:
+        self.metrics.queue_corrupt.labels(self.name).inc()
+        logs.event(f"queue_corrupt_{self.name}", f"exporter {self.name}: {message}", exporter=self.name)
 
     def _count_dropped(self, batch: Batch, reason: str) -> None:
         self.metrics.dropped_items.labels(self.name, batch.signal.value, reason).inc(batch.items)
@@ -147,16 +203,38 @@ class ExporterRuntime:
         for batcher in self.batchers.values():
             await batcher.close()
 
-    async def drain(self, deadline: float) -> bool:
-        """Wait until everything queued is exported or `deadline` (monotonic) passes; True when drained."""
+    async def drain(self, deadline: float | None) -> bool:
+        """Wait until everything queued is exported or `deadline` (monotonic; None: no limit) passes;
+        True when drained."""
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), max(0.0, deadline - time.monotonic()))
+            await asyncio.wait_for(self._idle.wait(), timeout)
         return self._idle.is_set()
 
     async def stop(self) -> None:
-        """Stop consumers; whatever is still queued is counted as dropped at shutdown."""
+        """Stop consumers; a memory queue's rest is counted as dropped, a persistent queue's stays on disk.
+
+        Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in self._consumers:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
-        self.queue.drain_all("shutdown")
+        left = await self.queue.close()
+        if left and self.queue.persistent:
+            logs.info(
+                f"exporter {self.name}: {left} batches left on disk for the next start", exporter=self.name
+            )
+        self._update_gauges()
         await self.sender.transport.close()
+
+
+def _answer_waiters(batch: Batch, result: ExportResult) -> None:
+    """endToEnd clients hear what the backend said (durable ones were answered at commit)."""
+    if result.ok:
+        delivery.settle(batch.done)
+    elif result.retryable or result.gave_up:
+        delivery.settle(batch.done, delivery.not_delivered(f"not exported: {result.message}"))
+    else:
+        delivery.settle(batch.done, delivery.rejected_downstream(f"the backend refused it: {result.message}"))

@@ -2,23 +2,30 @@
 
 Policy only: whether a failure is retryable and how long the server asked to wait come from the transport
 (`ExportResult`); the per-attempt timeout is enforced here so a hung transport can never stall the queue.
+Every attempt first passes the exporter's circuit breaker; time spent waiting on an open circuit does not
+count toward `maxElapsed` (the backend is down: the data waits instead of being given up).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 
 from otlp_agent import logs, spec
 from otlp_agent.batcher import Batch
 from otlp_agent.exporters.backoff import Backoff
+from otlp_agent.exporters.circuit import Circuit, State
 from otlp_agent.exporters.result import ExportResult, Transport
 from otlp_agent.metrics import AgentMetrics
 
+#: Consecutive retryable failures (per endpoint) that open the circuit.
+CIRCUIT_OPEN_AFTER = 3
+
 
 class RetrySender:
-    """retry -> timeout -> transport, for one exporter."""
+    """circuit -> retry -> timeout -> transport, for one exporter."""
 
     def __init__(
         self,
@@ -29,7 +36,10 @@ class RetrySender:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         backoff: Backoff | None = None,
+        open_circuit_after: int | None = None,
     ) -> None:
+        """`open_circuit_after`: consecutive retryable failures that open the circuit (default
+        CIRCUIT_OPEN_AFTER per endpoint, so with failover every endpoint gets its turn first)."""
         self.name = exporter.name
         self.timeout = exporter.timeout
         self.retry = exporter.retry
@@ -38,22 +48,25 @@ class RetrySender:
         self._clock = clock
         self._sleep = sleep
         self._backoff = backoff or Backoff(exporter.retry)
+        open_after = open_circuit_after or CIRCUIT_OPEN_AFTER * len(exporter.endpoints or [None])
+        self.circuit = Circuit(open_after, exporter.retry.max_interval, clock, self._circuit_changed)
 
     async def send(self, batch: Batch) -> ExportResult:
         """Export `batch`, retrying as the policy allows; the final result says what happened."""
         started = self._clock()
+        paused = 0.0  # time the circuit held us back: not the batch's fault, not counted in maxElapsed
         attempt = 0
         while True:
             attempt += 1
+            paused += await self.circuit.admit(self._sleep)
             result = await self._attempt(batch)
             if result.ok or not result.retryable or not self.retry.enabled:
                 return result
             delay = self._backoff.delay(attempt, result.retry_after)
-            elapsed = self._clock() - started
+            elapsed = self._clock() - started - paused
             if self.retry.max_elapsed and elapsed + delay > self.retry.max_elapsed:
-                return ExportResult.failure(
-                    f"gave up after {attempt} attempts in {elapsed:.1f}s: {result.message}", retryable=False
-                )
+                message = f"gave up after {attempt} attempts in {elapsed:.1f}s: {result.message}"
+                return dataclasses.replace(ExportResult.failure(message, retryable=False), gave_up=True)
             self.metrics.retries.labels(self.name, batch.signal.value).inc()
             logs.event(
                 "export_retry",
@@ -70,8 +83,22 @@ class RetrySender:
             result = await asyncio.wait_for(self.transport.export(batch, self.timeout), self.timeout + 1.0)
         except TimeoutError:
             result = ExportResult.failure(f"no answer within {self.timeout:g}s", retryable=True)
+        except BaseException:
+            self.circuit.abandon()
+            raise
+        self.circuit.record(result.ok, result.retryable, result.retry_after)
         outcome = "success" if result.ok else ("retryable" if result.retryable else "permanent")
         self.metrics.export_latency.labels(self.name, batch.signal.value, outcome).observe(
             self._clock() - began
         )
         return result
+
+    def _circuit_changed(self, state: State) -> None:
+        self.metrics.circuit_state.labels(self.name).set(int(state))
+        if state == State.open:
+            logs.event(
+                f"circuit_open_{self.name}",
+                f"exporter {self.name}: backend keeps failing; pausing exports for "
+                f"{self.circuit.cool_down:g}s (the queue keeps the data)",
+                exporter=self.name,
+            )
