@@ -48,6 +48,8 @@ def prune(value: Any, schema: Schema, path: str = "", root: bool = False) -> lis
         preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
         keep = _ROOT_KEEP if root or schema.get("x-kubernetes-embedded-resource") else set()
         for key in list(value):
+            if key in keep:
+                continue  # apiVersion, kind and metadata belong to the API server: a schema never prunes them
             if key in props:
                 dropped += prune(value[key], props[key], _child(path, key))
             elif isinstance(extra, dict):
