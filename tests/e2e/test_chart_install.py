@@ -34,8 +34,9 @@ from tests.support.kube_emulator.kubectl import Kubectl
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "otlp-operator"
-RELEASE, NAMESPACE = "otlp", "otlp-system"
-FULLNAME = "otlp-otlp-operator"
+# The names the README and docs/operations.md use: `helm install otlp-operator ... -n otlp-system`.
+RELEASE, NAMESPACE = "otlp-operator", "otlp-system"
+FULLNAME = "otlp-operator"
 CRD = "otlppipelines.telemetry.otlp-operator.io"
 PIPELINES = "observability"
 
@@ -208,6 +209,27 @@ def reconcile_the_gateway(setup: Installed) -> None:
     assert "Ready" in described and "gateway-otlp" in described, described
 
 
+def readme_quickstart() -> dict[str, Any]:
+    """The pipeline the README's quick start applies (the heredoc in its Helm section)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install on a cluster with Helm") :]
+    body = section[section.index("<<'YAML'\n") + len("<<'YAML'\n") : section.index("\nYAML\n")]
+    loaded: dict[str, Any] = yaml.safe_load(body)
+    return loaded
+
+
+def run_the_readme_quickstart(setup: Installed) -> None:
+    setup.apply(readme_quickstart())
+    setup.kube.wait_for(
+        lambda: setup.kube.emulator.get("deployments", "quickstart-agent", PIPELINES), timeout=20
+    )
+    assert setup.kube.get("services", "quickstart-otlp", PIPELINES) is not None  # README step 3's Service
+    setup.kube.set_workload_ready("deployments", "quickstart-agent", PIPELINES)
+    setup.kube.wait_for(
+        lambda: condition(setup.kube, "quickstart", "Ready").get("status") == "True", timeout=20
+    )
+
+
 def edit_the_gateway(setup: Installed) -> None:
     """A config change: the operator writes a new ConfigMap, patches the Deployment, prunes the old one."""
     before = (setup.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"]
@@ -265,6 +287,7 @@ def test_helm_install_then_the_operator_runs_as_deployed_and_reconciles_a_pipeli
     installed.start_operator()
     installed.wait_until_webhook_listens()
     reconcile_the_gateway(installed)
+    run_the_readme_quickstart(installed)
     edit_the_gateway(installed)
     assert_invalid_pipeline_refused(installed)
     with urllib.request.urlopen(installed.liveness, timeout=5) as probe:  # what the kubelet asks
