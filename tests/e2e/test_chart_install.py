@@ -1,9 +1,10 @@
 """The install story end to end: `helm install` the chart (real Helm SDK) into the Kubernetes API emulator,
 run the operator exactly as the chart's Deployment would (its args, env and mounted webhook Secret, as
 the real `otlp-operator` process), `kubectl apply` an example pipeline and see it reconciled; an invalid
-pipeline is refused by the webhook over TLS with the chart-generated certificate; every API call the
-operator made is granted by the chart's ClusterRole; `helm upgrade` keeps the certificate; `helm
-uninstall` removes everything but the CRD.
+pipeline is refused by the webhook over TLS with the chart-generated certificate; the operator's requests
+are authorized against the chart's installed ClusterRole (403 otherwise) and none is refused; `helm
+upgrade` keeps the certificate; `helm uninstall` removes everything but the CRD. The README's quick-start
+pipeline is applied as well.
 
 Where the emulator differs from a cluster, the test says so: the API server reaches the webhook at
 `webhook.url` (the emulator has no Services; the chart's value for an out-of-cluster operator), the
@@ -14,6 +15,7 @@ sidestepped by dropping the CRD's (empty) metadata schema after Helm installs it
 from __future__ import annotations
 
 import base64
+import json
 import os
 import pathlib
 import signal
@@ -59,9 +61,15 @@ class Installed:
         self.values = {
             "webhook": {"url": f"https://127.0.0.1:{self.webhook_port}", "port": self.webhook_port}
         }
-        self.proxy = support.RecordingProxy(kube.url)
+        # The operator's requests are authorized by the chart's installed ClusterRole (its ServiceAccount's).
+        self.proxy = support.RecordingProxy(kube.url, rules=self.installed_rules)
         self.process: subprocess.Popen[str] | None = None
         self.liveness = ""
+
+    def installed_rules(self) -> list[dict[str, Any]]:
+        """The rules of the chart's ClusterRole as stored now (runs on the emulator's loop)."""
+        role = self.kube.emulator.get("clusterroles", FULLNAME) or {}
+        return list(role.get("rules") or [])
 
     def deployment(self) -> dict[str, Any]:
         found = self.kube.get("deployments", FULLNAME, NAMESPACE)
@@ -230,11 +238,11 @@ def run_the_readme_quickstart(setup: Installed) -> None:
     )
 
 
-def edit_the_gateway(setup: Installed) -> None:
+def edit_the_gateway(setup: Installed, timeout: str = "5s", pruned: bool = True) -> None:
     """A config change: the operator writes a new ConfigMap, patches the Deployment, prunes the old one."""
     before = (setup.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"]
     edited = example("gateway.yaml")
-    edited["spec"]["exporters"][0]["timeout"] = "5s"
+    edited["spec"]["exporters"][0]["timeout"] = timeout
     setup.apply(edited)
 
     def new_hash() -> bool:
@@ -245,7 +253,8 @@ def edit_the_gateway(setup: Installed) -> None:
     # The old ConfigMap stays until the rollout is done (pods starting with it can still mount it).
     setup.kube.set_workload_ready("deployments", "gateway-agent", PIPELINES)
     old = f"gateway-config-{before}"
-    setup.kube.wait_for(lambda: setup.kube.emulator.get("configmaps", old, PIPELINES) is None, timeout=20)
+    if pruned:
+        setup.kube.wait_for(lambda: setup.kube.emulator.get("configmaps", old, PIPELINES) is None, timeout=20)
 
 
 def assert_invalid_pipeline_refused(setup: Installed) -> None:
@@ -269,9 +278,26 @@ def assert_every_operator_call_is_granted(setup: Installed) -> set[support.Call]
     ]
     calls = {call for request in setup.proxy.requests if (call := support.call_of(*request)) is not None}
     assert calls, "the operator made no API calls through the proxy"
-    denied = sorted(str(call) for call in calls if not support.allowed(call, cluster_role["rules"]))
-    assert denied == [], f"the chart's ClusterRole would forbid: {denied}"
+    assert sorted(map(str, setup.proxy.denied)) == [], (
+        "the chart's ClusterRole forbids calls the operator makes"
+    )
+    assert all(support.allowed(call, cluster_role["rules"]) for call in calls)
     return calls
+
+
+def assert_rbac_is_enforced(setup: Installed) -> None:
+    """Proves the authorizer above bites: without `delete` on ConfigMaps, pruning an old config is refused."""
+    rules = setup.installed_rules()
+    trimmed = [
+        {**rule, "verbs": [v for v in rule["verbs"] if v != "delete"]}
+        if "configmaps" in rule["resources"]
+        else rule
+        for rule in rules
+    ]
+    setup.kubectl("patch", "clusterrole", FULLNAME, "--type=merge", "-p", json.dumps({"rules": trimmed}))
+    edit_the_gateway(setup, timeout="7s", pruned=False)
+    refused = support.Call("delete", "", "configmaps", PIPELINES)
+    setup.kube.wait_for(lambda: refused in setup.proxy.denied, timeout=20)
 
 
 def test_helm_install_then_the_operator_runs_as_deployed_and_reconciles_a_pipeline(
@@ -307,6 +333,8 @@ def test_helm_install_then_the_operator_runs_as_deployed_and_reconciles_a_pipeli
     again = installed.kube.get("validatingwebhookconfigurations", FULLNAME)
     assert again is not None and again["webhooks"][0]["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     assert_invalid_pipeline_refused(installed)  # the running operator still satisfies the API server
+
+    assert_rbac_is_enforced(installed)
 
     installed.helm.uninstall(RELEASE)
     for plural, name, namespace in [

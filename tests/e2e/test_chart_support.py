@@ -6,7 +6,9 @@
   not expose it yet, hence the native call).
 - `RecordingProxy`: a loopback reverse proxy in front of the API server that records every request the
   operator makes (and only the operator: kubectl and Helm talk to the server directly), streaming watch
-  responses through.
+  responses through. Given PolicyRules, it also plays the API server's RBAC authorizer: a resource
+  request the rules do not allow is answered 403 Forbidden (as for the ServiceAccount they are bound to)
+  and recorded as denied.
 - `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace) and
   whether a set of PolicyRules allows it.
 """
@@ -17,6 +19,7 @@ import dataclasses
 import json
 import pathlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -82,9 +85,11 @@ def manifest_objects(release: dict[str, Any]) -> list[dict[str, Any]]:
 class RecordingProxy:
     """`http://127.0.0.1:<port>` forwarding to `upstream`, recording (method, path, query) of each request."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, rules: Callable[[], list[dict[str, Any]]] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
+        self.rules = rules
         self.requests: list[tuple[str, str, str]] = []
+        self.denied: list[Call] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -111,6 +116,10 @@ class RecordingProxy:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         self.requests.append((request.method, request.path, request.query_string))
+        call = call_of(request.method, request.path, request.query_string)
+        if call is not None and self.rules is not None and not allowed(call, self.rules()):
+            self.denied.append(call)
+            return forbidden(call)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
         body = await request.read()
         async with self._session.request(
@@ -128,6 +137,20 @@ class RecordingProxy:
             except ConnectionResetError:  # the operator hung up (a watch it stopped): nothing to answer
                 pass
             return response
+
+
+def forbidden(call: Call) -> web.Response:
+    """The API server's answer to a request RBAC does not allow."""
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": f"forbidden: the operator's ServiceAccount cannot {call}",
+        "reason": "Forbidden",
+        "code": 403,
+    }
+    return web.json_response(status, status=403)
 
 
 def kubeconfig_for(server: str, template: pathlib.Path, target: pathlib.Path) -> pathlib.Path:
