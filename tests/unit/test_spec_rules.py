@@ -297,7 +297,6 @@ NOT_IMPLEMENTED = [
     ({"processors": {"sampling": {"ratio": 0.5}}}, "spec.processors.sampling"),
     ({"routes": {"default": ["backend"]}}, "spec.routes"),
     ({"allowedReferrerNamespaces": ["apps"]}, "spec.allowedReferrerNamespaces"),
-    ({"mode": "sidecar", "injection": {}}, "spec.injection"),
     ({"exporters": [{"name": "p", "pipelineRef": {"name": "gw"}}]}, "spec.exporters[0].pipelineRef"),
 ]
 

@@ -1,0 +1,152 @@
+"""Which pipeline a pod gets, decided from annotations and the known pipelines (pure).
+
+The request is the annotation `telemetry.otlp-operator.io/inject` on the pod, else on its namespace
+(the pod's wins, so a pod can opt out of its namespace's default with `"false"`):
+
+| value | meaning |
+|---|---|
+| `"<name>"` | the pipeline `<name>` in the pod's namespace |
+| `"<namespace>/<name>"` | the pipeline `<name>` in `<namespace>` |
+| `"true"` | the one `mode: sidecar` pipeline of the pod's namespace (none or several: not injected) |
+| `"false"` (or absent) | no injection |
+
+The pipeline's `spec.injection.allowed` then decides whether the pod may use it: the pod's namespace is
+the pipeline's own or one of `allowed.namespaces`, and the pod carries every label of
+`allowed.podSelector`. Gateway and node-agent pipelines have no `injection` field (it is sidecar-only), so
+they serve pods of their own namespace.
+
+Every outcome but "not requested" and "opted out" that injects nothing is a warning the webhook reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from otlp_agent import config, spec
+from otlp_agent.spec_rules import SpecError
+
+from otlp_operator import naming, validation
+from otlp_operator.injection import markers
+from otlp_operator.manifests import agentconfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """A pipeline as the webhook knows it: parsed and hashed once per change, or why it is invalid."""
+
+    namespace: str
+    name: str
+    pipeline: config.Pipeline | None
+    config_hash: str | None = None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def sidecar(self) -> bool:
+        return self.pipeline is not None and self.pipeline.spec.mode == spec.Mode.sidecar
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """Inject `target`, or not (`reason`, `message`); `warning` when the pod asked and was not served."""
+
+    target: Target | None
+    reason: str
+    message: str
+    warning: bool = False
+    #: The pipeline the pod asked for by name, when it exists (the webhook tells it too).
+    about: Target | None = None
+
+
+Catalog = Callable[[str], Iterable[Target]]  # namespace -> the pipelines known there
+
+
+def request(pod: dict[str, Any], namespace_annotations: dict[str, str] | None) -> str | None:
+    """The pod's inject annotation, else its namespace's (None when neither asks)."""
+    own = markers.annotations_of(pod).get(markers.INJECT_ANNOTATION)
+    if own is not None:
+        return own.strip()
+    inherited = (namespace_annotations or {}).get(markers.INJECT_ANNOTATION)
+    return None if inherited is None else inherited.strip()
+
+
+def decide(
+    pod: dict[str, Any], namespace: str, namespace_annotations: dict[str, str] | None, catalog: Catalog
+) -> Decision:
+    """What to inject into `pod` (in `namespace`), and why."""
+    asked = request(pod, namespace_annotations)
+    if asked is None or asked == "":
+        return Decision(None, "NotRequested", "no inject annotation on the pod or its namespace")
+    if asked.lower() == "false":
+        return Decision(None, "OptedOut", "the inject annotation is false")
+    if asked.lower() == "true":
+        found = _only_sidecar(namespace, catalog)
+        if isinstance(found, Decision):
+            return found
+        target = found
+    else:
+        named = _named(asked, namespace, catalog)
+        if isinstance(named, Decision):
+            return named
+        target = named
+    return _check(pod, namespace, target)
+
+
+def _only_sidecar(namespace: str, catalog: Catalog) -> Target | Decision:
+    sidecars = sorted((t for t in catalog(namespace) if t.sidecar), key=lambda t: t.name)
+    if len(sidecars) == 1:
+        return sidecars[0]
+    if not sidecars:
+        why = f'inject "true" needs one mode: sidecar pipeline in namespace {namespace}; there is none'
+        return Decision(None, "NoSidecarPipeline", why, warning=True)
+    names = ", ".join(t.name for t in sidecars)
+    why = f'inject "true" is ambiguous in namespace {namespace}: {len(sidecars)} sidecar pipelines ({names})'
+    return Decision(None, "AmbiguousPipeline", f"{why}; name one", warning=True)
+
+
+def _named(asked: str, namespace: str, catalog: Catalog) -> Target | Decision:
+    ns, _, name = asked.rpartition("/")
+    ns = ns or namespace
+    if not naming.is_dns_label(ns) or not name or "/" in ns:
+        why = f'inject annotation "{asked}" is not "<pipeline>", "<namespace>/<pipeline>", "true" or "false"'
+        return Decision(None, "InvalidRequest", why, warning=True)
+    target = next((t for t in catalog(ns) if t.name == name), None)
+    if target is None:
+        return Decision(None, "UnknownPipeline", f"pipeline {ns}/{name} does not exist", warning=True)
+    return target
+
+
+def _check(pod: dict[str, Any], namespace: str, target: Target) -> Decision:
+    if target.pipeline is None:
+        why = f"pipeline {target.key} is invalid: {'; '.join(target.problems)}"
+        return Decision(None, "InvalidPipeline", why, warning=True, about=target)
+    injection = target.pipeline.spec.injection or spec.Injection()
+    namespaces = {target.namespace, *injection.allowed.namespaces}
+    if namespace not in namespaces:
+        why = f"pipeline {target.key} does not allow pods of namespace {namespace} (allowed: "
+        why += f"{', '.join(sorted(namespaces))})"
+        return Decision(None, "NotAllowed", why, warning=True, about=target)
+    labels = markers.labels_of(pod)
+    missing = {k: v for k, v in injection.allowed.pod_selector.items() if labels.get(k) != v}
+    if missing:
+        wanted = ",".join(f"{k}={v}" for k, v in sorted(missing.items()))
+        why = f"pipeline {target.key} allows only pods labelled {wanted}"
+        return Decision(None, "NotAllowed", why, warning=True, about=target)
+    kind = "a sidecar agent" if target.sidecar else f"wiring to its {target.pipeline.spec.mode.value} agents"
+    return Decision(target, "Injected", f"{kind} of pipeline {target.key}", about=target)
+
+
+def target_of(body: dict[str, Any]) -> Target:
+    """A `Target` from a pipeline object (validated with the agent's models, hashed as reconcile does)."""
+    metadata = body.get("metadata") or {}
+    namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+    try:
+        pipeline = validation.parse(body)
+    except SpecError as exc:
+        return Target(namespace, name, None, problems=tuple(str(p) for p in exc.problems))
+    return Target(namespace, name, pipeline, agentconfig.render(pipeline).hash)

@@ -1,0 +1,62 @@
+"""The injected agent container and its volumes.
+
+The container is the one gateways run (`manifests.container.build`: image, args, ports, probes, the
+restricted securityContext), with the resources of `spec.injection.resources` and volumes renamed with
+an `otlp-agent-` prefix so they cannot collide with the application's own. The config is the
+pipeline's hash-named, immutable ConfigMap (published by the pipeline's reconcile, in the pipeline's
+namespace; so a sidecar runs in that namespace only: a pod in another namespace cannot mount it).
+
+As a native sidecar (an init container with `restartPolicy: Always`, Kubernetes >= 1.29) it starts
+before the app containers and stops after them, and a Job's pod completes when its app containers do. A
+startup probe on /readyz makes the kubelet wait for the agent's listeners before it starts the next
+container, so an app's first spans find it ready. Older clusters get a regular container instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otlp_agent import config, spec
+
+from otlp_operator import naming
+from otlp_operator.manifests import container
+
+CONFIG_VOLUME = "otlp-agent-config"
+TMP_VOLUME = "otlp-agent-tmp"
+TMP_SIZE = "64Mi"
+_RENAMED = {container.CONFIG_VOLUME: CONFIG_VOLUME, container.TMP_VOLUME: TMP_VOLUME}
+NATIVE_SIDECARS_SINCE = (1, 29)
+
+
+def native(cluster_version: tuple[int, int]) -> bool:
+    """True when the cluster runs native sidecars (the SidecarContainers feature is on by default)."""
+    return cluster_version >= NATIVE_SIDECARS_SINCE
+
+
+def build(pipeline: config.Pipeline, image: str, *, native_sidecar: bool) -> dict[str, Any]:
+    """The agent container for an application pod."""
+    injection = pipeline.spec.injection or spec.Injection()
+    agent = container.build(pipeline, image, resources=injection.resources)
+    agent["volumeMounts"] = [{**m, "name": _RENAMED.get(m["name"], m["name"])} for m in agent["volumeMounts"]]
+    if native_sidecar:
+        agent["restartPolicy"] = "Always"
+        agent["startupProbe"] = {
+            "httpGet": {"path": "/readyz", "port": container.METRICS_PORT, "scheme": "HTTP"},
+            "periodSeconds": 1,
+            "timeoutSeconds": 2,
+            "failureThreshold": 60,
+        }
+    return agent
+
+
+def volumes(pipeline: config.Pipeline, config_hash: str) -> list[dict[str, Any]]:
+    """The agent's volumes: its config (the pipeline's ConfigMap) and a small /tmp."""
+    return [
+        {"name": CONFIG_VOLUME, "configMap": {"name": naming.config_map(pipeline, config_hash)}},
+        {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}},
+    ]
+
+
+def ports(pipeline: config.Pipeline) -> set[int]:
+    """Ports the agent listens on in the pod's network namespace."""
+    return {int(port["containerPort"]) for port in container.ports(pipeline)}
