@@ -8,7 +8,7 @@
 
 Running the operator's e2e tests against a real cluster: the emulator-specific helpers (``fail_next``,
 ``set_workload_ready``, direct object access) have no real-cluster equivalent, so tests that need a real
-cluster should depend only on ``kubeconfig_path`` and API clients; set ``E2E_KUBECONFIG=/path/to/config``
+cluster should depend only on ``kubeconfig_path`` and API clients; set ``OTLP_E2E_KUBECONFIG=/path/to/config``
 and use the ``cluster_kubeconfig`` fixture, which then yields that file instead of starting an emulator.
 """
 
@@ -111,8 +111,8 @@ def kube_sync(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadedKubeEmulator]
 
 @pytest.fixture
 def cluster_kubeconfig(request: pytest.FixtureRequest) -> pathlib.Path:
-    """A real cluster's kubeconfig if E2E_KUBECONFIG is set, else the (started) emulator's."""
-    real = os.environ.get("E2E_KUBECONFIG")
+    """A real cluster's kubeconfig if OTLP_E2E_KUBECONFIG is set, else the (started) emulator's."""
+    real = os.environ.get("OTLP_E2E_KUBECONFIG")
     if real:
         return pathlib.Path(real)
     emulator: ThreadedKubeEmulator = request.getfixturevalue("kube_sync")
