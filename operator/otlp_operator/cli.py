@@ -89,6 +89,11 @@ def _add_run(commands: Any) -> None:
         metavar="NAME",
         help="create and maintain the ValidatingWebhookConfiguration NAME (off: the Helm chart owns it)",
     )
+    run.add_argument(
+        "--inject-sidecars",
+        action="store_true",
+        help="serve the pod mutating webhook (sidecar injection, at /inject) and roll stale sidecars",
+    )
     run.add_argument("--verbose", action="store_true", help="log kopf's info messages")
     run.add_argument("--debug", action="store_true", help="log everything")
     run.set_defaults(handler=_run)
@@ -118,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         drift_interval=args.drift_interval,
         retry_delay=args.retry_delay,
         webhook=webhook,
+        injection=args.inject_sidecars,
     )
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(

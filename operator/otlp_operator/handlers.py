@@ -24,7 +24,7 @@ from typing import Any
 import kopf
 from otlp_agent import spec
 
-from otlp_operator import kube, naming, reconcile, validation, webhooks
+from otlp_operator import injection_handlers, kube, naming, reconcile, validation, webhooks
 from otlp_operator.settings import OperatorConfig
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
@@ -91,6 +91,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         _watch_children(registry, kind, context)
     if config.webhook is not None:
         webhooks.register(registry)
+    if config.injection:
+        injection_handlers.register(registry, config)
     return registry
 
 

@@ -9,7 +9,10 @@ off `RESOURCES` and the `Kube` methods:
 | get | every kind in `RESOURCES` (children; the pipeline, when a child event asks to reconcile it) |
 | create, patch (JSON merge patch), delete, list (label selector) | the child kinds |
 | patch (JSON merge patch) on the `status` subresource | otlppipelines/status |
-| create | events (core/v1), about a pipeline |
+| create | events (core/v1), about a pipeline; about a pod's owner or a pod (sidecar injection) |
+| list (label selector) | pods (stale-sidecar rollouts: pods injected from a pipeline) |
+| get, patch (JSON merge patch) | deployments, statefulsets, daemonsets of injected pods (rollout restart) |
+| get | `/version` (the webhook picks native sidecars on Kubernetes >= 1.29) |
 
 The `kubernetes` client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`):
 a handful of calls per reconcile never needs more. Credentials come from the in-cluster service account
@@ -67,8 +70,12 @@ RESOURCES: dict[str, Resource] = {
     "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": Resource("autoscaling", "v2", "horizontalpodautoscalers"),
     "Event": Resource("", "v1", "events"),
+    # Sidecar injection (otlp_operator.rollout): the application workloads it restarts, never children.
+    "Pod": Resource("", "v1", "pods"),
+    "StatefulSet": Resource("apps", "v1", "statefulsets"),
 }
-CHILD_KINDS = tuple(kind for kind in RESOURCES if kind not in (PIPELINE, "Event"))
+INJECTION_KINDS = ("Pod", "StatefulSet")
+CHILD_KINDS = tuple(kind for kind in RESOURCES if kind not in (PIPELINE, "Event", *INJECTION_KINDS))
 COMPONENT = "otlp-operator"
 
 
@@ -141,6 +148,10 @@ class Kube:
         except ApiError as exc:
             if exc.status != 404:
                 raise
+
+    async def server_version(self) -> dict[str, Any]:
+        """The API server's `/version` (major, minor, gitVersion)."""
+        return await self._call("GET", "/version")
 
     async def post_event(
         self, regarding: dict[str, Any], warning: bool, reason: str, message: str, now: str

@@ -168,7 +168,7 @@ def _workload(live: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 async def _write_status(client: kube.Kube, obj: dict[str, Any], new: dict[str, Any]) -> None:
     """Replace the status when it changed (a merge patch, with removed fields set to null)."""
-    previous = obj.get("status") or {}
+    previous = {k: v for k, v in (obj.get("status") or {}).items() if k not in status.WRITTEN_ELSEWHERE}
     if previous == new:
         return
     body = {**{k: None for k in previous if k not in new}, **new}

@@ -47,6 +47,9 @@ class OperatorConfig:
     #: Seconds before a reconcile that failed on a transient API error is retried.
     retry_delay: float = 5.0
     webhook: Webhook | None = None
+    #: Sidecar injection (`otlp_operator.injection_handlers`): the pod mutating webhook (needs `webhook`)
+    #: and stale-sidecar rollouts. Off by default: it needs RBAC on namespaces, pods and app workloads.
+    injection: bool = False
 
 
 def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:

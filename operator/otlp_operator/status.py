@@ -20,6 +20,9 @@ import dataclasses
 from typing import Any
 
 CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded")
+#: Status fields another part of the operator writes (`otlp_operator.rollout`: stale-sidecar restarts);
+#: reconcile's status replacement leaves them as they are.
+WRITTEN_ELSEWHERE = ("rollouts",)
 
 
 @dataclasses.dataclass(frozen=True)

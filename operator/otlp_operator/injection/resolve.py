@@ -41,6 +41,7 @@ class Target:
     pipeline: config.Pipeline | None
     config_hash: str | None = None
     problems: tuple[str, ...] = ()
+    uid: str = ""
 
     @property
     def key(self) -> str:
@@ -145,8 +146,10 @@ def target_of(body: dict[str, Any]) -> Target:
     """A `Target` from a pipeline object (validated with the agent's models, hashed as reconcile does)."""
     metadata = body.get("metadata") or {}
     namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
+    uid = str(metadata.get("uid", ""))
     try:
         pipeline = validation.parse(body)
     except SpecError as exc:
-        return Target(namespace, name, None, problems=tuple(str(p) for p in exc.problems))
-    return Target(namespace, name, pipeline, agentconfig.render(pipeline).hash)
+        problems = tuple(str(p) for p in exc.problems)
+        return Target(namespace, name, None, problems=problems, uid=uid)
+    return Target(namespace, name, pipeline, agentconfig.render(pipeline).hash, uid=uid)
