@@ -13,6 +13,8 @@
   (or the pod) in its namespace, plus one about the pipeline when it exists. Events are posted in
   the background, at most once a minute per object and reason; none on a dry run (the webhook
   declares `sideEffects: NoneOnDryRun`).
+- `publish-sidecar-config`: a sidecar pipeline allowing other namespaces gets its ConfigMap copied
+  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace.
 - `rollout-stale-sidecars`: on create, update and resume of a sidecar pipeline with
   `injection.rolloutOnChange`, `rollout.roll` restarts the workloads of stale pods and the result is
   written to `status.rollouts` (and a Normal Event `RolloutRestarted`); workloads left by the rate limit
@@ -37,7 +39,7 @@ import kopf
 from otlp_agent import spec
 
 from otlp_operator import kube, reconcile, rollout, validation
-from otlp_operator.injection import markers, resolve, transform, workload
+from otlp_operator.injection import configcopy, markers, resolve, transform, workload
 from otlp_operator.settings import OperatorConfig
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
@@ -75,6 +77,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> State:
     if config.webhook is not None:  # kopf refuses admission handlers without a webhook server
         _register_indexes(registry)
         _register_webhook(registry, state)
+    _register_config_copies(registry, state)
     _register_rollout(registry, state)
     return state
 
@@ -245,6 +248,34 @@ async def _post_now(state: State, regarding: dict[str, Any], reason: str, messag
 def _rolls_on_change(spec: kopf.Spec, **_: Any) -> bool:
     injection = spec.get("injection") or {}
     return spec.get("mode") == "sidecar" and bool(injection.get("rolloutOnChange"))
+
+
+def _publishes_copies(spec: kopf.Spec, **_: Any) -> bool:
+    allowed = (spec.get("injection") or {}).get("allowed") or {}
+    return spec.get("mode") == "sidecar" and bool(allowed.get("namespaces"))
+
+
+def _register_config_copies(registry: kopf.OperatorRegistry, state: State) -> None:
+    common: dict[str, Any] = {"registry": registry, "id": "publish-sidecar-config", "when": _publishes_copies}
+
+    @kopf.on.resume(*RESOURCE, **common)
+    @kopf.on.create(*RESOURCE, **common)
+    @kopf.on.update(*RESOURCE, **common)
+    async def publish(body: kopf.Body, **_: Any) -> None:
+        target = resolve.target_of(validation.plain(body))
+        if target.pipeline is None or state.client is None:
+            return
+        for obj in configcopy.build(target.pipeline):
+            try:
+                await state.client.create(obj)
+            except kube.ApiError as exc:
+                if exc.status == 409:  # published already (immutable and named by its hash)
+                    continue
+                if exc.transient:
+                    raise kopf.TemporaryError(f"publishing {obj['metadata']}: {exc}", delay=5) from exc
+                _log.warning(
+                    "cannot publish the config in namespace %s: %s", obj["metadata"]["namespace"], exc
+                )
 
 
 def _register_rollout(registry: kopf.OperatorRegistry, state: State) -> None:

@@ -8,6 +8,7 @@ off `RESOURCES` and the `Kube` methods:
 |---|---|
 | get | every kind in `RESOURCES` (children; the pipeline, when a child event asks to reconcile it) |
 | create, patch (JSON merge patch), delete, list (label selector) | the child kinds |
+| create | configmaps in the namespaces a sidecar pipeline allows (copies of its config) |
 | patch (JSON merge patch) on the `status` subresource | otlppipelines/status |
 | create | events (core/v1), about a pipeline; about a pod's owner or a pod (sidecar injection) |
 | list (label selector) | pods (stale-sidecar rollouts: pods injected from a pipeline) |

@@ -136,6 +136,19 @@ def test_the_namespace_annotation_injects_its_pods_unless_a_pod_opts_out(
         assert [c["name"] for c in inherits["spec"]["initContainers"]] == ["otlp-agent"]
         assert "initContainers" not in opted_out["spec"] and env_of(opted_out) == {}
 
+        # a pipeline allowing another namespace publishes its config there, so its pods can mount it.
+        apply_yaml(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OTHER_NAMESPACE}})
+        apply_yaml(cluster, pipeline("shared", injection={"allowed": {"namespaces": [OTHER_NAMESPACE]}}))
+        shared_hash = published(cluster, "shared")
+        copy_name = f"shared-config-{shared_hash}"
+        copied = cluster.wait_for(lambda: cluster.get("configmaps", copy_name, OTHER_NAMESPACE), what="copy")
+        assert copied["data"] == (cluster.get("configmaps", copy_name) or {})["data"]
+        create(cluster, pod("guest", inject=f"{NAMESPACE}/shared", namespace=OTHER_NAMESPACE))
+        guest = cluster.get("pods", "guest", OTHER_NAMESPACE)
+        assert guest is not None
+        volumes = {v["name"]: v for v in guest["spec"]["volumes"]}
+        assert volumes["otlp-agent-config"]["configMap"]["name"] == copy_name
+
 
 def test_pods_that_cannot_get_their_agent_are_admitted_unchanged_with_a_warning_and_an_event(
     cluster: Cluster, tmp_path: pathlib.Path

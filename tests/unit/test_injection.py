@@ -300,3 +300,20 @@ def test_the_record_annotation_is_json_naming_what_was_added() -> None:
 @pytest.mark.parametrize(("version", "schema"), [(NEW, "1.30"), (OLD, "1.27")])
 def test_the_injected_pod_is_valid_for_the_kubernetes_api(version: tuple[int, int], schema: str) -> None:
     kubernetes_validate.validate(inject(deployment_pod(), version=version), schema, strict=True)
+
+
+def test_a_pipeline_allowing_other_namespaces_gets_its_config_copied_there_and_only_there() -> None:
+    from otlp_operator.injection import configcopy
+    from otlp_operator.manifests import configmap
+
+    shared = pipeline(injection={"allowed": {"namespaces": ["web", "shop", "api"]}})
+    copies = configcopy.build(shared)
+    assert [c["metadata"]["namespace"] for c in copies] == ["api", "web"]  # not its own namespace
+    original = configmap.build(shared)
+    for found in copies:
+        assert found["metadata"]["name"] == original["metadata"]["name"]
+        assert found["data"] == original["data"] and found["immutable"] is True
+        assert "ownerReferences" not in found["metadata"]
+        assert "telemetry.otlp-operator.io/pipeline" not in found["metadata"]["labels"]  # not a child
+        assert found["metadata"]["labels"]["telemetry.otlp-operator.io/config-of"] == "agent"
+    assert configcopy.build(pipeline()) == []

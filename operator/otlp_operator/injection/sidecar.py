@@ -3,8 +3,8 @@
 The container is the one gateways run (`manifests.container.build`: image, args, ports, probes, the
 restricted securityContext), with the resources of `spec.injection.resources` and volumes renamed with
 an `otlp-agent-` prefix so they cannot collide with the application's own. The config is the
-pipeline's hash-named, immutable ConfigMap (published by the pipeline's reconcile, in the pipeline's
-namespace; so a sidecar runs in that namespace only: a pod in another namespace cannot mount it).
+pipeline's hash-named, immutable ConfigMap: published by the pipeline's reconcile in its namespace, and
+copied into every other namespace it allows (`configcopy`), since a pod mounts ConfigMaps of its own.
 
 As a native sidecar (an init container with `restartPolicy: Always`, Kubernetes >= 1.29) it starts
 before the app containers and stops after them, and a Job's pod completes when its app containers do. A
