@@ -530,6 +530,23 @@ class Endpoints(SpecModel):
     http: str | None = Field(default=None, description="OTLP/HTTP endpoint.")
 
 
+class Rollouts(SpecModel):
+    """The last pass restarting workloads whose injected sidecar runs an old config."""
+
+    config_hash: str | None = Field(default=None, description="The config hash workloads were rolled to.")
+    last_pass: str | None = Field(default=None, description="When the operator last looked (RFC 3339).")
+    restarted: list[str] = Field(
+        default_factory=list, description="Workloads restarted (kind/name, first 20)."
+    )
+    restarted_count: int = Field(default=0, description="How many workloads were restarted.")
+    in_progress: int = Field(default=0, description="Workloads already rolling to this config.")
+    pending: list[str] = Field(default_factory=list, description="Waiting for the rate limit (first 20).")
+    pending_count: int = Field(default=0, description="How many are waiting.")
+    not_restartable: list[str] = Field(
+        default_factory=list, description="Stale pods without a restartable owner (bare pods, Jobs)."
+    )
+
+
 class OTLPPipelineStatus(SpecModel):
     """Observed state, written by the operator."""
 
@@ -542,6 +559,9 @@ class OTLPPipelineStatus(SpecModel):
     selector: str | None = Field(default=None, description="Label selector of the agent pods (scale).")
     endpoints: Endpoints | None = Field(default=None, description="Service endpoints.")
     config_hash: str | None = Field(default=None, description="Hash of the rendered agent config.")
+    rollouts: Rollouts | None = Field(
+        default=None, description="Stale-sidecar restarts (mode sidecar with injection.rolloutOnChange)."
+    )
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -254,7 +254,12 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     if s.autoscaling and s.mode != spec.Mode.deployment:
         yield Problem("autoscaling", "only for mode deployment")
     if s.injection and s.mode != spec.Mode.sidecar:
-        yield Problem("injection", "only for mode sidecar")
+        # Gateways and node agents can be injection targets too (env wiring only): `allowed` applies to
+        # them, the sidecar container's settings do not.
+        for field in ("resources", "rollout_on_change"):
+            if field in s.injection.model_fields_set:
+                alias = s.injection.model_fields[field].alias or field
+                yield Problem(f"injection.{alias}", "only for mode sidecar (other modes inject no container)")
     if s.replicas != 1 and s.mode != spec.Mode.deployment:
         yield Problem(
             "replicas",

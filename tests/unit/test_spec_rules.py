@@ -179,9 +179,9 @@ def test_durable_delivery_without_a_persistent_queue_is_reported() -> None:
     assert ("spec.exporters[0].delivery", "durable delivery needs queue type persistent") in found
 
 
-def test_injection_outside_sidecar_mode_is_reported() -> None:
-    found = all_problems({**with_exporter(), "mode": "deployment", "injection": {}})
-    assert ("spec.injection", "only for mode sidecar") in found
+def test_sidecar_container_resources_outside_sidecar_mode_are_reported() -> None:
+    found = all_problems({**with_exporter(), "mode": "deployment", "injection": {"resources": {}}})
+    assert ("spec.injection.resources", "only for mode sidecar (other modes inject no container)") in found
 
 
 @pytest.mark.parametrize(("mode", "per"), [("daemonset", "node"), ("sidecar", "pod")])
@@ -439,3 +439,15 @@ def test_a_duration_without_a_unit_is_refused_like_the_crd_refuses_it() -> None:
     assert [str(p) for p in caught.value.problems] == [
         "spec.exporters[0].timeout: 5 has no unit: write it like 200ms, 5s, 1m or 1h"
     ]
+
+
+def test_a_gateway_may_allow_other_namespaces_to_target_it_for_env_wiring() -> None:
+    parsed = spec_rules.validate_spec(
+        {"mode": "deployment", "injection": {"allowed": {"namespaces": ["shop"]}}, "exporters": [HTTP]}
+    )
+    assert parsed.injection is not None and parsed.injection.allowed.namespaces == ["shop"]
+
+
+def test_sidecar_container_settings_are_refused_for_a_node_agent() -> None:
+    found = problems({"mode": "daemonset", "injection": {"rolloutOnChange": True}, "exporters": [HTTP]})
+    assert found == {"spec.injection.rolloutOnChange": "only for mode sidecar (other modes inject no container)"}

@@ -12,8 +12,8 @@ The request is the annotation `telemetry.otlp-operator.io/inject` on the pod, el
 
 The pipeline's `spec.injection.allowed` then decides whether the pod may use it: the pod's namespace is
 the pipeline's own or one of `allowed.namespaces`, and the pod carries every label of
-`allowed.podSelector`. Gateway and node-agent pipelines have no `injection` field (it is sidecar-only), so
-they serve pods of their own namespace.
+`allowed.podSelector`. Gateway and node-agent pipelines may set `injection.allowed` too (they inject env
+wiring only); without it they serve pods of their own namespace.
 
 Every outcome but "not requested" and "opted out" that injects nothing is a warning the webhook reports.
 """
