@@ -146,10 +146,7 @@ class Agent:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
-        if self.grpc:
-            await self.grpc.stop(min(_LISTENER_STOP_GRACE, self.spec.lifecycle.shutdown_grace_period))
-        if self.http:
-            await self.http.stop()
+        await self._stop_listeners()
         await self.pipeline.flush()
         drained = await self.pipeline.drain(deadline)
         await self._finish_retiring(deadline)
@@ -157,6 +154,19 @@ class Agent:
         if self._telemetry is not None:
             await self._telemetry.cleanup()
         logs.info("agent stopped", drained=drained)
+
+    async def _stop_listeners(self) -> None:
+        """Stop listening; requests in progress get the listener grace, then clients still waiting for
+        durable / endToEnd delivery are told to send again, so no request outlives the listener."""
+        grace = min(_LISTENER_STOP_GRACE, self.spec.lifecycle.shutdown_grace_period)
+        stops = [self.grpc.stop(grace)] if self.grpc else []
+        stops += [self.http.stop()] if self.http else []
+        stopping = asyncio.ensure_future(asyncio.gather(*stops))
+        await asyncio.wait([stopping], timeout=grace)
+        if not stopping.done():
+            for pipeline in (self.pipeline, *self._retiring.values()):
+                pipeline.abandon_waiters("the agent is shutting down; send again")
+        await stopping
 
     async def _finish_retiring(self, deadline: float) -> None:
         """Give pipelines still draining after a reload until `deadline`, then stop them."""

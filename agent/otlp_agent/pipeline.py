@@ -86,6 +86,10 @@ class Pipeline:
             await delivery.wait_all(waits)
         return Accepted()
 
+    def abandon_waiters(self, message: str) -> None:
+        for exporter in self.exporters:
+            exporter.abandon_waiters(message)
+
     async def flush(self) -> None:
         for exporter in self.exporters:
             await exporter.flush()

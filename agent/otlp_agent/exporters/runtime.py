@@ -58,6 +58,7 @@ class ExporterRuntime:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopped = False
+        self._waited_on: set[asyncio.Future[None]] = set()  # futures of batches clients wait for
 
     def _make_queue(self, exporter: spec.Exporter, queue_dir: pathlib.Path | None) -> BatchQueue:
         if exporter.queue.type == spec.QueueType.memory:
@@ -102,7 +103,17 @@ class ExporterRuntime:
         """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
         self.limiter.acquire(len(data))
         self._update_gauges()
-        return await self.batchers[signal].add(data, items, self._track)
+        futures = await self.batchers[signal].add(data, items, self._track)
+        for future in futures:
+            if future not in self._waited_on:
+                self._waited_on.add(future)
+                future.add_done_callback(self._waited_on.discard)
+        return futures
+
+    def abandon_waiters(self, message: str) -> None:
+        """Answer every client still waiting on this exporter with a retryable refusal (at shutdown)."""
+        for future in list(self._waited_on):
+            delivery.settle(future, delivery.not_delivered(message))
 
     async def _enqueue(self, batch: Batch) -> None:
         self._idle.clear()
@@ -119,6 +130,7 @@ class ExporterRuntime:
             if self.queue.persistent:
                 self.limiter.acquire(batch.size)  # read back from disk
             self._in_flight += 1
+            self._update_gauges()
             try:
                 result = await self.sender.send(batch)
                 self._account(batch, result)

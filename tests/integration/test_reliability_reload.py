@@ -1,0 +1,177 @@
+"""Config reload: a changed file (also swapped in through a symlink, as ConfigMap volumes do) takes over
+without dropping queued data, a persistent queue is handed over through its file, a listener restarts only
+when its own settings change, and an invalid file is rejected while the old config keeps running."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pathlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import yaml
+from otlp_agent import config
+from otlp_agent.app import Agent
+
+from tests.integration.test_agent_backpressure import post, request_bytes
+from tests.support.agent_runner import RunningAgent, free_port, pipeline_manifest
+from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.waiting import eventually
+
+FAST_RETRY = {"initialInterval": "10ms", "maxInterval": "50ms", "maxElapsed": "0s"}
+
+
+class ConfigFile:
+    """The agent's config, written the way a ConfigMap volume updates it: a new file, a symlink swap."""
+
+    def __init__(self, folder: pathlib.Path, manifest: dict[str, Any]) -> None:
+        self.folder = folder
+        self.link = folder / "pipeline.yaml"
+        self.version = 0
+        self.write(manifest)
+
+    def write(self, manifest: dict[str, Any] | str) -> None:
+        self.version += 1
+        target = self.folder / f"..data-{self.version}"
+        target.write_text(manifest if isinstance(manifest, str) else yaml.safe_dump(manifest))
+        swap = self.folder / "pipeline.yaml.new"
+        swap.symlink_to(target.name)
+        swap.replace(self.link)
+
+
+def exporter(endpoint: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "backend",
+        "endpoint": endpoint,
+        "protocol": "http/protobuf",
+        "retry": FAST_RETRY,
+        **fields,
+    }
+
+
+def manifest(*exporters: dict[str, Any], ports: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec = {
+        "processors": {"batch": {"timeout": "10ms", "maxItems": 10}},
+        "exporters": list(exporters),
+        "lifecycle": {"shutdownGracePeriod": "100ms"},
+        **(ports or {}),
+    }
+    return pipeline_manifest(spec)
+
+
+def ports_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The receiver and telemetry ports a manifest picked, to keep them across versions."""
+    return {key: document["spec"][key] for key in ("receivers", "telemetry")}
+
+
+@contextlib.asynccontextmanager
+async def reloading_agent(file: ConfigFile, **args: Any) -> AsyncIterator[RunningAgent]:
+    agent = Agent(
+        config.load_file(file.link), host="127.0.0.1", config_path=file.link, reload_interval=0.01, **args
+    )
+    await agent.start()
+    try:
+        yield RunningAgent(agent)
+    finally:
+        await agent.shutdown()
+
+
+def reloads(agent: RunningAgent, outcome: str) -> float:
+    return agent.metric("otlp_agent_config_reloads_total", outcome=outcome)
+
+
+async def test_a_new_config_takes_over_and_the_old_queue_drains_to_its_backend(
+    tmp_path: pathlib.Path,
+) -> None:
+    async with OtlpBackend() as old_backend, OtlpBackend() as new_backend:
+        old_backend.default_fault = Fault.unavailable()  # the old backend holds the queue up
+        first = manifest(exporter(old_backend.http_endpoint))
+        file = ConfigFile(tmp_path, first)
+        async with reloading_agent(file) as agent:
+            listener = agent.agent.http
+            for _ in range(2):
+                assert (await post(agent, request_bytes(10)))[0] == 200
+            await old_backend.wait_for_requests_async(2)
+
+            file.write(manifest(exporter(new_backend.http_endpoint), ports=ports_of(first)))
+            await eventually(lambda: reloads(agent, "applied") == 1, what="the reload")
+            assert agent.agent.http is listener, "same receiver settings: the listener was not restarted"
+            assert (await post(agent, request_bytes(10)))[0] == 200
+            await new_backend.wait_for_items_async("traces", 10)
+
+            old_backend.clear_faults()  # the old backend recovers: the old pipeline's queue drains to it
+            await old_backend.wait_for_items_async("traces", 20)
+        assert new_backend.accepted_items("traces") == 10
+        assert (
+            agent.metric(
+                "otlp_agent_dropped_items_total", exporter="backend", signal="traces", reason="shutdown"
+            )
+            == 0
+        )
+
+
+async def test_an_invalid_config_is_rejected_with_a_log_line_and_the_old_one_keeps_running(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with OtlpBackend() as backend:
+        first = manifest(exporter(backend.http_endpoint))
+        file = ConfigFile(tmp_path, first)
+        async with reloading_agent(file) as agent:
+            with caplog.at_level(logging.WARNING, logger="otlp_agent"):
+                broken = manifest(
+                    exporter(backend.http_endpoint, compression="brotli"), ports=ports_of(first)
+                )
+                file.write(broken)
+                await eventually(lambda: reloads(agent, "rejected") == 1, what="the rejection")
+            [line] = [r.getMessage() for r in caplog.records if "invalid" in r.getMessage()]
+            assert "spec.exporters[0].compression" in line and "keeping the running config" in line
+            file.write("exporters: [")  # not even YAML
+            await eventually(lambda: reloads(agent, "rejected") == 2, what="the second rejection")
+            assert (await post(agent, request_bytes(10)))[0] == 200
+            await backend.wait_for_items_async("traces", 10)
+            assert reloads(agent, "applied") == 0
+
+
+async def test_a_persistent_queue_is_handed_over_through_its_file(tmp_path: pathlib.Path) -> None:
+    async with OtlpBackend() as backend:
+        backend.default_fault = Fault.unavailable()
+        persistent = {"queue": {"type": "persistent", "storageSize": "1Gi"}}
+        first = manifest(exporter(backend.http_endpoint, **persistent))
+        file = ConfigFile(tmp_path, first)
+        async with reloading_agent(file, queue_dir=tmp_path / "queue") as agent:
+            for _ in range(3):
+                assert (await post(agent, request_bytes(10)))[0] == 200
+            await backend.wait_for_requests_async(1)
+            changed = manifest(
+                exporter(backend.http_endpoint, compression="zstd", **persistent), ports=ports_of(first)
+            )
+            file.write(changed)
+            await eventually(lambda: reloads(agent, "applied") == 1, what="the reload")
+            assert agent.metric("otlp_agent_queue_recovered_batches_total", exporter="backend") >= 2
+            backend.clear_faults()
+            await backend.wait_for_items_async("traces", 30)
+            assert {r.content_encoding for r in backend.requests if r.accepted} == {"zstd"}, (
+                "sent by the new pipeline"
+            )
+        dropped = agent.metric(
+            "otlp_agent_dropped_items_total", exporter="backend", signal="traces", reason="shutdown"
+        )
+        assert dropped == 0
+
+
+async def test_a_changed_port_restarts_that_listener_only(tmp_path: pathlib.Path) -> None:
+    async with OtlpBackend() as backend:
+        first = manifest(exporter(backend.http_endpoint))
+        file = ConfigFile(tmp_path, first)
+        async with reloading_agent(file) as agent:
+            grpc_listener = agent.agent.grpc
+            ports = ports_of(first)
+            ports["receivers"]["otlp"]["http"]["port"] = new_port = free_port()
+            file.write(manifest(exporter(backend.http_endpoint), ports=ports))
+            await eventually(lambda: reloads(agent, "applied") == 1, what="the reload")
+            assert agent.agent.grpc is grpc_listener
+            agent.http_endpoint = f"http://127.0.0.1:{new_port}"
+            assert (await post(agent, request_bytes(10)))[0] == 200
+            await backend.wait_for_items_async("traces", 10)
