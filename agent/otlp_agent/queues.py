@@ -121,10 +121,3 @@ class MemoryQueue:
         left = len(self._batches)
         self.drain_all("shutdown")
         return left
-
-    def take_all(self) -> list[Batch]:
-        """Hand every queued batch over (to the next pipeline after a reload), leaving the queue empty."""
-        taken = list(self._batches)
-        self._batches.clear()
-        self.bytes = self.items = 0
-        return taken
