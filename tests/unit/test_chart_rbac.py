@@ -1,4 +1,5 @@
-"""Least privilege: the chart grants exactly the API calls the operator makes, derived from its code.
+"""Least privilege: the chart grants exactly the API calls the operator makes, derived from its code; and
+the chart and the operator agree on the webhook paths and the command line.
 
 The operator's own calls all go through `otlp_operator.kube.Kube` (kinds in `kube.RESOURCES`); kopf's calls
 follow from the handlers registered by `handlers.build_registry`: it lists and watches every resource a
@@ -139,3 +140,20 @@ def test_the_injection_webhook_stays_off_until_the_operator_serves_it() -> None:
     else:  # once the handler lands, the chart's path must be the handler's
         hook = support.one(rendered("injection"), "MutatingWebhookConfiguration")["webhooks"][0]
         assert [hook["clientConfig"]["service"]["path"]] == [f"/{handler_id}" for handler_id in mutating]
+
+
+@pytest.mark.parametrize("scenario", sorted(support.CI_VALUES))
+def test_the_operator_accepts_the_charts_command_line(scenario: str) -> None:
+    from otlp_operator import cli
+
+    objects = rendered(scenario)
+    container = support.operator_container(objects)
+    args = cli.build_parser().parse_args(container["args"])
+    watched = support.CI_VALUES[scenario].get("watchNamespaces") or []
+    assert (args.namespace or []) == watched and args.all_namespaces == (not watched)
+    webhook_enabled = (support.CI_VALUES[scenario].get("webhook") or {}).get("enabled", True)
+    assert (args.webhook_port is not None) == webhook_enabled
+    if webhook_enabled:
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == "webhook")
+        assert args.webhook_port == port and args.webhook_cert and args.webhook_key
+        assert args.webhook_managed is None, "the chart owns the webhook configurations"
