@@ -4,8 +4,10 @@ the chart and the operator agree on the webhook paths and the command line.
 The operator's own calls all go through `otlp_operator.kube.Kube` (kinds in `kube.RESOURCES`); kopf's calls
 follow from the handlers registered by `handlers.build_registry`: it lists and watches every resource a
 handler is registered for, patches its bookkeeping annotations on resources with change/timer handlers,
-posts Events, and (cluster-wide) watches CRDs. The e2e install test checks the calls actually recorded
-against the same rules.
+posts Events, and (cluster-wide) watches CRDs. Sidecar injection adds kopf indexes (pipelines, namespaces)
+and the rollout calls of `kube.INJECTION_KINDS`; namespaces are cluster-scoped, so they are granted by a
+ClusterRole even when the operator watches only some namespaces. The e2e install test checks the calls
+actually recorded against the same rules.
 """
 
 from __future__ import annotations
@@ -24,21 +26,25 @@ Call = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 # What each Kube method is on the wire, and the kinds it is used for (kube.py's table).
 CHILD_VERBS = ("get", "list", "create", "patch", "delete")
 PIPELINE_CALLS = {(spec.API_GROUP, spec.PLURAL, "get"), (spec.API_GROUP, f"{spec.PLURAL}/status", "patch")}
-CLUSTER_ONLY = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
+# Sidecar injection (kube.INJECTION_KINDS): list pods of a pipeline, get/patch (rollout restart) workloads.
+INJECTION_VERBS = {"Pod": ("list",), "StatefulSet": ("get", "patch")}
+CRDS = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
+NAMESPACES = kube.Resource("", "v1", "namespaces")  # cluster-scoped: never in a namespaced Role
 
 
-def registry() -> Any:
-    config = settings.OperatorConfig(agent_image="x", webhook=settings.Webhook(port=9443))
+def registry(injection: bool = True) -> Any:
+    webhook = settings.Webhook(port=9443, certfile="tls.crt", keyfile="tls.key")
+    config = settings.OperatorConfig(agent_image="x", webhook=webhook, injection=injection)
     return handlers.build_registry(config)
 
 
-def kopf_calls() -> set[Call]:
-    """The calls kopf makes for the registered handlers."""
-    reg = registry()
+def kopf_calls(injection: bool) -> set[Call]:
+    """The calls kopf makes for the registered handlers: list+watch what it watches or indexes, patch its
+    bookkeeping on what has change or timer handlers, and post Events."""
+    reg = registry(injection)
     calls: set[Call] = {("", "events", "create")}
-    watched = [*reg._watching.get_all_handlers(), *reg._changing.get_all_handlers()]
-    watched += reg._spawning.get_all_handlers()
     changing = [*reg._changing.get_all_handlers(), *reg._spawning.get_all_handlers()]
+    watched = [*reg._watching.get_all_handlers(), *reg._indexing.get_all_handlers(), *changing]
     for handler in watched:
         resource = _resource_of(handler.selector)
         calls |= {(resource.group, resource.plural, "list"), (resource.group, resource.plural, "watch")}
@@ -49,7 +55,8 @@ def kopf_calls() -> set[Call]:
 
 
 def _resource_of(selector: Any) -> kube.Resource:
-    matches = [r for r in kube.RESOURCES.values() if selector.check(_as_kopf_resource(r))]
+    known = [*kube.RESOURCES.values(), NAMESPACES]
+    matches = [r for r in known if selector.check(_as_kopf_resource(r))]
     assert len(matches) == 1, f"handler selector {selector} matches {matches}"
     return matches[0]
 
@@ -60,12 +67,20 @@ def _as_kopf_resource(resource: kube.Resource) -> Any:
     return references.Resource(group=resource.group, version=resource.version, plural=resource.plural)
 
 
-def operator_calls() -> set[Call]:
+def operator_calls(injection: bool = True) -> set[Call]:
     calls = set(PIPELINE_CALLS)
     for kind in kube.CHILD_KINDS:
         resource = kube.RESOURCES[kind]
         calls |= {(resource.group, resource.plural, verb) for verb in CHILD_VERBS}
-    return calls | kopf_calls()
+    if injection:
+        for kind in kube.INJECTION_KINDS:
+            resource = kube.RESOURCES[kind]
+            calls |= {(resource.group, resource.plural, verb) for verb in INJECTION_VERBS[kind]}
+    return calls | kopf_calls(injection)
+
+
+def cluster_scoped(calls: set[Call]) -> set[Call]:
+    return {call for call in calls if call[:2] == (NAMESPACES.group, NAMESPACES.plural)}
 
 
 def granted(rules: list[dict[str, Any]]) -> set[Call]:
@@ -95,15 +110,23 @@ def test_no_rule_uses_wildcards_or_resource_less_verbs() -> None:
 
 def test_the_cluster_role_grants_exactly_the_calls_the_operator_makes() -> None:
     cluster_role = support.one(rendered("default"), "ClusterRole")
-    assert granted(cluster_role["rules"]) == operator_calls() | CLUSTER_ONLY
+    assert granted(cluster_role["rules"]) == operator_calls() | CRDS
 
 
 @pytest.mark.parametrize("namespace", ["team-a", "team-b"])
 def test_each_namespaced_role_grants_exactly_the_namespaced_calls(namespace: str) -> None:
-    roles = {
-        role["metadata"]["namespace"]: role for role in support.by_kind(rendered("single-namespace"), "Role")
-    }
-    assert granted(roles[namespace]["rules"]) == operator_calls()
+    objects = rendered("single-namespace")
+    roles = {role["metadata"]["namespace"]: role for role in support.by_kind(objects, "Role")}
+    calls = operator_calls()
+    assert granted(roles[namespace]["rules"]) == calls - cluster_scoped(calls)
+    assert granted(support.one(objects, "ClusterRole")["rules"]) == cluster_scoped(calls)
+
+
+def test_without_injection_the_role_grants_exactly_the_reconcile_calls() -> None:
+    (role,) = support.by_kind(rendered("single-namespace-no-injection"), "Role")
+    calls = operator_calls(injection=False)
+    assert cluster_scoped(calls) == set()
+    assert granted(role["rules"]) == calls
 
 
 def test_the_operator_reads_secrets_never() -> None:
@@ -118,28 +141,24 @@ def test_the_operator_reads_secrets_never() -> None:
 
 def test_the_derivation_notices_a_new_child_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     # Proves the comparison above follows the operator's code: a kind added to kube.RESOURCES changes it.
-    extra = {**kube.RESOURCES, "StatefulSet": kube.Resource("apps", "v1", "statefulsets")}
+    extra = {**kube.RESOURCES, "CronJob": kube.Resource("batch", "v1", "cronjobs")}
     monkeypatch.setattr(kube, "RESOURCES", extra)
-    monkeypatch.setattr(kube, "CHILD_KINDS", (*kube.CHILD_KINDS, "StatefulSet"))
+    monkeypatch.setattr(kube, "CHILD_KINDS", (*kube.CHILD_KINDS, "CronJob"))
     cluster_role = support.one(rendered("default"), "ClusterRole")
-    assert ("apps", "statefulsets", "create") in operator_calls() - granted(cluster_role["rules"])
+    assert ("batch", "cronjobs", "create") in operator_calls() - granted(cluster_role["rules"])
 
 
 def test_the_validating_webhook_path_is_the_handler_kopf_serves() -> None:
     ids = {handler.id: handler.reason.value for handler in registry()._webhooks.get_all_handlers()}
     assert ids.get(webhooks.WEBHOOK_ID) == "validating"
-    (hook,) = support.webhooks(rendered("default"))
+    hook = support.validating_webhook(rendered("default"))
     assert hook["clientConfig"]["service"]["path"] == f"/{webhooks.WEBHOOK_ID}"
 
 
-def test_the_injection_webhook_stays_off_until_the_operator_serves_it() -> None:
+def test_the_injection_webhook_path_is_the_handler_kopf_serves() -> None:
     mutating = [h.id for h in registry()._webhooks.get_all_handlers() if h.reason.value == "mutating"]
-    defaults = support.chart().values["webhook"]["mutating"]
-    if not mutating:
-        assert defaults["enabled"] is False
-    else:  # once the handler lands, the chart's path must be the handler's
-        hook = support.one(rendered("injection"), "MutatingWebhookConfiguration")["webhooks"][0]
-        assert [hook["clientConfig"]["service"]["path"]] == [f"/{handler_id}" for handler_id in mutating]
+    hook = support.one(rendered("default"), "MutatingWebhookConfiguration")["webhooks"][0]
+    assert [hook["clientConfig"]["service"]["path"]] == [f"/{handler_id}" for handler_id in mutating]
 
 
 @pytest.mark.parametrize("scenario", sorted(support.CI_VALUES))
@@ -153,6 +172,8 @@ def test_the_operator_accepts_the_charts_command_line(scenario: str) -> None:
     assert (args.namespace or []) == watched and args.all_namespaces == (not watched)
     webhook_enabled = (support.CI_VALUES[scenario].get("webhook") or {}).get("enabled", True)
     assert (args.webhook_port is not None) == webhook_enabled
+    injection = support.by_kind(objects, "MutatingWebhookConfiguration") != []
+    assert args.inject_sidecars == injection
     if webhook_enabled:
         port = next(p["containerPort"] for p in container["ports"] if p["name"] == "webhook")
         assert args.webhook_port == port and args.webhook_cert and args.webhook_key

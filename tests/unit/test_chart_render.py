@@ -153,8 +153,7 @@ def test_cluster_wide_by_default() -> None:
     assert "--all-namespaces" in support.operator_container(objects)["args"]
     assert {obj["kind"] for obj in objects} >= {"ClusterRole", "ClusterRoleBinding"}
     assert not support.by_kind(objects, "Role")
-    (hook,) = support.webhooks(objects)
-    assert "namespaceSelector" not in hook
+    assert "namespaceSelector" not in support.validating_webhook(objects)
 
 
 def test_watching_namespaces_uses_a_role_per_namespace_and_scopes_the_webhooks() -> None:
@@ -165,7 +164,13 @@ def test_watching_namespaces_uses_a_role_per_namespace_and_scopes_the_webhooks()
         "--namespace=team-a",
         "--namespace=team-b",
     ]
-    assert not support.by_kind(objects, "ClusterRole") and not support.by_kind(objects, "ClusterRoleBinding")
+    # Cluster-wide only what sidecar injection needs (namespaces are cluster-scoped); nothing without it.
+    assert support.one(objects, "ClusterRole")["rules"] == [
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+    ]
+    plain = rendered("single-namespace-no-injection")
+    assert not support.by_kind(plain, "ClusterRole") and not support.by_kind(plain, "ClusterRoleBinding")
+    assert [role["metadata"]["namespace"] for role in support.by_kind(plain, "Role")] == ["team-a"]
     assert sorted(obj["metadata"]["namespace"] for obj in support.by_kind(objects, "Role")) == [
         "team-a",
         "team-b",
@@ -179,10 +184,10 @@ def test_watching_namespaces_uses_a_role_per_namespace_and_scopes_the_webhooks()
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": support.FULLNAME, "namespace": support.NAMESPACE}
         ]
-    (hook,) = support.webhooks(objects)
-    assert hook["namespaceSelector"]["matchExpressions"] == [
-        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
-    ]
+    watched = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["team-a", "team-b"]}
+    assert support.validating_webhook(objects)["namespaceSelector"]["matchExpressions"] == [watched]
+    injecting = support.one(objects, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert watched in injecting["namespaceSelector"]["matchExpressions"]
 
 
 def test_the_cluster_role_is_bound_to_the_operator_service_account() -> None:
@@ -198,7 +203,7 @@ def test_the_cluster_role_is_bound_to_the_operator_service_account() -> None:
 
 
 def test_the_validating_webhook_fails_closed_and_sees_only_pipeline_writes() -> None:
-    (hook,) = support.webhooks(rendered("default"))
+    hook = support.validating_webhook(rendered("default"))
     assert hook["failurePolicy"] == "Fail"
     assert hook["sideEffects"] == "None"
     assert hook["rules"] == [
@@ -215,8 +220,13 @@ def test_the_validating_webhook_fails_closed_and_sees_only_pipeline_writes() -> 
     assert hook["clientConfig"]["service"]["port"] == service["spec"]["ports"][0]["port"]
 
 
-def test_the_injection_webhook_is_off_by_default() -> None:
-    assert not support.by_kind(rendered("default"), "MutatingWebhookConfiguration")
+def test_sidecar_injection_is_on_by_default_and_can_be_turned_off() -> None:
+    objects = rendered("default")
+    assert support.by_kind(objects, "MutatingWebhookConfiguration")
+    assert "--inject-sidecars" in support.operator_container(objects)["args"]
+    plain = rendered("single-namespace-no-injection")
+    assert not support.by_kind(plain, "MutatingWebhookConfiguration")
+    assert "--inject-sidecars" not in support.operator_container(plain)["args"]
 
 
 def test_the_injection_webhook_fails_open_on_pod_creation_outside_the_release_namespace() -> None:
@@ -224,8 +234,9 @@ def test_the_injection_webhook_fails_open_on_pod_creation_outside_the_release_na
     (hook,) = configuration["webhooks"]
     assert hook["failurePolicy"] == "Ignore"
     assert hook["rules"][0]["resources"] == ["pods"] and hook["rules"][0]["operations"] == ["CREATE"]
+    assert hook["sideEffects"] == "NoneOnDryRun"
     selector = hook["namespaceSelector"]
-    assert selector["matchLabels"] == {"telemetry.otlp-operator.io/injection": "enabled"}
+    assert selector["matchLabels"] == {"otlp-operator/injection": "enabled"}
     assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["otlp-system"]} in selector[
         "matchExpressions"
     ]

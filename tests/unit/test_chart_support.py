@@ -69,6 +69,11 @@ def operator_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(container)
 
 
+def validating_webhook(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (hook,) = one(objects, "ValidatingWebhookConfiguration")["webhooks"]
+    return dict(hook)
+
+
 def webhooks(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every webhook of every webhook configuration."""
     kinds = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")

@@ -120,13 +120,13 @@ def test_generated_the_secret_records_when_to_reissue() -> None:
 
 def test_generated_certificate_covers_an_out_of_cluster_webhook_url() -> None:
     objects = rendered("out-of-cluster-webhook")
-    (hook,) = support.webhooks(objects)
-    assert hook["clientConfig"]["url"] == "https://127.0.0.1:9443/validate"
-    assert "service" not in hook["clientConfig"]
+    urls = sorted(hook["clientConfig"]["url"] for hook in support.webhooks(objects))
+    assert urls == ["https://127.0.0.1:9443/inject", "https://127.0.0.1:9443/validate"]
+    assert all("service" not in hook["clientConfig"] for hook in support.webhooks(objects))
     cert = pem(support.one(objects, "Secret")["data"]["tls.crt"])
     assert ipaddress.ip_address("127.0.0.1") in san(cert).get_values_for_type(x509.IPAddress)
     hostname = support.render({"webhook": {"url": "https://operator.dev.example:8443/base"}})
-    (named,) = support.webhooks(hostname)
+    named = support.validating_webhook(hostname)
     assert named["clientConfig"]["url"] == "https://operator.dev.example:8443/base/validate"
     names = san(pem(support.one(hostname, "Secret")["data"]["tls.crt"])).get_values_for_type(x509.DNSName)
     assert "operator.dev.example" in names
@@ -137,8 +137,8 @@ def test_existing_secret_is_mounted_and_its_ca_bundle_is_trusted() -> None:
     values = support.CI_VALUES["existing-secret"]["webhook"]["tls"]
     assert not support.by_kind(objects, "Secret"), "the chart must not create or overwrite the user's Secret"
     assert mounted_secret(objects)[0] == values["existingSecret"]
-    (hook,) = support.webhooks(objects)
-    assert hook["clientConfig"]["caBundle"] == values["caBundle"]
+    hooks = support.webhooks(objects)
+    assert len(hooks) == 2 and {hook["clientConfig"]["caBundle"] for hook in hooks} == {values["caBundle"]}
     assert pem(values["caBundle"]).extensions.get_extension_for_class(x509.BasicConstraints).value.ca
 
 
@@ -149,7 +149,10 @@ def test_cert_manager_issues_the_mounted_secret_and_injects_its_ca() -> None:
     serving = certificates[f"{support.FULLNAME}-webhook"]
     assert serving["spec"]["secretName"] == mounted_secret(objects)[0]
     assert set(serving["spec"]["dnsNames"]) == SERVICE_NAMES
-    for configuration in [*support.by_kind(objects, "ValidatingWebhookConfiguration")]:
+    kinds = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+    configurations = [obj for obj in objects if obj["kind"] in kinds]
+    assert len(configurations) == 2
+    for configuration in configurations:
         annotation = configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
         assert annotation == f"{support.NAMESPACE}/{serving['metadata']['name']}"
         assert all("caBundle" not in hook["clientConfig"] for hook in configuration["webhooks"])

@@ -73,6 +73,11 @@ app.kubernetes.io/part-of: otlp-operator
 {{- if not .Values.watchNamespaces }}true{{ end }}
 {{- end }}
 
+{{/* "true" when the operator injects sidecars (the pod webhook is served). */}}
+{{- define "otlp-operator.injection" -}}
+{{- if and .Values.webhook.enabled .Values.webhook.mutating.enabled }}true{{ end }}
+{{- end }}
+
 {{/* The operator's command line (its image's entrypoint is `otlp-operator`). */}}
 {{- define "otlp-operator.args" -}}
 - run
@@ -93,5 +98,8 @@ app.kubernetes.io/part-of: otlp-operator
 - --webhook-port={{ .Values.webhook.port }}
 - --webhook-cert={{ include "otlp-operator.webhookCertDir" . }}/tls.crt
 - --webhook-key={{ include "otlp-operator.webhookCertDir" . }}/tls.key
+{{- if .Values.webhook.mutating.enabled }}
+- --inject-sidecars
+{{- end }}
 {{- end }}
 {{- end }}

@@ -29,10 +29,19 @@ watched namespace.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Events on pipelines (kubectl describe otlpp), posted by kopf.
+# Events on pipelines (kubectl describe otlpp), and on pods that asked for a sidecar and got none.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if include "otlp-operator.injection" . }}
+# Sidecar injection: find pods running a stale sidecar, and `rollout restart` their workloads.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"]
+- apiGroups: ["apps"]
+  resources: ["statefulsets"]
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end }}
 
 {{/*
@@ -44,4 +53,19 @@ and relies on its start-up discovery, which is enough.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
+{{- end }}
+
+{{/*
+Sidecar injection only: kopf indexes the namespaces' `inject` annotations. Namespaces are cluster-scoped,
+so this is granted by a ClusterRole even when the operator watches only some namespaces.
+*/}}
+{{- define "otlp-operator.namespaceRules" -}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
+
+{{/* "true" when a ClusterRole is needed: cluster-wide, or sidecar injection. */}}
+{{- define "otlp-operator.needsClusterRole" -}}
+{{- if and .Values.rbac.create (or (include "otlp-operator.clusterWide" .) (include "otlp-operator.injection" .)) }}true{{ end }}
 {{- end }}

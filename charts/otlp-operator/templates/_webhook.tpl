@@ -32,9 +32,9 @@ TLS comes one of three ways (docs/operations.md):
 {{- end }}
 
 {{/*
-kopf's webhook server serves each admission handler at "/<handler id>": the validating handler's id is
-"validate" (operator/otlp_operator/webhooks.py). The sidecar injection handler does not exist yet; its id
-must be "inject" when it lands (tests/unit/test_chart_rbac.py checks both against the operator's registry).
+kopf's webhook server serves each admission handler at "/<handler id>": "validate"
+(operator/otlp_operator/webhooks.py) and "inject" (operator/otlp_operator/injection_handlers.py);
+tests/unit/test_chart_rbac.py checks both against the operator's registry.
 */}}
 {{- define "otlp-operator.validatingPath" -}}
 /validate
