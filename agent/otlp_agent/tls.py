@@ -57,7 +57,12 @@ class ServerTls:
 
     def ssl_context(self) -> ssl.SSLContext:
         """For an asyncio/aiohttp server: every handshake uses the certificate current at that moment."""
-        listening = self._material.get().context
+        # A context of its own, not one kept in the material: the callback refers to this object, and a
+        # reference cycle through an SSLContext's sni_callback is left to the garbage collector otherwise.
+        material = self._material.get()
+        listening = self._build(
+            [material.cert_chain, material.private_key, material.client_ca or b""]
+        ).context
         listening.sni_callback = self._switch
         return listening
 

@@ -14,9 +14,10 @@ import grpc.aio
 import pytest
 import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import secrets
+from otlp_agent import config, secrets
+from otlp_agent.app import Agent
 
-from tests.support.agent_runner import RunningAgent, agent_running
+from tests.support.agent_runner import RunningAgent, agent_running, pipeline_manifest
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles, client_context, der
 from tests.support.waiting import eventually_async
@@ -182,6 +183,11 @@ async def test_mtls_receivers_accept_only_clients_with_a_certificate_from_the_cl
 async def test_an_agent_whose_certificate_secret_is_not_mounted_refuses_to_start(
     secret_files: SecretFiles, backend: OtlpBackend
 ) -> None:
-    with pytest.raises(secrets.SecretError, match=r"agent-tls/tls\.crt"):
-        async with agent_running(tls_spec(backend, {"certSecret": "agent-tls"})):
-            pass
+    pipeline = config.load_document(pipeline_manifest(tls_spec(backend, {"certSecret": "agent-tls"})))
+    agent = Agent(pipeline, host="127.0.0.1")
+    try:
+        with pytest.raises(secrets.SecretError, match=r"agent-tls/tls\.crt"):
+            await agent.start()
+        assert not agent.ready
+    finally:
+        await agent.shutdown()

@@ -46,30 +46,38 @@ class GrpcReceiver:
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
-        options = [
-            ("grpc.max_receive_message_length", self.settings.max_message_size),
-            ("grpc.max_send_message_length", 4 * 1024 * 1024),
-            ("grpc.so_reuseport", 0),
-            ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
-        ]
+        # Secrets first: a grpc.aio server made and then dropped unstarted can crash grpc when collected.
         if self.settings.auth is not None:
             self._token = auth.BearerToken(self.settings.auth, "gRPC receiver")
-        server = grpc.aio.server(options=options)
+        credentials = None
+        if self.settings.tls is not None:
+            credentials = tls.ServerTls(self.settings.tls, "gRPC receiver").grpc_credentials()
+        server = grpc.aio.server(options=self._options())
         for signal, info in SIGNALS.items():
             handler = grpc.unary_unary_rpc_method_handler(self._handler(signal))
             server.add_generic_rpc_handlers(
                 [grpc.method_handlers_generic_handler(info.grpc_service, {"Export": handler})]
             )
-        address = (
-            f"[{self.host}]:{self.settings.port}" if ":" in self.host else f"{self.host}:{self.settings.port}"
-        )
-        if self.settings.tls is not None:
-            credentials = tls.ServerTls(self.settings.tls, "gRPC receiver").grpc_credentials()
-            self.port = server.add_secure_port(address, credentials)
-        else:
-            self.port = server.add_insecure_port(address)
-        await server.start()
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        address = f"{host}:{self.settings.port}"
+        try:
+            if credentials is not None:
+                self.port = server.add_secure_port(address, credentials)
+            else:
+                self.port = server.add_insecure_port(address)
+            await server.start()
+        except BaseException:
+            await server.stop(None)
+            raise
         self._server = server
+
+    def _options(self) -> list[tuple[str, Any]]:
+        return [
+            ("grpc.max_receive_message_length", self.settings.max_message_size),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+            ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+        ]
 
     def _handler(self, signal: Signal) -> Any:
         async def export(request: bytes, context: grpc.aio.ServicerContext) -> bytes:

@@ -14,12 +14,13 @@ its body is read.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Awaitable, Callable
 
 import grpc
 import orjson
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from google.rpc import status_pb2
 
 from otlp_agent import auth, compression, errors, otlp_json, spec, tls, wire
@@ -32,6 +33,21 @@ _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"
 _TRANSPORT = "http"
 _CORS_BASE_HEADERS = ("content-type", "content-encoding")
+_MAX_LINGER = 10.0  # seconds; aiohttp's default
+
+
+class _DropClientFaults(logging.Filter):
+    """aiohttp logs every malformed HTTP request at ERROR with a traceback: the client's fault, and a way
+    for anyone to flood the agent's logs. Those are dropped (the client got its 400); the agent's own
+    errors still get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(exc, http_exceptions.HttpProcessingError) and 400 <= (exc.code or 500) < 500)
+
+
+_SERVER_LOG = logging.getLogger("otlp_agent.http_server")
+_SERVER_LOG.addFilter(_DropClientFaults())
 
 
 class HttpReceiver:
@@ -71,9 +87,13 @@ class HttpReceiver:
             app,
             auto_decompress=False,
             access_log=None,
+            logger=_SERVER_LOG,
             handle_signals=False,
             shutdown_timeout=self.shutdown_timeout,  # requests in progress get this long at shutdown
             keepalive_timeout=self.settings.read_timeout,  # also closes a connection stuck in its headers
+            # After an early answer (401, 408, 413) the rest of the body is read and dropped for at most this
+            # long, so the client sees the answer rather than a reset, and a slow client cannot hold on.
+            lingering_time=min(self.settings.read_timeout, _MAX_LINGER),
         )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.settings.port, reuse_address=True, ssl_context=ssl_context)
@@ -205,7 +225,13 @@ def _from_json(signal: Signal, body: bytes) -> tuple[bytes, int, int, str]:
     except otlp_json.JsonError as exc:
         raise errors.bad_request(f"invalid OTLP/JSON: {exc}") from None
     payload = bytes(converted.message.SerializeToString())
-    return payload, wire.count_parsed(signal, converted.message), converted.rejected, converted.error
+    try:
+        # Built from JSON, the message skipped upb's parse limits (nesting depth): parse it as every
+        # protobuf consumer will, or one such request would make its whole batch unexportable.
+        items = wire.validate_and_count(signal, payload)
+    except wire.MalformedPayload as exc:
+        raise errors.bad_request(f"OTLP/JSON request not representable as protobuf: {exc}") from None
+    return payload, items, converted.rejected, converted.error
 
 
 def _slow_body(timeout: float) -> errors.ReceiveError:
