@@ -57,6 +57,19 @@ class Batcher:
         self._timer: asyncio.TimerHandle | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._done: asyncio.Future[None] | None = None  # the open batch's future, made on demand
+        # Batches taken out of the buffer but not yet handed over (emit in progress): admission counts them,
+        # so the queue always has room for everything the agent already said yes to.
+        self._emitting_bytes = 0
+        self._emitting_items = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes accepted here and not yet in the exporter's queue (buffered or being handed over)."""
+        return self._size + self._emitting_bytes
+
+    @property
+    def pending_items(self) -> int:
+        return self._items + self._emitting_items
 
     async def add(self, data: bytes, items: int, track: bool = False) -> list[asyncio.Future[None]]:
         """Add one request; awaits only when a full batch is handed on (which may wait for queue space).
@@ -71,8 +84,10 @@ class Batcher:
         return futures
 
     async def _add_one(self, data: bytes, items: int, futures: list[asyncio.Future[None]] | None) -> None:
+        # State changes happen before the first await, so pending_bytes is exact whenever others look.
+        ready: list[Batch] = []
         if self._chunks and (self._items + items > self.max_items or self._size + len(data) > self.max_bytes):
-            await self.flush()
+            ready.append(self._detach())
         self._chunks.append(data)
         self._items += items
         self._size += len(data)
@@ -82,9 +97,11 @@ class Batcher:
             if not futures or futures[-1] is not self._done:
                 futures.append(self._done)
         if self._items >= self.max_items or self._size >= self.max_bytes:
-            await self.flush()
+            ready.append(self._detach())
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
+        for batch in ready:
+            await self._hand_over(batch)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -94,14 +111,26 @@ class Batcher:
 
     async def flush(self) -> None:
         """Emit what is buffered now, if anything."""
+        if self._chunks:
+            await self._hand_over(self._detach())
+
+    def _detach(self) -> Batch:
+        """Take the buffered requests out as a batch (synchronously), counting it as being handed over."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._chunks:
-            return
         batch = Batch(self.signal, self._chunks, self._items, self._size, done=self._done)
         self._chunks, self._items, self._size, self._done = [], 0, 0, None
-        await self._emit(batch)
+        self._emitting_bytes += batch.size
+        self._emitting_items += batch.items
+        return batch
+
+    async def _hand_over(self, batch: Batch) -> None:
+        try:
+            await self._emit(batch)
+        finally:
+            self._emitting_bytes -= batch.size
+            self._emitting_items -= batch.items
 
     async def close(self) -> None:
         """Flush and wait for timer-triggered flushes in progress."""

@@ -75,7 +75,7 @@ class Pipeline:
                 "memory_limit",
             )
         for exporter in targets:
-            if exporter.refuses():
+            if exporter.refuses(len(payload), items):
                 raise errors.refused(
                     f"exporter {exporter.name} queue is full; retry later", REFUSAL_RETRY_AFTER, "queue_full"
                 )

@@ -23,6 +23,8 @@ class BatchQueue(Protocol):
     when_full: spec.WhenFull
     bytes: int
     items: int
+    max_bytes: int
+    max_items: int
     blocked_producers: int
     persistent: bool
 
@@ -70,7 +72,9 @@ class MemoryQueue:
         return self.bytes >= self.max_bytes or self.items >= self.max_items
 
     def _fits(self, batch: Batch) -> bool:
-        if not self._batches:
+        # Under `refuse` the bound is kept at the door (ExporterRuntime.refuses reserves room for everything
+        # accepted), so what reaches the queue was promised a place and is never dropped here.
+        if not self._batches or self.when_full == spec.WhenFull.refuse:
             return True  # one batch always fits, or an oversized batch could never be sent
         return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
 

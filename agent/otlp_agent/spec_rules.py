@@ -258,7 +258,7 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
         # them, the sidecar container's settings do not.
         for field in ("resources", "rollout_on_change"):
             if field in s.injection.model_fields_set:
-                alias = s.injection.model_fields[field].alias or field
+                alias = spec.Injection.model_fields[field].alias or field
                 yield Problem(f"injection.{alias}", "only for mode sidecar (other modes inject no container)")
     if s.replicas != 1 and s.mode != spec.Mode.deployment:
         yield Problem(

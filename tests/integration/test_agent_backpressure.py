@@ -181,3 +181,24 @@ async def test_retryable_failures_are_retried_and_permanent_ones_are_not() -> No
         assert broken.items == 5, "a permanent failure is tried once"
         assert agent.metric("otlp_agent_export_retries_total", exporter="flaky", signal="traces") == 2
         assert agent.metric("otlp_agent_exported_items_total", exporter="flaky", signal="traces") == 5
+
+
+async def test_under_overload_every_acknowledged_span_is_exported_and_the_rest_refused() -> None:
+    # What `make bench`'s overload scenario found: admission must reserve queue room for data still in the
+    # batchers, or requests answered 200 are dropped later as queue_full.
+    slow = GatedTransport()
+    spec = gated_spec(queue={"maxBytes": "64Ki", "whenFull": "refuse"})
+    spec["processors"]["batch"] = {"maxItems": 50, "timeout": "5ms"}
+    async with agent_running(spec, transports={"slow": slow}) as agent:
+        body = request_bytes(10, payload=500)  # ~5.6 KB, so the queue holds about a dozen requests
+        statuses = await asyncio.gather(*(post(agent, body) for _ in range(60)))
+        codes = [status for status, _ in statuses]
+        assert set(codes) == {200, 503}, "some admitted, the rest refused with a retryable status"
+        slow.gate.set()
+        accepted_spans = 10 * codes.count(200)
+        await eventually(lambda: slow.items == accepted_spans, what="every acknowledged span exported")
+        dropped = sum(
+            agent.metric("otlp_agent_dropped_items_total", exporter="slow", signal="traces", reason=reason)
+            for reason in ("queue_full", "queue_full_drop_oldest")
+        )
+        assert dropped == 0

@@ -42,22 +42,15 @@ async def test_batches_come_out_in_the_order_they_went_in() -> None:
     assert (queue.items, queue.bytes, drops) == (0, 0, [])
 
 
-async def test_refuse_drops_the_new_batch_and_counts_it_as_queue_full() -> None:
+async def test_refuse_never_drops_what_it_is_handed_because_the_door_already_refused() -> None:
+    # Under `refuse`, admission (ExporterRuntime.refuses) keeps the bound: a batch reaching the queue was
+    # promised a place when its clients were answered, so dropping it here would lose acknowledged data.
     queue, drops = make(maxItems=25, whenFull="refuse")
-    await queue.put(batch(0))
-    await queue.put(batch(1))
-    await queue.put(batch(2))
-    assert drops == [(2, "queue_full")]
-    assert await contents(queue) == [0, 1]
-
-
-async def test_refuse_applies_to_the_byte_bound_too() -> None:
-    queue, drops = make(maxBytes="2Ki", whenFull="refuse")
-    await queue.put(batch(0, size=1500))
-    await queue.put(batch(1, size=1000))
-    await queue.put(batch(2, size=500))
-    assert drops == [(1, "queue_full")]
-    assert await contents(queue) == [0, 2]
+    for tag in range(3):
+        assert await queue.put(batch(tag))
+    assert drops == []
+    assert queue.is_full()
+    assert await contents(queue) == [0, 1, 2]
 
 
 async def test_drop_oldest_evicts_the_oldest_batches_to_make_room() -> None:

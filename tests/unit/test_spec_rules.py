@@ -450,4 +450,6 @@ def test_a_gateway_may_allow_other_namespaces_to_target_it_for_env_wiring() -> N
 
 def test_sidecar_container_settings_are_refused_for_a_node_agent() -> None:
     found = problems({"mode": "daemonset", "injection": {"rolloutOnChange": True}, "exporters": [HTTP]})
-    assert found == {"spec.injection.rolloutOnChange": "only for mode sidecar (other modes inject no container)"}
+    assert found == {
+        "spec.injection.rolloutOnChange": "only for mode sidecar (other modes inject no container)"
+    }

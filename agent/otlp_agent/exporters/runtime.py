@@ -95,9 +95,19 @@ class ExporterRuntime:
             for i in range(self._consumer_count)
         ]
 
-    def refuses(self) -> bool:
-        """True when new data must be refused because the queue is full under the `refuse` policy."""
-        return self.queue.when_full == spec.WhenFull.refuse and self.queue.is_full()
+    def refuses(self, size: int, items: int) -> bool:
+        """True when a request of `size` bytes and `items` items must be refused under the `refuse` policy:
+        the queue must have room for it plus everything already accepted on its way in (in batchers), or a
+        request answered 200 could later find the queue full. An empty queue always takes one request."""
+        queue = self.queue
+        if queue.when_full != spec.WhenFull.refuse:
+            return False
+        pending_bytes = sum(batcher.pending_bytes for batcher in self.batchers.values())
+        pending_items = sum(batcher.pending_items for batcher in self.batchers.values())
+        held_bytes, held_items = queue.bytes + pending_bytes, queue.items + pending_items
+        if held_bytes == 0 and held_items == 0:
+            return False
+        return held_bytes + size > queue.max_bytes or held_items + items > queue.max_items
 
     async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
         """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
