@@ -286,9 +286,12 @@ class Sampling(SpecModel):
 
 
 class K8sAttributes(SpecModel):
-    """Adds Kubernetes resource attributes (namespace, pod, node, cluster) where they are missing."""
+    """Adds k8s.* resource attributes where missing, only those true where the agent runs: sidecar adds
+    namespace, pod, pod uid, node and cluster; daemonset node and cluster; deployment cluster only."""
 
-    cluster_name: str | None = Field(default=None, max_length=253, description="Value of k8s.cluster.name.")
+    cluster_name: str | None = Field(
+        default=None, max_length=253, description="Value of k8s.cluster.name (unset: not added)."
+    )
 
 
 class Processors(SpecModel):
@@ -425,7 +428,9 @@ class AttributeMatch(SpecModel):
     attribute: str = Field(min_length=1, max_length=256, description="Resource attribute key.")
     equals: str | None = Field(default=None, description="Value equals this.")
     in_: list[str] | None = Field(default=None, alias="in", description="Value is one of these.")
-    regex: str | None = Field(default=None, max_length=1024, description="Value fully matches this regex.")
+    regex: str | None = Field(
+        default=None, max_length=1024, description="Value fully matches this regular expression (Python re)."
+    )
     exists: bool | None = Field(default=None, description="Attribute is present (true) or absent (false).")
 
 
@@ -443,7 +448,9 @@ class Routes(SpecModel):
 
     rules: list[RouteRule] = Field(default_factory=list, max_length=64, description="Checked in order.")
     default: list[DnsLabel] = Field(
-        default_factory=list, description="Exporters for unmatched data; empty means counted as unrouted."
+        default_factory=list,
+        description="Exporters for data no rule takes; empty: that data is counted as unrouted and reported "
+        "to clients as partial success.",
     )
 
 

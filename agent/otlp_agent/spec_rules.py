@@ -93,7 +93,13 @@ def _remove(document: Any, loc: tuple[Any, ...]) -> bool:
 
 def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
     """Every rule that needs more than one field, plus the not-implemented refusals."""
-    return [*_receiver_problems(s), *_exporter_problems(s), *_processor_problems(s), *_not_implemented(s)]
+    return [
+        *_receiver_problems(s),
+        *_exporter_problems(s),
+        *_processor_problems(s),
+        *_route_problems(s),
+        *_not_implemented(s),
+    ]
 
 
 def _from_pydantic(error: Any, prefix: str) -> Problem:
@@ -268,6 +274,61 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
         )
 
 
+def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    if s.routes is None:
+        return
+    exporters = {e.name: e for e in s.exporters}
+    if not s.routes.rules and not s.routes.default:
+        yield Problem("routes", "set rules or default: without either, no data would reach any exporter")
+    names: dict[str, int] = {}
+    for index, rule in enumerate(s.routes.rules):
+        path = f"routes.rules[{index}]"
+        if rule.name in names:
+            yield Problem(
+                f"{path}.name", f"duplicate rule name {rule.name!r} (also rules[{names[rule.name]}])"
+            )
+        names.setdefault(rule.name, index)
+        if len(set(rule.signals)) != len(rule.signals):
+            yield Problem(f"{path}.signals", "lists a signal twice")
+        for at, match in enumerate(rule.match):
+            yield from _match_problems(match, f"{path}.match[{at}]")
+        for at, name in enumerate(rule.exporters):
+            yield from _route_exporter_problems(
+                exporters.get(name), name, rule.signals, f"{path}.exporters[{at}]"
+            )
+    for at, name in enumerate(s.routes.default):
+        if name not in exporters:
+            yield Problem(f"routes.default[{at}]", f"no exporter is named {name!r}")
+
+
+def _route_exporter_problems(
+    exporter: spec.Exporter | None, name: str, signals: list[spec.Signal], path: str
+) -> Iterator[Problem]:
+    if exporter is None:
+        yield Problem(path, f"no exporter is named {name!r}")
+        return
+    refused = [signal.value for signal in signals if signal not in exporter.signals]
+    if refused:
+        yield Problem(
+            path,
+            f"exporter {name!r} does not accept {', '.join(refused)} (its signals: "
+            f"{', '.join(signal.value for signal in exporter.signals)}): narrow the rule's signals",
+        )
+
+
+def _match_problems(match: spec.AttributeMatch, path: str) -> Iterator[Problem]:
+    tests = [name for name in ("equals", "in_", "regex", "exists") if getattr(match, name) is not None]
+    if len(tests) != 1:
+        yield Problem(path, "set exactly one of equals, in, regex, exists")
+    if match.in_ is not None and not match.in_:
+        yield Problem(f"{path}.in", "list at least one value (an empty list never matches)")
+    if match.regex is not None:
+        try:
+            re.compile(match.regex)
+        except re.error as exc:
+            yield Problem(f"{path}.regex", f"not a valid regular expression: {exc}")
+
+
 # Designed but not built yet: each entry names the issue that lifts it.
 def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     def refuse(path: str, issue: str) -> Problem:
@@ -276,10 +337,6 @@ def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     for field in ("resource", "attributes", "sampling"):
         if getattr(s.processors, field) is not None:
             yield refuse(f"processors.{field}", "no processor of this kind is built yet")
-    if s.processors.k8s_attributes is not None:
-        yield refuse("processors.k8sAttributes", "arrives with the routing issue")
-    if s.routes is not None:
-        yield refuse("routes", "arrives with the routing issue")
     if s.allowed_referrer_namespaces:
         yield refuse("allowedReferrerNamespaces", "arrives with the routing issue")
     for index, e in enumerate(s.exporters):

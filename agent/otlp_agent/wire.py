@@ -187,3 +187,51 @@ def _metric_points_wire(metric: bytes) -> int:
         if number in _METRIC_DATA_FIELDS:
             return sum(1 for n, *_ in fields(metric, value_start, end) if n == 1)
     return 0
+
+
+# -- Resource-level helpers for routing and enrichment: they read or rewrite a request's top-level resource
+# entries (ResourceSpans / ResourceMetrics / ResourceLogs, field 1 of the request) and never descend into
+# scopes.
+
+#: Field numbers shared by every signal: request.resource_* = 1; resource entry .resource = 1,
+#: Resource.attributes = 1; KeyValue.key = 1, .value = 2; AnyValue.string_value = 1.
+RESOURCE_ENTRY = RESOURCE = ATTRIBUTES = KEY = STRING_VALUE = 1
+VALUE = 2
+
+
+def resource_entries(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """(entry start, value start, entry end) of each top-level resource entry of a request."""
+    for number, start, value_start, end in fields(data):
+        if number == RESOURCE_ENTRY:
+            yield start, value_start, end
+
+
+def resource_bytes(data: bytes, start: int, end: int) -> bytes:
+    """The Resource message of the resource entry whose value is data[start:end] (b"" when absent).
+
+    A Resource present more than once is merged by protobuf parsers; joining the occurrences is that merge.
+    """
+    return b"".join(data[v:e] for n, _, v, e in fields(data, start, end) if n == RESOURCE)
+
+
+def attribute_keys(resource: bytes) -> set[str]:
+    """Keys of a serialized Resource's attributes (reads keys only, never values)."""
+    keys: set[str] = set()
+    for number, _, value_start, end in fields(resource):
+        if number != ATTRIBUTES:
+            continue
+        for key_number, _, key_start, key_end in fields(resource, value_start, end):
+            if key_number == KEY:
+                keys.add(resource[key_start:key_end].decode("utf-8", "replace"))
+    return keys
+
+
+def length_delimited(field_number: int, payload: bytes) -> bytes:
+    """`payload` as a length-delimited field (tag, length, bytes)."""
+    return _wrap(field_number, payload)
+
+
+def string_attribute(key: str, value: str) -> bytes:
+    """A Resource.attributes field holding KeyValue(key, AnyValue(string_value=value))."""
+    any_value = _wrap(STRING_VALUE, value.encode())
+    return _wrap(ATTRIBUTES, _wrap(KEY, key.encode()) + _wrap(VALUE, any_value))

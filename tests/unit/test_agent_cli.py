@@ -16,7 +16,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 AGENT = pathlib.Path(sys.executable).parent / "otlp-agent"
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
-VALID_EXAMPLES = [p.name for p in EXAMPLES if p.name != "routes-persistent.yaml"]
+VALID_EXAMPLES = [p.name for p in EXAMPLES]
 BAD_FILES = {
     "bad.yaml": "spec:\n  exporters: [\n",
     "typos.yaml": "replicas: two\nexporters:\n  - name: a\n    endpoint: collector:4317\n"
@@ -73,12 +73,6 @@ def test_every_example_is_valid(runs: dict[str, Run], example: str) -> None:
 
 def test_a_manifest_reports_its_namespace_and_name(runs: dict[str, Run]) -> None:
     assert runs["gateway.yaml"].stdout == "observability/gateway: valid\n"
-
-
-def test_the_example_with_unbuilt_features_lists_exactly_those_refusals(runs: dict[str, Run]) -> None:
-    assert refusal_lines(runs["routes-persistent.yaml"]) == [
-        "spec.routes: not implemented yet (arrives with the routing issue)",
-    ]
 
 
 def test_bad_yaml_is_one_line_with_its_position(runs: dict[str, Run]) -> None:

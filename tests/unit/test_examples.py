@@ -11,11 +11,9 @@ import jsonschema
 import pytest
 import yaml
 from otlp_agent import config
-from otlp_agent.spec_rules import SpecError
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
-UNBUILT = "routes-persistent.yaml"
 CRD = yaml.safe_load((REPO / "crds" / "otlppipelines.yaml").read_text(encoding="utf-8"))
 
 
@@ -77,17 +75,14 @@ def test_the_schema_check_catches_broken_manifests(change: Any, where: str) -> N
     assert [error.split(":")[0] for error in schema_errors(document)] == [where]
 
 
-@pytest.mark.parametrize(
-    "path", [p for p in EXAMPLES if p.name != UNBUILT], ids=[p.name for p in EXAMPLES if p.name != UNBUILT]
-)
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_every_example_passes_the_agents_validation(path: pathlib.Path) -> None:
     pipeline = config.load_file(path)
     assert pipeline.name == load(path)["metadata"]["name"]
 
 
-def test_the_routing_example_is_refused_only_for_its_unbuilt_features() -> None:
-    with pytest.raises(SpecError) as caught:
-        config.load_file(REPO / "examples" / UNBUILT)
-    assert {(p.path, p.message) for p in caught.value.problems} == {
-        ("spec.routes", "not implemented yet (arrives with the routing issue)"),
-    }
+def test_the_routing_example_routes_payments_to_its_own_exporter() -> None:
+    routes = config.load_file(REPO / "examples" / "routes-persistent.yaml").spec.routes
+    assert routes is not None
+    assert [(rule.name, rule.exporters) for rule in routes.rules] == [("payments", ["payments"])]
+    assert routes.default == ["shared"]

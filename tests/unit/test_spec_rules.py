@@ -295,7 +295,6 @@ NOT_IMPLEMENTED = [
         "spec.processors.attributes",
     ),
     ({"processors": {"sampling": {"ratio": 0.5}}}, "spec.processors.sampling"),
-    ({"routes": {"default": ["backend"]}}, "spec.routes"),
     ({"allowedReferrerNamespaces": ["apps"]}, "spec.allowedReferrerNamespaces"),
     ({"exporters": [{"name": "p", "pipelineRef": {"name": "gw"}}]}, "spec.exporters[0].pipelineRef"),
 ]
@@ -401,13 +400,11 @@ def test_unparseable_sizes_and_durations_say_what_to_write() -> None:
 
 
 def test_k8s_attributes_is_spelled_k8sAttributes_in_yaml() -> None:
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec(
-            {"exporters": [{"name": "b", "debug": {}}], "processors": {"k8sAttributes": {}}}
-        )
-    assert [(p.path, p.message[:20]) for p in caught.value.problems] == [
-        ("spec.processors.k8sAttributes", "not implemented yet ")
-    ]
+    parsed = spec_rules.validate_spec(
+        {"exporters": [{"name": "b", "debug": {}}], "processors": {"k8sAttributes": {"clusterName": "c"}}}
+    )
+    assert parsed.processors.k8s_attributes == spec.K8sAttributes(cluster_name="c")
+    assert spec.dump(parsed)["processors"]["k8sAttributes"] == {"clusterName": "c"}
 
 
 def test_a_bad_failover_endpoint_is_reported_at_its_index() -> None:

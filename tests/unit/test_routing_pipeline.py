@@ -1,0 +1,137 @@
+"""The pipeline with routes and enrichment: what each exporter is handed, what the client is told, what is
+counted. Exporters are real ExporterRuntimes (not started) whose `accept` is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.proto.common.v1 import common_pb2
+from otlp_agent import errors, spec, wire
+from otlp_agent.metrics import AgentMetrics
+from otlp_agent.pipeline import Pipeline
+from otlp_agent.spec import Signal
+
+from tests.unit.test_wire import request, serialize
+
+EXPORTERS = [{"name": name, "debug": {}} for name in ("a", "b", "shared")]
+TEAM_A = {"attribute": "k8s.namespace.name", "equals": "team-a"}
+
+
+def make(
+    body: dict[str, Any], environ: dict[str, str] | None = None
+) -> tuple[Pipeline, dict[str, list[Any]]]:
+    pipeline = Pipeline(
+        spec.OTLPPipelineSpec.model_validate({"exporters": EXPORTERS, **body}),
+        AgentMetrics(),
+        environ=environ,
+    )
+    handed: dict[str, list[Any]] = {e.name: [] for e in pipeline.exporters}
+    for exporter in pipeline.exporters:
+
+        async def accept(signal: Signal, data: bytes, items: int, name: str = exporter.name) -> list[Any]:
+            handed[name].append((signal, data, items))
+            return []
+
+        exporter.accept = accept  # type: ignore[method-assign]
+    return pipeline, handed
+
+
+def teams(*names: str | None) -> bytes:
+    message = request(Signal.traces, [[2] for _ in names])
+    for entry, name in zip(message.resource_spans, names, strict=True):
+        if name is not None:
+            entry.resource.attributes.append(
+                common_pb2.KeyValue(key="k8s.namespace.name", value=common_pb2.AnyValue(string_value=name))
+            )
+    return serialize(message)
+
+
+async def test_without_routes_every_exporter_is_handed_the_very_bytes_object_received() -> None:
+    pipeline, handed = make({})
+    data = teams("team-a", "team-b")
+    answer = await pipeline.consume(Signal.traces, data, 4)
+    assert answer.rejected == 0
+    for name in ("a", "b", "shared"):
+        [(signal, got, items)] = handed[name]
+        assert (signal, got, items) == (Signal.traces, data, 4)
+        assert got is data
+
+
+async def test_routed_data_goes_only_where_its_route_says_and_is_counted_per_route() -> None:
+    pipeline, handed = make(
+        {
+            "routes": {
+                "rules": [{"name": "team-a", "match": [TEAM_A], "exporters": ["a"]}],
+                "default": ["shared"],
+            }
+        }
+    )
+    answer = await pipeline.consume(Signal.traces, teams("team-a", "team-b", "team-a"), 6)
+    assert answer.rejected == 0
+    assert [items for _, _, items in handed["a"]] == [4]
+    assert handed["b"] == []
+    assert [items for _, _, items in handed["shared"]] == [2]
+    metric = pipeline.metrics.value
+    assert metric("otlp_agent_routed_items_total", route="team-a", signal="traces") == 4
+    assert metric("otlp_agent_routed_items_total", route="_default", signal="traces") == 2
+
+
+async def test_unrouted_data_is_reported_to_the_client_as_partial_success_and_counted() -> None:
+    pipeline, handed = make(
+        {"routes": {"rules": [{"name": "team-a", "match": [TEAM_A], "exporters": ["a"]}]}}
+    )
+    answer = await pipeline.consume(Signal.traces, teams("team-a", "team-b", None), 6)
+    assert answer.rejected == 4
+    assert answer.message == "4 spans matched no route and this pipeline has no default route; dropped"
+    assert [items for _, _, items in handed["a"]] == [2]
+    assert pipeline.metrics.value("otlp_agent_unrouted_items_total", signal="traces") == 4
+
+
+async def test_a_full_queue_at_one_routed_exporter_refuses_the_whole_request() -> None:
+    pipeline, handed = make(
+        {"routes": {"rules": [{"name": "team-a", "match": [TEAM_A], "exporters": ["a"]}], "default": ["b"]}}
+    )
+    [b] = [e for e in pipeline.exporters if e.name == "b"]
+    b.refuses = lambda size, items: True  # type: ignore[method-assign]
+    with pytest.raises(errors.ReceiveError) as refused:
+        await pipeline.consume(Signal.traces, teams("team-a", "other"), 4)
+    assert refused.value.reason == "queue_full"
+    assert handed == {"a": [], "b": [], "shared": []}
+    assert pipeline.metrics.value("otlp_agent_routed_items_total", route="team-a", signal="traces") == 0
+
+
+async def test_enrichment_comes_first_so_routes_can_match_what_it_adds() -> None:
+    body = {
+        "mode": "sidecar",
+        "processors": {"k8sAttributes": {"clusterName": "prod"}},
+        "routes": {
+            "rules": [{"name": "team-a", "match": [TEAM_A], "exporters": ["a"]}],
+            "default": ["shared"],
+        },
+    }
+    pipeline, handed = make(body, environ={"OTLP_AGENT_POD_NAMESPACE": "team-a"})
+    await pipeline.consume(Signal.traces, teams(None, "team-b"), 4)
+    [(_, to_a, items)] = handed["a"]
+    assert items == 2
+    [entry] = wire.parse(Signal.traces, to_a).resource_spans
+    assert {kv.key: kv.value.string_value for kv in entry.resource.attributes} == {
+        "r": "0",
+        "k8s.namespace.name": "team-a",
+        "k8s.cluster.name": "prod",
+    }
+
+
+async def test_a_pipeline_built_again_on_reload_counts_into_the_same_route_metrics() -> None:
+    metrics = AgentMetrics()
+    body = spec.OTLPPipelineSpec.model_validate({"exporters": EXPORTERS, "routes": {"default": ["a"]}})
+    Pipeline(body, metrics)
+    reloaded = Pipeline(body, metrics)  # registering the route metrics twice would raise here
+    for exporter in reloaded.exporters:
+        exporter.accept = _accept_nothing  # type: ignore[method-assign]
+    await reloaded.consume(Signal.traces, teams("x"), 2)
+    assert metrics.value("otlp_agent_routed_items_total", route="_default", signal="traces") == 2
+
+
+async def _accept_nothing(signal: Signal, data: bytes, items: int) -> list[Any]:
+    return []
