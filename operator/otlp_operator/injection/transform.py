@@ -2,7 +2,7 @@
 
 `inject(pod, pipeline, ...)` returns a new pod (the input is never modified):
 
-- for a sidecar pipeline, the agent container (`sidecar`) and its two volumes; as a native sidecar it
+- for a sidecar pipeline, the agent container (`sidecar`) and its volumes; as a native sidecar it
   is the first init container, so it also serves the pod's other init containers; as a regular
   container it comes last, and `kubectl.kubernetes.io/default-container` names the first app container
   (unless set) so `kubectl logs/exec` keep meaning the app;
@@ -87,8 +87,9 @@ def remove(pod: dict[str, Any]) -> dict[str, Any]:
         kept = [c for c in pod_spec.get(field) or [] if c.get("name") != naming.CONTAINER]
         records = record.get("env") or {}
         pod_spec[field] = [env.unwire(c, env.Record.from_json(records.get(c.get("name")))) for c in kept]
-    own_volumes = (sidecar.CONFIG_VOLUME, sidecar.TMP_VOLUME)
-    pod_spec["volumes"] = [v for v in pod_spec.get("volumes") or [] if v.get("name") not in own_volumes]
+    pod_spec["volumes"] = [
+        v for v in pod_spec.get("volumes") or [] if not sidecar.owns_volume(v.get("name", ""))
+    ]
     for key in (markers.PIPELINE_ANNOTATION, markers.CONFIG_HASH_ANNOTATION, markers.RECORD_ANNOTATION):
         notes.pop(key, None)
     if record.get("defaultContainer"):
@@ -113,7 +114,7 @@ def _check_room(pod_spec: dict[str, Any], pipeline: config.Pipeline) -> None:
                 f"{pipeline.namespace}/{pipeline.name} listens on",
             )
     names = {v.get("name") for v in pod_spec.get("volumes") or []}
-    for name in (sidecar.CONFIG_VOLUME, sidecar.TMP_VOLUME):
+    for name in sidecar.volume_names(pipeline):
         if name in names:
             raise Refusal("VolumeNameTaken", f"the pod already has a volume named {name}")
 

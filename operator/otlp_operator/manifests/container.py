@@ -3,8 +3,9 @@
 Shared by the Deployment and DaemonSet builders, and meant for the sidecar injector too (it passes the
 injection resources). The container runs as user 10001 with a read-only root filesystem, no privilege
 escalation, every capability dropped and the runtime's default seccomp profile; the only writable paths
-are `/tmp` (an emptyDir) and the queue directory when a queue is persistent. Ports come from the spec's
-enabled receivers, never guessed, and both probes use the metrics port.
+are `/tmp` (an emptyDir) and the queue directory when a queue is persistent. The Secrets the spec names
+are mounted read-only (`secrets`). Ports come from the spec's enabled receivers, never guessed, and both
+probes use the metrics port.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from otlp_agent import config, spec
 
 from otlp_operator import naming
-from otlp_operator.manifests import agentconfig, storage
+from otlp_operator.manifests import agentconfig, secrets, storage
 
 CONFIG_DIR = "/etc/otlp-agent"
 CONFIG_VOLUME = "config"
@@ -49,7 +50,7 @@ def build(
         "ports": ports(pipeline),
         "env": _env(pipeline, queue),
         "resources": resource_requirements(resources or pipeline.spec.resources),
-        "volumeMounts": _mounts(queue),
+        "volumeMounts": _mounts(pipeline, queue),
         "livenessProbe": _probe("/healthz", period=10, failures=3),
         "readinessProbe": _probe("/readyz", period=5, failures=2),
         "securityContext": security_context(),
@@ -100,19 +101,20 @@ def _env(pipeline: config.Pipeline, queue: storage.QueueStorage) -> list[dict[st
     ]
     if queue.backing != storage.Backing.none:
         env.append({"name": storage.QUEUE_DIR_ENV, "value": storage.QUEUE_DIR})
+    env += secrets.env(pipeline)
     # A spec variable with a reserved name replaces ours: duplicate names would break server-side apply.
     user = {var.name: {"name": var.name, "value": var.value} for var in pipeline.spec.env}
     return [user.pop(entry["name"], entry) for entry in env] + list(user.values())
 
 
-def _mounts(queue: storage.QueueStorage) -> list[dict[str, Any]]:
+def _mounts(pipeline: config.Pipeline, queue: storage.QueueStorage) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": TMP_VOLUME, "mountPath": "/tmp"},
     ]
     if queue.backing != storage.Backing.none:
         mounts.append({"name": storage.VOLUME, "mountPath": storage.QUEUE_DIR})
-    return mounts
+    return mounts + secrets.mounts(pipeline)
 
 
 def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """The agent pod template shared by the Deployment and the DaemonSet.
 
 It carries the config hash as an annotation (a new config rolls the pods), mounts the hash-named
-ConfigMap, and runs without a service-account token (the agent never calls the Kubernetes API) and
-without service-link environment variables. Pod-level security repeats the container's non-root user and
-sets fsGroup so a persistent-queue volume is writable by the agent. The grace period is the spec's drain
-time plus 5 s for the agent to stop its listeners and exit after draining.
+ConfigMap and the Secrets the spec names (`secrets`; their content is never hashed: the agent reloads
+rotated files itself), and runs without a service-account token (the agent never calls the Kubernetes
+API) and without service-link environment variables. Pod-level security repeats the container's non-root
+user and sets fsGroup so a persistent-queue volume is writable by the agent and Secret files are readable
+by it. The grace period is the spec's drain time plus 5 s for the agent to stop its listeners and exit
+after draining.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from otlp_agent import config
 
 from otlp_operator import naming
-from otlp_operator.manifests import agentconfig, container, storage
+from otlp_operator.manifests import agentconfig, container, secrets, storage
 
 _EXIT_MARGIN_SECONDS = 5
 _TMP_SIZE = "64Mi"
@@ -82,7 +84,7 @@ def _volumes(
     queue_source = _queue_source(pipeline, queue)
     if queue_source is not None:
         volumes.append({"name": storage.VOLUME, **queue_source})
-    return volumes
+    return volumes + secrets.volumes(pipeline)
 
 
 def _queue_source(pipeline: config.Pipeline, queue: storage.QueueStorage) -> dict[str, Any] | None:
