@@ -239,9 +239,11 @@ def test_long_secret_names_give_distinct_valid_volume_names_the_injector_recogni
         }
     ]
     for mode in ("deployment", "sidecar"):
-        names = list(secret_volumes(pod_spec(pipeline(mode, receivers={}, exporters=exporters))))
+        spec_ = pod_spec(pipeline(mode, receivers={}, exporters=exporters))
+        names = list(secret_volumes(spec_))
         assert len(names) == len(set(names)) == 2
         assert all(naming.is_dns_label(name) for name in names), names
+        assert set(mounted_files(spec_, agent_of(spec_)).values()) == {(long_a, "k"), (long_b, "k")}
     sidecar_names = secret_volumes(pod_spec(pipeline("sidecar", receivers={}, exporters=exporters)))
     assert all(sidecar.owns_volume(name) for name in sidecar_names)
     assert not sidecar.owns_volume("secret-" + long_a[:40]) and not sidecar.owns_volume("data")
