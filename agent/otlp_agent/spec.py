@@ -98,7 +98,21 @@ class SecretKeyRef(SpecModel):
     """A key of a Secret in the pipeline's namespace; the operator mounts it, nothing copies its value."""
 
     name: DnsLabel = Field(description="Name of the Secret.")
-    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key inside the Secret (letters, digits, '-', '_', '.'; as Kubernetes allows).",
+    )
+
+    @pydantic.field_validator("key")
+    @classmethod
+    def _not_a_path(cls, key: str) -> str:
+        # The key becomes a file name under the mount: "." and ".." would escape it (RE2, used for CRD
+        # patterns, has no lookahead, so this check lives here and the CRD pattern admits them).
+        if key in (".", ".."):
+            raise ValueError(f"{key!r} is not a valid Secret key")
+        return key
 
 
 class ResourceList(SpecModel):
