@@ -568,6 +568,16 @@ class Rollouts(SpecModel):
     )
 
 
+class ResolvedReference(SpecModel):
+    """An exporter's pipelineRef as the operator resolved it (what the agent was given)."""
+
+    exporter: str = Field(description="The exporter's name.")
+    pipeline: str = Field(description="The target pipeline, namespace/name.")
+    endpoint: str = Field(description="The target's Service endpoint the agent sends to.")
+    protocol: str = Field(description="grpc or http/protobuf (or the exporter's explicit protocol).")
+    tls: bool = Field(default=False, description="True when the target's receiver serves TLS.")
+
+
 class OTLPPipelineStatus(SpecModel):
     """Observed state, written by the operator."""
 
@@ -580,6 +590,9 @@ class OTLPPipelineStatus(SpecModel):
     selector: str | None = Field(default=None, description="Label selector of the agent pods (scale).")
     endpoints: Endpoints | None = Field(default=None, description="Service endpoints.")
     config_hash: str | None = Field(default=None, description="Hash of the rendered agent config.")
+    references: list[ResolvedReference] | None = Field(
+        default=None, description="Where each pipelineRef points, as resolved by the operator."
+    )
     rollouts: Rollouts | None = Field(
         default=None, description="Stale-sidecar restarts (mode sidecar with injection.rolloutOnChange)."
     )

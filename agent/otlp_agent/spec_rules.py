@@ -337,12 +337,3 @@ def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     for field in ("resource", "attributes", "sampling"):
         if getattr(s.processors, field) is not None:
             yield refuse(f"processors.{field}", "no processor of this kind is built yet")
-    if s.allowed_referrer_namespaces:
-        yield refuse("allowedReferrerNamespaces", "arrives with the routing issue")
-    for index, e in enumerate(s.exporters):
-        yield from _exporter_not_implemented(e, f"exporters[{index}]", refuse)
-
-
-def _exporter_not_implemented(e: spec.Exporter, path: str, refuse: Any) -> Iterator[Problem]:
-    if e.pipeline_ref is not None:
-        yield refuse(f"{path}.pipelineRef", "arrives with the routing issue")

@@ -21,7 +21,7 @@ import yaml
 from otlp_agent import config
 from otlp_agent.spec_rules import SpecError
 
-from otlp_operator import manifests
+from otlp_operator import manifests, pipelinerefs
 from otlp_operator.manifests import image
 
 EXIT_INVALID = 2
@@ -144,6 +144,12 @@ def _render(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_INVALID
+    for namespace, name in pipelinerefs.targets(pipeline):
+        print(
+            f"warning: pipelineRef {namespace}/{name} is resolved by the operator in a cluster; "
+            "the rendered config keeps the reference",
+            file=sys.stderr,
+        )
     agent_image = args.agent_image or image.default(os.environ)
     sys.stdout.write(dump_stream(manifests.build_all(pipeline, agent_image=agent_image)))
     return 0

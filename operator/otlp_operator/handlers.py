@@ -5,6 +5,9 @@ that knows kopf's error types).
   `kopf.TemporaryError(delay=retry_delay)`, so kopf retries it;
 - any event on a child kind carrying the pipeline label: `reconcile` of its pipeline when the child was
   deleted, edited, or (workloads) changed status (see `children`);
+- any event on a pipeline (including its deletion): `reconcile` of the pipelines whose `pipelineRef`
+  to it now resolves differently (see `pipelinerefs.ReferrerIndex`); an event handler, not on.delete,
+  so no finalizer is added;
 - every `drift_interval` seconds: `reconcile.drift_check` over every known pipeline, which restores
   anything no event told us about (a child that lost its label, a missed watch event).
 
@@ -86,6 +89,16 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 raise kopf.TemporaryError(str(exc), delay=config.retry_delay) from exc
             raise kopf.PermanentError(str(exc)) from exc
         raise_for(outcome, config.retry_delay)
+
+    @kopf.on.event(*RESOURCE, registry=registry, id="referrers")
+    async def target_event(event: Mapping[str, Any], **_: Any) -> None:
+        body = event.get("object") or {}
+        try:
+            await reconcile.referrers_of(context(), str(event.get("type")), body)
+        except kube.ApiError as exc:  # the drift check retries
+            _log.warning(
+                "reconciling the referrers of %s failed: %s", body.get("metadata", {}).get("name"), exc
+            )
 
     for kind in kube.CHILD_KINDS:
         _watch_children(registry, kind, context)

@@ -6,7 +6,7 @@ off `RESOURCES` and the `Kube` methods:
 
 | verb | resources |
 |---|---|
-| get | every kind in `RESOURCES` (children; the pipeline, when a child event asks to reconcile it) |
+| get | every kind in `RESOURCES` (children; a pipeline to reconcile; the targets of its `pipelineRef`s) |
 | create, patch (JSON merge patch), delete, list (label selector) | the child kinds |
 | create | configmaps in the namespaces a sidecar pipeline allows (copies of its config) |
 | patch (JSON merge patch) on the `status` subresource | otlppipelines/status |

@@ -1,7 +1,8 @@
 """One reconcile of one OTLPPipeline: the same idempotent path for create, update, resume, drift checks
 and child events.
 
-    validate (agent models) ─► build_all (pure) ─► apply children ─► prune stale ones ─► status + Events
+    validate (agent models) ─► resolve pipelineRefs ─► build_all (pure) ─► apply children ─► prune stale
+    ones ─► status + Events
 
 Events (core/v1, `source.component: otlp-operator`) are posted for every condition transition
 (reason = the condition's reason) and for every reconcile that changed children (reason `Applied`,
@@ -9,7 +10,10 @@ listing what was created, updated, adopted, replaced or deleted). Failing to pos
 fatal.
 
 An invalid spec stops after validation: no child is written, so the agents keep running the last good
-config, and the status says why (ConfigValid=False, Degraded=True). An API error while applying is
+config, and the status says why (ConfigValid=False, Degraded=True). So does a pipelineRef that does not
+resolve (ReferencesResolved=False with the reason, Degraded=True): each target is read at every reconcile
+(`pipelinerefs` resolves it), and `Context.referrers` remembers what each reference resolved to, so a
+change of a target reconciles its referrers (see `referrers_of`). An API error while applying is
 reported in the status (Degraded=True, ApplyFailed) and returned in the `Outcome` for the caller to retry
 (kopf handlers turn a transient one into `kopf.TemporaryError`). Reconciles of the same pipeline never
 overlap (one lock per pipeline), since child events, the drift timer and spec changes can coincide.
@@ -27,7 +31,7 @@ from typing import Any
 from otlp_agent import spec
 from otlp_agent.spec_rules import SpecError
 
-from otlp_operator import apply, children, kube, manifests, naming, status, validation
+from otlp_operator import apply, children, kube, manifests, naming, pipelinerefs, status, validation
 
 _log = logging.getLogger(__name__)
 
@@ -43,6 +47,7 @@ class Context:
     client: kube.Kube
     agent_image: str
     index: children.ChildIndex = dataclasses.field(default_factory=children.ChildIndex)
+    referrers: pipelinerefs.ReferrerIndex = dataclasses.field(default_factory=pipelinerefs.ReferrerIndex)
     clock: Callable[[], str] = utc_now
     _locks: dict[children.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
@@ -73,6 +78,7 @@ async def reconcile_by_name(ctx: Context, key: children.PipelineKey) -> Outcome 
     body = await ctx.client.get(kube.PIPELINE, key.namespace, key.name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.index.forget(key)
+        ctx.referrers.forget((key.namespace, key.name))
         return None
     return await reconcile(ctx, body)
 
@@ -91,8 +97,18 @@ async def drift_check(ctx: Context) -> list[tuple[children.PipelineKey, Exceptio
     return failures
 
 
+async def referrers_of(ctx: Context, event_type: str, body: Mapping[str, Any]) -> list[Outcome | None]:
+    """Reconcile the pipelines whose pipelineRefs to the pipeline `body` now resolve differently."""
+    obj = validation.plain(body)
+    target = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+    found = None if event_type == "DELETED" else obj
+    outcomes = []
+    for namespace, name in ctx.referrers.referrers_to_reconcile(target, found):
+        outcomes.append(await reconcile_by_name(ctx, children.PipelineKey(namespace, name)))
+    return outcomes
+
+
 async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKey) -> Outcome:
-    uid = obj["metadata"]["uid"]
     generation = int(obj["metadata"].get("generation") or 0)
     selector = f"{naming.PIPELINE_LABEL}={naming.label_value(key.name)}"
     error: kube.ApiError | None = None
@@ -101,14 +117,20 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKe
     try:
         pipeline = validation.parse(obj)
     except SpecError as exc:
-        workload = await apply.find_workload(ctx.client, key.namespace, selector, uid)
-        if workload is not None:
-            ctx.index.observed(workload)
-        previous_hash = (obj.get("status") or {}).get("configHash")
+        ctx.referrers.forget((key.namespace, key.name))
         problems = tuple(str(p) for p in exc.problems)
-        obs = status.Observation(generation, problems, workload=workload, config_hash=previous_hash)
+        obs = await _held(ctx, obj, selector, status.Observation(generation, problems))
     else:
-        obs, changes, error = await _apply(ctx, obj, pipeline, key, selector)
+        resolution = await _resolve(ctx, pipeline)
+        if resolution.failures:
+            failures = tuple(status.ReferenceFailure(f.reason, str(f)) for f in resolution.failures)
+            # A sidecar pipeline whose config was published before keeps serving it to injected pods.
+            published = bool((obj.get("status") or {}).get("configHash"))
+            sidecar = pipeline.spec.mode == spec.Mode.sidecar and published
+            held = status.Observation(generation, sidecar=sidecar, reference_failures=failures)
+            obs = await _held(ctx, obj, selector, held)
+        else:
+            obs, changes, error = await _apply(ctx, obj, resolution, key, selector)
     new_status, transitions = status.compute(obs, obj.get("status") or {}, ctx.clock())
     await _write_status(ctx.client, obj, new_status)
     if changes:
@@ -116,6 +138,36 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: children.PipelineKe
     for transition in transitions:
         await _post(ctx, obj, transition.warning, transition.condition.reason, transition.message)
     return Outcome(new_status, transitions, changes, error)
+
+
+async def _resolve(ctx: Context, pipeline: Any) -> pipelinerefs.Resolution:
+    """Read every target of the pipeline's references and resolve them (remembered for target events)."""
+    ctx.referrers.expect(pipeline)
+    bodies: dict[pipelinerefs.Key, dict[str, Any] | None] = {}
+    unreadable: dict[pipelinerefs.Key, str] = {}
+    for key in pipelinerefs.targets(pipeline):
+        try:
+            bodies[key] = await ctx.client.get(kube.PIPELINE, *key)
+        except kube.ApiError as exc:
+            if exc.transient:  # retried like any apply error
+                raise
+            unreadable[key] = str(exc)  # e.g. 403: a namespace outside the operator's RBAC
+    resolution = pipelinerefs.resolve(pipeline, bodies, unreadable)
+    ctx.referrers.remember(pipeline, resolution)
+    return resolution
+
+
+async def _held(
+    ctx: Context, obj: dict[str, Any], selector: str, obs: status.Observation
+) -> status.Observation:
+    """`obs` for a pipeline whose children are left alone: the running agents keep their config."""
+    workload = await apply.find_workload(
+        ctx.client, obj["metadata"]["namespace"], selector, obj["metadata"]["uid"]
+    )
+    if workload is not None:
+        ctx.index.observed(workload)
+    previous_hash = (obj.get("status") or {}).get("configHash")
+    return dataclasses.replace(obs, workload=workload, config_hash=previous_hash)
 
 
 async def _post(ctx: Context, obj: dict[str, Any], warning: bool, reason: str, message: str) -> None:
@@ -126,9 +178,14 @@ async def _post(ctx: Context, obj: dict[str, Any], warning: bool, reason: str, m
 
 
 async def _apply(
-    ctx: Context, obj: dict[str, Any], pipeline: Any, key: children.PipelineKey, selector: str
+    ctx: Context,
+    obj: dict[str, Any],
+    resolution: pipelinerefs.Resolution,
+    key: children.PipelineKey,
+    selector: str,
 ) -> tuple[status.Observation, list[str], kube.ApiError | None]:
     uid = obj["metadata"]["uid"]
+    pipeline = resolution.pipeline
     owner = {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": obj["metadata"]}
     desired = manifests.build_all(pipeline, agent_image=ctx.agent_image, owner=owner)
     sidecar = pipeline.spec.mode == spec.Mode.sidecar
@@ -138,6 +195,7 @@ async def _apply(
         config_hash=manifests.agentconfig.render(pipeline).hash,
         endpoints=naming.endpoints(pipeline),
         selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
+        references=[r.status() for r in resolution.references],
     )
     applied = apply.Applied()
     ctx.index.remember(key, desired)

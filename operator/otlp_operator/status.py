@@ -8,7 +8,12 @@ Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `obse
 - Progressing: a rollout is under way. `RollingOut` / `RolloutComplete`, `ConfigPublished`,
   `ProgressDeadlineExceeded`.
 - Degraded: the operator cannot make the cluster match the spec. `InvalidSpec`, `ApplyFailed`,
-  `ChildConflict`, `ProgressDeadlineExceeded` / `AsExpected`.
+  `ChildConflict`, `ProgressDeadlineExceeded`, `ReferenceUnresolved` / `AsExpected`.
+- ReferencesResolved: every exporter's `pipelineRef` resolved to its target's Service (see
+  `pipelinerefs`). `Resolved`, `NoReferences` / the first failure's reason (`TargetNotFound`,
+  `NotAllowed`, `TargetInvalid`, `TargetHasNoService`, `ProtocolNotServed`, `SelfReference`,
+  `TargetUnreadable`), with every failure in the message. While False nothing is applied: the agents keep
+  their last good config. While the spec is invalid it keeps its previous value (`InvalidSpec` if none).
 
 `lastTransitionTime` changes only when a condition's status changes. A `Transition` is reported when a
 condition's status or reason changes; the caller posts each as a Kubernetes Event.
@@ -19,10 +24,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded")
+CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded", "ReferencesResolved")
 #: Status fields another part of the operator writes (`otlp_operator.rollout`: stale-sidecar restarts);
 #: reconcile's status replacement leaves them as they are.
 WRITTEN_ELSEWHERE = ("rollouts",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceFailure:
+    """An exporter's pipelineRef that did not resolve: the reason and a message naming it."""
+
+    reason: str
+    message: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +54,10 @@ class Observation:
     config_hash: str | None = None
     endpoints: dict[str, str | None] | None = None
     selector: str | None = None
+    #: Resolved pipelineRefs for `status.references` (None: keep the previous ones, as the agents do).
+    references: list[dict[str, Any]] | None = None
+    #: pipelineRefs that did not resolve (nothing was applied).
+    reference_failures: tuple[ReferenceFailure, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,9 +128,28 @@ def _deadline_exceeded(status: dict[str, Any]) -> bool:
 
 
 def conditions(obs: Observation) -> list[Condition]:
-    """The four conditions for an observation, in `CONDITION_TYPES` order."""
+    """The conditions for an observation, in `CONDITION_TYPES` order."""
     state = None if obs.sidecar or obs.workload is None else rollout(obs.workload)
-    return [_config_valid(obs), _ready(obs, state), _progressing(obs, state), _degraded(obs, state)]
+    return [
+        _config_valid(obs),
+        _ready(obs, state),
+        _progressing(obs, state),
+        _degraded(obs, state),
+        _references(obs),
+    ]
+
+
+def _references(obs: Observation) -> Condition:
+    if obs.reference_failures:
+        message = "; ".join(f.message for f in obs.reference_failures)
+        return Condition("ReferencesResolved", False, obs.reference_failures[0].reason, message)
+    if obs.problems:
+        return Condition(
+            "ReferencesResolved", False, "InvalidSpec", "the spec is invalid; nothing was resolved"
+        )
+    if not obs.references:
+        return Condition("ReferencesResolved", True, "NoReferences", "no exporter uses pipelineRef")
+    return Condition("ReferencesResolved", True, "Resolved", f"{len(obs.references)} pipelineRef(s) resolved")
 
 
 def _config_valid(obs: Observation) -> Condition:
@@ -153,6 +189,11 @@ def _degraded(obs: Observation, state: Rollout | None) -> Condition:
         if obs.config_hash:
             message += f" ({obs.config_hash})"
         return Condition("Degraded", True, "InvalidSpec", message)
+    if obs.reference_failures:
+        message = "a pipelineRef does not resolve; the agents keep running the last good config"
+        if obs.config_hash:
+            message += f" ({obs.config_hash})"
+        return Condition("Degraded", True, "ReferenceUnresolved", message)
     if obs.apply_error is not None:
         reason, message = obs.apply_error
         return Condition("Degraded", True, reason, message)
@@ -167,6 +208,8 @@ def compute(obs: Observation, previous: dict[str, Any], now: str) -> tuple[dict[
     new_conditions, transitions = [], []
     for condition in conditions(obs):
         before = old.get(condition.type) or {}
+        if condition.type == "ReferencesResolved" and obs.problems and before:
+            condition = _unchanged(condition.type, before)  # the running agents' references still hold
         status_text = "True" if condition.status else "False"
         changed = before.get("status") != status_text
         new_conditions.append(
@@ -182,6 +225,12 @@ def compute(obs: Observation, previous: dict[str, Any], now: str) -> tuple[dict[
         if changed or before.get("reason") != condition.reason:
             transitions.append(Transition(condition, _worse(condition, before.get("status"))))
     return _fields(obs, previous, new_conditions), transitions
+
+
+def _unchanged(kind: str, before: dict[str, Any]) -> Condition:
+    return Condition(
+        kind, before.get("status") == "True", str(before.get("reason")), str(before.get("message"))
+    )
 
 
 def _worse(condition: Condition, before: str | None) -> bool:
@@ -202,9 +251,12 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
         ("endpoints", obs.endpoints),
         ("configHash", obs.config_hash),
         ("selector", obs.selector),
+        ("references", obs.references),
     ):
         if value is not None:
             found[key] = value
         elif key in previous:  # an invalid spec keeps what the running agents still have
             found[key] = previous[key]
+    if not found.get("references"):  # no pipelineRef: no field
+        found.pop("references", None)
     return found

@@ -295,8 +295,6 @@ NOT_IMPLEMENTED = [
         "spec.processors.attributes",
     ),
     ({"processors": {"sampling": {"ratio": 0.5}}}, "spec.processors.sampling"),
-    ({"allowedReferrerNamespaces": ["apps"]}, "spec.allowedReferrerNamespaces"),
-    ({"exporters": [{"name": "p", "pipelineRef": {"name": "gw"}}]}, "spec.exporters[0].pipelineRef"),
 ]
 
 

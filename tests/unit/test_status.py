@@ -1,4 +1,4 @@
-"""The OTLPPipeline status: rollout reading, the four conditions, transition times and Events."""
+"""The OTLPPipeline status: rollout reading, the conditions, transition times and Events."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def test_a_fully_rolled_out_gateway_is_ready_and_reports_counts_endpoints_and_ha
         "Ready": ("True", "AgentsReady"),
         "Progressing": ("False", "RolloutComplete"),
         "Degraded": ("False", "AsExpected"),
+        "ReferencesResolved": ("True", "NoReferences"),
     }
     assert conditions["Ready"]["message"] == "2/2 agents ready"
     assert (found["replicas"], found["readyReplicas"], found["observedGeneration"]) == (2, 2, 3)
@@ -134,7 +135,7 @@ def test_an_invalid_spec_says_why_and_keeps_what_the_running_agents_have() -> No
 
 def test_last_transition_time_moves_only_when_the_status_changes() -> None:
     first, transitions = status.compute(observe(workload=rolled_out(ready=1)), {}, T0)
-    assert len(transitions) == 4  # the first report is a transition for every condition
+    assert len(transitions) == len(status.CONDITION_TYPES)  # the first report: every condition
     second, transitions = status.compute(observe(workload=rolled_out(ready=1)), first, T1)
     assert transitions == [] and second == first
     third, transitions = status.compute(observe(workload=rolled_out()), second, T1)
