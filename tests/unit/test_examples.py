@@ -1,5 +1,6 @@
 """Every example in examples/ is accepted by both gatekeepers a user meets: the API server (the CRD's
-openAPIV3Schema, checked here with jsonschema) and the agent's own validation (the models and rules)."""
+openAPIV3Schema, checked here with jsonschema) and the agent's own validation (the models and rules).
+A file may hold several pipelines (`---`-separated, as `kubectl apply -f` takes them): each is checked."""
 
 from __future__ import annotations
 
@@ -33,10 +34,20 @@ SCHEMA = as_json_schema(CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 
 
+def documents(path: pathlib.Path) -> list[dict[str, Any]]:
+    found = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    assert found and all(isinstance(d, dict) for d in found), path.name
+    return found
+
+
 def load(path: pathlib.Path) -> dict[str, Any]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    assert isinstance(document, dict)
+    (document,) = documents(path)
     return document
+
+
+# Every pipeline of every example file: (file, index in the file, document).
+DOCUMENTS = [(path, i, doc) for path in EXAMPLES for i, doc in enumerate(documents(path))]
+DOCUMENT_IDS = [f"{path.name}#{i}" for path, i, _ in DOCUMENTS]
 
 
 def schema_errors(document: dict[str, Any]) -> list[str]:
@@ -48,13 +59,25 @@ def test_the_crd_schema_is_itself_a_valid_schema() -> None:
 
 
 def test_there_are_examples_for_every_mode() -> None:
-    modes = {load(path)["spec"].get("mode", "deployment") for path in EXAMPLES}
+    modes = {document["spec"].get("mode", "deployment") for _, _, document in DOCUMENTS}
     assert modes == {"deployment", "daemonset", "sidecar"}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_every_example_passes_the_crd_schema(path: pathlib.Path) -> None:
-    assert schema_errors(load(path)) == []
+def test_a_multi_document_example_is_checked_document_by_document() -> None:
+    # Guards the loader: a file read as one document would leave all but its first pipeline unchecked.
+    names = {
+        (d["metadata"]["namespace"], d["metadata"]["name"])
+        for p, _, d in DOCUMENTS
+        if p.name == "two-teams.yaml"
+    }
+    assert len(names) == 6 and ("team-b", "apps") in names
+
+
+@pytest.mark.parametrize(("path", "index", "document"), DOCUMENTS, ids=DOCUMENT_IDS)
+def test_every_example_passes_the_crd_schema(
+    path: pathlib.Path, index: int, document: dict[str, Any]
+) -> None:
+    assert schema_errors(document) == []
 
 
 @pytest.mark.parametrize(
@@ -75,10 +98,16 @@ def test_the_schema_check_catches_broken_manifests(change: Any, where: str) -> N
     assert [error.split(":")[0] for error in schema_errors(document)] == [where]
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
-def test_every_example_passes_the_agents_validation(path: pathlib.Path) -> None:
-    pipeline = config.load_file(path)
-    assert pipeline.name == load(path)["metadata"]["name"]
+@pytest.mark.parametrize(
+    ("path", "index", "document"),
+    DOCUMENTS,
+    ids=DOCUMENT_IDS,
+)
+def test_every_example_passes_the_agents_validation(
+    path: pathlib.Path, index: int, document: dict[str, Any]
+) -> None:
+    pipeline = config.load_document(document, source=f"{path.name}#{index}")
+    assert pipeline.name == document["metadata"]["name"]
 
 
 def test_the_routing_example_routes_payments_to_its_own_exporter() -> None:

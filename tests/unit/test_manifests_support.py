@@ -3,6 +3,10 @@
 No tests live here. Examples whose validation still says "not implemented yet" (features the operator
 issue and later ones lift) are built from the models directly, which accept those fields; any other
 validation problem in an example is a broken example and fails loudly.
+
+A multi-document example gives one case per pipeline, `<file stem>--<namespace>--<name>`, with its
+pipelineRefs resolved against the other pipelines of the same file (as the operator would in a cluster
+where exactly that file was applied).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 
 import yaml
 from otlp_agent import config, spec, spec_rules
-from otlp_operator import manifests
+from otlp_operator import manifests, pipelinerefs
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -73,6 +77,22 @@ def pipeline_from_example(path: pathlib.Path) -> config.Pipeline:
     return config.Pipeline(metadata["name"], metadata.get("namespace", "default"), model)
 
 
+def pipelines_from_file(path: pathlib.Path) -> dict[str, config.Pipeline]:
+    """The cases of one example file: its stem for one pipeline, one case per pipeline for several."""
+    documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    if len(documents) == 1:
+        return {path.stem: pipeline_from_example(path)}
+    found = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in documents}
+    cases = {}
+    for (namespace, name), document in found.items():
+        pipeline = config.load_document(document, source=f"{path.name}: {namespace}/{name}")
+        targets = {key: found.get(key) for key in pipelinerefs.targets(pipeline)}
+        resolution = pipelinerefs.resolve(pipeline, targets)
+        assert not resolution.failures, resolution.failures
+        cases[f"{path.stem}--{namespace}--{name}"] = resolution.pipeline
+    return cases
+
+
 def scenario(name: str, namespace: str = "observability") -> config.Pipeline:
     """A scenario as a Pipeline (built from the models, so not-yet-implemented fields are allowed)."""
     return config.Pipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(SCENARIOS[name]))
@@ -90,7 +110,7 @@ def build(pipeline: config.Pipeline) -> list[dict[str, Any]]:
 
 def all_cases() -> dict[str, config.Pipeline]:
     """Every example (by file stem) and every scenario (prefixed `scenario-`)."""
-    cases = {path.stem: pipeline_from_example(path) for path in EXAMPLES}
+    cases = {name: pipeline for path in EXAMPLES for name, pipeline in pipelines_from_file(path).items()}
     cases.update({f"scenario-{name}": scenario(name) for name in SCENARIOS})
     return cases
 
