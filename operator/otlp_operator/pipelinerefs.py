@@ -16,7 +16,8 @@ A reference fails, with a reason for the status, when the target does not exist 
 (`NotAllowed`, the tenancy guard: same namespace is always allowed), is itself invalid
 (`TargetInvalid`), is a sidecar pipeline, which has no Service (`TargetHasNoService`), does not serve the
 exporter's explicit protocol (`ProtocolNotServed`), is the referring pipeline itself (`SelfReference`), or
-cannot be read by the operator, e.g. a namespace outside its RBAC (`TargetUnreadable`).
+cannot be read by the operator, e.g. a namespace outside its RBAC (`TargetUnreadable`), or references
+the referring pipeline back (`ReferenceCycle`; longer cycles, A -> B -> C -> A, are not detected).
 
 `ReferrerIndex` remembers, per referring pipeline, each reference and what it resolved to, so a watch
 event on a target asks for a reconcile of exactly the referrers whose resolution would now differ.
@@ -43,6 +44,7 @@ REASONS = (
     "ProtocolNotServed",
     "SelfReference",
     "TargetUnreadable",
+    "ReferenceCycle",
 )
 
 
@@ -106,6 +108,10 @@ def target_of(pipeline: config.Pipeline, exporter: spec.Exporter) -> Key | None:
     return (ref.namespace or pipeline.namespace, ref.name)
 
 
+def key_of(pipeline: config.Pipeline) -> Key:
+    return (pipeline.namespace, pipeline.name)
+
+
 def targets(pipeline: config.Pipeline) -> list[Key]:
     """Every pipeline `pipeline` refers to, once each, in exporter order."""
     found = [target_of(pipeline, e) for e in pipeline.spec.exporters]
@@ -164,6 +170,8 @@ def resolve_one(pipeline: config.Pipeline, exporter: spec.Exporter, body: dict[s
         return fail("TargetInvalid", f"OTLPPipeline {where} is invalid ({len(exc.problems)} problems)")
     if target.spec.mode == spec.Mode.sidecar:
         return fail("TargetHasNoService", f"OTLPPipeline {where} is a sidecar pipeline and has no Service")
+    if key_of(pipeline) in targets(target):  # each would forward the other's data back, forever
+        return fail("ReferenceCycle", f"OTLPPipeline {where} exports back to this pipeline")
     return _endpoint(exporter, target, fail)
 
 

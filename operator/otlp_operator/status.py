@@ -12,8 +12,9 @@ Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `obse
 - ReferencesResolved: every exporter's `pipelineRef` resolved to its target's Service (see
   `pipelinerefs`). `Resolved`, `NoReferences` / the first failure's reason (`TargetNotFound`,
   `NotAllowed`, `TargetInvalid`, `TargetHasNoService`, `ProtocolNotServed`, `SelfReference`,
-  `TargetUnreadable`), with every failure in the message. While False nothing is applied: the agents keep
-  their last good config. While the spec is invalid it keeps its previous value (`InvalidSpec` if none).
+  `TargetUnreadable`, `ReferenceCycle`), with every failure in the message. While False nothing is
+  applied: the agents keep their last good config. While the spec is invalid it keeps its previous value
+  (`InvalidSpec` if none).
 
 `lastTransitionTime` changes only when a condition's status changes. A `Transition` is reported when a
 condition's status or reason changes; the caller posts each as a Kubernetes Event.

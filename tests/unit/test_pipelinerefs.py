@@ -216,3 +216,14 @@ def test_a_target_the_operator_may_not_read_says_so() -> None:
     (failure,) = resolution.failures
     assert (failure.reason, failure.target) == ("TargetUnreadable", "elsewhere/gateway")
     assert "cannot read OTLPPipeline elsewhere/gateway: 403 Forbidden" in failure.message
+
+
+def test_two_pipelines_referencing_each_other_are_both_refused() -> None:
+    gateway = manifest("gateway", "team-a", exporters=[{"name": "back", "pipelineRef": {"name": "apps"}}])
+    apps = manifest("apps", "team-a", exporters=[{"name": "to-gateway", "pipelineRef": {"name": "gateway"}}])
+    for referring, target in ((apps, gateway), (gateway, apps)):
+        (failure,) = resolve_against(config.load_document(referring), target).failures
+        assert failure.reason == "ReferenceCycle"
+        assert "exports back to this pipeline" in failure.message
+    # A target that forwards elsewhere is no cycle.
+    assert resolve_against(referrer(), GATEWAY).failures == []
