@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        pipeline = config.load_file(args.file if args.command == "validate" else args.config)
+        if args.command == "validate":
+            pipeline = config.load_file(args.file)
+        else:
+            pipeline = config.load_runnable(args.config)
     except SpecError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

@@ -41,6 +41,27 @@ def load_file(path: str | pathlib.Path) -> Pipeline:
     return load_text(text, source=str(path))
 
 
+def load_runnable(path: str | pathlib.Path) -> Pipeline:
+    """`load_file` for a pipeline the agent is about to run: also refuses what only the operator resolves.
+
+    A `pipelineRef` names another pipeline's Service; the operator renders it into a concrete `endpoint`
+    in the agent's ConfigMap. A manifest run by hand has nobody to resolve it, so it is refused here
+    rather than started with an exporter that sends nowhere.
+    """
+    pipeline = load_file(path)
+    unresolved = [
+        Problem(
+            f"spec.exporters[{index}].pipelineRef",
+            "is resolved by the operator into an endpoint; to run this pipeline by hand, set `endpoint`",
+        )
+        for index, exporter in enumerate(pipeline.spec.exporters)
+        if exporter.pipeline_ref is not None
+    ]
+    if unresolved:
+        raise SpecError(unresolved)
+    return pipeline
+
+
 def load_text(text: str, source: str = "<config>") -> Pipeline:
     """Validate pipeline YAML text (a manifest or a bare spec)."""
     try:

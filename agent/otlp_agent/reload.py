@@ -62,7 +62,7 @@ class ConfigWatcher:
             return
         self._seen = current
         try:
-            pipeline = config.load_file(self.path)
+            pipeline = config.load_runnable(self.path)
         except SpecError as exc:
             self._metrics.reloads.labels("rejected").inc()
             logs.event(

@@ -94,3 +94,28 @@ def test_unknown_fields_and_wrong_types_are_one_line_each(runs: dict[str, Run]) 
 def test_a_missing_file_is_one_line(runs: dict[str, Run]) -> None:
     run = runs["missing.yaml"]
     assert refusal_lines(run) == [f"{run.path}: cannot read file: No such file or directory"]
+
+
+def test_run_refuses_a_pipeline_ref_that_only_the_operator_can_resolve(tmp_path: pathlib.Path) -> None:
+    manifest = tmp_path / "ref.yaml"
+    manifest.write_text(
+        "apiVersion: telemetry.otlp-operator.io/v1alpha1\nkind: OTLPPipeline\nmetadata: {name: n}\n"
+        "spec:\n  exporters: [{name: gw, pipelineRef: {name: gateway}}]\n",
+        encoding="utf-8",
+    )
+    validated = subprocess.run(
+        [str(AGENT), "validate", str(manifest)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert validated.returncode == 0, "a valid manifest for the cluster"
+    ran = subprocess.run(
+        [str(AGENT), "run", "--config", str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 2
+    assert ran.stderr.strip() == (
+        "spec.exporters[0].pipelineRef: is resolved by the operator into an endpoint; "
+        "to run this pipeline by hand, set `endpoint`"
+    )

@@ -4,7 +4,6 @@ key and can never name a path outside that folder."""
 from __future__ import annotations
 
 import pytest
-
 from otlp_agent import spec_rules
 
 
