@@ -69,6 +69,18 @@ class AgentMetrics:
             "otlp_agent_queue_batches", "Batches queued.", ["exporter"], registry=r
         )
         self.queue_bytes = prom.Gauge("otlp_agent_queue_bytes", "Bytes queued.", ["exporter"], registry=r)
+        self.routed_items = prom.Counter(
+            "otlp_agent_routed_items",
+            "Items sent on by each route (rule name, or _default for the default exporters).",
+            ["route", "signal"],
+            registry=r,
+        )
+        self.unrouted_items = prom.Counter(
+            "otlp_agent_unrouted_items",
+            "Items no route took and with no default route: reported to clients as partial success.",
+            ["signal"],
+            registry=r,
+        )
         self.memory_held = prom.Gauge(
             "otlp_agent_memory_held_bytes", "Bytes held (memory limiter).", registry=r
         )

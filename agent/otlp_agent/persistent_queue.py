@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from otlp_agent import delivery, logs, spec
 from otlp_agent.batcher import Batch
+from otlp_agent.queues import BoundedQueue
 
 FORMAT_VERSION = 1
 _SCHEMA = """
@@ -65,7 +66,7 @@ class _Entry:
     done: asyncio.Future[None] | None = None
 
 
-class PersistentQueue:
+class PersistentQueue(BoundedQueue):
     """A FIFO of batches in one SQLite file; same interface as `queues.MemoryQueue`. Call `open` first."""
 
     persistent = True
@@ -121,16 +122,6 @@ class PersistentQueue:
 
     def __len__(self) -> int:
         return len(self._pending)
-
-    def is_full(self) -> bool:
-        return self.bytes >= self.max_bytes or self.items >= self.max_items
-
-    def _fits(self, batch: Batch) -> bool:
-        # Under `refuse` the bound is kept at the door (ExporterRuntime.refuses reserves room for everything
-        # accepted), so what reaches the queue was promised a place and is never dropped here.
-        if not self._pending or self.when_full == spec.WhenFull.refuse:
-            return True
-        return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
 
     async def put(self, batch: Batch) -> bool:
         await self._opened.wait()

@@ -68,7 +68,6 @@ class Pipeline:
         self.router = (
             routing.Router(s.routes, {e.name: e.signals for e in self.exporters}) if s.routes else None
         )
-        self._route_metrics = routing.metrics_for(metrics) if self.router else None
         added = enrich.attributes_for(s, environ)
         self.enricher = enrich.Enricher(added) if added else None
         if s.processors.k8s_attributes is not None:
@@ -94,12 +93,12 @@ class Pipeline:
         return Accepted()
 
     async def _consume_routed(self, signal: Signal, payload: bytes, items: int) -> Accepted:
-        assert self.router is not None and self._route_metrics is not None
+        assert self.router is not None
         routed = self.router.route(signal, payload, items)
         parts = [(self._by_name[name], data, n) for name, (data, n) in routed.deliveries.items()]
         if parts:
             await self._deliver(signal, parts)
-        self._route_metrics.count(signal, routed)
+        routing.count(self.metrics, signal, routed)
         if not routed.unrouted:
             return Accepted()
         noun = SIGNALS[signal].item_noun

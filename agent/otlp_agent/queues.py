@@ -8,6 +8,7 @@ The persistent queue (`persistent_queue`) offers the same interface, `BatchQueue
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import collections
 from collections.abc import Callable
@@ -49,7 +50,32 @@ class BatchQueue(Protocol):
         ...
 
 
-class MemoryQueue:
+class BoundedQueue(abc.ABC):
+    """The bound both queues keep, in bytes and items, and whether a batch fits under the policy."""
+
+    max_bytes: int
+    max_items: int
+    when_full: spec.WhenFull
+    bytes: int
+    items: int
+
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Batches held (each queue counts its own)."""
+
+    def is_full(self) -> bool:
+        return self.bytes >= self.max_bytes or self.items >= self.max_items
+
+    def _fits(self, batch: Batch) -> bool:
+        # Under `refuse` the bound is kept at the door (ExporterRuntime.refuses reserves room for everything
+        # accepted), so what reaches the queue was promised a place and is never dropped here. An empty
+        # queue takes any batch, or an oversized one could never be sent.
+        if not len(self) or self.when_full == spec.WhenFull.refuse:
+            return True
+        return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
+
+
+class MemoryQueue(BoundedQueue):
     """FIFO of batches with a bound and a policy for when it is reached."""
 
     persistent = False
@@ -67,16 +93,6 @@ class MemoryQueue:
 
     def __len__(self) -> int:
         return len(self._batches)
-
-    def is_full(self) -> bool:
-        return self.bytes >= self.max_bytes or self.items >= self.max_items
-
-    def _fits(self, batch: Batch) -> bool:
-        # Under `refuse` the bound is kept at the door (ExporterRuntime.refuses reserves room for everything
-        # accepted), so what reaches the queue was promised a place and is never dropped here.
-        if not self._batches or self.when_full == spec.WhenFull.refuse:
-            return True  # one batch always fits, or an oversized batch could never be sent
-        return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
 
     async def put(self, batch: Batch) -> bool:
         async with self._changed:

@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import prometheus_client as prom
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.resource.v1 import resource_pb2
 
@@ -200,37 +198,9 @@ def _as_text(value: Any) -> str | None:
     return None
 
 
-class RouteMetrics:
-    """Items per route and unrouted items; registered once per agent registry (pipelines come and go on
-    reload, the registry stays)."""
-
-    def __init__(self, registry: prom.CollectorRegistry) -> None:
-        self.routed_items = prom.Counter(
-            "otlp_agent_routed_items",
-            f"Items sent on by each route (rule name, or {DEFAULT_ROUTE} for the default exporters).",
-            ["route", "signal"],
-            registry=registry,
-        )
-        self.unrouted_items = prom.Counter(
-            "otlp_agent_unrouted_items",
-            "Items no route took and with no default route: reported to clients as partial success.",
-            ["signal"],
-            registry=registry,
-        )
-
-    def count(self, signal: Signal, routed: Routed) -> None:
-        for label, items in routed.per_route.items():
-            self.routed_items.labels(label, signal.value).inc(items)
-        if routed.unrouted:
-            self.unrouted_items.labels(signal.value).inc(routed.unrouted)
-
-
-_METRICS: weakref.WeakKeyDictionary[AgentMetrics, RouteMetrics] = weakref.WeakKeyDictionary()
-
-
-def metrics_for(metrics: AgentMetrics) -> RouteMetrics:
-    """The route metrics registered on `metrics`' registry (made on first use)."""
-    found = _METRICS.get(metrics)
-    if found is None:
-        found = _METRICS[metrics] = RouteMetrics(metrics.registry)
-    return found
+def count(metrics: AgentMetrics, signal: Signal, routed: Routed) -> None:
+    """Record where a routed request went (items per route, and unrouted items)."""
+    for label, items in routed.per_route.items():
+        metrics.routed_items.labels(label, signal.value).inc(items)
+    if routed.unrouted:
+        metrics.unrouted_items.labels(signal.value).inc(routed.unrouted)
