@@ -75,16 +75,17 @@ async def test_failover_wraps_around_and_stays_where_it_works() -> None:
 
 
 async def test_a_late_failure_from_the_endpoint_just_left_does_not_count_against_the_new_one() -> None:
-    gate = asyncio.Event()
+    gate, started = asyncio.Event(), asyncio.Event()
 
     class Slow(Endpoint):
         async def export(self, batch: Batch, timeout: float) -> ExportResult:
+            started.set()
             await gate.wait()
             return DOWN
 
     transport, _switches = failover(Slow(), Endpoint())
     late = asyncio.create_task(transport.export(batch(), 1))
-    await asyncio.sleep(0)  # the slow attempt starts on endpoint 0
+    await asyncio.wait_for(started.wait(), 5)  # the slow attempt is under way on endpoint 0
     transport.active, transport.failures = 1, 0  # meanwhile other attempts moved on
     gate.set()
     await late
