@@ -126,10 +126,7 @@ class PersistentQueue(BoundedQueue):
     async def put(self, batch: Batch) -> bool:
         await self._opened.wait()
         async with self._put_lock:
-            evicted = await self._make_room(batch)
-            if evicted is None:
-                self._on_drop(batch, "queue_full")
-                return False
+            evicted = await self._reserve(batch)
             for entry in evicted:
                 await self._run(self._delete, entry.key)
                 _refuse_waiters(entry.done, "queue full: dropped to make room for newer data")
@@ -149,23 +146,17 @@ class PersistentQueue(BoundedQueue):
                 self._changed.notify_all()
             return True
 
-    async def _make_room(self, batch: Batch) -> list[_Entry] | None:
-        """Reserve room for `batch` under the policy: entries to evict, or None to drop `batch`."""
+    async def _reserve(self, batch: Batch) -> list[_Entry]:
+        """Reserve room for `batch` under the policy; the entries evicted for it (to delete from disk)."""
         evicted: list[_Entry] = []
+
+        def evict_oldest() -> None:
+            entry = self._pending.popleft()
+            self._unreserve(entry.size, entry.items)
+            evicted.append(entry)
+
         async with self._changed:
-            while not self._fits(batch):
-                if self.when_full == spec.WhenFull.block:
-                    self.blocked_producers += 1
-                    try:
-                        await self._changed.wait()
-                    finally:
-                        self.blocked_producers -= 1
-                elif self.when_full == spec.WhenFull.drop_oldest:
-                    entry = self._pending.popleft()
-                    self._unreserve(entry.size, entry.items)
-                    evicted.append(entry)
-                else:
-                    return None
+            await self._make_room(batch, evict_oldest)
             self.bytes += batch.size
             self.items += batch.items
         return evicted

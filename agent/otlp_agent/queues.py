@@ -1,7 +1,8 @@
 """The bounded in-memory queue between an exporter's batchers and its senders, and what every queue offers.
 
-Bounded by bytes and items. When full: `refuse` drops nothing here (receivers check `is_full` first and
-answer a retryable status, so the client keeps the data); `dropOldest` evicts the oldest batch (counted);
+Bounded by bytes and items. When full: `refuse` drops nothing here (admission, `ExporterRuntime.refuses`,
+reserves room before a client is answered, so the client keeps what does not fit); `dropOldest` evicts the
+oldest batch (counted);
 `block` makes the producer wait for space, which holds the client's request open (backpressure).
 The persistent queue (`persistent_queue`) offers the same interface, `BatchQueue`.
 """
@@ -34,7 +35,8 @@ class BatchQueue(Protocol):
     def is_full(self) -> bool: ...
 
     async def put(self, batch: Batch) -> bool:
-        """Store `batch` (True), or drop it through the policy (False, after `on_drop`)."""
+        """Store `batch` (True), or drop it (False, after `on_drop`): only a persistent queue that cannot
+        write to disk drops what it is handed; the policies evict older batches instead."""
         ...
 
     async def get(self) -> Batch: ...
@@ -58,6 +60,8 @@ class BoundedQueue(abc.ABC):
     when_full: spec.WhenFull
     bytes: int
     items: int
+    blocked_producers: int
+    _changed: asyncio.Condition
 
     @abc.abstractmethod
     def __len__(self) -> int:
@@ -73,6 +77,20 @@ class BoundedQueue(abc.ABC):
         if not len(self) or self.when_full == spec.WhenFull.refuse:
             return True
         return self.bytes + batch.size <= self.max_bytes and self.items + batch.items <= self.max_items
+
+    async def _make_room(self, batch: Batch, evict_oldest: Callable[[], None]) -> None:
+        """Until `batch` fits: wait for a consumer (`block`) or evict the oldest batch (`dropOldest`).
+
+        Called with `_changed` held. Under `refuse` every batch fits (see `_fits`), so nothing waits."""
+        while not self._fits(batch):
+            if self.when_full == spec.WhenFull.block:
+                self.blocked_producers += 1
+                try:
+                    await self._changed.wait()
+                finally:
+                    self.blocked_producers -= 1
+            else:
+                evict_oldest()
 
 
 class MemoryQueue(BoundedQueue):
@@ -96,18 +114,9 @@ class MemoryQueue(BoundedQueue):
 
     async def put(self, batch: Batch) -> bool:
         async with self._changed:
-            while not self._fits(batch):
-                if self.when_full == spec.WhenFull.block:
-                    self.blocked_producers += 1
-                    try:
-                        await self._changed.wait()
-                    finally:
-                        self.blocked_producers -= 1
-                elif self.when_full == spec.WhenFull.drop_oldest:
-                    self._remove(self._batches.popleft(), "queue_full_drop_oldest")
-                else:
-                    self._on_drop(batch, "queue_full")
-                    return False
+            await self._make_room(
+                batch, lambda: self._remove(self._batches.popleft(), "queue_full_drop_oldest")
+            )
             self._batches.append(batch)
             self.bytes += batch.size
             self.items += batch.items

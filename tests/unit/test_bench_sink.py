@@ -14,6 +14,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from bench import payloads, sink, wire
 from bench.counters import SinkCounters
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(30)
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -146,11 +147,11 @@ async def test_throttled_sink_rejects_an_undecodable_body():
 
 async def test_throttled_sink_counts_a_request_only_when_it_releases_it():
     counters = SinkCounters.create()
-    counting = sink.CountingSink(counters, sink.Throttle(1000.0))  # 100 spans = 0.1 s
+    counting = sink.CountingSink(counters, sink.Throttle(100.0))  # 100 spans are held 1 s
     body = payloads.build_request(2, 100).SerializeToString()
     held = asyncio.create_task(counting.accept(body, "", len(body)))
-    await asyncio.sleep(0)  # the request is now waiting for its slot
-    assert counters.snapshot()["spans"] == 0
+    await eventually(lambda: counting.throttle.next_free > 0, timeout=5, what="the request took its slot")
+    assert counters.snapshot()["spans"] == 0, "held until its slot comes"
     async with asyncio.timeout(5):
         assert await held is True
     assert counters.snapshot()["spans"] == 100

@@ -157,10 +157,10 @@ async def test_while_half_open_one_probe_goes_through_and_the_others_wait_for_it
     circuit.record(False, retryable=True)
     await circuit.admit(clock.sleep)  # the probe
     others = [asyncio.create_task(circuit.admit(clock.sleep)) for _ in range(3)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: each waiter runs until it waits (a yield, not a timed wait)
     assert not any(task.done() for task in others), "no second attempt while the probe is out"
     circuit.record(False, retryable=True)  # the probe failed: open for another cool-down
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one loop turn: the waiters see the probe's answer
     assert circuit.state in (State.open, State.half_open)
     circuit.record(True, retryable=False)  # whoever probed next succeeded
     await asyncio.gather(*others)
