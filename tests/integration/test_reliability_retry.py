@@ -19,6 +19,7 @@ from otlp_agent.exporters.result import ExportResult
 from otlp_agent.exporters.sender import RetrySender
 from otlp_agent.metrics import AgentMetrics
 
+from tests.support.fake_clock import FakeClock
 from tests.support.otlp_backend import Fault, OtlpBackend
 
 RETRYABLE_GRPC = ["CANCELLED", "DEADLINE_EXCEEDED", "ABORTED", "OUT_OF_RANGE", "UNAVAILABLE", "DATA_LOSS"]
@@ -26,19 +27,6 @@ PERMANENT_GRPC = ["INVALID_ARGUMENT", "NOT_FOUND", "PERMISSION_DENIED", "UNAUTHE
 PERMANENT_GRPC += ["FAILED_PRECONDITION", "UNIMPLEMENTED", "ALREADY_EXISTS"]
 RETRYABLE_HTTP = [429, 502, 503, 504]
 PERMANENT_HTTP = [400, 401, 403, 404, 413, 500, 501]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ from otlp_agent.exporters.result import ExportResult
 from otlp_agent.metrics import AgentMetrics
 from otlp_agent.spec_rules import SpecError
 
+from tests.support.fake_clock import FakeClock
+
 DOWN = ExportResult.failure("connection refused", retryable=True)
 BAD = ExportResult.failure("HTTP 400: bad", retryable=False)
 OK = ExportResult.success()
@@ -127,19 +129,8 @@ def test_failover_endpoints_validate_and_durable_still_needs_a_persistent_queue(
 # -- the circuit breaker -------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 async def test_the_circuit_opens_after_consecutive_failures_and_only_then() -> None:
-    clock = Clock()
+    clock = FakeClock()
     states: list[State] = []
     circuit = Circuit(3, 30.0, clock, states.append)
     for ok in (False, False, True, False, False):
@@ -152,7 +143,7 @@ async def test_the_circuit_opens_after_consecutive_failures_and_only_then() -> N
 
 
 async def test_while_half_open_one_probe_goes_through_and_the_others_wait_for_its_answer() -> None:
-    clock = Clock()
+    clock = FakeClock()
     circuit = Circuit(1, 10.0, clock)
     circuit.record(False, retryable=True)
     await circuit.admit(clock.sleep)  # the probe
@@ -168,21 +159,21 @@ async def test_while_half_open_one_probe_goes_through_and_the_others_wait_for_it
 
 
 async def test_a_permanent_refusal_closes_the_circuit_because_the_backend_answered() -> None:
-    circuit = Circuit(1, 10.0, Clock())
+    circuit = Circuit(1, 10.0, FakeClock())
     circuit.record(False, retryable=True)
     circuit.record(False, retryable=False)
     assert circuit.state == State.closed
 
 
 async def test_a_server_hint_longer_than_the_cool_down_keeps_the_circuit_open_longer() -> None:
-    clock = Clock()
+    clock = FakeClock()
     circuit = Circuit(1, 10.0, clock)
     circuit.record(False, retryable=True, server_hint=45.0)
     assert await circuit.admit(clock.sleep) == 45.0
 
 
 async def test_an_abandoned_probe_lets_the_next_caller_probe_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     circuit = Circuit(1, 10.0, clock)
     circuit.record(False, retryable=True)
     await circuit.admit(clock.sleep)

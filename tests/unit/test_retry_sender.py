@@ -14,23 +14,10 @@ from otlp_agent.exporters.result import ExportResult
 from otlp_agent.exporters.sender import RetrySender
 from otlp_agent.metrics import AgentMetrics
 
+from tests.support.fake_clock import FakeClock
+
 FAIL = ExportResult.failure("HTTP 503: busy", retryable=True)
 OK = ExportResult.success(wire_bytes=10)
-
-
-class FakeClock:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class ScriptedTransport:

@@ -9,6 +9,7 @@ from typing import Any
 from otlp_operator import rollout
 from otlp_operator.injection import transform
 
+from tests.support.fake_clock import FakeClock
 from tests.unit.test_injection_support import IMAGE, NEW, bare_pod, deployment_pod, pipeline
 
 
@@ -74,16 +75,8 @@ def test_the_restart_patch_is_kubectl_rollout_restarts_annotation_plus_the_hash(
     }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_limiter_allows_a_burst_then_one_restart_per_interval() -> None:
-    clock = Clock()
+    clock = FakeClock()
     limiter = rollout.Limiter(burst=2, interval=10.0, clock=clock)
     assert [limiter.take() for _ in range(3)] == [True, True, False]
     assert limiter.wait() == 10.0
@@ -128,13 +121,13 @@ async def test_a_pass_restarts_within_the_limit_leaves_the_rest_pending_and_neve
     client = ScriptedKube(
         pods, {("Deployment", "shop", "web"): workload(), ("StatefulSet", "shop", "db"): workload()}
     )
-    limiter = rollout.Limiter(burst=1, interval=60.0, clock=Clock())
+    limiter = rollout.Limiter(burst=1, interval=60.0, clock=FakeClock())
     first = await rollout.roll(client, ("shop", "agent"), ["shop"], "new", limiter, "t1")  # type: ignore[arg-type]
     assert [str(r) for r in first.restarted] == ["Deployment shop/web"]
     assert [str(r) for r in first.pending] == ["StatefulSet shop/db"]
     assert client.listed == [("shop", "telemetry.otlp-operator.io/injected=agent")]
 
-    limiter = rollout.Limiter(burst=5, interval=60.0, clock=Clock())
+    limiter = rollout.Limiter(burst=5, interval=60.0, clock=FakeClock())
     second = await rollout.roll(client, ("shop", "agent"), ["shop"], "new", limiter, "t2")  # type: ignore[arg-type]
     assert [str(r) for r in second.restarted] == ["StatefulSet shop/db"]
     assert [str(r) for r in second.already] == ["Deployment shop/web"]  # its pods are still old: in progress
