@@ -17,23 +17,23 @@ $(STAMP): pyproject.toml
 
 ## run: start a local agent from examples/local.yaml, send demo traffic, print what happened
 run: $(STAMP)
-	$(BIN)/python -m otlp_agent.demo examples/local.yaml
+	$(BIN)/python -m tools.demo examples/local.yaml
 
 ## test: lint, type-check, then the whole test suite (unit, integration, e2e)
 test: lint typecheck
 	$(BIN)/pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent operator tests bench
-	$(BIN)/ruff format --check agent operator tests bench
+	$(BIN)/ruff check agent operator tools tests bench
+	$(BIN)/ruff format --check agent operator tools tests bench
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## generate: rewrite every generated file (CRD, chart CRD, configuration reference) from otlp_agent.spec
+## generate: rewrite every generated file (CRD, chart CRD, configuration reference) from otlp_agent.api.spec
 generate: $(STAMP)
-	$(BIN)/python -m otlp_operator.generate
+	$(BIN)/python -m tools.generate
 
 ## bench: compare the agent with rotel on the same machine; BENCH_QUICK=1 for a short run
 bench: $(STAMP)

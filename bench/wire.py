@@ -8,7 +8,7 @@ requests (how batches are built) count correctly because `resource_spans` is a r
 
 from __future__ import annotations
 
-from otlp_agent import compression, wire
+from otlp_agent.otlp import compression, wire
 
 LEN = 2
 SPANS_KEY = (2 << 3) | LEN  # ScopeSpans.spans: field 2, length-delimited

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any, NamedTuple
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 MAX_LABEL = 63
 _HASH_LEN = 8
@@ -38,6 +39,22 @@ CONFIG_HASH_ANNOTATION = f"{PREFIX}config-hash"
 PIPELINE_LABEL = f"{PREFIX}pipeline"
 APP_NAME = "otlp-agent"
 CONTAINER = "otlp-agent"
+
+
+class PipelineKey(NamedTuple):
+    """Which pipeline: its namespace and name (how every index and lock of the operator keys pipelines)."""
+
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> PipelineKey:
+        """The key of a pipeline object (or of the loaded pipeline's metadata)."""
+        metadata = obj.get("metadata") or {}
+        return cls(str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
 
 
 def short_hash(text: str, length: int = _HASH_LEN) -> str:
@@ -78,43 +95,43 @@ def label_value(value: str) -> str:
     return f"{cleaned}-{short_hash(value)}" if cleaned else short_hash(value)
 
 
-def workload(pipeline: config.Pipeline) -> str:
+def workload(pipeline: loader.OTLPPipeline) -> str:
     """Name of the Deployment or DaemonSet (and its ServiceAccount, PDB and HPA)."""
     return dns_label(pipeline.name, "-agent")
 
 
-def service_account(pipeline: config.Pipeline) -> str:
+def service_account(pipeline: loader.OTLPPipeline) -> str:
     """Name of the agent pods' ServiceAccount."""
     return workload(pipeline)
 
 
-def pod_disruption_budget(pipeline: config.Pipeline) -> str:
+def pod_disruption_budget(pipeline: loader.OTLPPipeline) -> str:
     """Name of a gateway's PodDisruptionBudget."""
     return workload(pipeline)
 
 
-def autoscaler(pipeline: config.Pipeline) -> str:
+def autoscaler(pipeline: loader.OTLPPipeline) -> str:
     """Name of a gateway's HorizontalPodAutoscaler."""
     return workload(pipeline)
 
 
-def service(pipeline: config.Pipeline) -> str:
+def service(pipeline: loader.OTLPPipeline) -> str:
     """Name of the Service; Services need a DNS-1035 label, which must start with a letter."""
     prefix = "" if pipeline.name[:1].isalpha() else "p-"
     return dns_label(pipeline.name, "-otlp", prefix)
 
 
-def config_map(pipeline: config.Pipeline, config_hash: str) -> str:
-    """Name of the immutable ConfigMap holding one version of the agent config."""
+def config_map(pipeline: loader.OTLPPipeline, config_hash: str) -> str:
+    """Name of the immutable ConfigMap holding one version of the agent loader."""
     return dns_label(pipeline.name, f"-config-{config_hash}")
 
 
-def queue_claim(pipeline: config.Pipeline) -> str:
+def queue_claim(pipeline: loader.OTLPPipeline) -> str:
     """Name of the PersistentVolumeClaim of a single-replica gateway's persistent queue."""
     return dns_label(pipeline.name, "-queue")
 
 
-def selector_labels(pipeline: config.Pipeline) -> dict[str, str]:
+def selector_labels(pipeline: loader.OTLPPipeline) -> dict[str, str]:
     """Labels that select the agent pods; they never change for the life of the pipeline."""
     instance = label_value(pipeline.name)
     return {
@@ -124,7 +141,7 @@ def selector_labels(pipeline: config.Pipeline) -> dict[str, str]:
     }
 
 
-def labels(pipeline: config.Pipeline) -> dict[str, str]:
+def labels(pipeline: loader.OTLPPipeline) -> dict[str, str]:
     """Labels of every child object and of the agent pods."""
     found = {
         **selector_labels(pipeline),
@@ -135,7 +152,7 @@ def labels(pipeline: config.Pipeline) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def endpoints(pipeline: config.Pipeline) -> dict[str, str | None]:
+def endpoints(pipeline: loader.OTLPPipeline) -> dict[str, str | None]:
     """In-cluster OTLP endpoints of the pipeline's Service (None when disabled, or for sidecars).
 
     Sidecar pipelines have no Service: each injected pod talks to its own agent on localhost.

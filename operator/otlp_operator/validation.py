@@ -1,6 +1,6 @@
 """Checking an OTLPPipeline object with the agent's own models, for the webhook and for reconcile.
 
-Both use `otlp_agent.config.load_document`, the function the agent itself loads its config with, so
+Both use `otlp_agent.api.loader.load_document`, the function the agent itself loads its config with, so
 "accepted by the operator" and "runnable by the agent" cannot drift apart. Every problem is reported
 with its field path (`spec.exporters[0].endpoint: ...`).
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from otlp_agent import config
-from otlp_agent.spec_rules import SpecError
+from otlp_agent.api import loader
+from otlp_agent.api.problems import SpecError
 
 
 def plain(value: Any) -> Any:
@@ -23,11 +23,11 @@ def plain(value: Any) -> Any:
     return value
 
 
-def parse(body: Mapping[str, Any]) -> config.Pipeline:
+def parse(body: Mapping[str, Any]) -> loader.OTLPPipeline:
     """The validated pipeline; raises SpecError listing every problem."""
     document = plain(body)
     document.pop("status", None)
-    return config.load_document(document, source=_where(document))
+    return loader.load_document(document, source=_where(document))
 
 
 def problems(body: Mapping[str, Any]) -> list[str]:

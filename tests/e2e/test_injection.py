@@ -10,7 +10,7 @@ import pathlib
 from typing import Any
 
 import yaml
-from otlp_agent import spec
+from otlp_agent.api import spec
 
 from tests.e2e.test_operator_support import (
     NAMESPACE,

@@ -11,7 +11,7 @@ import sys
 import urllib.request
 
 import pytest
-from otlp_operator import cli
+from otlp_operator.edge import cli
 
 from tests.e2e.test_operator_support import (
     EXAMPLES,

@@ -10,7 +10,7 @@ import json
 import pathlib
 from typing import Any
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from tests.e2e.test_operator_support import (
     EXAMPLES,
@@ -51,8 +51,8 @@ def assert_children_match_the_example(cluster: Cluster, manifest: dict[str, Any]
     config_hash = status["configHash"]
     (config_map,) = config_maps(cluster).values()
     assert config_map["metadata"]["name"] == f"gateway-config-{config_hash}"
-    rendered = config.load_text(config_map["data"]["pipeline.yaml"])
-    assert rendered.spec.exporters == config.load_document(manifest).spec.exporters
+    rendered = loader.load_text(config_map["data"]["pipeline.yaml"])
+    assert rendered.spec.exporters == loader.load_document(manifest).spec.exporters
     service = cluster.get("services", "gateway-otlp")
     assert service is not None
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {

@@ -36,10 +36,11 @@ import kubernetes
 import pytest
 import trustme
 import yaml
-from otlp_operator import crd, handlers, settings
+from otlp_operator.edge import handlers, settings
 
 from tests.support.kube_emulator import ThreadedKubeEmulator
 from tests.support.kube_emulator.kubectl import Kubectl
+from tools import crd
 
 T = TypeVar("T")
 ROOT = pathlib.Path(__file__).resolve().parents[2]

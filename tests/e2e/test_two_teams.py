@@ -21,9 +21,10 @@ from typing import Any
 import kopf
 import kopf.testing
 import yaml
-from otlp_agent import config
-from otlp_agent.app import Agent
-from otlp_operator import handlers, naming, settings
+from otlp_agent.api import loader
+from otlp_agent.process.agent import Agent
+from otlp_operator import naming
+from otlp_operator.edge import handlers, settings
 
 from tests.e2e.test_operator_support import (
     EXAMPLES,
@@ -101,7 +102,7 @@ def resolved(cluster: Cluster, namespace: str, name: str) -> bool:
     return condition(cluster, namespace, name, "ReferencesResolved") == ("True", "Resolved")
 
 
-def local_config(text: str, addresses: dict[str, str]) -> config.Pipeline:
+def local_config(text: str, addresses: dict[str, str]) -> loader.OTLPPipeline:
     """A rendered config made runnable here: free loopback ports to listen on, and every exporter endpoint
     found in `addresses` (in-cluster Service or public URL -> loopback address) replaced."""
     document = yaml.safe_load(text)
@@ -112,7 +113,7 @@ def local_config(text: str, addresses: dict[str, str]) -> config.Pipeline:
     spec["processors"]["batch"]["timeout"] = "20ms"  # deliver promptly; the test waits for arrival
     for exporter in spec["exporters"]:
         exporter["endpoint"] = addresses[exporter["endpoint"]]
-    return config.load_document(document)
+    return loader.load_document(document)
 
 
 @contextlib.asynccontextmanager
@@ -151,7 +152,7 @@ async def run_the_teams(configs: dict[tuple[str, str], str], backends: dict[str,
         for team in TEAMS:
             text = configs[("observability", f"{team}-gateway")]
             gateway = await stack.enter_async_context(agent_from(text, addresses))
-            in_cluster = naming.endpoints(config.load_text(text))["grpc"]
+            in_cluster = naming.endpoints(loader.load_text(text))["grpc"]
             addresses[str(in_cluster)] = grpc_address(gateway)
         sidecars = {
             team: await stack.enter_async_context(agent_from(configs[(team, "apps")], addresses))
@@ -234,7 +235,7 @@ def test_a_referrer_follows_its_target_and_the_tenancy_guard_holds(cluster: Clus
         text = cluster.wait_for(lambda: rendered_config(cluster, "team-a", "apps"), what="new config")
         assert yaml.safe_load(text)["spec"]["exporters"][0]["endpoint"] == new_endpoint
 
-        # The gateway is deleted: team-a's pipeline says so and keeps its last good config.
+        # The gateway is deleted: team-a's pipeline says so and keeps its last good loader.
         last_hash = status(cluster, "team-a", "apps")["configHash"]
         cluster.kubectl("delete", "otlppipeline", "team-a-gateway", "-n", "observability")
         cluster.wait_for(

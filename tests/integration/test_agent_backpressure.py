@@ -12,7 +12,7 @@ import grpc.aio
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent.exporters.result import ExportResult
+from otlp_agent.exporter.result import ExportResult
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.gated_transport import GatedTransport

@@ -62,7 +62,7 @@ class AgentProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "otlp_agent.cli", "run", "--config", str(self.config)]
+        command = [sys.executable, "-m", "otlp_agent.process.cli", "run", "--config", str(self.config)]
         command += ["--listen-host", "127.0.0.1", "--queue-dir", str(self.queue_dir)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -33,8 +33,9 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import otlp_json, secrets
-from otlp_agent.spec import Signal
+from otlp_agent.api import secret_mounts
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import otlp_json
 
 from tests.support import fuzz_requests
 from tests.support.agent_runner import free_port
@@ -132,11 +133,11 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         config = folder / "pipeline.yaml"
         config.write_text(yaml.safe_dump(agent_config(backend, *ports)))
         stderr = folder / "agent.log"
-        env = {**os.environ, secrets.ENV_DIR: str(folder / "secrets")}
+        env = {**os.environ, secret_mounts.ENV_DIR: str(folder / "secrets")}
         command = [
             sys.executable,
             "-m",
-            "otlp_agent.cli",
+            "otlp_agent.process.cli",
             "run",
             "--config",
             str(config),

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from otlp_agent import config
-from otlp_agent.app import Agent
+from otlp_agent.api import loader
+from otlp_agent.process.agent import Agent
 
 from tests.integration.test_agent_backpressure import post, request_bytes
 from tests.support.agent_runner import RunningAgent, free_port, pipeline_manifest
@@ -69,7 +69,7 @@ def ports_of(document: dict[str, Any]) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def reloading_agent(file: ConfigFile, **args: Any) -> AsyncIterator[RunningAgent]:
     agent = Agent(
-        config.load_file(file.link), host="127.0.0.1", config_path=file.link, reload_interval=0.01, **args
+        loader.load_file(file.link), host="127.0.0.1", config_path=file.link, reload_interval=0.01, **args
     )
     await agent.start()
     try:

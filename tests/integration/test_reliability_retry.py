@@ -12,12 +12,12 @@ from typing import Any
 import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import spec
-from otlp_agent.batcher import Batch
-from otlp_agent.exporters.factory import make_transport
-from otlp_agent.exporters.result import ExportResult
-from otlp_agent.exporters.sender import RetrySender
-from otlp_agent.metrics import AgentMetrics
+from otlp_agent.api import spec
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.result import ExportResult
+from otlp_agent.exporter.sender.retry import RetrySender
+from otlp_agent.exporter.transport.factory import make_transport
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.support.fake_clock import FakeClock
 from tests.support.otlp_backend import Fault, OtlpBackend

@@ -15,7 +15,9 @@ import orjson
 import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import logs, secrets
+from otlp_agent.api import secret_mounts
+from otlp_agent.security import secret_files as secret_reading
+from otlp_agent.telemetry import logs
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import Fault, OtlpBackend
@@ -29,8 +31,8 @@ API_KEY = "key-77d0e2-never-log-me"
 
 @pytest.fixture
 def secret_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> SecretFiles:
-    monkeypatch.setenv(secrets.ENV_DIR, str(tmp_path / "secrets"))
-    monkeypatch.setattr(secrets, "POLL_INTERVAL", 0.05)
+    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
+    monkeypatch.setattr(secret_reading, "POLL_INTERVAL", 0.05)
     return SecretFiles(tmp_path / "secrets")
 
 

@@ -16,7 +16,8 @@ import pytest
 import trustme
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import secrets
+from otlp_agent.api import secret_mounts
+from otlp_agent.security import secret_files as secret_reading
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend
@@ -26,8 +27,8 @@ from tests.support.waiting import eventually, eventually_async
 
 @pytest.fixture
 def secret_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> SecretFiles:
-    monkeypatch.setenv(secrets.ENV_DIR, str(tmp_path / "secrets"))
-    monkeypatch.setattr(secrets, "POLL_INTERVAL", 0.05)
+    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
+    monkeypatch.setattr(secret_reading, "POLL_INTERVAL", 0.05)
     return SecretFiles(tmp_path / "secrets")
 
 

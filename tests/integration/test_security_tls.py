@@ -14,8 +14,9 @@ import grpc.aio
 import pytest
 import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import config, secrets
-from otlp_agent.app import Agent
+from otlp_agent.api import loader, secret_mounts
+from otlp_agent.process.agent import Agent
+from otlp_agent.security import secret_files as secret_reading
 
 from tests.support.agent_runner import RunningAgent, agent_running, pipeline_manifest
 from tests.support.otlp_backend import OtlpBackend
@@ -27,8 +28,8 @@ TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 @pytest.fixture
 def secret_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> SecretFiles:
-    monkeypatch.setenv(secrets.ENV_DIR, str(tmp_path / "secrets"))
-    monkeypatch.setattr(secrets, "POLL_INTERVAL", 0.05)
+    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
+    monkeypatch.setattr(secret_reading, "POLL_INTERVAL", 0.05)
     return SecretFiles(tmp_path / "secrets")
 
 
@@ -183,10 +184,10 @@ async def test_mtls_receivers_accept_only_clients_with_a_certificate_from_the_cl
 async def test_an_agent_whose_certificate_secret_is_not_mounted_refuses_to_start(
     secret_files: SecretFiles, backend: OtlpBackend
 ) -> None:
-    pipeline = config.load_document(pipeline_manifest(tls_spec(backend, {"certSecret": "agent-tls"})))
+    pipeline = loader.load_document(pipeline_manifest(tls_spec(backend, {"certSecret": "agent-tls"})))
     agent = Agent(pipeline, host="127.0.0.1")
     try:
-        with pytest.raises(secrets.SecretError, match=r"agent-tls/tls\.crt"):
+        with pytest.raises(secret_reading.SecretError, match=r"agent-tls/tls\.crt"):
             await agent.start()
         assert not agent.ready
     finally:

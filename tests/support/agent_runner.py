@@ -7,8 +7,8 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-from otlp_agent import config
-from otlp_agent.app import Agent
+from otlp_agent.api import loader
+from otlp_agent.process.agent import Agent
 
 
 def free_port() -> int:
@@ -50,7 +50,7 @@ class RunningAgent:
 @contextlib.asynccontextmanager
 async def agent_running(spec: dict[str, Any], **agent_args: Any) -> AsyncIterator[RunningAgent]:
     """Start an agent for `spec` on 127.0.0.1; it is shut down (gracefully) on exit."""
-    pipeline = config.load_document(pipeline_manifest(spec))
+    pipeline = loader.load_document(pipeline_manifest(spec))
     agent = Agent(pipeline, host="127.0.0.1", **agent_args)
     await agent.start()
     try:

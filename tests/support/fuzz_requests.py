@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent import otlp_json
-from otlp_agent.spec import Signal
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import otlp_json
 
 LIMIT = 256 * 1024  # the fuzzed agent's maxMessageSize / maxBodySize
 TOKEN = "fuzz-token-0123456789"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from otlp_agent.batcher import Batch
-from otlp_agent.exporters.result import ExportResult
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.result import ExportResult
 
 
 class GatedTransport:

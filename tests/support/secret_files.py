@@ -13,7 +13,7 @@ import pathlib
 import ssl
 
 import trustme
-from otlp_agent import secrets
+from otlp_agent.api import secret_mounts
 
 _versions = itertools.count()
 
@@ -45,11 +45,11 @@ class SecretFiles:
     def write_tls(self, name: str, cert: trustme.LeafCert, ca: trustme.CA | None = None) -> None:
         """A kubernetes.io/tls Secret: tls.crt (chain), tls.key, and ca.crt when `ca` is given."""
         keys = {
-            secrets.TLS_CERT: cert.cert_chain_pems[0].bytes(),
-            secrets.TLS_KEY: cert.private_key_pem.bytes(),
+            secret_mounts.TLS_CERT: cert.cert_chain_pems[0].bytes(),
+            secret_mounts.TLS_KEY: cert.private_key_pem.bytes(),
         }
         if ca is not None:
-            keys[secrets.CA_CERT] = ca.cert_pem.bytes()
+            keys[secret_mounts.CA_CERT] = ca.cert_pem.bytes()
         self.write(name, **keys)
 
 

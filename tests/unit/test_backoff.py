@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from otlp_agent import spec
-from otlp_agent.exporters import backoff
+from otlp_agent.api import spec
+from otlp_agent.exporter.sender import backoff
 
 
 def retry(**fields: object) -> spec.Retry:

@@ -1,7 +1,8 @@
 """Least privilege: the chart grants exactly the API calls the operator makes, derived from its code; and
 the chart and the operator agree on the webhook paths and the command line.
 
-The operator's own calls all go through `otlp_operator.kube.Kube` (kinds in `kube.RESOURCES`); kopf's calls
+The operator's own calls all go through `otlp_operator.reconcile.kube.Kube` (kinds in `kube.RESOURCES`);
+kopf's calls
 follow from the handlers registered by `handlers.build_registry`: it lists and watches every resource a
 handler is registered for, patches its bookkeeping annotations on resources with change/timer handlers,
 posts Events, and (cluster-wide) watches CRDs. Sidecar injection adds kopf indexes (pipelines, namespaces)
@@ -16,8 +17,9 @@ import functools
 from typing import Any
 
 import pytest
-from otlp_agent import spec
-from otlp_operator import handlers, kube, settings, webhooks
+from otlp_agent.api import spec
+from otlp_operator.edge import handlers, pipeline_webhook, settings
+from otlp_operator.reconcile import kube
 
 from tests.unit import test_chart_support as support
 
@@ -150,9 +152,9 @@ def test_the_derivation_notices_a_new_child_kind(monkeypatch: pytest.MonkeyPatch
 
 def test_the_validating_webhook_path_is_the_handler_kopf_serves() -> None:
     ids = {handler.id: handler.reason.value for handler in registry()._webhooks.get_all_handlers()}
-    assert ids.get(webhooks.WEBHOOK_ID) == "validating"
+    assert ids.get(pipeline_webhook.WEBHOOK_ID) == "validating"
     hook = support.validating_webhook(rendered("default"))
-    assert hook["clientConfig"]["service"]["path"] == f"/{webhooks.WEBHOOK_ID}"
+    assert hook["clientConfig"]["service"]["path"] == f"/{pipeline_webhook.WEBHOOK_ID}"
 
 
 def test_the_injection_webhook_path_is_the_handler_kopf_serves() -> None:
@@ -163,7 +165,7 @@ def test_the_injection_webhook_path_is_the_handler_kopf_serves() -> None:
 
 @pytest.mark.parametrize("scenario", sorted(support.CI_VALUES))
 def test_the_operator_accepts_the_charts_command_line(scenario: str) -> None:
-    from otlp_operator import cli
+    from otlp_operator.edge import cli
 
     objects = rendered(scenario)
     container = support.operator_container(objects)

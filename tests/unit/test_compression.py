@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 import zstandard
-from otlp_agent import compression
+from otlp_agent.otlp import compression
 
 from bench import payloads
 

@@ -6,8 +6,8 @@ import pathlib
 import textwrap
 
 import pytest
-from otlp_agent import config, spec
-from otlp_agent.spec_rules import SpecError
+from otlp_agent.api import loader, spec
+from otlp_agent.api.problems import SpecError
 
 MANIFEST = """\
 apiVersion: telemetry.otlp-operator.io/v1alpha1
@@ -26,26 +26,26 @@ spec:
 
 def problems(text: str, source: str = "pipeline.yaml") -> list[str]:
     with pytest.raises(SpecError) as caught:
-        config.load_text(text, source=source)
+        loader.load_text(text, source=source)
     return [str(p) for p in caught.value.problems]
 
 
 def test_a_manifest_gives_its_name_namespace_and_spec() -> None:
-    pipeline = config.load_text(MANIFEST)
+    pipeline = loader.load_text(MANIFEST)
     assert (pipeline.name, pipeline.namespace) == ("gateway", "observability")
     assert pipeline.spec.processors.batch.timeout == 1.0
     assert pipeline.spec.exporters[0].endpoint == "collector:4317"
 
 
 def test_a_bare_spec_runs_as_a_local_pipeline() -> None:
-    pipeline = config.load_text("exporters: [{name: console, debug: {}}]\nmode: deployment\n")
+    pipeline = loader.load_text("exporters: [{name: console, debug: {}}]\nmode: deployment\n")
     assert (pipeline.name, pipeline.namespace) == ("local", "default")
     assert pipeline.spec.exporters[0].debug == spec.DebugExporter()
 
 
 def test_a_manifest_without_namespace_lands_in_default() -> None:
     text = MANIFEST.replace("  namespace: observability\n", "")
-    assert config.load_text(text).namespace == "default"
+    assert loader.load_text(text).namespace == "default"
 
 
 def test_wrong_api_version_and_kind_are_reported_together_with_spec_problems() -> None:
@@ -105,19 +105,19 @@ def test_a_document_that_is_not_a_mapping_is_refused(text: str) -> None:
 def test_load_file_reads_a_manifest(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "gateway.yaml"
     path.write_text(MANIFEST, encoding="utf-8")
-    assert config.load_file(path).name == "gateway"
+    assert loader.load_file(path).name == "gateway"
 
 
 def test_a_missing_file_is_reported_with_its_path(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "nope.yaml"
     with pytest.raises(SpecError) as caught:
-        config.load_file(path)
+        loader.load_file(path)
     assert [str(p) for p in caught.value.problems] == [f"{path}: cannot read file: No such file or directory"]
 
 
 def test_a_directory_is_reported_as_unreadable(tmp_path: pathlib.Path) -> None:
     with pytest.raises(SpecError) as caught:
-        config.load_file(tmp_path)
+        loader.load_file(tmp_path)
     assert [str(p) for p in caught.value.problems] == [f"{tmp_path}: cannot read file: Is a directory"]
 
 
@@ -125,7 +125,7 @@ def test_problems_of_a_file_carry_its_name(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "two.yaml"
     path.write_text("a: 1\n---\nb: 2\n", encoding="utf-8")
     with pytest.raises(SpecError) as caught:
-        config.load_file(path)
+        loader.load_file(path)
     assert [p.path for p in caught.value.problems] == [str(path)]
 
 
@@ -136,7 +136,7 @@ def test_load_document_takes_an_already_parsed_manifest() -> None:
         "metadata": {"name": "n", "namespace": "ns"},
         "spec": {"exporters": [{"name": "e", "debug": {}}]},
     }
-    pipeline = config.load_document(document)
+    pipeline = loader.load_document(document)
     assert (pipeline.name, pipeline.namespace, pipeline.spec.exporters[0].name) == ("n", "ns", "e")
 
 
@@ -144,6 +144,6 @@ def test_a_file_that_is_not_utf8_is_a_problem_not_a_traceback(tmp_path: pathlib.
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(SpecError) as caught:
-        config.load_file(path)
+        loader.load_file(path)
     assert [p.path for p in caught.value.problems] == [str(path)]
     assert "not UTF-8" in caught.value.problems[0].message

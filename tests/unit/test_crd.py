@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from otlp_agent import spec, units
+from otlp_agent.api import spec, units
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 CRD = yaml.safe_load((REPO / "crds" / "otlppipelines.yaml").read_text(encoding="utf-8"))
@@ -133,9 +133,9 @@ def prop(path: str) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "model_default", "parse"),
     [
-        ("processors.batch.maxItems", spec.Batch().max_items, int),
-        ("processors.batch.maxBytes", spec.Batch().max_bytes, units.parse_bytes),
-        ("processors.batch.timeout", spec.Batch().timeout, units.parse_duration),
+        ("processors.batch.maxItems", spec.BatchSettings().max_items, int),
+        ("processors.batch.maxBytes", spec.BatchSettings().max_bytes, units.parse_bytes),
+        ("processors.batch.timeout", spec.BatchSettings().timeout, units.parse_duration),
         ("receivers.otlp.grpc.port", spec.GrpcReceiver().port, int),
         ("receivers.otlp.http.port", spec.HttpReceiver().port, int),
         ("receivers.otlp.grpc.maxMessageSize", spec.GrpcReceiver().max_message_size, units.parse_bytes),

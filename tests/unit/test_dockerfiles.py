@@ -151,7 +151,7 @@ def test_the_entrypoint_is_the_console_script_of_the_same_name(name: str) -> Non
 
 
 def test_the_operator_images_default_command_is_accepted_by_the_operator() -> None:
-    from otlp_operator import cli
+    from otlp_operator.edge import cli
 
     (command,) = [
         exec_form(step) for step in final_stage(DOCKERFILES["otlp-operator"]) if step.keyword == "CMD"

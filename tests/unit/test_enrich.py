@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.common.v1 import common_pb2
-from otlp_agent import enrich, spec, wire
-from otlp_agent.spec import Signal
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import wire
+from otlp_agent.pipeline import enrich
 
 from tests.unit.test_wire import assert_rightly_placed, placed_items, request, serialize
 

@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from otlp_agent import config
+from otlp_agent.api import loader
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -106,12 +106,12 @@ def test_the_schema_check_catches_broken_manifests(change: Any, where: str) -> N
 def test_every_example_passes_the_agents_validation(
     path: pathlib.Path, index: int, document: dict[str, Any]
 ) -> None:
-    pipeline = config.load_document(document, source=f"{path.name}#{index}")
+    pipeline = loader.load_document(document, source=f"{path.name}#{index}")
     assert pipeline.name == document["metadata"]["name"]
 
 
 def test_the_routing_example_routes_payments_to_its_own_exporter() -> None:
-    routes = config.load_file(REPO / "examples" / "routes-persistent.yaml").spec.routes
+    routes = loader.load_file(REPO / "examples" / "routes-persistent.yaml").spec.routes
     assert routes is not None
     assert [(rule.name, rule.exporters) for rule in routes.rules] == [("payments", ["payments"])]
     assert routes.default == ["shared"]

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from otlp_agent import config, spec
-from otlp_agent.batcher import Batch
-from otlp_agent.exporters import factory
-from otlp_agent.exporters.circuit import Circuit, State
-from otlp_agent.exporters.failover import FAILOVER_AFTER, FailoverTransport
-from otlp_agent.exporters.result import ExportResult
-from otlp_agent.metrics import AgentMetrics
-from otlp_agent.spec_rules import SpecError
+from otlp_agent.api import loader, spec
+from otlp_agent.api.problems import SpecError
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.result import ExportResult
+from otlp_agent.exporter.sender.circuit import Circuit, State
+from otlp_agent.exporter.transport import factory
+from otlp_agent.exporter.transport.failover import FAILOVER_AFTER, FailoverTransport
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.support.fake_clock import FakeClock
 
@@ -112,15 +112,15 @@ def test_failover_endpoints_validate_and_durable_still_needs_a_persistent_queue(
         "metadata": {"name": "p"},
     }
     exporter = {"name": "ha", "endpoints": ["a:4317", "b:4317"], "tls": {"insecure": True}}
-    parsed = config.load_document({**base, "spec": {"exporters": [exporter]}})
+    parsed = loader.load_document({**base, "spec": {"exporters": [exporter]}})
     assert parsed.spec.exporters[0].endpoints == ["a:4317", "b:4317"]
     persistent = {"type": "persistent", "storageSize": "1Gi"}
     for delivery in ("durable", "endToEnd"):
         durable = {**exporter, "queue": persistent, "delivery": delivery}
-        config.load_document({**base, "spec": {"exporters": [durable]}})
-    config.load_document({**base, "spec": {"exporters": [{**exporter, "delivery": "endToEnd"}]}})
+        loader.load_document({**base, "spec": {"exporters": [durable]}})
+    loader.load_document({**base, "spec": {"exporters": [{**exporter, "delivery": "endToEnd"}]}})
     with pytest.raises(SpecError) as refused:
-        config.load_document({**base, "spec": {"exporters": [{**exporter, "delivery": "durable"}]}})
+        loader.load_document({**base, "spec": {"exporters": [{**exporter, "delivery": "durable"}]}})
     assert [str(p) for p in refused.value.problems] == [
         "spec.exporters[0].delivery: durable delivery needs queue type persistent"
     ]

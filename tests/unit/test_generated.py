@@ -1,4 +1,4 @@
-"""Generated files (CRD, the chart's CRD copy, the configuration reference) match otlp_agent.spec.
+"""Generated files (CRD, the chart's CRD copy, the configuration reference) match otlp_agent.api.spec.
 
 When one of these tests fails after a spec change: run `make generate` and commit the result.
 """
@@ -12,8 +12,9 @@ from collections.abc import Iterator
 
 import pydantic
 import pytest
-from otlp_agent import spec
-from otlp_operator import generate
+from otlp_agent.api import spec
+
+from tools import generate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FILES = generate.generated_files()

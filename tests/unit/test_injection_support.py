@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 from otlp_operator.injection import resolve
 
 IMAGE = "registry.test/otlp-agent:1.2.3"
@@ -15,14 +15,14 @@ HASH = "0123456789"
 EXPORTER = {"name": "backend", "endpoint": "gateway-otlp.observability.svc:4317", "tls": {"insecure": True}}
 
 
-def pipeline(name: str = "agent", namespace: str = "shop", **fields: Any) -> config.Pipeline:
+def pipeline(name: str = "agent", namespace: str = "shop", **fields: Any) -> loader.OTLPPipeline:
     document = {
         "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
         "kind": spec.KIND,
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"mode": "sidecar", "exporters": [EXPORTER], **fields},
     }
-    return config.load_document(document)
+    return loader.load_document(document)
 
 
 def body(name: str = "agent", namespace: str = "shop", **fields: Any) -> dict[str, Any]:

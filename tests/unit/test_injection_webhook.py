@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from otlp_operator import injection_handlers, settings
+from otlp_operator.edge import injection_handlers, settings
 
 from tests.unit.test_injection_support import bare_pod, target
 

@@ -5,29 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 from otlp_operator import manifests, naming
 from otlp_operator.manifests import agentconfig
 
 from tests.unit import test_manifests_support as support
 
 
-def pipeline(name: str = "gw", namespace: str = "obs", **fields: Any) -> config.Pipeline:
+def pipeline(name: str = "gw", namespace: str = "obs", **fields: Any) -> loader.OTLPPipeline:
     body = {"exporters": [support.EXPORTER], **fields}
-    return config.Pipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(body))
+    return loader.OTLPPipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(body))
 
 
-def kinds(p: config.Pipeline, **kwargs: Any) -> dict[str, dict[str, Any]]:
+def kinds(p: loader.OTLPPipeline, **kwargs: Any) -> dict[str, dict[str, Any]]:
     return support.by_kind(manifests.build_all(p, agent_image=support.IMAGE, **kwargs))
 
 
-def pod_spec(p: config.Pipeline) -> dict[str, Any]:
+def pod_spec(p: loader.OTLPPipeline) -> dict[str, Any]:
     objects = kinds(p)
     workload = objects.get("Deployment") or objects["DaemonSet"]
     return dict(workload["spec"]["template"]["spec"])
 
 
-def agent(p: config.Pipeline) -> dict[str, Any]:
+def agent(p: loader.OTLPPipeline) -> dict[str, Any]:
     return dict(pod_spec(p)["containers"][0])
 
 
@@ -46,7 +46,7 @@ def test_each_mode_creates_its_objects_in_apply_order() -> None:
 def test_the_config_map_holds_a_manifest_the_agent_loads_back_to_the_same_spec() -> None:
     p = pipeline(processors={"batch": {"timeout": "1s", "maxBytes": "1Mi"}}, replicas=3)
     text = kinds(p)["ConfigMap"]["data"]["pipeline.yaml"]
-    loaded = config.load_text(text)
+    loaded = loader.load_text(text)
     assert (loaded.name, loaded.namespace) == ("gw", "obs")
     assert loaded.spec == p.spec.model_copy(update={"replicas": 1})
     assert yaml.safe_load(text)["spec"]["processors"]["batch"]["timeout"] == "1s"
@@ -163,7 +163,7 @@ def test_autoscaling_creates_an_hpa_and_leaves_replicas_to_it() -> None:
     assert "replicas" not in objects["Deployment"]["spec"]
 
 
-def persistent(**fields: Any) -> config.Pipeline:
+def persistent(**fields: Any) -> loader.OTLPPipeline:
     queue = {"type": "persistent", "storageSize": "1Gi"}
     exporters = [
         {**support.EXPORTER, "name": "a", "queue": {**queue, "storageClassName": "ssd"}},
@@ -173,7 +173,7 @@ def persistent(**fields: Any) -> config.Pipeline:
     return pipeline(exporters=exporters, **fields)
 
 
-def queue_volume(p: config.Pipeline) -> dict[str, Any]:
+def queue_volume(p: loader.OTLPPipeline) -> dict[str, Any]:
     (volume,) = [v for v in pod_spec(p)["volumes"] if v["name"] == "queue"]
     return dict(volume)
 

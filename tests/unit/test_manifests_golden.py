@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from otlp_operator import cli
+from otlp_operator.edge import cli
 
 from tests.unit import test_manifests_support as support
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from otlp_agent import spec
+from otlp_agent.api import spec
 from otlp_operator import naming
 from otlp_operator.manifests import agentconfig
 

@@ -13,8 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from otlp_agent import config, spec
-from otlp_agent import secrets as agent_secrets
+from otlp_agent.api import loader, secret_mounts, spec
 from otlp_operator import manifests, naming
 from otlp_operator.injection import sidecar, transform
 from otlp_operator.manifests import agentconfig
@@ -65,7 +64,7 @@ READ = {
 MODES = ["deployment", "daemonset", "sidecar"]
 
 
-def pipeline(mode: str = "deployment", **changes: Any) -> config.Pipeline:
+def pipeline(mode: str = "deployment", **changes: Any) -> loader.OTLPPipeline:
     body = {**copy.deepcopy(SECURE), "mode": mode, **changes}
     document = {
         "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
@@ -73,10 +72,10 @@ def pipeline(mode: str = "deployment", **changes: Any) -> config.Pipeline:
         "metadata": {"name": "gw", "namespace": "shop"},
         "spec": body,
     }
-    return config.load_document(document)  # validated, as the operator would
+    return loader.load_document(document)  # validated, as the operator would
 
 
-def pod_spec(target: config.Pipeline) -> dict[str, Any]:
+def pod_spec(target: loader.OTLPPipeline) -> dict[str, Any]:
     """The spec of the pod the agent of `target` runs in (the injected app pod for a sidecar)."""
     if target.spec.mode == spec.Mode.sidecar:
         pod = transform.inject(
@@ -122,10 +121,10 @@ def test_the_agent_finds_every_secret_key_it_reads_at_the_path_the_pod_mounts_it
 ) -> None:
     spec_ = pod_spec(pipeline(mode))
     agent = agent_of(spec_)
-    monkeypatch.setenv(agent_secrets.ENV_DIR, env_of(agent)[agent_secrets.ENV_DIR])
-    expected = {str(agent_secrets.path_of(name, key)): (name, key) for name, key in READ}
+    monkeypatch.setenv(secret_mounts.ENV_DIR, env_of(agent)[secret_mounts.ENV_DIR])
+    expected = {str(secret_mounts.path_of(name, key)): (name, key) for name, key in READ}
     assert mounted_files(spec_, agent) == expected
-    assert env_of(agent)[agent_secrets.ENV_DIR] == "/var/run/secrets/otlp-agent"
+    assert env_of(agent)[secret_mounts.ENV_DIR] == "/var/run/secrets/otlp-agent"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -156,7 +155,7 @@ def test_in_an_injected_pod_secret_files_are_readable_inside_the_agent_container
     for container in [*spec_["initContainers"], *spec_["containers"]]:
         if container["name"] != naming.CONTAINER:
             assert not mounted_files(spec_, container), container["name"]
-            assert agent_secrets.ENV_DIR not in env_of(container)
+            assert secret_mounts.ENV_DIR not in env_of(container)
     assert all(name.startswith("otlp-agent-") for name in volumes)
 
 
@@ -165,7 +164,7 @@ def test_a_pipeline_without_secrets_mounts_none_and_sets_no_secrets_dir(mode: st
     exporter = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
     spec_ = pod_spec(pipeline(mode, receivers={}, exporters=[exporter]))
     assert secret_volumes(spec_) == {}
-    assert agent_secrets.ENV_DIR not in env_of(agent_of(spec_))
+    assert secret_mounts.ENV_DIR not in env_of(agent_of(spec_))
 
 
 def test_a_disabled_receivers_secrets_are_not_mounted() -> None:
@@ -177,13 +176,13 @@ def test_a_disabled_receivers_secrets_are_not_mounted() -> None:
 
 
 def test_a_secrets_dir_set_in_the_spec_moves_the_mounts_with_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    spec_ = pod_spec(pipeline(env=[{"name": agent_secrets.ENV_DIR, "value": "/etc/creds/"}]))
+    spec_ = pod_spec(pipeline(env=[{"name": secret_mounts.ENV_DIR, "value": "/etc/creds/"}]))
     agent = agent_of(spec_)
-    assert [e for e in agent["env"] if e["name"] == agent_secrets.ENV_DIR] == [
-        {"name": agent_secrets.ENV_DIR, "value": "/etc/creds/"}
+    assert [e for e in agent["env"] if e["name"] == secret_mounts.ENV_DIR] == [
+        {"name": secret_mounts.ENV_DIR, "value": "/etc/creds/"}
     ]
-    monkeypatch.setenv(agent_secrets.ENV_DIR, "/etc/creds/")
-    assert set(mounted_files(spec_, agent)) == {str(agent_secrets.path_of(n, k)) for n, k in READ}
+    monkeypatch.setenv(secret_mounts.ENV_DIR, "/etc/creds/")
+    assert set(mounted_files(spec_, agent)) == {str(secret_mounts.path_of(n, k)) for n, k in READ}
 
 
 def test_the_rendered_config_names_secrets_and_keys_and_nothing_carries_a_secret_value() -> None:
@@ -203,7 +202,7 @@ def test_the_rendered_config_names_secrets_and_keys_and_nothing_carries_a_secret
 
 
 def test_naming_another_secret_rolls_the_pods_but_no_secret_content_is_hashed() -> None:
-    def template(target: config.Pipeline) -> dict[str, Any]:
+    def template(target: loader.OTLPPipeline) -> dict[str, Any]:
         (deployment,) = [
             o for o in manifests.build_all(target, agent_image=IMAGE) if o["kind"] == "Deployment"
         ]

@@ -15,8 +15,10 @@ import pathlib
 from typing import Any
 
 import yaml
-from otlp_agent import config, spec, spec_rules
-from otlp_operator import manifests, pipelinerefs
+from otlp_agent.api import loader, spec
+from otlp_agent.api.problems import SpecError
+from otlp_operator import manifests
+from otlp_operator.reconcile import pipeline_refs
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -64,20 +66,20 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 
-def pipeline_from_example(path: pathlib.Path) -> config.Pipeline:
+def pipeline_from_example(path: pathlib.Path) -> loader.OTLPPipeline:
     """An example as a Pipeline; "not implemented yet" refusals are bypassed (see the module docstring)."""
     try:
-        return config.load_file(path)
-    except spec_rules.SpecError as exc:
+        return loader.load_file(path)
+    except SpecError as exc:
         others = [p for p in exc.problems if "not implemented yet" not in p.message]
         assert not others, f"{path.name} is invalid: {others}"
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     metadata = document["metadata"]
     model = spec.OTLPPipelineSpec.model_validate(document["spec"])
-    return config.Pipeline(metadata["name"], metadata.get("namespace", "default"), model)
+    return loader.OTLPPipeline(metadata["name"], metadata.get("namespace", "default"), model)
 
 
-def pipelines_from_file(path: pathlib.Path) -> dict[str, config.Pipeline]:
+def pipelines_from_file(path: pathlib.Path) -> dict[str, loader.OTLPPipeline]:
     """The cases of one example file: its stem for one pipeline, one case per pipeline for several."""
     documents = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
     if len(documents) == 1:
@@ -85,30 +87,30 @@ def pipelines_from_file(path: pathlib.Path) -> dict[str, config.Pipeline]:
     found = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in documents}
     cases = {}
     for (namespace, name), document in found.items():
-        pipeline = config.load_document(document, source=f"{path.name}: {namespace}/{name}")
-        targets = {key: found.get(key) for key in pipelinerefs.targets(pipeline)}
-        resolution = pipelinerefs.resolve(pipeline, targets)
+        pipeline = loader.load_document(document, source=f"{path.name}: {namespace}/{name}")
+        targets = {key: found.get(key) for key in pipeline_refs.targets(pipeline)}
+        resolution = pipeline_refs.resolve(pipeline, targets)
         assert not resolution.failures, resolution.failures
         cases[f"{path.stem}--{namespace}--{name}"] = resolution.pipeline
     return cases
 
 
-def scenario(name: str, namespace: str = "observability") -> config.Pipeline:
+def scenario(name: str, namespace: str = "observability") -> loader.OTLPPipeline:
     """A scenario as a Pipeline (built from the models, so not-yet-implemented fields are allowed)."""
-    return config.Pipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(SCENARIOS[name]))
+    return loader.OTLPPipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(SCENARIOS[name]))
 
 
-def owner_for(pipeline: config.Pipeline) -> dict[str, Any]:
+def owner_for(pipeline: loader.OTLPPipeline) -> dict[str, Any]:
     """The fixed owner, renamed after `pipeline`."""
     return {**OWNER, "metadata": {**OWNER["metadata"], "name": pipeline.name}}
 
 
-def build(pipeline: config.Pipeline) -> list[dict[str, Any]]:
+def build(pipeline: loader.OTLPPipeline) -> list[dict[str, Any]]:
     """Every child of `pipeline` with the fixed image and owner."""
     return manifests.build_all(pipeline, agent_image=IMAGE, owner=owner_for(pipeline))
 
 
-def all_cases() -> dict[str, config.Pipeline]:
+def all_cases() -> dict[str, loader.OTLPPipeline]:
     """Every example (by file stem) and every scenario (prefixed `scenario-`)."""
     cases = {name: pipeline for path in EXAMPLES for name, pipeline in pipelines_from_file(path).items()}
     cases.update({f"scenario-{name}": scenario(name) for name in SCENARIOS})

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import hypothesis
 from hypothesis import strategies as st
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 from otlp_operator import naming
 
 
-def pipeline(name: str, namespace: str = "obs") -> config.Pipeline:
+def pipeline(name: str, namespace: str = "obs") -> loader.OTLPPipeline:
     body = {"exporters": [{"name": "out", "debug": {}}]}
-    return config.Pipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(body))
+    return loader.OTLPPipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(body))
 
 
-def all_names(p: config.Pipeline) -> list[str]:
+def all_names(p: loader.OTLPPipeline) -> list[str]:
     return [
         naming.workload(p),
         naming.service(p),

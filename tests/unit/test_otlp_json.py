@@ -15,9 +15,9 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-from otlp_agent import otlp_json
-from otlp_agent.signals import SIGNALS
-from otlp_agent.spec import Signal
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import otlp_json
+from otlp_agent.otlp.signals import SIGNALS
 
 TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")

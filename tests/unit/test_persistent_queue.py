@@ -8,9 +8,9 @@ import pathlib
 import sqlite3
 
 import pytest
-from otlp_agent import spec
-from otlp_agent.batcher import Batch
-from otlp_agent.persistent_queue import FORMAT_VERSION, PersistentQueue
+from otlp_agent.api import spec
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.queue.persistent import FORMAT_VERSION, PersistentQueue
 
 from tests.support.waiting import eventually
 

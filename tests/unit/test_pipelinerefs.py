@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from otlp_agent import config
-from otlp_operator import pipelinerefs
+from otlp_agent.api import loader
 from otlp_operator.manifests import agentconfig
+from otlp_operator.reconcile import pipeline_refs
 
 
 def manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
@@ -23,23 +23,23 @@ def manifest(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def referrer(namespace: str = "team-a", **ref_fields: Any) -> config.Pipeline:
+def referrer(namespace: str = "team-a", **ref_fields: Any) -> loader.OTLPPipeline:
     exporter = {"name": "to-gateway", "pipelineRef": {"name": "gateway"}, **ref_fields}
-    return config.load_document(manifest("apps", namespace, exporters=[exporter]))
+    return loader.load_document(manifest("apps", namespace, exporters=[exporter]))
 
 
 GATEWAY = manifest("gateway", "team-a")
 
 
-def resolve_against(pipeline: config.Pipeline, *bodies: dict[str, Any]) -> pipelinerefs.Resolution:
+def resolve_against(pipeline: loader.OTLPPipeline, *bodies: dict[str, Any]) -> pipeline_refs.Resolution:
     found = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in bodies}
-    return pipelinerefs.resolve(pipeline, {key: found.get(key) for key in pipelinerefs.targets(pipeline)})
+    return pipeline_refs.resolve(pipeline, {key: found.get(key) for key in pipeline_refs.targets(pipeline)})
 
 
-def rendered_exporter(resolution: pipelinerefs.Resolution) -> dict[str, Any]:
+def rendered_exporter(resolution: pipeline_refs.Resolution) -> dict[str, Any]:
     """The exporter as the agent reads it from the ConfigMap (re-validated by the agent's own loader)."""
     text = agentconfig.render(resolution.pipeline).text
-    config.load_text(text)
+    loader.load_text(text)
     exporter: dict[str, Any] = yaml.safe_load(text)["spec"]["exporters"][0]
     return exporter
 
@@ -97,7 +97,7 @@ def test_a_target_serving_tls_gets_an_https_endpoint_and_keeps_the_exporters_tls
 
 
 def test_the_resolved_pipeline_keeps_its_other_exporters_untouched() -> None:
-    pipeline = config.load_document(
+    pipeline = loader.load_document(
         manifest(
             "apps",
             "team-a",
@@ -128,14 +128,14 @@ def test_the_resolved_pipeline_keeps_its_other_exporters_untouched() -> None:
 )
 def test_a_reference_that_cannot_resolve_says_why(target: dict[str, Any] | None, reason: str) -> None:
     pipeline = referrer()
-    resolution = pipelinerefs.resolve(pipeline, {("team-a", "gateway"): target})
+    resolution = pipeline_refs.resolve(pipeline, {("team-a", "gateway"): target})
     assert [f.reason for f in resolution.failures] == [reason]
     assert "exporter to-gateway -> team-a/gateway" in str(resolution.failures[0])
     assert resolution.references == []
 
 
 def test_a_pipeline_cannot_reference_itself() -> None:
-    pipeline = config.load_document(
+    pipeline = loader.load_document(
         manifest("apps", "team-a", exporters=[{"name": "loop", "pipelineRef": {"name": "apps"}}])
     )
     (failure,) = resolve_against(pipeline, manifest("apps", "team-a")).failures
@@ -165,19 +165,21 @@ def test_the_same_namespace_needs_no_allow_list_entry() -> None:
     assert resolve_against(referrer(), GATEWAY).failures == []
 
 
-def remembered(index: pipelinerefs.ReferrerIndex, pipeline: config.Pipeline, *bodies: dict[str, Any]) -> None:
+def remembered(
+    index: pipeline_refs.ReferrerIndex, pipeline: loader.OTLPPipeline, *bodies: dict[str, Any]
+) -> None:
     index.remember(pipeline, resolve_against(pipeline, *bodies))
 
 
 def test_a_target_change_that_moves_its_endpoint_reconciles_the_referrer() -> None:
-    index = pipelinerefs.ReferrerIndex()
+    index = pipeline_refs.ReferrerIndex()
     remembered(index, referrer(), GATEWAY)
     moved = manifest("gateway", "team-a", receivers={"otlp": {"grpc": {"port": 14317}}})
     assert index.referrers_to_reconcile(("team-a", "gateway"), moved) == [("team-a", "apps")]
 
 
 def test_a_target_change_that_resolves_the_same_reconciles_nobody() -> None:
-    index = pipelinerefs.ReferrerIndex()
+    index = pipeline_refs.ReferrerIndex()
     remembered(index, referrer(), GATEWAY)
     status_only = copy.deepcopy(GATEWAY)
     status_only["status"] = {"observedGeneration": 3}
@@ -187,16 +189,16 @@ def test_a_target_change_that_resolves_the_same_reconciles_nobody() -> None:
 
 
 def test_deleting_or_creating_a_target_reconciles_its_referrers() -> None:
-    index = pipelinerefs.ReferrerIndex()
+    index = pipeline_refs.ReferrerIndex()
     remembered(index, referrer(), GATEWAY)
     assert index.referrers_to_reconcile(("team-a", "gateway"), None) == [("team-a", "apps")]
-    missing = pipelinerefs.ReferrerIndex()
+    missing = pipeline_refs.ReferrerIndex()
     remembered(missing, referrer())
     assert missing.referrers_to_reconcile(("team-a", "gateway"), GATEWAY) == [("team-a", "apps")]
 
 
 def test_an_allow_list_change_reconciles_the_referrer_from_another_namespace() -> None:
-    index = pipelinerefs.ReferrerIndex()
+    index = pipeline_refs.ReferrerIndex()
     other = referrer(namespace="team-b", pipelineRef={"name": "gateway", "namespace": "team-a"})
     remembered(index, other, GATEWAY)
     allowing = manifest("gateway", "team-a", allowedReferrerNamespaces=["team-b"])
@@ -204,7 +206,7 @@ def test_an_allow_list_change_reconciles_the_referrer_from_another_namespace() -
 
 
 def test_a_forgotten_referrer_is_never_reconciled() -> None:
-    index = pipelinerefs.ReferrerIndex()
+    index = pipeline_refs.ReferrerIndex()
     remembered(index, referrer(), GATEWAY)
     index.forget(("team-a", "apps"))
     assert index.referrers_to_reconcile(("team-a", "gateway"), None) == []
@@ -212,7 +214,7 @@ def test_a_forgotten_referrer_is_never_reconciled() -> None:
 
 def test_a_target_the_operator_may_not_read_says_so() -> None:
     other = referrer(pipelineRef={"name": "gateway", "namespace": "elsewhere"})
-    resolution = pipelinerefs.resolve(other, {}, {("elsewhere", "gateway"): "403 Forbidden: no access"})
+    resolution = pipeline_refs.resolve(other, {}, {("elsewhere", "gateway"): "403 Forbidden: no access"})
     (failure,) = resolution.failures
     assert (failure.reason, failure.target) == ("TargetUnreadable", "elsewhere/gateway")
     assert "cannot read OTLPPipeline elsewhere/gateway: 403 Forbidden" in failure.message
@@ -222,7 +224,7 @@ def test_two_pipelines_referencing_each_other_are_both_refused() -> None:
     gateway = manifest("gateway", "team-a", exporters=[{"name": "back", "pipelineRef": {"name": "apps"}}])
     apps = manifest("apps", "team-a", exporters=[{"name": "to-gateway", "pipelineRef": {"name": "gateway"}}])
     for referring, target in ((apps, gateway), (gateway, apps)):
-        (failure,) = resolve_against(config.load_document(referring), target).failures
+        (failure,) = resolve_against(loader.load_document(referring), target).failures
         assert failure.reason == "ReferenceCycle"
         assert "exports back to this pipeline" in failure.message
     # A target that forwards elsewhere is no cycle.

@@ -7,9 +7,10 @@ import asyncio
 from typing import Any
 
 import pytest
-from otlp_agent import queues, spec
-from otlp_agent.batcher import Batch
-from otlp_agent.spec import Signal
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.queue import memory
 
 pytestmark = pytest.mark.looptime
 
@@ -18,15 +19,15 @@ def batch(tag: int, items: int = 10, size: int = 1000) -> Batch:
     return Batch(Signal.traces, [b"batch-%d" % tag], items, size)
 
 
-def make(**settings: Any) -> tuple[queues.MemoryQueue, list[tuple[int, str]]]:
+def make(**settings: Any) -> tuple[memory.MemoryQueue, list[tuple[int, str]]]:
     drops: list[tuple[int, str]] = []
-    queue = queues.MemoryQueue(
+    queue = memory.MemoryQueue(
         spec.Queue.model_validate(settings), lambda b, reason: drops.append((int(b.chunks[0][6:]), reason))
     )
     return queue, drops
 
 
-async def contents(queue: queues.MemoryQueue) -> list[int]:
+async def contents(queue: memory.MemoryQueue) -> list[int]:
     out = []
     while len(queue):
         out.append(int((await queue.get()).chunks[0][6:]))

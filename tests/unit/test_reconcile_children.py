@@ -1,4 +1,4 @@
-"""Which child events ask for a reconcile (children.ChildIndex), and the webhook's validation message."""
+"""Which child events ask for a reconcile (child_events.ChildIndex), and the webhook's validation message."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pathlib
 from typing import Any
 
 import yaml
-from otlp_operator import children, merge, validation
+from otlp_operator import naming, validation
+from otlp_operator.reconcile import child_events, merge
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-GW = children.PipelineKey("obs", "gw")
+GW = naming.PipelineKey("obs", "gw")
 
 
 def child(kind: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -24,8 +25,8 @@ def live(desired: dict[str, Any], **status: Any) -> dict[str, Any]:
     return served
 
 
-def index_with(*desired: dict[str, Any], workload: dict[str, Any] | None = None) -> children.ChildIndex:
-    index = children.ChildIndex()
+def index_with(*desired: dict[str, Any], workload: dict[str, Any] | None = None) -> child_events.ChildIndex:
+    index = child_events.ChildIndex()
     index.remember(GW, list(desired))
     if workload is not None:
         index.observed(workload)

@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from otlp_operator import merge
+from otlp_operator.reconcile import merge
 
 UID = "1111-2222"
 OWNER_REF = {

@@ -8,11 +8,12 @@ from typing import Any
 
 import grpc
 import pytest
-from otlp_agent import errors, spec
-from otlp_agent.batcher import Batch
-from otlp_agent.exporters.result import ExportResult
-from otlp_agent.exporters.sender import RetrySender
-from otlp_agent.metrics import AgentMetrics
+from otlp_agent.api import spec
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.result import ExportResult
+from otlp_agent.exporter.sender.retry import RetrySender
+from otlp_agent.otlp import errors
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.support.fake_clock import FakeClock
 

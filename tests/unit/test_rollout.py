@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from otlp_operator import rollout
 from otlp_operator.injection import transform
+from otlp_operator.reconcile import sidecar_restarts
 
 from tests.support.fake_clock import FakeClock
 from tests.unit.test_injection_support import IMAGE, NEW, bare_pod, deployment_pod, pipeline
@@ -35,8 +35,8 @@ def test_pods_with_an_old_hash_name_their_deployment_once_and_current_pods_nothi
         injected(deployment_pod(), "old"),
         injected(stateful_pod(), "new"),
     ]
-    workloads, unrollable = rollout.stale(pods, "shop", "agent", "new")
-    assert workloads == [rollout.WorkloadRef("Deployment", "shop", "web")]
+    workloads, unrollable = sidecar_restarts.stale(pods, "shop", "agent", "new")
+    assert workloads == [sidecar_restarts.WorkloadRef("Deployment", "shop", "web")]
     assert unrollable == []
 
 
@@ -44,7 +44,7 @@ def test_pods_of_another_pipeline_or_being_deleted_are_not_stale() -> None:
     other = injected(deployment_pod(), "old", name="other")
     leaving = injected(stateful_pod(), "old")
     leaving["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    assert rollout.stale([other, leaving], "shop", "agent", "new") == ([], [])
+    assert sidecar_restarts.stale([other, leaving], "shop", "agent", "new") == ([], [])
 
 
 def test_stale_pods_without_a_restartable_workload_are_reported_not_restarted() -> None:
@@ -52,7 +52,7 @@ def test_stale_pods_without_a_restartable_workload_are_reported_not_restarted() 
     job_pod["metadata"]["ownerReferences"] = [
         {"kind": "Job", "name": "report", "uid": "j", "controller": True}
     ]
-    workloads, unrollable = rollout.stale(
+    workloads, unrollable = sidecar_restarts.stale(
         [injected(bare_pod("debug"), "old"), injected(job_pod, "old")], "shop", "agent", "new"
     )
     assert workloads == []
@@ -60,7 +60,7 @@ def test_stale_pods_without_a_restartable_workload_are_reported_not_restarted() 
 
 
 def test_the_restart_patch_is_kubectl_rollout_restarts_annotation_plus_the_hash() -> None:
-    patch = rollout.restart_patch("abc", "2026-11-21T20:00:00Z")
+    patch = sidecar_restarts.restart_patch("abc", "2026-11-21T20:00:00Z")
     assert patch == {
         "spec": {
             "template": {
@@ -77,7 +77,7 @@ def test_the_restart_patch_is_kubectl_rollout_restarts_annotation_plus_the_hash(
 
 def test_the_limiter_allows_a_burst_then_one_restart_per_interval() -> None:
     clock = FakeClock()
-    limiter = rollout.Limiter(burst=2, interval=10.0, clock=clock)
+    limiter = sidecar_restarts.Limiter(burst=2, interval=10.0, clock=clock)
     assert [limiter.take() for _ in range(3)] == [True, True, False]
     assert limiter.wait() == 10.0
     clock.now = 4.0
@@ -89,7 +89,7 @@ def test_the_limiter_allows_a_burst_then_one_restart_per_interval() -> None:
 
 
 class ScriptedKube:
-    """The calls `rollout.roll` makes, answered from dicts; patches are recorded and applied."""
+    """The calls `sidecar_restarts.roll` makes, answered from dicts; patches are recorded and applied."""
 
     def __init__(self, pods: list[dict[str, Any]], workloads: dict[tuple[str, str, str], dict[str, Any]]):
         self.pods, self.workloads = pods, workloads
@@ -121,14 +121,14 @@ async def test_a_pass_restarts_within_the_limit_leaves_the_rest_pending_and_neve
     client = ScriptedKube(
         pods, {("Deployment", "shop", "web"): workload(), ("StatefulSet", "shop", "db"): workload()}
     )
-    limiter = rollout.Limiter(burst=1, interval=60.0, clock=FakeClock())
-    first = await rollout.roll(client, ("shop", "agent"), ["shop"], "new", limiter, "t1")  # type: ignore[arg-type]
+    limiter = sidecar_restarts.Limiter(burst=1, interval=60.0, clock=FakeClock())
+    first = await sidecar_restarts.roll(client, ("shop", "agent"), ["shop"], "new", limiter, "t1")  # type: ignore[arg-type]
     assert [str(r) for r in first.restarted] == ["Deployment shop/web"]
     assert [str(r) for r in first.pending] == ["StatefulSet shop/db"]
     assert client.listed == [("shop", "telemetry.otlp-operator.io/injected=agent")]
 
-    limiter = rollout.Limiter(burst=5, interval=60.0, clock=FakeClock())
-    second = await rollout.roll(client, ("shop", "agent"), ["shop"], "new", limiter, "t2")  # type: ignore[arg-type]
+    limiter = sidecar_restarts.Limiter(burst=5, interval=60.0, clock=FakeClock())
+    second = await sidecar_restarts.roll(client, ("shop", "agent"), ["shop"], "new", limiter, "t2")  # type: ignore[arg-type]
     assert [str(r) for r in second.restarted] == ["StatefulSet shop/db"]
     assert [str(r) for r in second.already] == ["Deployment shop/web"]  # its pods are still old: in progress
     assert client.patched == [("Deployment", "shop", "web"), ("StatefulSet", "shop", "db")]

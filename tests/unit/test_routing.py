@@ -11,8 +11,10 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 from opentelemetry.proto.common.v1 import common_pb2
-from otlp_agent import routing, spec, wire
-from otlp_agent.spec import Signal
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import wire
+from otlp_agent.pipeline import routing
 
 from tests.unit.test_wire import assert_rightly_placed, placed_items, request, serialize
 

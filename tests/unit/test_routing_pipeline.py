@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 from opentelemetry.proto.common.v1 import common_pb2
-from otlp_agent import errors, spec, wire
-from otlp_agent.metrics import AgentMetrics
-from otlp_agent.pipeline import Pipeline
-from otlp_agent.spec import Signal
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import errors, wire
+from otlp_agent.pipeline.intake import Intake
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.unit.test_wire import request, serialize
 
@@ -18,10 +19,8 @@ EXPORTERS = [{"name": name, "debug": {}} for name in ("a", "b", "shared")]
 TEAM_A = {"attribute": "k8s.namespace.name", "equals": "team-a"}
 
 
-def make(
-    body: dict[str, Any], environ: dict[str, str] | None = None
-) -> tuple[Pipeline, dict[str, list[Any]]]:
-    pipeline = Pipeline(
+def make(body: dict[str, Any], environ: dict[str, str] | None = None) -> tuple[Intake, dict[str, list[Any]]]:
+    pipeline = Intake(
         spec.OTLPPipelineSpec.model_validate({"exporters": EXPORTERS, **body}),
         AgentMetrics(),
         environ=environ,
@@ -125,8 +124,8 @@ async def test_enrichment_comes_first_so_routes_can_match_what_it_adds() -> None
 async def test_a_pipeline_built_again_on_reload_counts_into_the_same_route_metrics() -> None:
     metrics = AgentMetrics()
     body = spec.OTLPPipelineSpec.model_validate({"exporters": EXPORTERS, "routes": {"default": ["a"]}})
-    Pipeline(body, metrics)
-    reloaded = Pipeline(body, metrics)  # registering the route metrics twice would raise here
+    Intake(body, metrics)
+    reloaded = Intake(body, metrics)  # registering the route metrics twice would raise here
     for exporter in reloaded.exporters:
         exporter.accept = _accept_nothing  # type: ignore[method-assign]
     await reloaded.consume(Signal.traces, teams("x"), 2)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from otlp_agent import spec_rules
+from otlp_agent.api import rules
+from otlp_agent.api.problems import SpecError
 
 EXPORTERS = [
     {"name": "team-a", "debug": {}},
@@ -16,13 +17,13 @@ EXPORTERS = [
 
 
 def problems(routes: dict[str, Any]) -> dict[str, str]:
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec({"exporters": EXPORTERS, "routes": routes})
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec({"exporters": EXPORTERS, "routes": routes})
     return {p.path: p.message for p in caught.value.problems}
 
 
 def test_sound_routes_and_enrichment_are_accepted() -> None:
-    parsed = spec_rules.validate_spec(
+    parsed = rules.validate_spec(
         {
             "exporters": EXPORTERS,
             "processors": {"k8sAttributes": {"clusterName": "prod-eu"}},
@@ -49,7 +50,7 @@ def test_sound_routes_and_enrichment_are_accepted() -> None:
 
 
 def test_an_empty_k8s_attributes_is_accepted() -> None:
-    parsed = spec_rules.validate_spec({"exporters": EXPORTERS, "processors": {"k8sAttributes": {}}})
+    parsed = rules.validate_spec({"exporters": EXPORTERS, "processors": {"k8sAttributes": {}}})
     assert parsed.processors.k8s_attributes is not None
 
 
@@ -101,8 +102,6 @@ def test_routes_with_neither_rules_nor_default_are_refused() -> None:
 
 
 def test_routing_mistakes_are_reported_alongside_field_errors() -> None:
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec(
-            {"exporters": EXPORTERS, "replicas": "two", "routes": {"default": ["ghost"]}}
-        )
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec({"exporters": EXPORTERS, "replicas": "two", "routes": {"default": ["ghost"]}})
     assert {p.path for p in caught.value.problems} == {"spec.replicas", "spec.routes.default[0]"}

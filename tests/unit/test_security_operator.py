@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 from otlp_operator import manifests, naming
 from otlp_operator.injection import transform
 
@@ -28,7 +28,7 @@ EXPORTER = {
 }
 
 
-def pipeline(mode: str) -> config.Pipeline:
+def pipeline(mode: str) -> loader.OTLPPipeline:
     exporter = EXPORTER if mode != "sidecar" else {k: v for k, v in EXPORTER.items() if k != "queue"}
     document = {
         "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
@@ -36,7 +36,7 @@ def pipeline(mode: str) -> config.Pipeline:
         "metadata": {"name": "agents", "namespace": "shop"},
         "spec": {"mode": mode, "exporters": [exporter]},
     }
-    return config.load_document(document)
+    return loader.load_document(document)
 
 
 def assert_restricted(security: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 import trustme
-from otlp_operator import cli, settings
+from otlp_operator.edge import cli, settings
 
 REVIEW = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {"uid": "u-1"}}
 

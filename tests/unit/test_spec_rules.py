@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from otlp_agent import spec, spec_rules
+from otlp_agent.api import rules, spec
+from otlp_agent.api.problems import SpecError
 
 GRPC = {"name": "backend", "endpoint": "collector:4317"}
 HTTP = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
@@ -14,8 +15,8 @@ HTTP = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "
 
 def all_problems(body: dict[str, Any]) -> list[tuple[str, str]]:
     """(path, message) of every problem, in order; fails the test when the spec is valid."""
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec(body)
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec(body)
     return [(p.path, p.message) for p in caught.value.problems]
 
 
@@ -35,7 +36,7 @@ def with_exporter(**fields: Any) -> dict[str, Any]:
 
 
 def test_a_minimal_spec_is_valid_and_filled_with_defaults() -> None:
-    parsed = spec_rules.validate_spec({"exporters": [GRPC]})
+    parsed = rules.validate_spec({"exporters": [GRPC]})
     assert parsed.mode == spec.Mode.deployment
     assert parsed.receivers.otlp.grpc.port == 4317
     assert parsed.receivers.otlp.http.port == 4318
@@ -70,7 +71,7 @@ def test_zstd_over_grpc_says_it_is_only_available_over_http() -> None:
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 def test_zstd_over_http_is_fine(protocol: str) -> None:
-    parsed = spec_rules.validate_spec({"exporters": [{**HTTP, "protocol": protocol, "compression": "zstd"}]})
+    parsed = rules.validate_spec({"exporters": [{**HTTP, "protocol": protocol, "compression": "zstd"}]})
     assert parsed.exporters[0].compression == spec.Compression.zstd
 
 
@@ -91,7 +92,7 @@ def test_compression_level_out_of_its_codec_range_is_reported(
 
 @pytest.mark.parametrize(("compression", "level"), [("gzip", 3), ("deflate", 1), ("zstd", 19)])
 def test_compression_level_at_the_edge_of_its_codec_range_is_accepted(compression: str, level: int) -> None:
-    parsed = spec_rules.validate_spec(
+    parsed = rules.validate_spec(
         {"exporters": [{**HTTP, "compression": compression, "compressionLevel": level}]}
     )
     assert parsed.exporters[0].compression_level == level
@@ -115,7 +116,7 @@ def test_the_telemetry_port_clashes_with_a_receiver_port() -> None:
 
 def test_a_disabled_receiver_does_not_hold_its_port() -> None:
     body = {**with_exporter(), "receivers": {"otlp": {"grpc": {"enabled": False, "port": 8888}}}}
-    assert spec_rules.validate_spec(body).receivers.otlp.grpc.enabled is False
+    assert rules.validate_spec(body).receivers.otlp.grpc.enabled is False
 
 
 def test_no_receiver_enabled_is_reported() -> None:
@@ -137,7 +138,7 @@ def test_reserved_headers_cannot_be_overridden(header: str) -> None:
     ["collector:4317", "http://collector:4317", "https://otlp.example.com", "[::1]:4317", "10.0.0.1"],
 )
 def test_grpc_endpoints_are_host_port_with_an_optional_scheme(endpoint: str) -> None:
-    assert spec_rules.validate_spec(with_exporter(endpoint=endpoint)).exporters[0].endpoint == endpoint
+    assert rules.validate_spec(with_exporter(endpoint=endpoint)).exporters[0].endpoint == endpoint
 
 
 @pytest.mark.parametrize("endpoint", ["http://collector:4317/v1/traces", "collector:4317/x", "a b:1"])
@@ -150,7 +151,7 @@ def test_grpc_endpoints_with_a_path_or_spaces_are_refused(endpoint: str) -> None
 
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4318", "https://otlp.example.com/v1/traces"])
 def test_http_endpoints_are_urls(endpoint: str) -> None:
-    assert spec_rules.validate_spec({"exporters": [{**HTTP, "endpoint": endpoint}]})
+    assert rules.validate_spec({"exporters": [{**HTTP, "endpoint": endpoint}]})
 
 
 @pytest.mark.parametrize("endpoint", ["collector:4318", "ftp://collector", "https://"])
@@ -192,7 +193,7 @@ def test_replicas_only_for_deployments(mode: str, per: str) -> None:
 
 def test_the_default_replica_count_is_fine_in_every_mode() -> None:
     for mode in ("daemonset", "sidecar"):
-        assert spec_rules.validate_spec({**with_exporter(), "mode": mode}).replicas == 1
+        assert rules.validate_spec({**with_exporter(), "mode": mode}).replicas == 1
 
 
 def test_autoscaling_outside_deployments_and_inverted_bounds_are_reported() -> None:
@@ -276,8 +277,8 @@ def test_missing_required_fields_say_so() -> None:
 
 
 def test_the_path_prefix_is_the_callers() -> None:
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec({"exporters": [GRPC, GRPC]}, prefix="pipeline.spec")
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec({"exporters": [GRPC, GRPC]}, prefix="pipeline.spec")
     assert [p.path for p in caught.value.problems] == ["pipeline.spec.exporters[1].name"]
     assert (
         str(caught.value)
@@ -319,7 +320,7 @@ def test_default_values_of_unbuilt_features_are_not_refused() -> None:
             }
         ],
     }
-    parsed = spec_rules.validate_spec(body)
+    parsed = rules.validate_spec(body)
     assert parsed.exporters[0].delivery == spec.Delivery.fast
 
 
@@ -334,16 +335,14 @@ def test_default_values_of_unbuilt_features_are_not_refused() -> None:
 )
 def test_sizes_accept_quantities_and_integers(written: object, expected: int) -> None:
     body = {**with_exporter(), "receivers": {"otlp": {"grpc": {"maxMessageSize": written}}}}
-    assert spec_rules.validate_spec(body).receivers.otlp.grpc.max_message_size == expected
+    assert rules.validate_spec(body).receivers.otlp.grpc.max_message_size == expected
 
 
 @pytest.mark.parametrize(
     ("written", "expected"), [("200ms", 0.2), ("5s", 5.0), ("1.5m", 90.0), ("2m", 120.0)]
 )
 def test_durations_accept_units(written: object, expected: float) -> None:
-    assert spec_rules.validate_spec(with_exporter(timeout=written)).exporters[0].timeout == pytest.approx(
-        expected
-    )
+    assert rules.validate_spec(with_exporter(timeout=written)).exporters[0].timeout == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -382,7 +381,7 @@ def test_sizes_and_durations_out_of_bounds_are_refused_in_the_units_users_write(
 
 def test_the_hard_cap_itself_is_accepted() -> None:
     body = {**with_exporter(), "receivers": {"otlp": {"http": {"maxBodySize": "64Mi"}}}}
-    assert spec_rules.validate_spec(body).receivers.otlp.http.max_body_size == spec.MAX_MESSAGE_HARD_CAP
+    assert rules.validate_spec(body).receivers.otlp.http.max_body_size == spec.MAX_MESSAGE_HARD_CAP
 
 
 def test_unparseable_sizes_and_durations_say_what_to_write() -> None:
@@ -398,7 +397,7 @@ def test_unparseable_sizes_and_durations_say_what_to_write() -> None:
 
 
 def test_k8s_attributes_is_spelled_k8sAttributes_in_yaml() -> None:
-    parsed = spec_rules.validate_spec(
+    parsed = rules.validate_spec(
         {"exporters": [{"name": "b", "debug": {}}], "processors": {"k8sAttributes": {"clusterName": "c"}}}
     )
     assert parsed.processors.k8s_attributes == spec.K8sAttributes(cluster_name="c")
@@ -407,8 +406,8 @@ def test_k8s_attributes_is_spelled_k8sAttributes_in_yaml() -> None:
 
 def test_a_bad_failover_endpoint_is_reported_at_its_index() -> None:
     body = {"exporters": [{"name": "b", "endpoint": "a:4317", "endpoints": ["bad/x/y", "c:4317"]}]}
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec(body)
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec(body)
     bad = [p.path for p in caught.value.problems if "is not a gRPC endpoint" in p.message]
     assert bad == ["spec.exporters[0].endpoints[0]"]
 
@@ -419,8 +418,8 @@ def test_a_field_error_does_not_hide_cross_field_problems_elsewhere() -> None:
         "telemetry": {"port": 4317},
         "exporters": [{"name": "a", "endpoint": "collector:4317", "compression": "zstd"}],
     }
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec(body)
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec(body)
     assert {p.path for p in caught.value.problems} == {
         "spec.replicas",
         "spec.telemetry.port",
@@ -429,15 +428,15 @@ def test_a_field_error_does_not_hide_cross_field_problems_elsewhere() -> None:
 
 
 def test_a_duration_without_a_unit_is_refused_like_the_crd_refuses_it() -> None:
-    with pytest.raises(spec_rules.SpecError) as caught:
-        spec_rules.validate_spec({"exporters": [{"name": "b", "debug": {}, "timeout": 5}]})
+    with pytest.raises(SpecError) as caught:
+        rules.validate_spec({"exporters": [{"name": "b", "debug": {}, "timeout": 5}]})
     assert [str(p) for p in caught.value.problems] == [
         "spec.exporters[0].timeout: 5 has no unit: write it like 200ms, 5s, 1m or 1h"
     ]
 
 
 def test_a_gateway_may_allow_other_namespaces_to_target_it_for_env_wiring() -> None:
-    parsed = spec_rules.validate_spec(
+    parsed = rules.validate_spec(
         {"mode": "deployment", "injection": {"allowed": {"namespaces": ["shop"]}}, "exporters": [HTTP]}
     )
     assert parsed.injection is not None and parsed.injection.allowed.namespaces == ["shop"]

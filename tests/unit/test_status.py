@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_operator import status
+from otlp_operator.reconcile import status
 
 T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
 ENDPOINTS = {"grpc": "gw-otlp.obs.svc:4317", "http": "http://gw-otlp.obs.svc:4318"}

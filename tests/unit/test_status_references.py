@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_operator import status
+from otlp_operator.reconcile import status
 
 T0 = "2026-01-01T00:00:00Z"
 REFERENCE = {

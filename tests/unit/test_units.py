@@ -6,7 +6,7 @@ from __future__ import annotations
 import hypothesis
 import pytest
 from hypothesis import strategies as st
-from otlp_agent import units
+from otlp_agent.api import units
 
 KiB = 1024
 MiB = 1024 * KiB

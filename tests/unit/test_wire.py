@@ -18,9 +18,9 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-from otlp_agent import wire
-from otlp_agent.signals import SIGNALS
-from otlp_agent.spec import Signal
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import wire
+from otlp_agent.otlp.signals import SIGNALS
 
 Shape = Sequence[Sequence[int]]  # items per scope, per resource
 

@@ -19,11 +19,13 @@ import grpc.aio
 from google.protobuf import duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 
-from otlp_agent import auth, errors, spec, tls, wire
-from otlp_agent.metrics import AgentMetrics
-from otlp_agent.receivers import Consumer
-from otlp_agent.signals import SIGNALS, response_bytes
-from otlp_agent.spec import Signal
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import errors, wire
+from otlp_agent.otlp.signals import SIGNALS, response_bytes
+from otlp_agent.receivers.consumer import Consumer
+from otlp_agent.security import auth, tls
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 _TRANSPORT = "grpc"
 #: A connection must finish its TLS / HTTP/2 handshake within this long (grpc's default is 120 s).

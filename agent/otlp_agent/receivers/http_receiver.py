@@ -23,11 +23,13 @@ import orjson
 from aiohttp import http_exceptions, web
 from google.rpc import status_pb2
 
-from otlp_agent import auth, compression, errors, otlp_json, spec, tls, wire
-from otlp_agent.metrics import AgentMetrics
-from otlp_agent.receivers import Answer, Consumer
-from otlp_agent.signals import SIGNALS, response_bytes
-from otlp_agent.spec import Signal
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import compression, errors, otlp_json, wire
+from otlp_agent.otlp.signals import SIGNALS, response_bytes
+from otlp_agent.receivers.consumer import Answer, Consumer
+from otlp_agent.security import auth, tls
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 _PROTOBUF = "application/x-protobuf"
 _JSON = "application/json"

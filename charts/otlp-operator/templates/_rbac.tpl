@@ -1,7 +1,7 @@
 {{/*
 The operator's permissions: exactly the API calls it makes, and nothing more. docs/operations.md lists
 them with their reasons; tests/unit/test_chart_rbac.py derives the same list from the operator's code
-(operator/otlp_operator/kube.py and its kopf handlers) and tests/e2e/test_chart_install.py checks every
+(operator/otlp_operator/reconcile/kube.py and its kopf handlers) and tests/e2e/test_chart_install.py checks every
 call the running operator made against it. Used by the ClusterRole (cluster-wide) and by the Role in each
 watched namespace.
 */}}

@@ -33,7 +33,7 @@ TLS comes one of three ways (docs/operations.md):
 
 {{/*
 kopf's webhook server serves each admission handler at "/<handler id>": "validate"
-(operator/otlp_operator/webhooks.py) and "inject" (operator/otlp_operator/injection_handlers.py);
+(operator/otlp_operator/edge/pipeline_webhook.py) and "inject" (operator/otlp_operator/edge/injection_handlers.py);
 tests/unit/test_chart_rbac.py checks both against the operator's registry.
 */}}
 {{- define "otlp-operator.validatingPath" -}}

@@ -8,5 +8,5 @@
 - `sidecar`: the agent container and its volumes;
 - `transform`: `inject`, `remove`, `is_injected` over whole pods.
 
-The webhook (`otlp_operator.injection_handlers`) owns everything impure: caches, Events, kopf.
+The webhook (`otlp_operator.edge.injection_handlers`) owns everything impure: caches, Events, kopf.
 """

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 from otlp_operator.injection import markers
@@ -22,7 +22,7 @@ from otlp_operator.manifests import configmap
 COPY_LABEL = f"{naming.PREFIX}config-of"
 
 
-def build(pipeline: config.Pipeline) -> list[dict[str, Any]]:
+def build(pipeline: loader.OTLPPipeline) -> list[dict[str, Any]]:
     """One ConfigMap per namespace the pipeline allows besides its own (none for other modes)."""
     if pipeline.spec.mode != spec.Mode.sidecar or pipeline.spec.injection is None:
         return []

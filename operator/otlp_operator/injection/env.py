@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 
@@ -69,7 +69,7 @@ class Record:
         return cls(tuple(data.get("variables") or ()), tuple(data.get("attributes") or ()))
 
 
-def wiring(pipeline: config.Pipeline) -> Wiring:
+def wiring(pipeline: loader.OTLPPipeline) -> Wiring:
     """The wiring to `pipeline`'s agents, per its mode."""
     otlp = pipeline.spec.receivers.otlp
     mode = pipeline.spec.mode

@@ -24,8 +24,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from otlp_agent import config, spec
-from otlp_agent.spec_rules import SpecError
+from otlp_agent.api import loader, spec
+from otlp_agent.api.problems import SpecError
 
 from otlp_operator import naming, validation
 from otlp_operator.injection import markers
@@ -38,7 +38,7 @@ class Target:
 
     namespace: str
     name: str
-    pipeline: config.Pipeline | None
+    pipeline: loader.OTLPPipeline | None
     config_hash: str | None = None
     problems: tuple[str, ...] = ()
     uid: str = ""

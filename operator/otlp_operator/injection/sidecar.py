@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 from otlp_operator.manifests import container, secrets
@@ -42,7 +42,7 @@ def native(cluster_version: tuple[int, int]) -> bool:
     return cluster_version >= NATIVE_SIDECARS_SINCE
 
 
-def build(pipeline: config.Pipeline, image: str, *, native_sidecar: bool) -> dict[str, Any]:
+def build(pipeline: loader.OTLPPipeline, image: str, *, native_sidecar: bool) -> dict[str, Any]:
     """The agent container for an application pod."""
     injection = pipeline.spec.injection or spec.Injection()
     agent = container.build(pipeline, image, resources=injection.resources)
@@ -63,7 +63,7 @@ def build(pipeline: config.Pipeline, image: str, *, native_sidecar: bool) -> dic
     return agent
 
 
-def volumes(pipeline: config.Pipeline, config_hash: str) -> list[dict[str, Any]]:
+def volumes(pipeline: loader.OTLPPipeline, config_hash: str) -> list[dict[str, Any]]:
     """The agent's volumes: its config (the pipeline's ConfigMap), a small /tmp, and its Secrets."""
     return [
         {"name": CONFIG_VOLUME, "configMap": {"name": naming.config_map(pipeline, config_hash)}},
@@ -72,7 +72,7 @@ def volumes(pipeline: config.Pipeline, config_hash: str) -> list[dict[str, Any]]
     ]
 
 
-def volume_names(pipeline: config.Pipeline) -> list[str]:
+def volume_names(pipeline: loader.OTLPPipeline) -> list[str]:
     """Names of the volumes `volumes` adds for `pipeline` (the same for every config hash)."""
     return [
         CONFIG_VOLUME,
@@ -86,6 +86,6 @@ def owns_volume(name: str) -> bool:
     return name in (CONFIG_VOLUME, TMP_VOLUME) or name.startswith(_SECRET_VOLUME_PREFIX)
 
 
-def ports(pipeline: config.Pipeline) -> set[int]:
+def ports(pipeline: loader.OTLPPipeline) -> set[int]:
     """Ports the agent listens on in the pod's network namespace."""
     return {int(port["containerPort"]) for port in container.ports(pipeline)}

@@ -21,7 +21,7 @@ import copy
 import json
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 from otlp_operator.injection import env, markers, sidecar, workload
@@ -43,7 +43,7 @@ def is_injected(pod: dict[str, Any]) -> bool:
 
 def inject(
     pod: dict[str, Any],
-    pipeline: config.Pipeline,
+    pipeline: loader.OTLPPipeline,
     *,
     cluster_version: tuple[int, int],
     config_hash: str,
@@ -100,7 +100,7 @@ def remove(pod: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _check_room(pod_spec: dict[str, Any], pipeline: config.Pipeline) -> None:
+def _check_room(pod_spec: dict[str, Any], pipeline: loader.OTLPPipeline) -> None:
     """Refuse a pod whose app containers already use the agent's ports or names."""
     wanted = sidecar.ports(pipeline)
     for c in [*(pod_spec.get("initContainers") or []), *(pod_spec.get("containers") or [])]:
@@ -120,7 +120,7 @@ def _check_room(pod_spec: dict[str, Any], pipeline: config.Pipeline) -> None:
 
 
 def _add_sidecar(
-    pod: dict[str, Any], pipeline: config.Pipeline, native: bool, config_hash: str, image: str
+    pod: dict[str, Any], pipeline: loader.OTLPPipeline, native: bool, config_hash: str, image: str
 ) -> bool:
     """Add the agent and its volumes; True when the default-container annotation was set here."""
     pod_spec = pod["spec"]
@@ -138,7 +138,7 @@ def _add_sidecar(
     return False
 
 
-def _wire_apps(pod: dict[str, Any], pipeline: config.Pipeline) -> dict[str, Any]:
+def _wire_apps(pod: dict[str, Any], pipeline: loader.OTLPPipeline) -> dict[str, Any]:
     """Wire every app container; returns the records by container name."""
     target = env.wiring(pipeline)
     service = workload.service_name(pod)

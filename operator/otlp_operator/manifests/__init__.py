@@ -17,7 +17,7 @@ PDB when the gateway always runs more than one replica; the HPA when `autoscalin
 
 from __future__ import annotations
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator.manifests import (
     configmap,
@@ -34,7 +34,7 @@ from otlp_operator.manifests import (
 
 
 def build_all(
-    pipeline: config.Pipeline, *, agent_image: str, owner: meta.Owner | None = None
+    pipeline: loader.OTLPPipeline, *, agent_image: str, owner: meta.Owner | None = None
 ) -> list[meta.Manifest]:
     """Every child object of `pipeline`, in the order they should be applied."""
     children = [configmap.build(pipeline, owner)]

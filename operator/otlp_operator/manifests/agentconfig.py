@@ -1,6 +1,6 @@
 """The agent's configuration as the operator renders it: text, hash, and nothing else.
 
-The text is a complete OTLPPipeline manifest (what `otlp-agent run --config` and `config.load_file`
+The text is a complete OTLPPipeline manifest (what `otlp-agent run --config` and `loader.load_file`
 read), with every default explicit so what runs is what was reviewed, serialized with sorted keys so the
 same spec always gives the same bytes. The hash (first 10 hex digits of its SHA-256) names the
 ConfigMap and annotates the pod template, so a config change creates a new ConfigMap and rolls the pods.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import yaml
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 
@@ -32,7 +32,7 @@ class RenderedConfig:
     hash: str
 
 
-def render(pipeline: config.Pipeline) -> RenderedConfig:
+def render(pipeline: loader.OTLPPipeline) -> RenderedConfig:
     """Render `pipeline` for the agent."""
     body = spec.dump(pipeline.spec)
     for field in _WORKLOAD_ONLY:

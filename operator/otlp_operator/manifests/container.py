@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 from otlp_operator.manifests import agentconfig, secrets, storage
@@ -35,7 +35,7 @@ _DOWNWARD_ENV = (
 
 
 def build(
-    pipeline: config.Pipeline,
+    pipeline: loader.OTLPPipeline,
     image: str,
     *,
     resources: spec.Resources | None = None,
@@ -58,7 +58,7 @@ def build(
     }
 
 
-def ports(pipeline: config.Pipeline) -> list[dict[str, Any]]:
+def ports(pipeline: loader.OTLPPipeline) -> list[dict[str, Any]]:
     """Container ports: each enabled OTLP receiver, then metrics."""
     otlp = pipeline.spec.receivers.otlp
     found = []
@@ -94,7 +94,7 @@ def security_context() -> dict[str, Any]:
     }
 
 
-def _env(pipeline: config.Pipeline, queue: storage.QueueStorage) -> list[dict[str, Any]]:
+def _env(pipeline: loader.OTLPPipeline, queue: storage.QueueStorage) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
         for name, path in _DOWNWARD_ENV
@@ -107,7 +107,7 @@ def _env(pipeline: config.Pipeline, queue: storage.QueueStorage) -> list[dict[st
     return [user.pop(entry["name"], entry) for entry in env] + list(user.values())
 
 
-def _mounts(pipeline: config.Pipeline, queue: storage.QueueStorage) -> list[dict[str, Any]]:
+def _mounts(pipeline: loader.OTLPPipeline, queue: storage.QueueStorage) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
         {"name": CONFIG_VOLUME, "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": TMP_VOLUME, "mountPath": "/tmp"},

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 from otlp_operator.manifests import container as container_module
 from otlp_operator.manifests import meta, pod
 
 
-def build(pipeline: config.Pipeline, image: str, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, image: str, owner: meta.Owner | None = None) -> meta.Manifest:
     """The DaemonSet running the node agents."""
     template = pod.template(pipeline, image)
     _open_otlp_ports_on_the_node(template)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 from otlp_operator.manifests import meta, pod, storage
 
 
-def build(pipeline: config.Pipeline, image: str, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, image: str, owner: meta.Owner | None = None) -> meta.Manifest:
     """The Deployment running the gateway agents."""
     body: dict[str, Any] = {
         "selector": {"matchLabels": naming.selector_labels(pipeline)},
@@ -33,7 +33,7 @@ def build(pipeline: config.Pipeline, image: str, owner: meta.Owner | None = None
     }
 
 
-def _strategy(pipeline: config.Pipeline) -> dict[str, Any]:
+def _strategy(pipeline: loader.OTLPPipeline) -> dict[str, Any]:
     if storage.plan(pipeline).backing == storage.Backing.claim:
         return {"type": "Recreate"}
     return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 0}}

@@ -5,13 +5,13 @@ Utilization is a percentage of the CPU request, so the agent container keeps its
 
 from __future__ import annotations
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 from otlp_operator.manifests import meta
 
 
-def build(pipeline: config.Pipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
     """The autoscaler for the gateway Deployment; `pipeline.spec.autoscaling` must be set."""
     scaling = pipeline.spec.autoscaling
     if scaling is None:

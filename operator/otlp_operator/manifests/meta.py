@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 
@@ -30,7 +30,7 @@ def owner_reference(owner: Owner) -> dict[str, Any]:
     }
 
 
-def object_meta(pipeline: config.Pipeline, name: str, owner: Owner | None) -> dict[str, Any]:
+def object_meta(pipeline: loader.OTLPPipeline, name: str, owner: Owner | None) -> dict[str, Any]:
     """metadata for a child object named `name` in the pipeline's namespace."""
     metadata: dict[str, Any] = {
         "name": name,

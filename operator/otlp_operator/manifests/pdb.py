@@ -7,13 +7,13 @@ node drains.
 
 from __future__ import annotations
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 from otlp_operator.manifests import meta
 
 
-def wanted(pipeline: config.Pipeline) -> bool:
+def wanted(pipeline: loader.OTLPPipeline) -> bool:
     """True when the gateway always runs more than one replica."""
     s = pipeline.spec
     if s.mode != spec.Mode.deployment:
@@ -22,7 +22,7 @@ def wanted(pipeline: config.Pipeline) -> bool:
     return fewest > 1
 
 
-def build(pipeline: config.Pipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
     """The PodDisruptionBudget for the gateway pods."""
     return {
         "apiVersion": "policy/v1",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 from otlp_operator.manifests import agentconfig, container, secrets, storage
@@ -23,7 +23,7 @@ _EXIT_MARGIN_SECONDS = 5
 _TMP_SIZE = "64Mi"
 
 
-def template(pipeline: config.Pipeline, image: str) -> dict[str, Any]:
+def template(pipeline: loader.OTLPPipeline, image: str) -> dict[str, Any]:
     """The pod template for `pipeline`."""
     rendered = agentconfig.render(pipeline)
     queue = storage.plan(pipeline)
@@ -40,7 +40,10 @@ def template(pipeline: config.Pipeline, image: str) -> dict[str, Any]:
 
 
 def _pod_spec(
-    pipeline: config.Pipeline, image: str, rendered: agentconfig.RenderedConfig, queue: storage.QueueStorage
+    pipeline: loader.OTLPPipeline,
+    image: str,
+    rendered: agentconfig.RenderedConfig,
+    queue: storage.QueueStorage,
 ) -> dict[str, Any]:
     s = pipeline.spec
     pod: dict[str, Any] = {
@@ -75,7 +78,7 @@ def _pod_security_context() -> dict[str, Any]:
 
 
 def _volumes(
-    pipeline: config.Pipeline, rendered: agentconfig.RenderedConfig, queue: storage.QueueStorage
+    pipeline: loader.OTLPPipeline, rendered: agentconfig.RenderedConfig, queue: storage.QueueStorage
 ) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         {"name": container.CONFIG_VOLUME, "configMap": {"name": naming.config_map(pipeline, rendered.hash)}},
@@ -87,7 +90,7 @@ def _volumes(
     return volumes + secrets.volumes(pipeline)
 
 
-def _queue_source(pipeline: config.Pipeline, queue: storage.QueueStorage) -> dict[str, Any] | None:
+def _queue_source(pipeline: loader.OTLPPipeline, queue: storage.QueueStorage) -> dict[str, Any] | None:
     if queue.backing == storage.Backing.claim:
         return {"persistentVolumeClaim": {"claimName": naming.queue_claim(pipeline)}}
     if queue.backing == storage.Backing.empty_dir:
@@ -97,7 +100,7 @@ def _queue_source(pipeline: config.Pipeline, queue: storage.QueueStorage) -> dic
     return None
 
 
-def _queue_dir_owner(pipeline: config.Pipeline, image: str) -> dict[str, Any]:
+def _queue_dir_owner(pipeline: loader.OTLPPipeline, image: str) -> dict[str, Any]:
     """Init container giving the node's queue directory to the agent user: root, but only CAP_CHOWN."""
     # Only chown: after it root no longer owns the directory and, without CAP_FOWNER, could not chmod it.
     chown = "import os, sys; os.chown(sys.argv[1], int(sys.argv[2]), int(sys.argv[2]))"

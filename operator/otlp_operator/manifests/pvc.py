@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 from otlp_operator.manifests import meta, storage
 
 
-def build(pipeline: config.Pipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
     """The claim holding the queue directory."""
     plan = storage.plan(pipeline)
     body: dict[str, Any] = {

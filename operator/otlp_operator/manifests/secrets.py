@@ -1,6 +1,6 @@
 """The Secrets a pipeline names, as read-only volumes of the agent container: one volume per Secret.
 
-Contract with the agent (`otlp_agent.secrets`): key `<key>` of Secret `<name>` is the file
+Contract with the agent (`otlp_agent.api.secret_mounts`): key `<key>` of Secret `<name>` is the file
 `$OTLP_AGENT_SECRETS_DIR/<name>/<key>`. The container gets that variable explicitly, and each Secret
 named by the spec — a receiver's `tls.certSecret` (`tls.crt`, `tls.key`) and `tls.clientCaSecret`, its
 `auth.bearerTokenSecret`, an exporter's `tls.caSecret` and `tls.certSecret`, its `headersFrom` — is one
@@ -23,13 +23,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from otlp_agent import config, spec
-from otlp_agent import secrets as agent_secrets
+from otlp_agent.api import loader, secret_mounts, spec
 
 from otlp_operator import naming
 
-DIR = agent_secrets.DEFAULT_DIR
-DIR_ENV = agent_secrets.ENV_DIR
+DIR = secret_mounts.DEFAULT_DIR
+DIR_ENV = secret_mounts.ENV_DIR
 POD_MODE = 0o440
 SIDECAR_MODE = 0o444
 VOLUME_PREFIX = "secret-"
@@ -43,7 +42,7 @@ class Reference:
     keys: tuple[str, ...]
 
 
-def referenced(pipeline: config.Pipeline) -> list[Reference]:
+def referenced(pipeline: loader.OTLPPipeline) -> list[Reference]:
     """Every Secret the agent of `pipeline` reads, sorted by name, each with the keys it reads."""
     keys: dict[str, set[str]] = {}
     for name, key in _pairs(pipeline.spec):
@@ -51,7 +50,7 @@ def referenced(pipeline: config.Pipeline) -> list[Reference]:
     return [Reference(name, tuple(sorted(keys[name]))) for name in sorted(keys)]
 
 
-def directory(pipeline: config.Pipeline) -> str:
+def directory(pipeline: loader.OTLPPipeline) -> str:
     """Where the Secrets are mounted: the spec's own `OTLP_AGENT_SECRETS_DIR` if it sets one (a spec
     variable replaces the operator's, so the mounts follow it), else the agent's default."""
     chosen = next((var.value for var in pipeline.spec.env if var.name == DIR_ENV), "")
@@ -63,7 +62,7 @@ def volume_name(secret: str, prefix: str = "") -> str:
     return naming.dns_label(f"{prefix}{VOLUME_PREFIX}{secret}")
 
 
-def volumes(pipeline: config.Pipeline, *, prefix: str = "", mode: int = POD_MODE) -> list[dict[str, Any]]:
+def volumes(pipeline: loader.OTLPPipeline, *, prefix: str = "", mode: int = POD_MODE) -> list[dict[str, Any]]:
     """One Secret volume per referenced Secret, projecting the referenced keys."""
     return [
         {
@@ -78,7 +77,7 @@ def volumes(pipeline: config.Pipeline, *, prefix: str = "", mode: int = POD_MODE
     ]
 
 
-def mounts(pipeline: config.Pipeline, *, prefix: str = "") -> list[dict[str, Any]]:
+def mounts(pipeline: loader.OTLPPipeline, *, prefix: str = "") -> list[dict[str, Any]]:
     """The agent container's read-only mounts of those volumes, at `<directory>/<secret>`."""
     root = directory(pipeline)
     return [
@@ -87,7 +86,7 @@ def mounts(pipeline: config.Pipeline, *, prefix: str = "") -> list[dict[str, Any
     ]
 
 
-def env(pipeline: config.Pipeline) -> list[dict[str, Any]]:
+def env(pipeline: loader.OTLPPipeline) -> list[dict[str, Any]]:
     """`OTLP_AGENT_SECRETS_DIR` for the agent container, when it reads any Secret."""
     if not referenced(pipeline):
         return []
@@ -118,7 +117,7 @@ def _tls_pair(secret: str | None) -> list[tuple[str, str]]:
     """A kubernetes.io/tls Secret: its certificate chain and private key."""
     if secret is None:
         return []
-    return [(secret, agent_secrets.TLS_CERT), (secret, agent_secrets.TLS_KEY)]
+    return [(secret, secret_mounts.TLS_CERT), (secret, secret_mounts.TLS_KEY)]
 
 
 def _ref_pair(ref: spec.SecretKeyRef | None) -> list[tuple[str, str]]:

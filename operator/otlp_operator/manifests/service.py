@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent import config, spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
 from otlp_operator.manifests import container, meta
 
 
-def build(pipeline: config.Pipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
     """The ClusterIP Service of a gateway or node-agent pipeline."""
     body: dict[str, Any] = {
         "type": "ClusterIP",
@@ -33,7 +33,7 @@ def build(pipeline: config.Pipeline, owner: meta.Owner | None = None) -> meta.Ma
     }
 
 
-def _service_port(pipeline: config.Pipeline, port: dict[str, Any]) -> dict[str, Any]:
+def _service_port(pipeline: loader.OTLPPipeline, port: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": port["name"],
         "port": port["containerPort"],
@@ -43,7 +43,7 @@ def _service_port(pipeline: config.Pipeline, port: dict[str, Any]) -> dict[str, 
     }
 
 
-def _app_protocol(pipeline: config.Pipeline, name: str) -> str:
+def _app_protocol(pipeline: loader.OTLPPipeline, name: str) -> str:
     otlp = pipeline.spec.receivers.otlp
     if name == container.GRPC_PORT:
         return "grpc"

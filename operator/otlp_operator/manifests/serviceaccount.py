@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from otlp_agent import config
+from otlp_agent.api import loader
 
 from otlp_operator import naming
 from otlp_operator.manifests import meta
 
 
-def build(pipeline: config.Pipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
     """The ServiceAccount the agent pods run as."""
     return {
         "apiVersion": "v1",

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from otlp_agent import config, spec, units
+from otlp_agent.api import loader, spec, units
 
 QUEUE_DIR = "/var/lib/otlp-agent"
 QUEUE_DIR_ENV = "OTLP_AGENT_QUEUE_DIR"
@@ -58,7 +58,7 @@ class QueueStorage:
         return str(units.format_bytes(self.size_bytes))
 
 
-def plan(pipeline: config.Pipeline) -> QueueStorage:
+def plan(pipeline: loader.OTLPPipeline) -> QueueStorage:
     """Decide how the persistent queues of `pipeline` are stored."""
     persistent = [e.queue for e in pipeline.spec.exporters if e.queue.type == spec.QueueType.persistent]
     if not persistent or pipeline.spec.mode == spec.Mode.sidecar:
@@ -76,6 +76,6 @@ def _backing(s: spec.OTLPPipelineSpec) -> Backing:
     return Backing.empty_dir
 
 
-def host_path(pipeline: config.Pipeline) -> str:
+def host_path(pipeline: loader.OTLPPipeline) -> str:
     """The node directory of a node agent's queues."""
     return f"{HOST_ROOT}/{pipeline.namespace}/{pipeline.name}"

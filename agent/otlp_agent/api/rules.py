@@ -1,0 +1,321 @@
+"""Validation of a whole OTLPPipeline: field errors from the models plus cross-field rules.
+
+`validate_spec` reports every problem at once, each with its field path (``spec.exporters[1].compression``),
+so a user fixes a manifest in one pass. Features that are designed but not built yet are refused here with
+"not implemented yet" rather than silently accepted: a field that does nothing is a misconfiguration
+waiting to happen. Each refusal names the issue that lifts it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pydantic
+
+from otlp_agent.api import spec, units
+from otlp_agent.api.problems import Problem, SpecError
+
+_RESERVED_HEADERS = {"content-type", "content-encoding", "content-length", "te", "host", "grpc-encoding"}
+# gzip and deflate use ISA-L, whose levels are 1-3; zstd 1-19.
+_LEVEL_RANGE = {spec.Compression.gzip: 3, spec.Compression.deflate: 3, spec.Compression.zstd: 19}
+
+
+def validate_spec(data: Any, prefix: str = "spec") -> spec.OTLPPipelineSpec:
+    """Parse and check a spec dict; raise SpecError listing every problem."""
+    try:
+        parsed = spec.OTLPPipelineSpec.model_validate(data)
+    except pydantic.ValidationError as exc:
+        field_problems = [_from_pydantic(error, prefix) for error in exc.errors()]
+        raise SpecError(field_problems + _cross_field_despite(data, exc, prefix, field_problems)) from None
+    problems = [dataclasses.replace(p, path=f"{prefix}.{p.path}") for p in cross_field_problems(parsed)]
+    if problems:
+        raise SpecError(problems)
+    return parsed
+
+
+def _cross_field_despite(
+    data: Any, exc: pydantic.ValidationError, prefix: str, known: list[Problem]
+) -> list[Problem]:
+    """Cross-field problems of the spec with its invalid fields removed, so one typo does not hide a port
+    clash: every problem is reported in one pass. Gives up (returns none) when the spec cannot be repaired,
+    e.g. a required field is missing."""
+    repaired = copy.deepcopy(data)
+    for error in exc.errors():
+        if not _remove(repaired, error["loc"]):
+            return []
+    try:
+        partial = spec.OTLPPipelineSpec.model_validate(repaired)
+    except pydantic.ValidationError:
+        return []
+    reported = {p.path for p in known}
+    extra = [dataclasses.replace(p, path=f"{prefix}.{p.path}") for p in cross_field_problems(partial)]
+    return [p for p in extra if not any(p.path.startswith(r) or r.startswith(p.path) for r in reported)]
+
+
+def _remove(document: Any, loc: tuple[Any, ...]) -> bool:
+    """Delete the mapping key at `loc` (so its default applies); False when that is not possible."""
+    if not loc or not isinstance(loc[-1], str):
+        return False
+    node = document
+    for key in loc[:-1]:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if not isinstance(node, dict) or loc[-1] not in node:
+        return False
+    del node[loc[-1]]
+    return True
+
+
+def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
+    """Every rule that needs more than one field, plus the not-implemented refusals."""
+    return [
+        *_receiver_problems(s),
+        *_exporter_problems(s),
+        *_processor_problems(s),
+        *_route_problems(s),
+        *_not_implemented(s),
+    ]
+
+
+def _from_pydantic(error: Any, prefix: str) -> Problem:
+    path = prefix
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    message = error["msg"].removeprefix("Value error, ")
+    bound = _bound_in_user_units(error)
+    if bound:
+        message = bound
+    elif error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    return Problem(path, message)
+
+
+_BOUND_WORDS = {"less_than_equal": ("le", "at most"), "greater_than_equal": ("ge", "at least")}
+
+
+@functools.cache
+def _unit_fields() -> dict[str, Any]:
+    """camelCase name -> formatter, for every duration and byte-size field of the spec models."""
+    found: dict[str, Any] = {}
+    for model in vars(spec).values():
+        if isinstance(model, type) and issubclass(model, spec.SpecModel):
+            for name, field in model.model_fields.items():
+                for meta in field.metadata:
+                    func = getattr(meta, "func", None)
+                    if func is units.parse_duration:
+                        found[field.alias or name] = units.format_duration
+                    elif func is units.parse_bytes:
+                        found[field.alias or name] = units.format_bytes
+    return found
+
+
+def _bound_in_user_units(error: Any) -> str | None:
+    """'must be at most 1m' rather than 'less than or equal to 60' for durations and sizes."""
+    words = _BOUND_WORDS.get(error["type"])
+    formatter = _unit_fields().get(str(error["loc"][-1])) if error["loc"] else None
+    if words is None or formatter is None:
+        return None
+    return f"must be {words[1]} {formatter(error['ctx'][words[0]])}"
+
+
+def _receiver_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    otlp = s.receivers.otlp
+    if not (otlp.grpc.enabled or otlp.http.enabled):
+        yield Problem("receivers.otlp", "enable at least one of grpc and http")
+    ports: dict[int, str] = {}
+    named = [
+        ("receivers.otlp.grpc.port", otlp.grpc.port, otlp.grpc.enabled),
+        ("receivers.otlp.http.port", otlp.http.port, otlp.http.enabled),
+        ("telemetry.port", s.telemetry.port, True),
+    ]
+    for path, port, enabled in named:
+        if enabled and port in ports:
+            yield Problem(path, f"port {port} is already used by {ports[port]}")
+        elif enabled:
+            ports[port] = path
+
+
+def _exporter_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for index, exporter in enumerate(s.exporters):
+        path = f"exporters[{index}]"
+        if exporter.name in seen:
+            yield Problem(
+                f"{path}.name",
+                f"duplicate exporter name {exporter.name!r} (also exporters[{seen[exporter.name]}])",
+            )
+        seen.setdefault(exporter.name, index)
+        yield from _one_exporter_problems(exporter, path)
+
+
+def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    targets = [
+        name for name in ("endpoint", "endpoints", "pipeline_ref", "debug") if getattr(e, name) is not None
+    ]
+    if len(targets) != 1:
+        yield Problem(path, "set exactly one of endpoint, endpoints, pipelineRef, debug")
+    if e.compression == spec.Compression.zstd and e.protocol == spec.Protocol.grpc:
+        yield Problem(
+            f"{path}.compression",
+            "zstd is only available over HTTP (gRPC clients cannot send it): use protocol http/protobuf, or "
+            "compression gzip",
+        )
+    if e.compression_level is not None:
+        top = _LEVEL_RANGE.get(e.compression)
+        if top is None:
+            yield Problem(f"{path}.compressionLevel", "only meaningful with gzip, deflate or zstd")
+        elif e.compression_level > top:
+            yield Problem(f"{path}.compressionLevel", f"{e.compression.value} levels go from 1 to {top}")
+    located = [(f"{path}.endpoint", e.endpoint)] if e.endpoint else []
+    located += [(f"{path}.endpoints[{i}]", endpoint) for i, endpoint in enumerate(e.endpoints or [])]
+    for where, endpoint in located:
+        problem = _endpoint_problem(endpoint, e.protocol)
+        if problem:
+            yield Problem(where, problem)
+    for header in e.headers:
+        if header.lower() in _RESERVED_HEADERS:
+            yield Problem(f"{path}.headers.{header}", "is set by the exporter itself")
+    if len(set(e.signals)) != len(e.signals):
+        yield Problem(f"{path}.signals", "lists a signal twice")
+    yield from _tls_problems(e, path)
+    yield from _queue_problems(e, path)
+    if e.retry.initial_interval > e.retry.max_interval:
+        yield Problem(f"{path}.retry.initialInterval", "must not exceed retry.maxInterval")
+
+
+def _tls_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    if e.tls.insecure_skip_verify and e.protocol == spec.Protocol.grpc:
+        yield Problem(
+            f"{path}.tls.insecureSkipVerify",
+            "gRPC exporters cannot skip server verification (grpcio has no such option): give the "
+            "server's CA with caSecret or caFile, or use protocol http/protobuf",
+        )
+    if e.tls.ca_secret is not None and e.tls.ca_file is not None:
+        yield Problem(f"{path}.tls.caFile", "set only one of caSecret and caFile")
+    names = {h.name.lower() for h in e.headers_from}
+    for index, header in enumerate(e.headers_from):
+        if header.name.lower() in _RESERVED_HEADERS:
+            yield Problem(f"{path}.headersFrom[{index}].name", "is set by the exporter itself")
+        elif header.name.lower() in {h.lower() for h in e.headers}:
+            yield Problem(f"{path}.headersFrom[{index}].name", "is also set in headers")
+    if len(names) != len(e.headers_from):
+        yield Problem(f"{path}.headersFrom", "lists a header twice")
+
+
+def _queue_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    queue = e.queue
+    if queue.type == spec.QueueType.persistent and queue.storage_size is None:
+        yield Problem(f"{path}.queue.storageSize", "a persistent queue needs storageSize for its volume")
+    if queue.type == spec.QueueType.memory and queue.storage_size is not None:
+        yield Problem(f"{path}.queue.storageSize", "only used with queue type persistent")
+    if e.delivery == spec.Delivery.durable and queue.type != spec.QueueType.persistent:
+        yield Problem(f"{path}.delivery", "durable delivery needs queue type persistent")
+
+
+def _endpoint_problem(endpoint: str, protocol: spec.Protocol) -> str | None:
+    if protocol == spec.Protocol.grpc:
+        if re.match(r"^(https?://)?[^/:\s]+(:\d{1,5})?/?$", endpoint) or re.match(
+            r"^(https?://)?\[[0-9a-fA-F:]+\](:\d{1,5})?/?$", endpoint
+        ):
+            return None
+        return f"{endpoint!r} is not a gRPC endpoint: use host:port or http(s)://host:port"
+    if re.match(r"^https?://[^/\s]+(/\S*)?$", endpoint):
+        return None
+    return f"{endpoint!r} is not an HTTP endpoint: use http(s)://host:port[/path]"
+
+
+def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    limiter = s.processors.memory_limiter
+    if limiter.spike_limit >= limiter.limit:
+        yield Problem("processors.memoryLimiter.spikeLimit", "must be smaller than limit")
+    if s.autoscaling and s.autoscaling.min_replicas > s.autoscaling.max_replicas:
+        yield Problem("autoscaling.minReplicas", "must not exceed maxReplicas")
+    if s.autoscaling and s.mode != spec.Mode.deployment:
+        yield Problem("autoscaling", "only for mode deployment")
+    if s.injection and s.mode != spec.Mode.sidecar:
+        # Gateways and node agents can be injection targets too (env wiring only): `allowed` applies to
+        # them, the sidecar container's settings do not.
+        for field in ("resources", "rollout_on_change"):
+            if field in s.injection.model_fields_set:
+                alias = spec.Injection.model_fields[field].alias or field
+                yield Problem(f"injection.{alias}", "only for mode sidecar (other modes inject no container)")
+    if s.replicas != 1 and s.mode != spec.Mode.deployment:
+        yield Problem(
+            "replicas",
+            f"only for mode deployment (a {s.mode.value} runs one agent per "
+            f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})",
+        )
+
+
+def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    if s.routes is None:
+        return
+    exporters = {e.name: e for e in s.exporters}
+    if not s.routes.rules and not s.routes.default:
+        yield Problem("routes", "set rules or default: without either, no data would reach any exporter")
+    names: dict[str, int] = {}
+    for index, rule in enumerate(s.routes.rules):
+        path = f"routes.rules[{index}]"
+        if rule.name in names:
+            yield Problem(
+                f"{path}.name", f"duplicate rule name {rule.name!r} (also rules[{names[rule.name]}])"
+            )
+        names.setdefault(rule.name, index)
+        if len(set(rule.signals)) != len(rule.signals):
+            yield Problem(f"{path}.signals", "lists a signal twice")
+        for at, match in enumerate(rule.match):
+            yield from _match_problems(match, f"{path}.match[{at}]")
+        for at, name in enumerate(rule.exporters):
+            yield from _route_exporter_problems(
+                exporters.get(name), name, rule.signals, f"{path}.exporters[{at}]"
+            )
+    for at, name in enumerate(s.routes.default):
+        if name not in exporters:
+            yield Problem(f"routes.default[{at}]", f"no exporter is named {name!r}")
+
+
+def _route_exporter_problems(
+    exporter: spec.Exporter | None, name: str, signals: list[spec.Signal], path: str
+) -> Iterator[Problem]:
+    if exporter is None:
+        yield Problem(path, f"no exporter is named {name!r}")
+        return
+    refused = [signal.value for signal in signals if signal not in exporter.signals]
+    if refused:
+        yield Problem(
+            path,
+            f"exporter {name!r} does not accept {', '.join(refused)} (its signals: "
+            f"{', '.join(signal.value for signal in exporter.signals)}): narrow the rule's signals",
+        )
+
+
+def _match_problems(match: spec.AttributeMatch, path: str) -> Iterator[Problem]:
+    tests = [name for name in ("equals", "in_", "regex", "exists") if getattr(match, name) is not None]
+    if len(tests) != 1:
+        yield Problem(path, "set exactly one of equals, in, regex, exists")
+    if match.in_ is not None and not match.in_:
+        yield Problem(f"{path}.in", "list at least one value (an empty list never matches)")
+    if match.regex is not None:
+        try:
+            re.compile(match.regex)
+        except re.error as exc:
+            yield Problem(f"{path}.regex", f"not a valid regular expression: {exc}")
+
+
+# Designed but not built yet: each entry names the issue that lifts it.
+def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    def refuse(path: str, issue: str) -> Problem:
+        return Problem(path, f"not implemented yet ({issue})")
+
+    for field in ("resource", "attributes", "sampling"):
+        if getattr(s.processors, field) is not None:
+            yield refuse(f"processors.{field}", "no processor of this kind is built yet")

@@ -1,0 +1,152 @@
+"""Where telemetry goes: endpoints, protocol, compression, TLS, headers, retry, queue and delivery mode."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from otlp_agent.api.spec.common import ByteSize, DnsLabel, Duration, MiB, SecretKeyRef, Signal, SpecModel
+
+
+class Protocol(StrEnum):
+    grpc = "grpc"
+    http_protobuf = "http/protobuf"
+    http_json = "http/json"
+
+
+class Compression(StrEnum):
+    none = "none"
+    gzip = "gzip"
+    deflate = "deflate"
+    zstd = "zstd"
+
+
+class QueueType(StrEnum):
+    memory = "memory"
+    persistent = "persistent"
+
+
+class WhenFull(StrEnum):
+    refuse = "refuse"
+    drop_oldest = "dropOldest"
+    block = "block"
+
+
+class Delivery(StrEnum):
+    fast = "fast"
+    durable = "durable"
+    end_to_end = "endToEnd"
+
+
+class PipelineRef(SpecModel):
+    """Another OTLPPipeline, resolved by the operator to its Service."""
+
+    name: DnsLabel = Field(description="Name of the target pipeline.")
+    namespace: DnsLabel | None = Field(default=None, description="Its namespace; this pipeline's by default.")
+
+
+class ClientTLS(SpecModel):
+    """TLS for an exporter. https:// endpoints use TLS with the system CAs unless told otherwise."""
+
+    insecure: bool = Field(default=False, description="Plaintext, even for gRPC endpoints without a scheme.")
+    insecure_skip_verify: bool = Field(default=False, description="Do not verify the server (testing only).")
+    ca_secret: SecretKeyRef | None = Field(default=None, description="CA bundle to verify the server with.")
+    ca_file: str | None = Field(
+        default=None, description="Path of a CA bundle inside the agent container (for agents run by hand)."
+    )
+    cert_secret: DnsLabel | None = Field(
+        default=None, description="A kubernetes.io/tls Secret presented as the client certificate (mTLS)."
+    )
+
+
+class HeaderFromSecret(SpecModel):
+    """A request header whose value comes from a Secret (API keys); never logged or rendered."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9-]+$", max_length=128, description="Header name.")
+    secret_key_ref: SecretKeyRef = Field(description="Where the value is.")
+
+
+class Retry(SpecModel):
+    """Exponential backoff with jitter for retryable failures (per the OTLP specification)."""
+
+    enabled: bool = Field(default=True, description="Retry retryable failures.")
+    initial_interval: Duration = Field(default=5.0, ge=0.001, le=3600, description="First wait.")
+    max_interval: Duration = Field(default=30.0, ge=0.001, le=3600, description="Longest single wait.")
+    multiplier: float = Field(default=1.5, ge=1.0, le=10.0, description="Growth of the wait per attempt.")
+    jitter: float = Field(default=0.5, ge=0.0, le=1.0, description="Randomization: wait × (1 ± jitter).")
+    max_elapsed: Duration = Field(
+        default=300.0, ge=0, le=86400, description="Give up on a batch after this long (0: never)."
+    )
+
+
+class Queue(SpecModel):
+    """The exporter's queue between the batcher and the sender."""
+
+    type: QueueType = Field(
+        default=QueueType.memory, description="memory, or persistent (SQLite on a volume)."
+    )
+    max_bytes: ByteSize = Field(
+        default=64 * MiB, ge=1024, description="Bytes queued before whenFull applies."
+    )
+    max_items: int = Field(default=1_000_000, ge=1, description="Items queued before whenFull applies.")
+    when_full: WhenFull = Field(
+        default=WhenFull.refuse,
+        description="refuse (clients get a retryable status), dropOldest (counted), or block (until space).",
+    )
+    storage_size: ByteSize | None = Field(
+        default=None, description="Size of the volume for a persistent queue (required for persistent)."
+    )
+    storage_class_name: str | None = Field(default=None, description="StorageClass of that volume.")
+    consumers: int = Field(default=2, ge=1, le=64, description="Exports in flight at once.")
+
+
+class DebugExporter(SpecModel):
+    """Writes what arrives to stdout or a file, for checking a pipeline by eye."""
+
+    verbosity: str = Field(
+        default="basic", pattern=r"^(basic|detailed)$", description="basic: counts; detailed: items."
+    )
+    path: str | None = Field(default=None, description="File to append to; stdout when unset.")
+
+
+class Exporter(SpecModel):
+    """Where telemetry goes. Set exactly one of endpoint, endpoints, pipelineRef or debug."""
+
+    name: DnsLabel = Field(description="Unique name, used by routes and in metrics.")
+    endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Backend URL. gRPC: host:port or http(s)://host:port. HTTP: base URL; /v1/<signal> is "
+        "appended unless the URL already ends with it.",
+    )
+    endpoints: list[str] | None = Field(
+        default=None, min_length=2, max_length=8, description="Ordered failover endpoints."
+    )
+    pipeline_ref: PipelineRef | None = Field(default=None, description="Send to another pipeline.")
+    debug: DebugExporter | None = Field(default=None, description="Print instead of sending.")
+    protocol: Protocol = Field(default=Protocol.grpc, description="grpc | http/protobuf | http/json.")
+    compression: Compression = Field(
+        default=Compression.gzip, description="none | gzip | deflate | zstd (zstd only over HTTP)."
+    )
+    compression_level: int | None = Field(
+        default=None,
+        ge=1,
+        le=19,
+        description="Higher is smaller and slower: gzip/deflate 1-3 (ISA-L), zstd 1-19; default 1.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers_from: list[HeaderFromSecret] = Field(
+        default_factory=list, max_length=16, description="Headers with values from Secrets."
+    )
+    tls: ClientTLS = Field(default_factory=ClientTLS, description="TLS settings.")
+    timeout: Duration = Field(default=10.0, ge=0.001, le=600, description="Per-attempt timeout.")
+    retry: Retry = Field(default_factory=Retry, description="Retry policy.")
+    queue: Queue = Field(default_factory=Queue, description="Queue policy.")
+    delivery: Delivery = Field(
+        default=Delivery.fast,
+        description="When clients are acknowledged: fast (batched), durable (on disk), endToEnd (exported).",
+    )
+    signals: list[Signal] = Field(
+        default_factory=lambda: list(Signal), min_length=1, description="Signals this exporter accepts."
+    )

@@ -1,0 +1,100 @@
+"""Where telemetry comes in: the OTLP/gRPC and OTLP/HTTP receivers, their TLS, auth and CORS."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from otlp_agent.api.spec.common import (
+    MAX_MESSAGE_HARD_CAP,
+    ByteSize,
+    DnsLabel,
+    Duration,
+    MiB,
+    Port,
+    SecretKeyRef,
+    SpecModel,
+)
+
+
+class ServerTLS(SpecModel):
+    """TLS for a receiver, from Secrets the operator mounts into the agent."""
+
+    cert_secret: DnsLabel = Field(description="A kubernetes.io/tls Secret with tls.crt and tls.key.")
+    client_ca_secret: SecretKeyRef | None = Field(
+        default=None, description="CA bundle to verify client certificates against (enables mTLS)."
+    )
+
+
+class ReceiverAuth(SpecModel):
+    """Bearer-token authentication for a receiver."""
+
+    bearer_token_secret: SecretKeyRef = Field(description="Secret key holding the token clients must send.")
+
+
+class GrpcReceiver(SpecModel):
+    """The OTLP/gRPC receiver (TraceService, MetricsService, LogsService)."""
+
+    enabled: bool = Field(default=True, description="Serve OTLP/gRPC.")
+    port: Port = Field(default=4317, description="TCP port to listen on.")
+    max_message_size: ByteSize = Field(
+        default=16 * MiB,
+        ge=1024,
+        le=MAX_MESSAGE_HARD_CAP,
+        description="Largest request accepted, after decompression (bytes or quantity; at most 64Mi). "
+        "Larger requests get RESOURCE_EXHAUSTED.",
+    )
+    tls: ServerTLS | None = Field(default=None, description="Serve TLS instead of plaintext.")
+    auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")
+
+
+class Cors(SpecModel):
+    """Cross-origin access for browser clients of the OTLP/HTTP receiver."""
+
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description='Origins allowed, e.g. "https://app.example.com", or "*".',
+    )
+    allowed_headers: list[str] = Field(
+        default_factory=list, max_length=64, description="Request headers allowed beyond the OTLP defaults."
+    )
+    max_age: Duration = Field(
+        default=7200.0, ge=0, le=86400, description="How long browsers cache a preflight."
+    )
+
+
+class HttpReceiver(SpecModel):
+    """The OTLP/HTTP receiver (POST /v1/traces, /v1/metrics, /v1/logs; protobuf or JSON)."""
+
+    enabled: bool = Field(default=True, description="Serve OTLP/HTTP.")
+    port: Port = Field(default=4318, description="TCP port to listen on.")
+    max_body_size: ByteSize = Field(
+        default=16 * MiB,
+        ge=1024,
+        le=MAX_MESSAGE_HARD_CAP,
+        description="Largest body accepted, checked after decompression too (bytes or quantity; at most "
+        "64Mi). Larger bodies get 413.",
+    )
+    read_timeout: Duration = Field(
+        default=30.0,
+        ge=0.1,
+        le=600,
+        description="Longest wait for a request's headers, for its body, and on an idle keep-alive "
+        "connection; slower clients (slowloris) are disconnected, or get 408 mid-body.",
+    )
+    tls: ServerTLS | None = Field(default=None, description="Serve HTTPS instead of HTTP.")
+    auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")
+    cors: Cors | None = Field(default=None, description="Answer CORS preflights for these origins.")
+
+
+class OtlpReceivers(SpecModel):
+    """OTLP over gRPC and HTTP; at least one must be enabled."""
+
+    grpc: GrpcReceiver = Field(default_factory=GrpcReceiver, description="OTLP/gRPC receiver.")
+    http: HttpReceiver = Field(default_factory=HttpReceiver, description="OTLP/HTTP receiver.")
+
+
+class Receivers(SpecModel):
+    """Where telemetry comes in."""
+
+    otlp: OtlpReceivers = Field(default_factory=OtlpReceivers, description="The OTLP receivers.")

@@ -1,0 +1,73 @@
+"""The OTLPPipeline status the operator writes: conditions, replicas, endpoints, resolved references and
+rollouts."""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field
+
+from otlp_agent.api.spec.common import SpecModel
+
+
+class Condition(SpecModel):
+    """A status condition, as in every Kubernetes API."""
+
+    type: str = Field(description="Ready, ConfigValid, Progressing or Degraded.")
+    status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
+    reason: str = Field(default="", description="CamelCase reason.")
+    message: str = Field(default="", description="Human-readable detail.")
+    last_transition_time: str | None = Field(default=None, description="When status last changed.")
+    observed_generation: int | None = Field(default=None, description="Generation this was computed for.")
+
+
+class Endpoints(SpecModel):
+    """In-cluster endpoints of the pipeline's Service."""
+
+    grpc: str | None = Field(default=None, description="OTLP/gRPC endpoint.")
+    http: str | None = Field(default=None, description="OTLP/HTTP endpoint.")
+
+
+class Rollouts(SpecModel):
+    """The last pass restarting workloads whose injected sidecar runs an old config."""
+
+    config_hash: str | None = Field(default=None, description="The config hash workloads were rolled to.")
+    last_pass: str | None = Field(default=None, description="When the operator last looked (RFC 3339).")
+    restarted: list[str] = Field(
+        default_factory=list, description="Workloads restarted (kind/name, first 20)."
+    )
+    restarted_count: int = Field(default=0, description="How many workloads were restarted.")
+    in_progress: int = Field(default=0, description="Workloads already rolling to this config.")
+    pending: list[str] = Field(default_factory=list, description="Waiting for the rate limit (first 20).")
+    pending_count: int = Field(default=0, description="How many are waiting.")
+    not_restartable: list[str] = Field(
+        default_factory=list, description="Stale pods without a restartable owner (bare pods, Jobs)."
+    )
+
+
+class ResolvedReference(SpecModel):
+    """An exporter's pipelineRef as the operator resolved it (what the agent was given)."""
+
+    exporter: str = Field(description="The exporter's name.")
+    pipeline: str = Field(description="The target pipeline, namespace/name.")
+    endpoint: str = Field(description="The target's Service endpoint the agent sends to.")
+    protocol: str = Field(description="grpc or http/protobuf (or the exporter's explicit protocol).")
+    tls: bool = Field(default=False, description="True when the target's receiver serves TLS.")
+
+
+class OTLPPipelineStatus(SpecModel):
+    """Observed state, written by the operator."""
+
+    model_config = ConfigDict(extra="allow")
+
+    observed_generation: int | None = Field(default=None, description="Last generation reconciled.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")
+    replicas: int | None = Field(default=None, description="Desired agent pods.")
+    ready_replicas: int | None = Field(default=None, description="Ready agent pods.")
+    selector: str | None = Field(default=None, description="Label selector of the agent pods (scale).")
+    endpoints: Endpoints | None = Field(default=None, description="Service endpoints.")
+    config_hash: str | None = Field(default=None, description="Hash of the rendered agent config.")
+    references: list[ResolvedReference] | None = Field(
+        default=None, description="Where each pipelineRef points, as resolved by the operator."
+    )
+    rollouts: Rollouts | None = Field(
+        default=None, description="Stale-sidecar restarts (mode sidecar with injection.rolloutOnChange)."
+    )

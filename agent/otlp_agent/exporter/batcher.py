@@ -1,0 +1,140 @@
+"""Batching per exporter and signal, on serialized bytes.
+
+A batch is a list of serialized Export*ServiceRequest messages; joined, they are one valid request (the
+protobuf merge of its parts), so batching never parses or copies items. A batch is emitted when it reaches
+maxItems or maxBytes, or `timeout` after its first request; a request larger than the limits is first
+split at resource/scope/item boundaries (`wire.split`).
+
+A request whose client waits for more than "batched" (delivery durable or endToEnd) asks `add(...,
+track=True)` for the futures of the batches its data landed in; one future per batch, shared by every
+request in it, resolved by the exporter runtime when the batch is on disk or exported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+
+from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import wire
+
+
+@dataclasses.dataclass
+class Batch:
+    """Requests of one signal bound for one exporter."""
+
+    signal: Signal
+    chunks: list[bytes]
+    items: int
+    size: int
+    created: float = dataclasses.field(default_factory=time.monotonic)
+    done: asyncio.Future[None] | None = None  # resolved when waiting clients may be answered
+    key: int | None = None  # the persistent queue's row id
+
+    def payload(self) -> bytes:
+        """The batch as one serialized request."""
+        if len(self.chunks) != 1:
+            self.chunks = [b"".join(self.chunks)]
+        return self.chunks[0]
+
+
+class Batcher:
+    """Accumulates requests into batches and hands each full batch to `emit`."""
+
+    def __init__(
+        self, signal: Signal, settings: spec.BatchSettings, emit: Callable[[Batch], Awaitable[None]]
+    ) -> None:
+        self.signal = signal
+        self.max_items = settings.max_items
+        self.max_bytes = settings.max_bytes
+        self.timeout = settings.timeout
+        self._emit = emit
+        self._chunks: list[bytes] = []
+        self._items = 0
+        self._size = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        self._done: asyncio.Future[None] | None = None  # the open batch's future, made on demand
+        # Batches taken out of the buffer but not yet handed over (emit in progress): admission counts them,
+        # so the queue always has room for everything the agent already said yes to.
+        self._emitting_bytes = 0
+        self._emitting_items = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes accepted here and not yet in the exporter's queue (buffered or being handed over)."""
+        return self._size + self._emitting_bytes
+
+    @property
+    def pending_items(self) -> int:
+        return self._items + self._emitting_items
+
+    async def add(self, data: bytes, items: int, track: bool = False) -> list[asyncio.Future[None]]:
+        """Add one request; awaits only when a full batch is handed on (which may wait for queue space).
+
+        With `track`, returns the futures of the batches holding the request (else an empty list)."""
+        futures: list[asyncio.Future[None]] = []
+        if items > self.max_items or len(data) > self.max_bytes:
+            for part, part_items in wire.split(self.signal, data, self.max_items, self.max_bytes):
+                await self._add_one(part, part_items, futures if track else None)
+        else:
+            await self._add_one(data, items, futures if track else None)
+        return futures
+
+    async def _add_one(self, data: bytes, items: int, futures: list[asyncio.Future[None]] | None) -> None:
+        # State changes happen before the first await, so pending_bytes is exact whenever others look.
+        ready: list[Batch] = []
+        if self._chunks and (self._items + items > self.max_items or self._size + len(data) > self.max_bytes):
+            ready.append(self._detach())
+        self._chunks.append(data)
+        self._items += items
+        self._size += len(data)
+        if futures is not None:
+            if self._done is None:
+                self._done = asyncio.get_running_loop().create_future()
+            if not futures or futures[-1] is not self._done:
+                futures.append(self._done)
+        if self._items >= self.max_items or self._size >= self.max_bytes:
+            ready.append(self._detach())
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
+        for batch in ready:
+            await self._hand_over(batch)
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        """Emit what is buffered now, if anything."""
+        if self._chunks:
+            await self._hand_over(self._detach())
+
+    def _detach(self) -> Batch:
+        """Take the buffered requests out as a batch (synchronously), counting it as being handed over."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch = Batch(self.signal, self._chunks, self._items, self._size, done=self._done)
+        self._chunks, self._items, self._size, self._done = [], 0, 0, None
+        self._emitting_bytes += batch.size
+        self._emitting_items += batch.items
+        return batch
+
+    async def _hand_over(self, batch: Batch) -> None:
+        try:
+            await self._emit(batch)
+        finally:
+            self._emitting_bytes -= batch.size
+            self._emitting_items -= batch.items
+
+    async def close(self) -> None:
+        """Flush and wait for timer-triggered flushes in progress."""
+        await self.flush()
+        if self._pending:
+            await asyncio.gather(*self._pending)

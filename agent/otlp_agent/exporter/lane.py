@@ -1,0 +1,248 @@
+"""One configured exporter at run time: its batchers (one per signal), its queue, and its consumers.
+
+Each exporter has its own queue and consumers, so a slow backend never stalls the others. Every batch
+leaves through exactly one outcome — exported, failed (backend said no, or retries gave up), or dropped
+(queue policy, shutdown) — each counted, and its bytes released from the memory limiter; a persistent
+queue's batches may also stay on disk at stop, for the next start. The memory limiter counts bytes in
+memory: with a persistent queue, a batch's bytes are released once it is on disk and taken again while a
+consumer exports it. Clients waiting on a batch (delivery durable / endToEnd) are answered here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pathlib
+import time
+
+from otlp_agent.api import spec
+from otlp_agent.exporter import delivery
+from otlp_agent.exporter.batcher import Batch, Batcher
+from otlp_agent.exporter.memory import MemoryLimiter
+from otlp_agent.exporter.queue import factory
+from otlp_agent.exporter.queue.base import BatchQueue
+from otlp_agent.exporter.queue.persistent import PersistentQueue
+from otlp_agent.exporter.result import ExportResult
+from otlp_agent.exporter.sender.retry import RetrySender
+from otlp_agent.exporter.transport.base import Transport
+from otlp_agent.exporter.transport.factory import make_transport
+from otlp_agent.telemetry import logs
+from otlp_agent.telemetry.metrics import AgentMetrics
+
+
+class ExporterLane:
+    """Batchers -> queue -> consumers -> retry sender, for one exporter."""
+
+    def __init__(
+        self,
+        exporter: spec.Exporter,
+        batch: spec.BatchSettings,
+        limiter: MemoryLimiter,
+        metrics: AgentMetrics,
+        transport: Transport | None = None,
+        queue_dir: pathlib.Path | None = None,
+    ) -> None:
+        self.name = exporter.name
+        self.signals = frozenset(exporter.signals)
+        self.limiter = limiter
+        self.metrics = metrics
+        self.delivery = exporter.delivery
+        self._track = exporter.delivery != spec.Delivery.fast
+        self.queue: BatchQueue = factory.make_queue(
+            exporter, queue_dir, self._dropped_from_queue, self._corrupt
+        )
+        self.batchers = {signal: Batcher(signal, batch, self._enqueue) for signal in self.signals}
+        self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
+        self._consumer_count = exporter.queue.consumers
+        self._consumers: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        self._raw_bytes = self._wire_bytes = 0  # for the compression ratio
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopped = False
+        self._waited_on: set[asyncio.Future[None]] = set()  # futures of batches clients wait for
+
+    async def start(self) -> None:
+        """Open the queue and start the consumers (before any producer, so nothing waits on a queue nobody
+        reads)."""
+        if isinstance(self.queue, PersistentQueue):
+            await self.queue.open()
+            if self.queue.recovered:
+                self.metrics.queue_recovered.labels(self.name).inc(self.queue.recovered)
+                logs.info(
+                    f"exporter {self.name}: resuming {self.queue.recovered} batches from {self.queue.path}",
+                    exporter=self.name,
+                )
+                self._idle.clear()
+        self._update_gauges()
+        loop = asyncio.get_running_loop()
+        self._consumers = [
+            loop.create_task(self._consume(), name=f"exporter-{self.name}-{i}")
+            for i in range(self._consumer_count)
+        ]
+
+    def refuses(self, size: int, items: int) -> bool:
+        """True when a request of `size` bytes and `items` items must be refused under the `refuse` policy:
+        the queue must have room for it plus everything already accepted on its way in (in batchers), or a
+        request answered 200 could later find the queue full. An empty queue always takes one request."""
+        queue = self.queue
+        if queue.when_full != spec.WhenFull.refuse:
+            return False
+        pending_bytes = sum(batcher.pending_bytes for batcher in self.batchers.values())
+        pending_items = sum(batcher.pending_items for batcher in self.batchers.values())
+        held_bytes, held_items = queue.bytes + pending_bytes, queue.items + pending_items
+        if held_bytes == 0 and held_items == 0:
+            return False
+        return held_bytes + size > queue.max_bytes or held_items + items > queue.max_items
+
+    async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
+        """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
+        self.limiter.acquire(len(data))
+        self._update_gauges()
+        futures = await self.batchers[signal].add(data, items, self._track)
+        for future in futures:
+            if future not in self._waited_on:
+                self._waited_on.add(future)
+                future.add_done_callback(self._waited_on.discard)
+        return futures
+
+    def abandon_waiters(self, message: str) -> None:
+        """Answer every client still waiting on this exporter with a retryable refusal (at shutdown)."""
+        for future in list(self._waited_on):
+            delivery.settle(future, delivery.not_delivered(message))
+
+    async def _enqueue(self, batch: Batch) -> None:
+        self._idle.clear()
+        stored = await self.queue.put(batch)
+        if self.queue.persistent:
+            self.limiter.release(batch.size)  # on disk now (or dropped): no longer held in memory
+            if stored and self.delivery == spec.Delivery.durable:
+                delivery.settle(batch.done)
+        self._update_gauges()
+
+    async def _consume(self) -> None:
+        while True:
+            batch = await self.queue.get()
+            if self.queue.persistent:
+                self.limiter.acquire(batch.size)  # read back from disk
+            self._in_flight += 1
+            self._update_gauges()
+            try:
+                result = await self.sender.send(batch)
+                self._account(batch, result)
+                await self.queue.done(batch)
+                _answer_waiters(batch, result)
+            except asyncio.CancelledError:  # stopping while this batch was in flight
+                if not self.queue.persistent:  # a persistent queue keeps the row for the next start
+                    self._count_dropped(batch, "shutdown")
+                delivery.settle(batch.done, delivery.not_delivered("the agent stopped before exporting it"))
+                raise
+            except Exception as exc:  # a bug must cost one batch, never the consumer
+                self._count_dropped(batch, "internal_error")
+                delivery.settle(batch.done, delivery.not_delivered("internal error while exporting"))
+                logs.event(
+                    "export_bug", f"exporter {self.name}: unexpected error {exc!r}", exporter=self.name
+                )
+                await self.queue.done(batch)
+            finally:
+                self._in_flight -= 1
+                self.limiter.release(batch.size)
+                self._update_gauges()
+                if self._in_flight == 0 and not len(self.queue):
+                    self._idle.set()
+
+    def _account(self, batch: Batch, result: ExportResult) -> None:
+        signal = batch.signal.value
+        m = self.metrics
+        if result.ok:
+            m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected)
+            m.batch_items.labels(self.name, signal).observe(batch.items)
+            m.uncompressed_bytes.labels(self.name).inc(batch.size)
+            m.wire_bytes.labels(self.name).inc(result.wire_bytes)
+            self._update_ratio(batch.size, result.wire_bytes)
+            if result.rejected:
+                m.failed_items.labels(self.name, signal, "partial_success").inc(result.rejected)
+                logs.event(
+                    "partial_success",
+                    f"exporter {self.name}: backend rejected {result.rejected} items: {result.message}",
+                    exporter=self.name,
+                )
+            return
+        reason = "retries_exhausted" if result.retryable or result.gave_up else "rejected"
+        m.failed_items.labels(self.name, signal, reason).inc(batch.items)
+        logs.event(
+            f"export_failed_{self.name}",
+            f"exporter {self.name}: {batch.items} items lost: {result.message}",
+            exporter=self.name,
+        )
+
+    def _update_ratio(self, raw: int, wire: int) -> None:
+        self._raw_bytes += raw
+        self._wire_bytes += wire
+        if self._wire_bytes:
+            self.metrics.compression_ratio.labels(self.name).set(self._raw_bytes / self._wire_bytes)
+
+    def _dropped_from_queue(self, batch: Batch, reason: str) -> None:
+        """A batch leaves through the queue's policy, never reaching a consumer."""
+        self._count_dropped(batch, reason)
+        delivery.settle(batch.done, delivery.not_delivered(f"exporter {self.name}: dropped ({reason})"))
+        if not self.queue.persistent:
+            self.limiter.release(batch.size)
+
+    def _corrupt(self, message: str) -> None:
+        self.metrics.queue_corrupt.labels(self.name).inc()
+        logs.event(f"queue_corrupt_{self.name}", f"exporter {self.name}: {message}", exporter=self.name)
+
+    def _count_dropped(self, batch: Batch, reason: str) -> None:
+        self.metrics.dropped_items.labels(self.name, batch.signal.value, reason).inc(batch.items)
+        logs.event(
+            f"dropped_{reason}",
+            f"exporter {self.name}: dropped {batch.items} items ({reason})",
+            exporter=self.name,
+        )
+
+    def _update_gauges(self) -> None:
+        self.metrics.queue_batches.labels(self.name).set(len(self.queue))
+        self.metrics.queue_bytes.labels(self.name).set(self.queue.bytes)
+        self.metrics.memory_held.set(self.limiter.held)
+
+    async def flush(self) -> None:
+        """Hand every partial batch to the queue."""
+        for batcher in self.batchers.values():
+            await batcher.close()
+
+    async def drain(self, deadline: float | None) -> bool:
+        """Wait until everything queued is exported or `deadline` (monotonic; None: no limit) passes;
+        True when drained."""
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._idle.is_set()
+
+    async def stop(self) -> None:
+        """Stop consumers; a memory queue's rest is counted as dropped, a persistent queue's stays on disk.
+
+        Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for task in self._consumers:
+            task.cancel()
+        await asyncio.gather(*self._consumers, return_exceptions=True)
+        left = await self.queue.close()
+        if left and self.queue.persistent:
+            logs.info(
+                f"exporter {self.name}: {left} batches left on disk for the next start", exporter=self.name
+            )
+        self._update_gauges()
+        await self.sender.transport.close()
+
+
+def _answer_waiters(batch: Batch, result: ExportResult) -> None:
+    """endToEnd clients hear what the backend said (durable ones were answered at commit)."""
+    if result.ok:
+        delivery.settle(batch.done)
+    elif result.retryable or result.gave_up:
+        delivery.settle(batch.done, delivery.not_delivered(f"not exported: {result.message}"))
+    else:
+        delivery.settle(batch.done, delivery.rejected_downstream(f"the backend refused it: {result.message}"))

@@ -1,0 +1,73 @@
+"""The bounded in-memory queue between an exporter's batchers and its senders (FIFO of batches).
+
+When the lane stops, what is left is dropped and counted (`close`); the persistent queue keeps it instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+
+from otlp_agent.api import spec
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.queue.base import BoundedQueue
+
+
+class MemoryQueue(BoundedQueue):
+    """FIFO of batches with a bound and a policy for when it is reached."""
+
+    persistent = False
+
+    def __init__(self, settings: spec.Queue, on_drop: Callable[[Batch, str], None]) -> None:
+        self.max_bytes = settings.max_bytes
+        self.max_items = settings.max_items
+        self.when_full = settings.when_full
+        self._on_drop = on_drop
+        self._batches: collections.deque[Batch] = collections.deque()
+        self.bytes = 0
+        self.items = 0
+        self.blocked_producers = 0  # producers waiting for space under the `block` policy
+        self._changed = asyncio.Condition()
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    async def put(self, batch: Batch) -> bool:
+        async with self._changed:
+            await self._make_room(
+                batch, lambda: self._remove(self._batches.popleft(), "queue_full_drop_oldest")
+            )
+            self._batches.append(batch)
+            self.bytes += batch.size
+            self.items += batch.items
+            self._changed.notify_all()
+            return True
+
+    async def get(self) -> Batch:
+        async with self._changed:
+            while not self._batches:
+                await self._changed.wait()
+            batch = self._batches.popleft()
+            self.bytes -= batch.size
+            self.items -= batch.items
+            self._changed.notify_all()
+            return batch
+
+    async def done(self, batch: Batch) -> None:
+        """Nothing to forget: the batch lived only in memory."""
+
+    def _remove(self, batch: Batch, reason: str) -> None:
+        self.bytes -= batch.size
+        self.items -= batch.items
+        self._on_drop(batch, reason)
+
+    def drain_all(self, reason: str) -> None:
+        """Drop everything left, counting it."""
+        while self._batches:
+            self._remove(self._batches.popleft(), reason)
+
+    async def close(self) -> int:
+        left = len(self._batches)
+        self.drain_all("shutdown")
+        return left

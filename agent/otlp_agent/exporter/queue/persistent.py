@@ -1,0 +1,265 @@
+"""The persistent queue: an exporter's batches in SQLite on a volume, so restarts and crashes lose nothing.
+
+On-disk contract (format 1, stored as `PRAGMA user_version = 1`):
+- One database per exporter: `<queue dir>/<exporter name>.sqlite3`, plus SQLite's `-wal` and `-shm` files.
+  The queue dir is `--queue-dir` or `$OTLP_AGENT_QUEUE_DIR` (the operator mounts a volume there).
+- Journal mode WAL. `synchronous=FULL` when the exporter acknowledges `durable` (a commit survives power
+  loss), `NORMAL` otherwise (a commit survives the process being killed, SIGKILL included).
+- Table `batches(id INTEGER PRIMARY KEY AUTOINCREMENT, signal TEXT, items INTEGER, size INTEGER,
+  crc32 INTEGER, payload BLOB)`: one row per batch; `payload` is the batch as one serialized, uncompressed
+  Export*ServiceRequest, `size` its length, `crc32` its `zlib.crc32`.
+- A row is inserted and committed when the batcher hands the batch over, and deleted once the batch's
+  outcome is final: acknowledged by the backend, refused by it for good, given up after `retry.maxElapsed`,
+  or evicted by `whenFull: dropOldest` (counted). A row whose export was under way when the agent stopped or
+  died stays, and is sent again after the restart: at least once, so duplicates are possible, losses not.
+- Rows are exported in id order: oldest first, including the backlog found at start.
+- A row that cannot be read back (checksum, size or signal wrong) is deleted, logged and counted in
+  `otlp_agent_queue_corrupt_batches_total`; the queue goes on. A file that is not a SQLite database is
+  renamed `<name>.sqlite3.corrupt-<unix time>` and a new database is started.
+
+Bounds: `queue.maxBytes` / `queue.maxItems` bound the payload bytes / items waiting on disk (batches being
+exported, at most `queue.consumers`, come on top; SQLite's own overhead too). `whenFull` applies as for the
+memory queue. Waiting payloads are not kept in memory: only (id, signal, items, size) per row.
+All SQLite work runs on one thread per queue (its connection is used only there), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import pathlib
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from otlp_agent.api import spec
+from otlp_agent.exporter import delivery
+from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.queue.base import BoundedQueue
+from otlp_agent.telemetry import logs
+
+FORMAT_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    signal TEXT NOT NULL,
+    items INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    crc32 INTEGER NOT NULL,
+    payload BLOB NOT NULL
+)
+"""
+_WAL_SIZE_LIMIT = 16 * 1024 * 1024  # the WAL file is truncated back to this after checkpoints
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass
+class _Entry:
+    """A waiting row, as kept in memory (its payload stays on disk)."""
+
+    key: int
+    signal: spec.Signal | None  # None: not a known signal (a corrupt row)
+    items: int
+    size: int
+    done: asyncio.Future[None] | None = None
+
+
+class PersistentQueue(BoundedQueue):
+    """A FIFO of batches in one SQLite file; same interface as `queues.MemoryQueue`. Call `open` first."""
+
+    persistent = True
+
+    def __init__(
+        self,
+        path: pathlib.Path,
+        settings: spec.Queue,
+        on_drop: Callable[[Batch, str], None],
+        on_corrupt: Callable[[str], None],
+        synchronous_full: bool = False,
+    ) -> None:
+        self.path = path
+        self.max_bytes = settings.max_bytes
+        self.max_items = settings.max_items
+        self.when_full = settings.when_full
+        self._on_drop = on_drop
+        self._on_corrupt = on_corrupt
+        self._synchronous = "FULL" if synchronous_full else "NORMAL"
+        self._pending: collections.deque[_Entry] = collections.deque()
+        self.bytes = 0
+        self.items = 0
+        self.blocked_producers = 0
+        self.recovered = 0  # rows found at open
+        self._changed = asyncio.Condition()
+        self._put_lock = asyncio.Lock()  # puts are committed in the order they arrive
+        self._opened = asyncio.Event()  # after a reload, puts may come before the file is handed over
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"queue-{path.stem}")
+        self._db: sqlite3.Connection | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open (or create) the database and load the backlog's index."""
+        rows = await self._run(self._open_db)
+        for key, signal, items, size in rows:
+            self._pending.append(_Entry(key, _signal(signal), items, size))
+            self.bytes += size
+            self.items += items
+        self.recovered = len(rows)
+        self._opened.set()
+
+    async def close(self) -> int:
+        """Close the database; everything not yet exported stays on disk for the next start."""
+        left = len(self._pending)
+        for entry in self._pending:
+            _refuse_waiters(entry.done, "the agent stopped before this data was exported")
+        await self._run(self._close_db)
+        self._thread.shutdown(wait=True)
+        return left
+
+    # -- the queue ------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def put(self, batch: Batch) -> bool:
+        await self._opened.wait()
+        async with self._put_lock:
+            evicted = await self._reserve(batch)
+            for entry in evicted:
+                await self._run(self._delete, entry.key)
+                _refuse_waiters(entry.done, "queue full: dropped to make room for newer data")
+                self._on_drop(_as_batch(entry), "queue_full_drop_oldest")
+            try:
+                key = await self._run(self._insert, batch)
+            except sqlite3.Error as exc:  # e.g. the volume is full: this batch is lost, the queue goes on
+                self._unreserve(batch.size, batch.items)
+                logs.event("queue_write_failed", f"cannot write to {self.path}: {exc}")
+                self._on_drop(batch, "disk_error")
+                return False
+            except BaseException:
+                self._unreserve(batch.size, batch.items)
+                raise
+            async with self._changed:
+                self._pending.append(_Entry(key, batch.signal, batch.items, batch.size, batch.done))
+                self._changed.notify_all()
+            return True
+
+    async def _reserve(self, batch: Batch) -> list[_Entry]:
+        """Reserve room for `batch` under the policy; the entries evicted for it (to delete from disk)."""
+        evicted: list[_Entry] = []
+
+        def evict_oldest() -> None:
+            entry = self._pending.popleft()
+            self._unreserve(entry.size, entry.items)
+            evicted.append(entry)
+
+        async with self._changed:
+            await self._make_room(batch, evict_oldest)
+            self.bytes += batch.size
+            self.items += batch.items
+        return evicted
+
+    def _unreserve(self, size: int, items: int) -> None:
+        self.bytes -= size
+        self.items -= items
+
+    async def get(self) -> Batch:
+        while True:
+            async with self._changed:
+                while not self._pending:
+                    await self._changed.wait()
+                entry = self._pending.popleft()
+                self._unreserve(entry.size, entry.items)
+                self._changed.notify_all()
+            try:
+                payload = await self._run(self._read, entry.key)
+            except sqlite3.DatabaseError:
+                payload = None
+            if entry.signal is not None and payload is not None and len(payload) == entry.size:
+                return Batch(entry.signal, [payload], entry.items, entry.size, done=entry.done, key=entry.key)
+            await self._run(self._delete, entry.key)
+            _refuse_waiters(entry.done, "the batch holding this data could not be read back")
+            self._on_corrupt(f"row {entry.key} of {self.path} is corrupt; skipped")
+
+    async def done(self, batch: Batch) -> None:
+        if batch.key is not None:
+            await self._run(self._delete, batch.key)
+
+    # -- SQLite, on the queue's own thread ------------------------------------------------------------
+
+    async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+
+    def _open_db(self) -> list[tuple[int, str, int, int]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._connect()
+        except sqlite3.DatabaseError as exc:
+            if self._db is not None:
+                self._db.close()
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            self.path.rename(aside)
+            logs.event(
+                "queue_file_corrupt", f"{self.path} is not a usable database ({exc}); moved to {aside}"
+            )
+            return self._connect()
+
+    def _connect(self) -> list[tuple[int, str, int, int]]:
+        db = self._db = sqlite3.connect(
+            self.path, isolation_level=None
+        )  # autocommit: one statement, one commit
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={self._synchronous}")
+        db.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+        db.execute(_SCHEMA)
+        db.execute(f"PRAGMA user_version={FORMAT_VERSION}")
+        return list(db.execute("SELECT id, signal, items, size FROM batches ORDER BY id"))
+
+    def _insert(self, batch: Batch) -> int:
+        assert self._db is not None
+        payload = batch.payload()
+        cursor = self._db.execute(
+            "INSERT INTO batches (signal, items, size, crc32, payload) VALUES (?, ?, ?, ?, ?)",
+            (batch.signal.value, batch.items, len(payload), zlib.crc32(payload), payload),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def _read(self, key: int) -> bytes | None:
+        assert self._db is not None
+        row = self._db.execute("SELECT crc32, payload FROM batches WHERE id = ?", (key,)).fetchone()
+        if row is None or not isinstance(row[1], bytes) or zlib.crc32(row[1]) != row[0]:
+            return None
+        return row[1]
+
+    def _delete(self, key: int) -> None:
+        assert self._db is not None
+        try:
+            self._db.execute("DELETE FROM batches WHERE id = ?", (key,))
+        except sqlite3.Error as exc:  # the row is sent again after a restart: a duplicate, not a loss
+            logs.event("queue_delete_failed", f"cannot delete row {key} from {self.path}: {exc}")
+
+    def _close_db(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+def _signal(value: str) -> spec.Signal | None:
+    try:
+        return spec.Signal(value)
+    except ValueError:
+        return None
+
+
+def _as_batch(entry: _Entry) -> Batch:
+    """An evicted row as the drop counters see it (its payload is not read back)."""
+    return Batch(entry.signal or spec.Signal.traces, [], entry.items, entry.size)
+
+
+def _refuse_waiters(future: asyncio.Future[None] | None, message: str) -> None:
+    delivery.settle(future, delivery.not_delivered(message))

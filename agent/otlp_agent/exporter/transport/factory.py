@@ -1,0 +1,52 @@
+"""Which transport an exporter's settings call for, with failover over `endpoints` when it lists several."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from otlp_agent.api import spec
+from otlp_agent.exporter.transport.base import Transport
+from otlp_agent.exporter.transport.debug_transport import DebugTransport
+from otlp_agent.exporter.transport.failover import FailoverTransport
+from otlp_agent.exporter.transport.grpc_transport import GrpcTransport
+from otlp_agent.exporter.transport.http_transport import HttpTransport
+from otlp_agent.telemetry import logs
+from otlp_agent.telemetry.metrics import AgentMetrics
+
+
+def make_transport(exporter: spec.Exporter, metrics: AgentMetrics | None = None) -> Transport:
+    """The transport for `exporter`; `metrics` (when given) learn the active endpoint."""
+    if exporter.debug is not None:
+        return DebugTransport(exporter)
+    endpoints = list(exporter.endpoints or [exporter.endpoint or ""])
+    if metrics is not None:
+        for index, endpoint in enumerate(endpoints):
+            metrics.endpoint_active.labels(exporter.name, endpoint).set(1 if index == 0 else 0)
+    if len(endpoints) == 1:
+        return _one_endpoint(exporter)
+    transports = [
+        _one_endpoint(exporter.model_copy(update={"endpoint": endpoint, "endpoints": None}))
+        for endpoint in endpoints
+    ]
+    return FailoverTransport(endpoints, transports, _reporter(exporter.name, endpoints, metrics))
+
+
+def _one_endpoint(exporter: spec.Exporter) -> Transport:
+    if exporter.protocol == spec.Protocol.grpc:
+        return GrpcTransport(exporter)
+    return HttpTransport(exporter)
+
+
+def _reporter(name: str, endpoints: list[str], metrics: AgentMetrics | None) -> Callable[[int, int], None]:
+    def switched(old: int, new: int) -> None:
+        logs.event(
+            f"failover_{name}",
+            f"exporter {name}: {endpoints[old]} keeps failing; switching to {endpoints[new]}",
+            exporter=name,
+        )
+        if metrics is not None:
+            metrics.failovers.labels(name).inc()
+            metrics.endpoint_active.labels(name, endpoints[old]).set(0)
+            metrics.endpoint_active.labels(name, endpoints[new]).set(1)
+
+    return switched

@@ -1,1 +1,0 @@
-"""Exporters: a chain of small senders (queue -> retry -> timeout -> transport) per configured exporter."""

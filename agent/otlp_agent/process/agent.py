@@ -1,0 +1,224 @@
+"""The agent process: wires receivers, pipeline and exporters, serves self-telemetry, reloads its config, and
+shuts down cleanly.
+
+Start order is consumers first (exporters), then producers (receivers), then readiness. On stop: readiness
+off, listeners closed, batchers flushed, queues drained until the grace deadline; then what is left is
+counted as dropped (memory queues) or stays on disk for the next start (persistent queues).
+
+Reload (when started with `config_path`): the new pipeline is built; receivers switch to it (a listener is
+restarted only if its own settings changed); persistent queues are handed over through their files; the
+old pipeline's memory queues drain to their backends in the background. Nothing queued is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import pathlib
+import time
+
+from aiohttp import web
+
+from otlp_agent.api import loader, spec
+from otlp_agent.exporter.queue.factory import NoQueueDirectory
+from otlp_agent.exporter.transport.base import Transport
+from otlp_agent.pipeline.intake import Intake
+from otlp_agent.process.reload import POLL_INTERVAL, ConfigWatcher
+from otlp_agent.receivers.grpc_receiver import GrpcReceiver
+from otlp_agent.receivers.http_receiver import HttpReceiver
+from otlp_agent.telemetry import logs
+from otlp_agent.telemetry.metrics import AgentMetrics
+
+#: Requests in progress when a listener stops get this long to finish (within the grace period).
+_LISTENER_STOP_GRACE = 2.0
+
+
+class Agent:
+    """One running pipeline (and, for a while after a reload, the previous ones draining)."""
+
+    def __init__(
+        self,
+        pipeline: loader.OTLPPipeline,
+        *,
+        host: str = "0.0.0.0",
+        transports: dict[str, Transport] | None = None,
+        queue_dir: pathlib.Path | None = None,
+        config_path: pathlib.Path | None = None,
+        reload_interval: float = POLL_INTERVAL,
+    ) -> None:
+        """Raises NoQueueDirectory when the pipeline cannot run here (e.g. no queue directory)."""
+        self.config = pipeline
+        self.spec = pipeline.spec
+        self.host = host
+        self.queue_dir = queue_dir
+        self.metrics = AgentMetrics()
+        self._transports = transports
+        self.pipeline = Intake(self.spec, self.metrics, transports, queue_dir)
+        self.grpc = self._grpc_receiver(self.spec)
+        self.http = self._http_receiver(self.spec)
+        self.ready = False
+        self._telemetry: web.AppRunner | None = None
+        self._retiring: dict[asyncio.Task[None], Intake] = {}
+        self._watcher = (
+            ConfigWatcher(config_path, self.reload, self.metrics, reload_interval) if config_path else None
+        )
+        self._watch_task: asyncio.Task[None] | None = None
+
+    def _grpc_receiver(self, s: spec.OTLPPipelineSpec) -> GrpcReceiver | None:
+        grpc = s.receivers.otlp.grpc
+        return GrpcReceiver(grpc, self.host, self.pipeline, self.metrics) if grpc.enabled else None
+
+    def _http_receiver(self, s: spec.OTLPPipelineSpec) -> HttpReceiver | None:
+        http = s.receivers.otlp.http
+        stop_grace = min(_LISTENER_STOP_GRACE, s.lifecycle.shutdown_grace_period)
+        return (
+            HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace) if http.enabled else None
+        )
+
+    async def start(self) -> None:
+        await self._start_telemetry()
+        await self.pipeline.start()
+        if self.grpc:
+            await self.grpc.start()
+        if self.http:
+            await self.http.start()
+        self.ready = True
+        if self._watcher is not None:
+            self._watch_task = asyncio.get_running_loop().create_task(
+                self._watcher.run(), name="config-watch"
+            )
+        logs.info(
+            f"agent {self.config.namespace}/{self.config.name} ready",
+            grpc_port=self.grpc.port if self.grpc else None,
+            http_port=self.http.port if self.http else None,
+            exporters=[e.name for e in self.spec.exporters],
+        )
+
+    async def reload(self, new: loader.OTLPPipeline) -> bool:
+        """Switch to `new` without dropping queued data; False (and the old config keeps running) if it
+        cannot run here."""
+        old, old_spec = self.pipeline, self.spec
+        try:
+            pipeline = Intake(new.spec, self.metrics, self._transports, self.queue_dir, old.limiter)
+        except (NoQueueDirectory, OSError, ValueError) as exc:
+            logs.event("config_rejected", f"new config cannot run: {exc}; keeping the running config")
+            return False
+        self.pipeline, self.config, self.spec = pipeline, new, new.spec
+        await self._switch_receivers(old_spec, new.spec)
+        handed_over = _persistent_in_both(old_spec, new.spec)
+        await old.flush()
+        await old.stop_exporters(handed_over)  # their files must be closed before the new pipeline opens them
+        await pipeline.start()
+        task = asyncio.get_running_loop().create_task(old.retire(handed_over), name="retire-pipeline")
+        self._retiring[task] = old
+        task.add_done_callback(lambda done: self._retiring.pop(done, None))
+        if old_spec.telemetry.port != new.spec.telemetry.port:
+            await self._restart_telemetry()
+        logs.info(
+            f"config reloaded: agent {new.namespace}/{new.name}",
+            exporters=[e.name for e in new.spec.exporters],
+        )
+        return True
+
+    async def _switch_receivers(self, old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> None:
+        same_grpc = old.receivers.otlp.grpc == new.receivers.otlp.grpc
+        same_http = old.receivers.otlp.http == new.receivers.otlp.http
+        for receiver in (self.grpc, self.http):
+            if receiver is not None:
+                receiver.consumer = self.pipeline  # requests from now on go to the new pipeline
+        if not same_grpc:
+            if self.grpc:
+                await self.grpc.stop(min(_LISTENER_STOP_GRACE, old.lifecycle.shutdown_grace_period))
+            self.grpc = self._grpc_receiver(new)
+            if self.grpc:
+                await self.grpc.start()
+        if not same_http:
+            if self.http:
+                await self.http.stop()
+            self.http = self._http_receiver(new)
+            if self.http:
+                await self.http.start()
+
+    async def shutdown(self) -> None:
+        """Stop within the configured grace period, exporting as much as the backends take."""
+        self.ready = False
+        deadline = time.monotonic() + self.spec.lifecycle.shutdown_grace_period
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        await self._stop_listeners()
+        await self.pipeline.flush()
+        drained = await self.pipeline.drain(deadline)
+        await self._finish_retiring(deadline)
+        await self.pipeline.stop()
+        if self._telemetry is not None:
+            await self._telemetry.cleanup()
+        logs.info("agent stopped", drained=drained)
+
+    async def _stop_listeners(self) -> None:
+        """Stop listening; requests in progress get the listener grace, then clients still waiting for
+        durable / endToEnd delivery are told to send again, so no request outlives the listener."""
+        grace = min(_LISTENER_STOP_GRACE, self.spec.lifecycle.shutdown_grace_period)
+        stops = [self.grpc.stop(grace)] if self.grpc else []
+        stops += [self.http.stop()] if self.http else []
+        stopping = asyncio.ensure_future(asyncio.gather(*stops))
+        await asyncio.wait([stopping], timeout=grace)
+        if not stopping.done():
+            for pipeline in (self.pipeline, *self._retiring.values()):
+                pipeline.abandon_waiters("the agent is shutting down; send again")
+        await stopping
+
+    async def _finish_retiring(self, deadline: float) -> None:
+        """Give pipelines still draining after a reload until `deadline`, then stop them."""
+        if not self._retiring:
+            return
+        retiring = dict(self._retiring)
+        await asyncio.wait(retiring, timeout=max(0.0, deadline - time.monotonic()))
+        for task, pipeline in retiring.items():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await pipeline.stop()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set (by a signal handler, or a test)."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def _start_telemetry(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, self.host, self.spec.telemetry.port, reuse_address=True).start()
+        self._telemetry = runner
+
+    async def _restart_telemetry(self) -> None:
+        if self._telemetry is not None:
+            await self._telemetry.cleanup()
+        await self._start_telemetry()
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        body = self.metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ready\n") if self.ready else web.Response(status=503, text="not ready\n")
+
+
+def _persistent_in_both(old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> frozenset[str]:
+    """Exporters whose persistent queue file the new pipeline takes over from the old one."""
+
+    def persistent(s: spec.OTLPPipelineSpec) -> set[str]:
+        return {e.name for e in s.exporters if e.queue.type == spec.QueueType.persistent}
+
+    return frozenset(persistent(old) & persistent(new))

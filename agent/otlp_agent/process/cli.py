@@ -1,0 +1,76 @@
+"""`otlp-agent`: validate a pipeline file, or run an agent from one.
+
+FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec. Problems are printed one per
+line as `field.path: message` with exit status 2, never as a traceback. `run` reloads the file when its
+content changes. Persistent queues live in `--queue-dir`, else `$OTLP_AGENT_QUEUE_DIR`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pathlib
+import signal
+import sys
+
+from otlp_agent.api import loader
+from otlp_agent.api.problems import SpecError
+from otlp_agent.telemetry import logs
+
+EXIT_INVALID = 2
+QUEUE_DIR_ENV = "OTLP_AGENT_QUEUE_DIR"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otlp-agent", description="A fast OTLP agent.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check a pipeline file and report every problem")
+    validate.add_argument("file")
+    run = commands.add_parser("run", help="run an agent")
+    run.add_argument("--config", required=True, help="pipeline file (manifest or spec)")
+    run.add_argument("--listen-host", default="0.0.0.0", help="address to listen on (default: all)")
+    run.add_argument(
+        "--queue-dir",
+        default=os.environ.get(QUEUE_DIR_ENV),
+        help=f"directory of persistent queues (default: ${QUEUE_DIR_ENV})",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "validate":
+            pipeline = loader.load_file(args.file)
+        else:
+            pipeline = loader.load_runnable(args.config)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_INVALID
+    if args.command == "validate":
+        print(f"{pipeline.namespace}/{pipeline.name}: valid")
+        return 0
+    logs.configure(pipeline.spec.telemetry.log_level)
+    queue_dir = pathlib.Path(args.queue_dir) if args.queue_dir else None
+    return asyncio.run(_run(pipeline, args.listen_host, pathlib.Path(args.config), queue_dir))
+
+
+async def _run(
+    pipeline: loader.OTLPPipeline, host: str, path: pathlib.Path, queue_dir: pathlib.Path | None
+) -> int:
+    from otlp_agent.exporter.queue.factory import NoQueueDirectory
+    from otlp_agent.process.agent import Agent
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        agent = Agent(pipeline, host=host, queue_dir=queue_dir, config_path=path)
+        await agent.run(stop)
+    except (OSError, NoQueueDirectory) as exc:  # e.g. a port already in use, no queue directory
+        print(f"otlp-agent: cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""What receivers hand requests to, and the answer they get back (implemented by the pipeline's intake)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from otlp_agent.api.spec import Signal
+
+
+class Answer(Protocol):
+    """How a consumer answers: items rejected (partial success) and why."""
+
+    @property
+    def rejected(self) -> int: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class Consumer(Protocol):
+    """What receivers deliver to (the pipeline): raises errors.ReceiveError to refuse."""
+
+    async def consume(self, signal: Signal, payload: bytes, items: int) -> Answer: ...

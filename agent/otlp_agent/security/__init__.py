@@ -1,0 +1,1 @@
+"""TLS, bearer tokens and secret headers, from the Secret files the operator mounts."""

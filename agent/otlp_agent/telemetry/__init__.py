@@ -1,0 +1,1 @@
+"""The agent's own telemetry: Prometheus metrics and rate-limited JSON logs."""

@@ -1,0 +1,139 @@
+"""The kopf handlers: thin adapters from kopf's events to `reconcile` (the only place, with the webhook,
+that knows kopf's error types).
+
+- pipeline created, updated, or resumed (operator start): `reconcile`; a transient API error becomes
+  `kopf.TemporaryError(delay=retry_delay)`, so kopf retries it;
+- any event on a child kind carrying the pipeline label: `reconcile` of its pipeline when the child was
+  deleted, edited, or (workloads) changed status (see `children`);
+- any event on a pipeline (including its deletion): `reconcile` of the pipelines whose `pipelineRef`
+  to it now resolves differently (see `pipelinerefs.ReferrerIndex`); an event handler, not on.delete,
+  so no finalizer is added;
+- every `drift_interval` seconds: `reconciler.drift_check` over every known pipeline, which restores
+  anything no event told us about (a child that lost its label, a missed watch event).
+
+The drift check is one operator-wide task rather than a `kopf.timer`: kopf puts a finalizer on every
+object that has timers, and the operator wants none, so a pipeline can be deleted (and its children
+garbage-collected) even while the operator is down or uninstalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from otlp_agent.api import spec
+
+from otlp_operator import naming, validation
+from otlp_operator.edge import injection_handlers, pipeline_webhook
+from otlp_operator.edge.settings import OperatorConfig
+from otlp_operator.reconcile import kube, reconciler
+
+RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
+_log = logging.getLogger(__name__)
+
+
+def raise_for(outcome: reconciler.Outcome, retry_delay: float) -> None:
+    """Turn a failed reconcile into kopf's retry signal; a permanent failure waits for the drift check."""
+    error = outcome.error
+    if error is not None and error.transient:
+        raise kopf.TemporaryError(f"applying children failed: {error}", delay=retry_delay)
+
+
+async def drift_loop(ctx: reconciler.Context, interval: float) -> None:
+    """Run the drift check every `interval` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        for key, error in await reconciler.drift_check(ctx):
+            _log.warning("drift check of %s/%s failed: %s", key.namespace, key.name, error)
+
+
+def context_of(memo: kopf.Memo) -> reconciler.Context:
+    """The reconcile context the startup handler put in the operator's memo.
+
+    kopf gives every resource handler a shallow copy of the operator-wide memo, made when kopf first sees
+    the object (after startup), so the one Context is shared by every handler."""
+    found: reconciler.Context = memo["reconcile_context"]
+    return found
+
+
+def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
+    """A kopf registry with every handler of the operator (what `otlp-operator run` runs)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def start(memo: kopf.Memo, **_: Any) -> None:
+        ctx = memo["reconcile_context"] = reconciler.Context(kube.Kube.connect(), config.agent_image)
+        memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
+        drift: asyncio.Task[None] | None = memo.pop("drift_task", None)
+        if drift is not None:
+            drift.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drift
+        ctx: reconciler.Context | None = memo.pop("reconcile_context", None)
+        if ctx is not None:
+            ctx.client.close()
+
+    @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile-on-resume")
+    @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-on-create")
+    @kopf.on.update(*RESOURCE, registry=registry, id="reconcile-on-update")
+    async def changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        try:
+            outcome = await reconciler.reconcile(context_of(memo), body)
+        except kube.ApiError as exc:
+            if exc.transient:
+                raise kopf.TemporaryError(str(exc), delay=config.retry_delay) from exc
+            raise kopf.PermanentError(str(exc)) from exc
+        raise_for(outcome, config.retry_delay)
+
+    @kopf.on.event(*RESOURCE, registry=registry, id="referrers")
+    async def target_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        body = event.get("object") or {}
+        try:
+            await reconciler.referrers_of(context_of(memo), str(event.get("type")), body)
+        except kube.ApiError as exc:  # the drift check retries
+            _log.warning(
+                "reconciling the referrers of %s failed: %s", body.get("metadata", {}).get("name"), exc
+            )
+
+    for kind in kube.CHILD_KINDS:
+        _watch_children(registry, kind)
+    if config.webhook is not None:
+        pipeline_webhook.register(registry)
+    if config.injection:
+        injection_handlers.register(registry, config)
+    return registry
+
+
+def _watch_children(registry: kopf.OperatorRegistry, kind: str) -> None:
+    resource = kube.RESOURCES[kind]
+
+    async def child_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+        obj = {**validation.plain(event.get("object") or {}), "kind": kind}
+        ctx = context_of(memo)
+        key = ctx.index.owner_to_reconcile(str(event.get("type")), obj)
+        if key is None:
+            return
+        try:
+            await reconciler.reconcile_by_name(ctx, key)
+        except kube.ApiError as exc:  # the drift check retries
+            _log.warning("reconciling %s after a %s event failed: %s", key, kind, exc)
+
+    kopf.on.event(
+        resource.group,
+        resource.version,
+        resource.plural,
+        labels={naming.PIPELINE_LABEL: kopf.PRESENT},
+        registry=registry,
+        id=f"child-{resource.plural}",
+    )(child_event)

@@ -1,0 +1,81 @@
+"""The operator's own settings (one typed place for every knob) and the kopf settings derived from them.
+
+kopf keeps its bookkeeping on the pipeline objects under our prefix (annotations only, never in
+`status`, which belongs to the operator's report): `telemetry.otlp-operator.io/last-handled-configuration`
+and per-handler progress annotations. No finalizer is added: children go away by ownerReference garbage
+collection, so a pipeline can be deleted even while the operator is down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import kopf
+
+from otlp_operator import naming
+
+PREFIX = naming.PREFIX.rstrip("/")
+
+
+@dataclasses.dataclass(frozen=True)
+class Webhook:
+    """The validating admission webhook's HTTPS server.
+
+    `managed` names a ValidatingWebhookConfiguration the operator creates and keeps pointed at
+    `https://<host>:<port>` (for development and tests); leave it None when the Helm chart owns the
+    configuration (a Service in front of the operator pod, and a caBundle from the chart's certificate).
+    """
+
+    port: int
+    certfile: str | None = None
+    keyfile: str | None = None
+    cafile: str | None = None
+    addr: str = "0.0.0.0"  # the API server connects from outside the pod
+    host: str | None = None
+    managed: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorConfig:
+    """Everything `otlp-operator run` can be told."""
+
+    #: Image of the agent containers, unless a pipeline sets `spec.image`.
+    agent_image: str
+    #: Seconds between drift checks of each pipeline (restores children edited while no event came).
+    drift_interval: float = 60.0
+    #: Seconds before a reconcile that failed on a transient API error is retried.
+    retry_delay: float = 5.0
+    webhook: Webhook | None = None
+    #: Sidecar injection (`otlp_operator.edge.injection_handlers`): the pod mutating webhook (needs `webhook`)
+    #: and stale-sidecar rollouts. Off by default: it needs RBAC on namespaces, pods and app workloads.
+    injection: bool = False
+
+
+def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
+    """kopf settings for this operator (peering is chosen on the command line: standalone)."""
+    settings = kopf.OperatorSettings()
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300  # re-list now and then, so a stuck watch heals itself
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    if config.webhook is not None:
+        settings.admission.server = _webhook_server(config.webhook)
+        settings.admission.managed = config.webhook.managed
+    return settings
+
+
+def _webhook_server(webhook: Webhook) -> kopf.WebhookServer:
+    return kopf.WebhookServer(
+        addr=webhook.addr,
+        port=webhook.port,
+        host=webhook.host,
+        certfile=webhook.certfile,
+        pkeyfile=webhook.keyfile,
+        cafile=webhook.cafile,
+    )

@@ -1,0 +1,231 @@
+"""Every Kubernetes API call the operator's own code makes, in one module (kopf's calls are its own).
+
+The operator talks to the API server through this small facade over the `kubernetes` client, with plain
+dicts in and out, so the complete list of calls (and so the RBAC the Helm chart must grant) can be read
+off `RESOURCES` and the `Kube` methods:
+
+| verb | resources |
+|---|---|
+| get | every kind in `RESOURCES` (children; a pipeline to reconcile; the targets of its `pipelineRef`s) |
+| create, patch (JSON merge patch), delete, list (label selector) | the child kinds |
+| create | configmaps in the namespaces a sidecar pipeline allows (copies of its config) |
+| patch (JSON merge patch) on the `status` subresource | otlppipelines/status |
+| create | events (core/v1), about a pipeline; about a pod's owner or a pod (sidecar injection) |
+| list (label selector) | pods (stale-sidecar rollouts: pods injected from a pipeline) |
+| get, patch (JSON merge patch) | deployments, statefulsets, daemonsets of injected pods (rollout restart) |
+| get | `/version` (the webhook picks native sidecars on Kubernetes >= 1.29) |
+
+The `kubernetes` client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`):
+a handful of calls per reconcile never needs more. Credentials come from the in-cluster service account
+when running in a pod, else from `$KUBECONFIG` / `~/.kube/config` (the client's own loaders).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+from typing import Any
+
+import kubernetes
+from otlp_agent.api import spec
+
+#: Seconds one API call may take before it counts as failed (and is retried by the caller).
+REQUEST_TIMEOUT = 15.0
+MERGE_PATCH = "application/merge-patch+json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        path = f"{root}/namespaces/{namespace}/{self.plural}"
+        if name is not None:
+            path += f"/{name}"
+        if subresource is not None:
+            path += f"/{subresource}"
+        return path
+
+
+PIPELINE = spec.KIND
+#: Every kind the operator reads or writes, by kind name. All are namespaced.
+RESOURCES: dict[str, Resource] = {
+    PIPELINE: Resource(spec.API_GROUP, spec.API_VERSION, spec.PLURAL),
+    "ConfigMap": Resource("", "v1", "configmaps"),
+    "ServiceAccount": Resource("", "v1", "serviceaccounts"),
+    "Service": Resource("", "v1", "services"),
+    "PersistentVolumeClaim": Resource("", "v1", "persistentvolumeclaims"),
+    "Deployment": Resource("apps", "v1", "deployments"),
+    "DaemonSet": Resource("apps", "v1", "daemonsets"),
+    "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets"),
+    "HorizontalPodAutoscaler": Resource("autoscaling", "v2", "horizontalpodautoscalers"),
+    "Event": Resource("", "v1", "events"),
+    # Sidecar restarts (reconcile.sidecar_restarts): the application workloads it restarts, never children.
+    "Pod": Resource("", "v1", "pods"),
+    "StatefulSet": Resource("apps", "v1", "statefulsets"),
+}
+INJECTION_KINDS = ("Pod", "StatefulSet")
+CHILD_KINDS = tuple(kind for kind in RESOURCES if kind not in (PIPELINE, "Event", *INJECTION_KINDS))
+COMPONENT = "otlp-operator"
+
+
+class ApiError(Exception):
+    """A failed API call: the HTTP status (0 when the server was not reached) and the server's message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}" if status else message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying soon: the server was unreachable, overloaded, conflicting or failing."""
+        return self.status == 0 or self.status in (409, 429) or self.status >= 500
+
+
+class Kube:
+    """The operator's API client. Methods take and return plain dicts."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    @classmethod
+    def connect(cls) -> Kube:
+        """A client for the cluster this process runs in, else for the current kubeconfig context."""
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = kubernetes.client.Configuration()
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return cls(kubernetes.client.ApiClient(configuration))
+        kubeconfig = os.environ.get("KUBECONFIG")
+        return cls(kubernetes.config.new_client_from_config(config_file=kubeconfig))  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self._call("GET", RESOURCES[kind].path(namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Objects of `kind` in `namespace` matching the label selector."""
+        found = await self._call(
+            "GET", RESOURCES[kind].path(namespace), query={"labelSelector": label_selector}
+        )
+        return list(found.get("items") or [])
+
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create `obj` (its kind, namespace and name say where)."""
+        return await self._call("POST", RESOURCES[obj["kind"]].path(obj["metadata"]["namespace"]), body=obj)
+
+    async def patch(
+        self, kind: str, namespace: str, name: str, patch: dict[str, Any], *, subresource: str | None = None
+    ) -> dict[str, Any]:
+        """Apply a JSON merge patch (RFC 7386) to an object or its `subresource`."""
+        path = RESOURCES[kind].path(namespace, name, subresource)
+        return await self._call("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete an object (dependents are garbage-collected in the background); gone already is fine."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        try:
+            await self._call("DELETE", RESOURCES[kind].path(namespace, name), body=body)
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    async def server_version(self) -> dict[str, Any]:
+        """The API server's `/version` (major, minor, gitVersion)."""
+        return await self._call("GET", "/version")
+
+    async def post_event(
+        self, regarding: dict[str, Any], warning: bool, reason: str, message: str, now: str
+    ) -> None:
+        """Record a core/v1 Event about `regarding` (shown by `kubectl describe`)."""
+        metadata = regarding["metadata"]
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+            "involvedObject": {
+                "apiVersion": regarding["apiVersion"],
+                "kind": regarding["kind"],
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+            },
+            "type": "Warning" if warning else "Normal",
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await self.create(event)
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: dict[str, Any] | None = None,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self._call_sync, method, path, body, query, content_type)
+
+    def _call_sync(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        query: dict[str, str] | None,
+        content_type: str,
+    ) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        try:
+            _, url, headers, body, _ = self._client.param_serialize(
+                method,
+                path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+            response = self._client.call_api(method, url, headers, body, _request_timeout=REQUEST_TIMEOUT)
+            data = response.read()
+        except kubernetes.client.ApiException as exc:
+            raise ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason)) from exc
+        except Exception as exc:  # connection refused, timeouts, TLS: all "server not reached"
+            raise ApiError(0, type(exc).__name__, f"{method} {path}: {exc}") from exc
+        return _decode(response.status, data)
+
+
+def _decode(status: int, data: bytes) -> dict[str, Any]:
+    try:
+        decoded = json.loads(data) if data else {}
+    except ValueError:
+        decoded = {"message": data[:200].decode("utf-8", "replace")}
+    if not isinstance(decoded, dict):
+        decoded = {"message": str(decoded)}
+    if status >= 400:
+        raise ApiError(status, str(decoded.get("reason", "")), str(decoded.get("message", "")))
+    return decoded

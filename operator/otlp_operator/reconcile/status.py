@@ -1,0 +1,263 @@
+"""The OTLPPipeline status, computed from what the operator observed (pure: no API, no clock, no kopf).
+
+Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `observedGeneration`):
+
+- ConfigValid: the spec passes the agent's own validation. `Valid` / `InvalidSpec`.
+- Ready: every agent pod of the workload is ready and up to date; in sidecar mode, the config is
+  published. `AgentsReady`, `ConfigPublished` / `AgentsNotReady`, `NoAgentsScheduled`, `WorkloadMissing`.
+- Progressing: a rollout is under way. `RollingOut` / `RolloutComplete`, `ConfigPublished`,
+  `ProgressDeadlineExceeded`.
+- Degraded: the operator cannot make the cluster match the spec. `InvalidSpec`, `ApplyFailed`,
+  `ChildConflict`, `ProgressDeadlineExceeded`, `ReferenceUnresolved` / `AsExpected`.
+- ReferencesResolved: every exporter's `pipelineRef` resolved to its target's Service (see
+  `pipelinerefs`). `Resolved`, `NoReferences` / the first failure's reason (`TargetNotFound`,
+  `NotAllowed`, `TargetInvalid`, `TargetHasNoService`, `ProtocolNotServed`, `SelfReference`,
+  `TargetUnreadable`, `ReferenceCycle`), with every failure in the message. While False nothing is
+  applied: the agents keep their last good config. While the spec is invalid it keeps its previous value
+  (`InvalidSpec` if none).
+
+`lastTransitionTime` changes only when a condition's status changes. A `Transition` is reported when a
+condition's status or reason changes; the caller posts each as a Kubernetes Event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded", "ReferencesResolved")
+#: Status fields another part of the operator writes (`sidecar_restarts`: stale-sidecar restarts);
+#: reconcile's status replacement leaves them as they are.
+WRITTEN_ELSEWHERE = ("rollouts",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceFailure:
+    """An exporter's pipelineRef that did not resolve: the reason and a message naming it."""
+
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """Everything one reconcile learnt, as the inputs of the status."""
+
+    generation: int
+    #: Problems of an invalid spec (empty when valid).
+    problems: tuple[str, ...] = ()
+    #: True in sidecar mode: there is no workload, only the published config.
+    sidecar: bool = False
+    #: The Deployment or DaemonSet as last read (None when there is none).
+    workload: dict[str, Any] | None = None
+    #: Why applying the children failed, if it did ("ApplyFailed" or "ChildConflict", message).
+    apply_error: tuple[str, str] | None = None
+    config_hash: str | None = None
+    endpoints: dict[str, str | None] | None = None
+    selector: str | None = None
+    #: Resolved pipelineRefs for `status.references` (None: keep the previous ones, as the agents do).
+    references: list[dict[str, Any]] | None = None
+    #: pipelineRefs that did not resolve (nothing was applied).
+    reference_failures: tuple[ReferenceFailure, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    """A condition whose status or reason changed; `warning` for a change for the worse."""
+
+    condition: Condition
+    warning: bool
+
+    @property
+    def message(self) -> str:
+        state = "True" if self.condition.status else "False"
+        return f"{self.condition.type} is {state}: {self.condition.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    """Where a workload's rollout stands (`kubectl rollout status` logic)."""
+
+    done: bool
+    desired: int
+    ready: int
+    message: str
+    deadline_exceeded: bool = False
+
+
+def rollout(workload: dict[str, Any]) -> Rollout:
+    """The rollout state of a Deployment or DaemonSet from its spec and status."""
+    status = workload.get("status") or {}
+    generation = (workload.get("metadata") or {}).get("generation", 0)
+    if workload.get("kind") == "DaemonSet":
+        desired = int(status.get("desiredNumberScheduled") or 0)
+        updated = int(status.get("updatedNumberScheduled") or 0)
+        available = int(status.get("numberAvailable") or 0)
+        ready, old = int(status.get("numberReady") or 0), 0
+    else:
+        desired = int((workload.get("spec") or {}).get("replicas", 1))
+        updated = int(status.get("updatedReplicas") or 0)
+        available = int(status.get("availableReplicas") or 0)
+        ready = int(status.get("readyReplicas") or 0)
+        old = int(status.get("replicas") or 0) - updated
+    if int(status.get("observedGeneration") or 0) < generation:
+        return Rollout(False, desired, ready, "waiting for the workload controller to see the new spec")
+    if _deadline_exceeded(status):
+        return Rollout(False, desired, ready, "the rollout exceeded its progress deadline", True)
+    if updated < desired:
+        return Rollout(False, desired, ready, f"{updated} of {desired} agents updated")
+    if old > 0:
+        return Rollout(False, desired, ready, f"{old} old agents pending termination")
+    if available < desired:
+        return Rollout(False, desired, ready, f"{available} of {desired} updated agents available")
+    return Rollout(True, desired, ready, f"{ready}/{desired} agents ready")
+
+
+def _deadline_exceeded(status: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+        for c in status.get("conditions") or []
+    )
+
+
+def conditions(obs: Observation) -> list[Condition]:
+    """The conditions for an observation, in `CONDITION_TYPES` order."""
+    state = None if obs.sidecar or obs.workload is None else rollout(obs.workload)
+    return [
+        _config_valid(obs),
+        _ready(obs, state),
+        _progressing(obs, state),
+        _degraded(obs, state),
+        _references(obs),
+    ]
+
+
+def _references(obs: Observation) -> Condition:
+    if obs.reference_failures:
+        message = "; ".join(f.message for f in obs.reference_failures)
+        return Condition("ReferencesResolved", False, obs.reference_failures[0].reason, message)
+    if obs.problems:
+        return Condition(
+            "ReferencesResolved", False, "InvalidSpec", "the spec is invalid; nothing was resolved"
+        )
+    if not obs.references:
+        return Condition("ReferencesResolved", True, "NoReferences", "no exporter uses pipelineRef")
+    return Condition("ReferencesResolved", True, "Resolved", f"{len(obs.references)} pipelineRef(s) resolved")
+
+
+def _config_valid(obs: Observation) -> Condition:
+    if obs.problems:
+        return Condition("ConfigValid", False, "InvalidSpec", "; ".join(obs.problems))
+    return Condition("ConfigValid", True, "Valid", "the spec is valid")
+
+
+def _ready(obs: Observation, state: Rollout | None) -> Condition:
+    if obs.sidecar:
+        return Condition("Ready", True, "ConfigPublished", "the agent config is ready for injection")
+    if state is None:
+        return Condition("Ready", False, "WorkloadMissing", "the agent workload does not exist yet")
+    counts = f"{state.ready}/{state.desired} agents ready"
+    if state.desired == 0:
+        return Condition("Ready", False, "NoAgentsScheduled", "no agent is scheduled (0 desired)")
+    if state.done and state.ready >= state.desired:
+        return Condition("Ready", True, "AgentsReady", counts)
+    return Condition("Ready", False, "AgentsNotReady", f"{counts}; {state.message}")
+
+
+def _progressing(obs: Observation, state: Rollout | None) -> Condition:
+    if obs.sidecar:
+        return Condition("Progressing", False, "ConfigPublished", "sidecars roll with their workloads")
+    if state is None:
+        return Condition("Progressing", True, "RollingOut", "creating the agent workload")
+    if state.deadline_exceeded:
+        return Condition("Progressing", False, "ProgressDeadlineExceeded", state.message)
+    if state.done:
+        return Condition("Progressing", False, "RolloutComplete", state.message)
+    return Condition("Progressing", True, "RollingOut", state.message)
+
+
+def _degraded(obs: Observation, state: Rollout | None) -> Condition:
+    if obs.problems:
+        message = "the spec is invalid; the agents keep running the last good config"
+        if obs.config_hash:
+            message += f" ({obs.config_hash})"
+        return Condition("Degraded", True, "InvalidSpec", message)
+    if obs.reference_failures:
+        message = "a pipelineRef does not resolve; the agents keep running the last good config"
+        if obs.config_hash:
+            message += f" ({obs.config_hash})"
+        return Condition("Degraded", True, "ReferenceUnresolved", message)
+    if obs.apply_error is not None:
+        reason, message = obs.apply_error
+        return Condition("Degraded", True, reason, message)
+    if state is not None and state.deadline_exceeded:
+        return Condition("Degraded", True, "ProgressDeadlineExceeded", state.message)
+    return Condition("Degraded", False, "AsExpected", "the agents match the spec")
+
+
+def compute(obs: Observation, previous: dict[str, Any], now: str) -> tuple[dict[str, Any], list[Transition]]:
+    """The new status (a complete replacement of `previous`) and the transitions to report."""
+    old = {c.get("type"): c for c in previous.get("conditions") or []}
+    new_conditions, transitions = [], []
+    for condition in conditions(obs):
+        before = old.get(condition.type) or {}
+        if condition.type == "ReferencesResolved" and obs.problems and before:
+            condition = _unchanged(condition.type, before)  # the running agents' references still hold
+        status_text = "True" if condition.status else "False"
+        changed = before.get("status") != status_text
+        new_conditions.append(
+            {
+                "type": condition.type,
+                "status": status_text,
+                "reason": condition.reason,
+                "message": condition.message,
+                "lastTransitionTime": now if changed else before.get("lastTransitionTime", now),
+                "observedGeneration": obs.generation,
+            }
+        )
+        if changed or before.get("reason") != condition.reason:
+            transitions.append(Transition(condition, _worse(condition, before.get("status"))))
+    return _fields(obs, previous, new_conditions), transitions
+
+
+def _unchanged(kind: str, before: dict[str, Any]) -> Condition:
+    return Condition(
+        kind, before.get("status") == "True", str(before.get("reason")), str(before.get("message"))
+    )
+
+
+def _worse(condition: Condition, before: str | None) -> bool:
+    """Warn when things break: invalid spec, degraded, or ready agents that are no longer ready."""
+    if condition.type == "Degraded":
+        return condition.status
+    if condition.type == "ConfigValid":
+        return not condition.status
+    return condition.type == "Ready" and not condition.status and before == "True"
+
+
+def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {"observedGeneration": obs.generation, "conditions": new_conditions}
+    state = None if obs.sidecar or obs.workload is None else rollout(obs.workload)
+    if state is not None:
+        found["replicas"], found["readyReplicas"] = state.desired, state.ready
+    for key, value in (
+        ("endpoints", obs.endpoints),
+        ("configHash", obs.config_hash),
+        ("selector", obs.selector),
+        ("references", obs.references),
+    ):
+        if value is not None:
+            found[key] = value
+        elif key in previous:  # an invalid spec keeps what the running agents still have
+            found[key] = previous[key]
+    if not found.get("references"):  # no pipelineRef: no field
+        found.pop("references", None)
+    return found
