@@ -25,6 +25,7 @@ import pytest
 
 from tests.support.kube_emulator import KubeEmulator, ThreadedKubeEmulator
 from tests.support.kube_emulator.kubectl import Kubectl
+from tests.support.operator_harness import Cluster, cluster_for_tests
 
 WIDGET_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -139,3 +140,10 @@ def core_api(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV
 @pytest.fixture
 def custom_api(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CustomObjectsApi:
     return kubernetes.client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> Iterator[Cluster]:
+    """The operator tests' cluster: the emulator with the CRD (or a real cluster, see operator_harness)."""
+    with cluster_for_tests(monkeypatch, tmp_path) as found:
+        yield found

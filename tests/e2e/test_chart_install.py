@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e import test_chart_support as support
+from tests.support import chart_install as support
 from tests.support import waiting
 from tests.support.kube_emulator import ThreadedKubeEmulator
 from tests.support.kube_emulator.kubectl import Kubectl
@@ -187,7 +187,7 @@ def condition(kube: ThreadedKubeEmulator, name: str, kind: str) -> dict[str, Any
 def install(setup: Installed) -> dict[str, Any]:
     release = setup.helm.install(CHART, RELEASE, setup.values)
     assert release["status"] == "deployed"
-    # Emulator gap (see tests/e2e/test_operator_support.py): it prunes inside `metadata` when a CRD
+    # Emulator gap (see tests/e2e/operator_harness.py): it prunes inside `metadata` when a CRD
     # declares a metadata schema, which a real API server never does; drop that empty schema.
     setup.kubectl(
         "patch", "crd", CRD, "--type=json",

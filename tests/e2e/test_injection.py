@@ -1,7 +1,8 @@
 """Sidecar injection end to end: the real operator (kopf, its managed mutating webhook over TLS) and pods
 created with the real kubectl through the API server's admission chain; the stored pods are asserted.
 
-Runs against the emulator, or a real cluster with OTLP_E2E_KUBECONFIG (see test_operator_support)."""
+Runs against the emulator, or a real cluster with OTLP_E2E_KUBECONFIG (see
+tests/support/operator_harness.py)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from typing import Any
 import yaml
 from otlp_agent.api import spec
 
-from tests.e2e.test_operator_support import (
+from tests.support.operator_harness import (
     NAMESPACE,
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     config_for_tests,
     operator_running,
     webhook_for_tests,

@@ -8,11 +8,10 @@ import pathlib
 from typing import Any
 
 from tests.e2e.test_injection import create, pipeline, pod, published
-from tests.e2e.test_operator_support import (
+from tests.support.operator_harness import (
     NAMESPACE,
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     config_for_tests,
     operator_running,
     webhook_for_tests,

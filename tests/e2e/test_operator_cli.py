@@ -13,14 +13,13 @@ import urllib.request
 import pytest
 from otlp_operator.edge import cli
 
-from tests.e2e.test_operator_support import (
+from tests.support.operator_harness import (
     EXAMPLES,
     IMAGE,
     NAMESPACE,
     WEBHOOK_CONFIG,
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     example,
     free_port,
     webhook_for_tests,

@@ -12,13 +12,12 @@ from typing import Any
 
 from otlp_agent.api import loader
 
-from tests.e2e.test_operator_support import (
+from tests.support.operator_harness import (
     EXAMPLES,
     NAMESPACE,
     WEBHOOK_CONFIG,
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     config_for_tests,
     example,
     operator_running,

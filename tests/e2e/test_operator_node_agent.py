@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import copy
 
-from tests.e2e.test_operator_support import (
+from tests.support.operator_harness import (
     EXAMPLES,
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     config_for_tests,
     example,
     operator_running,

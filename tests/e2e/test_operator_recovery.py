@@ -8,10 +8,9 @@ import copy
 
 import pytest
 
-from tests.e2e.test_operator_support import (
+from tests.support.operator_harness import (
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     config_for_tests,
     example,
     operator_running,

@@ -26,14 +26,13 @@ from otlp_agent.process.agent import Agent
 from otlp_operator import naming
 from otlp_operator.edge import handlers, settings
 
-from tests.e2e.test_operator_support import (
+from tests.support.agent_runner import free_port
+from tests.support.operator_harness import (
     EXAMPLES,
     Cluster,
     apply_yaml,
-    cluster_fixture,  # noqa: F401 - the `cluster` fixture
     config_for_tests,
 )
-from tests.support.agent_runner import free_port
 from tests.support.otlp_backend import OtlpBackend, sdk_samples
 
 EXAMPLE = EXAMPLES / "two-teams.yaml"

@@ -21,7 +21,7 @@ from otlp_agent.api import spec
 from otlp_operator.edge import handlers, pipeline_webhook, settings
 from otlp_operator.reconcile import kube
 
-from tests.unit import test_chart_support as support
+from tests.support import chart_render as support
 
 Call = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 

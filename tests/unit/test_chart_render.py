@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.unit import test_chart_support as support
+from tests.support import chart_render as support
 
 KUBERNETES_VERSIONS = ["1.27", kubernetes_validate.latest_version()]
 SCENARIOS = sorted(support.CI_VALUES)

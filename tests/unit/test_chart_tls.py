@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from tests.unit import test_chart_support as support
+from tests.support import chart_render as support
 
 SERVICE = f"{support.FULLNAME}-webhook"
 SERVICE_NAMES = {

@@ -9,7 +9,7 @@ import helm_python
 import pytest
 import yaml
 
-from tests.unit import test_chart_support as support
+from tests.support import chart_render as support
 
 VALUES_FILE = support.CHART / "values.yaml"
 KEY_LINE = re.compile(r"^(?P<indent>\s*)(?:- )?(?P<key>[A-Za-z0-9_.-]+):(?:\s|$)")

@@ -9,7 +9,7 @@ import kubernetes_validate
 import pytest
 from otlp_operator.injection import markers, transform
 
-from tests.unit.test_injection_support import (
+from tests.support.injection_inputs import (
     HASH,
     IMAGE,
     NEW,

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from otlp_operator.injection import markers, resolve
 
-from tests.unit.test_injection_support import bare_pod, body, target
+from tests.support.injection_inputs import bare_pod, body, target
 
 INJECT = markers.INJECT_ANNOTATION
 

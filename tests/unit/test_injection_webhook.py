@@ -7,7 +7,7 @@ from typing import Any
 import kopf
 from otlp_operator.edge import injection_handlers, settings
 
-from tests.unit.test_injection_support import bare_pod, target
+from tests.support.injection_inputs import bare_pod, target
 
 
 class Broken:

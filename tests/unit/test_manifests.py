@@ -9,7 +9,7 @@ from otlp_agent.api import loader, spec
 from otlp_operator import manifests, naming
 from otlp_operator.manifests import agentconfig
 
-from tests.unit import test_manifests_support as support
+from tests.support import manifest_cases as support
 
 
 def pipeline(name: str = "gw", namespace: str = "obs", **fields: Any) -> loader.OTLPPipeline:

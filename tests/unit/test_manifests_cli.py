@@ -8,7 +8,7 @@ import subprocess
 
 import yaml
 
-from tests.unit import test_manifests_support as support
+from tests.support import manifest_cases as support
 
 SCRIPT = support.ROOT / ".venv" / "bin" / "otlp-operator"
 GATEWAY = support.ROOT / "examples" / "gateway.yaml"

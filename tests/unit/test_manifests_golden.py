@@ -3,7 +3,7 @@
 A change to any builder shows up as a reviewable diff of tests/unit/golden/*.yaml. Regenerate with
 `UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_manifests_golden.py` and review the diff before
 committing. Examples whose spec still uses "not implemented yet" features are rendered from the models
-anyway (see test_manifests_support).
+anyway (see tests/support/manifest_cases.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 import pytest
 from otlp_operator.edge import cli
 
-from tests.unit import test_manifests_support as support
+from tests.support import manifest_cases as support
 
 CASES = support.all_cases()
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

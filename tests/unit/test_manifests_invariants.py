@@ -17,7 +17,7 @@ from otlp_agent.api import spec
 from otlp_operator import naming
 from otlp_operator.manifests import agentconfig
 
-from tests.unit import test_manifests_support as support
+from tests.support import manifest_cases as support
 
 CASES = support.all_cases()
 KUBERNETES_VERSIONS = ["1.27", kubernetes_validate.latest_version()]

@@ -18,7 +18,7 @@ from otlp_operator import manifests, naming
 from otlp_operator.injection import sidecar, transform
 from otlp_operator.manifests import agentconfig
 
-from tests.unit.test_injection_support import deployment_pod
+from tests.support.injection_inputs import deployment_pod
 
 IMAGE = "registry.test/otlp-agent:1.2.3"
 OWNER = {"apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}", "kind": spec.KIND, "name": "gw", "uid": "u-1"}

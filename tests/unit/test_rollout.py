@@ -10,7 +10,7 @@ from otlp_operator.injection import transform
 from otlp_operator.reconcile import sidecar_restarts
 
 from tests.support.fake_clock import FakeClock
-from tests.unit.test_injection_support import IMAGE, NEW, bare_pod, deployment_pod, pipeline
+from tests.support.injection_inputs import IMAGE, NEW, bare_pod, deployment_pod, pipeline
 
 
 def injected(pod: dict[str, Any], config_hash: str, name: str = "agent") -> dict[str, Any]:

@@ -16,8 +16,8 @@ from otlp_agent.api import loader, spec
 from otlp_operator import manifests, naming
 from otlp_operator.injection import transform
 
-from tests.unit import test_chart_support as chart
-from tests.unit.test_injection_support import deployment_pod
+from tests.support import chart_render as chart
+from tests.support.injection_inputs import deployment_pod
 
 IMAGE = "registry.test/otlp-agent:1.2.3"
 EXPORTER = {

@@ -1,4 +1,4 @@
-"""Shared fixtures of the operator's end-to-end tests (no tests live here).
+"""The operator's end-to-end harness: a cluster with the CRD, the operator in KopfRunner, examples.
 
 The tests run the real operator (`handlers.build_registry` in `kopf.testing.KopfRunner`) and drive it
 with the real `kubectl`. They run against the Kubernetes API emulator (tests/support/kube_emulator) by
@@ -140,8 +140,10 @@ def _install_crd(cluster: Cluster) -> None:
     cluster.emulator.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
 
 
-@pytest.fixture(name="cluster")
-def cluster_fixture(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def cluster_for_tests(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> Iterator[Cluster]:
+    """The emulator (or the real cluster named by OTLP_E2E_KUBECONFIG) with the CRD installed; the e2e
+    `cluster` fixture."""
     if REAL_CLUSTER:
         path = pathlib.Path(REAL_CLUSTER)
         _point_clients_at(monkeypatch, path)
