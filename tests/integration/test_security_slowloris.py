@@ -28,7 +28,7 @@ def spec_for(backend: OtlpBackend) -> dict[str, Any]:
 
 
 def port_of(agent: RunningAgent) -> int:
-    return agent.agent.spec.receivers.otlp.http.port
+    return agent.http_port
 
 
 async def stall(port: int, sent: bytes) -> tuple[bytes, float]:

@@ -12,7 +12,6 @@ import json
 import re
 import time
 import zlib
-from collections.abc import Iterator
 
 import aiohttp
 import grpc
@@ -33,12 +32,6 @@ TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")
 PARENT_ID = bytes.fromhex("eee19b7ec3c1b173")
-
-
-@pytest.fixture
-def backend() -> Iterator[OtlpBackend]:
-    with OtlpBackend() as running:
-        yield running
 
 
 def trace_request(spans: int = 2) -> trace_service_pb2.ExportTraceServiceRequest:
