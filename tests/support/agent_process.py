@@ -26,8 +26,11 @@ class AgentProcess:
         *args: str,
         env: dict[str, str] | None = None,
         name: str = "agent",
+        program: list[str] | None = None,
     ) -> None:
-        """`name` names its files beside `config` (`NAME.log`, `NAME.ready.json`)."""
+        """`name` names its files beside `config` (`NAME.log`, `NAME.ready.json`); `program` is how to call
+        `otlp-agent` (default: this interpreter's `-m otlp_agent.process.cli`)."""
+        self.program = program or [sys.executable, "-m", "otlp_agent.process.cli"]
         self.config = config
         self.args = list(args)
         self.env = env
@@ -39,7 +42,7 @@ class AgentProcess:
     @property
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "otlp_agent.process.cli", "run", "--config", str(self.config),
+            *self.program, "run", "--config", str(self.config),
             "--listen-host", "127.0.0.1", "--any-free-port", "--ready-file", str(self.ready_file),
             *self.args,
         ]  # fmt: skip
