@@ -21,7 +21,7 @@ FILES = generate.generated_files()
 
 
 def test_the_generator_writes_into_this_repository() -> None:
-    assert generate.REPO_ROOT == REPO, "else make generate writes, and this test reads, files outside the tree"
+    assert generate.REPO_ROOT == REPO, "else make generate writes (and this reads) files outside the tree"
 
 
 def test_committed_generated_files_are_up_to_date() -> None:
