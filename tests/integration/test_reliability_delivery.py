@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 
 from tests.integration.test_agent_backpressure import post, request_bytes
-from tests.support.agent_runner import RunningAgent, agent_running, free_port
+from tests.support.agent_runner import RunningAgent, agent_running
+from tests.support.network import RefusingPort
 from tests.support.otlp_backend import Fault, OtlpBackend
 from tests.support.waiting import eventually
 
@@ -46,8 +47,8 @@ def rows(path: pathlib.Path) -> int:
         return int(db.execute("SELECT count(*) FROM batches").fetchone()[0])
 
 
-async def test_after_repeated_failures_the_next_endpoint_takes_over() -> None:
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+async def test_after_repeated_failures_the_next_endpoint_takes_over(refusing_port: RefusingPort) -> None:
+    dead = refusing_port.http_endpoint  # nothing listens there
     async with OtlpBackend() as backend:
         spec = spec_for(http_exporter([dead, backend.http_endpoint]))
         async with agent_running(spec) as agent:

@@ -33,15 +33,22 @@ HANDSHAKE_TIMEOUT_MS = 10_000
 
 
 class GrpcReceiver:
-    """A grpc.aio server bound to one port."""
+    """A grpc.aio server bound to one port: `settings.port`, or `listen_port` (0: one the OS picks);
+    `port` is the one it got."""
 
     def __init__(
-        self, settings: spec.GrpcReceiver, host: str, consumer: Consumer, metrics: AgentMetrics
+        self,
+        settings: spec.GrpcReceiver,
+        host: str,
+        consumer: Consumer,
+        metrics: AgentMetrics,
+        listen_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
         self.consumer = consumer
         self.metrics = metrics
+        self.listen_port = settings.port if listen_port is None else listen_port
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
         self._token: auth.BearerToken | None = None
@@ -61,7 +68,7 @@ class GrpcReceiver:
                 [grpc.method_handlers_generic_handler(info.grpc_service, {"Export": handler})]
             )
         host = f"[{self.host}]" if ":" in self.host else self.host
-        address = f"{host}:{self.settings.port}"
+        address = f"{host}:{self.listen_port}"
         try:
             if credentials is not None:
                 self.port = server.add_secure_port(address, credentials)

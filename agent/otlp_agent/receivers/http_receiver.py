@@ -53,7 +53,8 @@ _SERVER_LOG.addFilter(_DropClientFaults())
 
 
 class HttpReceiver:
-    """An aiohttp server bound to one port."""
+    """An aiohttp server bound to one port: `settings.port`, or `listen_port` (0: one the OS picks);
+    `port` is the one it got, read from the listening socket."""
 
     def __init__(
         self,
@@ -62,8 +63,10 @@ class HttpReceiver:
         consumer: Consumer,
         metrics: AgentMetrics,
         shutdown_timeout: float = 5.0,
+        listen_port: int | None = None,
     ) -> None:
         self.settings = settings
+        self.listen_port = settings.port if listen_port is None else listen_port
         self.shutdown_timeout = shutdown_timeout
         self.host = host
         self.consumer = consumer
@@ -98,10 +101,10 @@ class HttpReceiver:
             lingering_time=min(self.settings.read_timeout, _MAX_LINGER),
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.settings.port, reuse_address=True, ssl_context=ssl_context)
+        site = web.TCPSite(runner, self.host, self.listen_port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         self._runner = runner
-        self.port = self.settings.port
+        self.port = int(runner.addresses[0][1])
 
     def _handler(self, signal: Signal) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def export(request: web.Request) -> web.StreamResponse:

@@ -82,7 +82,10 @@ class RetrySender:
         began = self._clock()
         try:
             # The transport applies the timeout itself; this bound is the backstop for a transport that hangs.
-            result = await asyncio.wait_for(self.transport.export(batch, self.timeout), self.timeout + 1.0)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that arrives as the attempt
+            # completes, and a sender retrying for ever would then hold up the agent's shutdown for ever.
+            async with asyncio.timeout(self.timeout + 1.0):
+                result = await self.transport.export(batch, self.timeout)
         except TimeoutError:
             result = ExportResult.failure(f"no answer within {self.timeout:g}s", retryable=True)
         except BaseException:
