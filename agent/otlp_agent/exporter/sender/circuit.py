@@ -59,6 +59,10 @@ class Circuit:
             return self._held_total
         return self._held_total + self._clock() - self._held_since
 
+    def open_for(self) -> float:
+        """Seconds until an open circuit lets the next probe through (0 when it is not open)."""
+        return max(0.0, self._reopen_at - self._clock()) if self.state == State.open else 0.0
+
     async def admit(self, sleep: Callable[[float], Awaitable[None]]) -> None:
         """Wait until an attempt may be made."""
         while self.state != State.closed:

@@ -78,9 +78,11 @@ class RetrySender:
             if result.ok or not result.retryable or not self.retry.enabled:
                 return result
             delay = self._backoff.delay(attempt, result.retry_after)
-            # Only time with the circuit closed counts (see the module docstring).
+            # Only time with the circuit closed counts (see the module docstring): what has passed, and of
+            # the coming wait, what the circuit's cool-down will not cover.
             elapsed = self._clock() - started - (self.circuit.held_back() - held_at_start)
-            if self.retry.max_elapsed and elapsed + delay > self.retry.max_elapsed:
+            ahead = max(0.0, delay - self.circuit.open_for())
+            if self.retry.max_elapsed and elapsed + ahead > self.retry.max_elapsed:
                 message = f"gave up after {attempt} attempts in {elapsed:.1f}s: {result.message}"
                 return dataclasses.replace(ExportResult.failure(message, retryable=False), gave_up=True)
             self.metrics.retries.labels(self.name, batch.signal.value).inc()
