@@ -45,6 +45,10 @@ class Room(enum.Enum):
     never = "never"  # larger than the whole queue: retrying cannot help
 
 
+# Looking an enum member up costs ~0.2 µs on Python 3.11: the per-request path uses these.
+_YES, _FULL, _NEVER = Room.yes, Room.full, Room.never
+
+
 class ExporterLane:
     """Batchers -> queue -> consumers -> retry sender, for one exporter."""
 
@@ -62,6 +66,7 @@ class ExporterLane:
         self.limiter = limiter
         self.metrics = metrics
         self.delivery = exporter.delivery
+        self._refuse_when_full = exporter.queue.when_full == spec.WhenFull.refuse
         self._track = exporter.delivery != spec.Delivery.fast
         self.queue: BatchQueue = factory.make_queue(
             exporter, queue_dir, self._dropped_from_queue, self._corrupt
@@ -111,34 +116,40 @@ class ExporterLane:
         accepted on its way in (in batchers), or a request answered 200 could later find the queue full."""
         queue = self.queue
         if size > queue.max_bytes or items > queue.max_items:
-            return Room.never
-        if queue.when_full != spec.WhenFull.refuse:
-            return Room.yes
+            return _NEVER
+        if not self._refuse_when_full:
+            return _YES
         pending_bytes = self._arriving_bytes + sum(b.pending_bytes for b in self.batchers.values())
         pending_items = self._arriving_items + sum(b.pending_items for b in self.batchers.values())
         if queue.bytes + pending_bytes + size > queue.max_bytes:
-            return Room.full
-        return Room.full if queue.items + pending_items + items > queue.max_items else Room.yes
+            return _FULL
+        return _FULL if queue.items + pending_items + items > queue.max_items else _YES
 
     async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
         """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
         self.limiter.acquire(len(data))
         self._update_gauges()
         batcher = self.batchers[signal]
-        split = items > batcher.max_items or len(data) > batcher.max_bytes
-        size, count = (len(data), items) if split else (0, 0)  # (counted twice for a moment: errs safe)
-        self._arriving_bytes += size
-        self._arriving_items += count
-        try:
+        if items > batcher.max_items or len(data) > batcher.max_bytes:
+            futures = await self._add_split(batcher, data, items)
+        else:
             futures = await batcher.add(data, items, self._track)
-        finally:
-            self._arriving_bytes -= size
-            self._arriving_items -= count
         for future in futures:
             if future not in self._waited_on:
                 self._waited_on.add(future)
                 future.add_done_callback(self._waited_on.discard)
         return futures
+
+    async def _add_split(self, batcher: Batcher, data: bytes, items: int) -> list[asyncio.Future[None]]:
+        """A request the batcher splits into several batches, counted whole for admission until it is in
+        (for a moment it is counted twice: that errs on the safe side)."""
+        self._arriving_bytes += len(data)
+        self._arriving_items += items
+        try:
+            return await batcher.add(data, items, self._track)
+        finally:
+            self._arriving_bytes -= len(data)
+            self._arriving_items -= items
 
     def abandon_waiters(self, message: str) -> None:
         """Answer every client still waiting on this exporter with a retryable refusal (at shutdown)."""

@@ -25,7 +25,7 @@ import asyncio
 import dataclasses
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from otlp_agent.api.spec import Signal
 
@@ -35,7 +35,7 @@ WINDOW = 300.0
 #: Entries kept at most (~200 bytes each plus the futures they hold).
 MAX_ENTRIES = 50_000
 
-Futures = tuple[asyncio.Future[None], ...]
+Futures = Sequence[asyncio.Future[None]]
 
 
 @dataclasses.dataclass

@@ -53,6 +53,10 @@ class Accepted:
     message: str = ""
 
 
+_ACCEPTED = Accepted()  # everything taken: the common answer, made once
+_ROOM, _FULL = Room.yes, Room.full  # (enum members are slow to look up on Python 3.11)
+
+
 class Intake:
     """Receivers call `consume`; exporters do the rest on their own tasks."""
 
@@ -78,12 +82,14 @@ class Intake:
             for e in s.exporters
         ]
         self._targets = {signal: [e for e in self.exporters if signal in e.signals] for signal in Signal}
+        self._may_block = any(e.queue.when_full == spec.WhenFull.block for e in s.exporters)
         self._by_name = {e.name: e for e in self.exporters}
         self.router = (
             routing.Router(s.routes, {e.name: e.signals for e in self.exporters}) if s.routes else None
         )
         self.enricher = enrich.for_spec(s, environ)
         self.fingerprints = fingerprints.Fingerprints()
+        _warn_if_queues_share_memory(s)
 
     async def start(self) -> None:
         for exporter in self.exporters:
@@ -97,21 +103,22 @@ class Intake:
         received = payload
         if self.enricher is not None:
             payload = self.enricher.apply(payload)
-        noun = SIGNALS[signal].item_noun
         if self.router is None:
             targets = self._targets[signal]
             if not targets:
+                noun = SIGNALS[signal].item_noun
                 return Accepted(
                     items, f"this pipeline has no exporter for {signal.value}; {items} {noun} dropped"
                 )
-            answer = await self._deliver(signal, tenant, received, [(e, payload, items) for e in targets])
-            return Accepted(min(items, answer.rejected), answer.message)
+            # Every part is the whole request, so what is rejected never exceeds `items`.
+            return await self._deliver(signal, tenant, received, [(e, payload, items) for e in targets])
         routed = self.router.route(signal, payload, items, tenant)
         parts = [(self._by_name[name], data, n) for name, (data, n) in routed.deliveries.items()]
-        answer = await self._deliver(signal, tenant, received, parts) if parts else Accepted()
+        answer = await self._deliver(signal, tenant, received, parts) if parts else _ACCEPTED
         routing.count(self.metrics, signal, routed)
         if not routed.unrouted:
             return answer
+        noun = SIGNALS[signal].item_noun
         message = f"{routed.unrouted} {noun} matched no route and this pipeline has no default route; dropped"
         logs.event(f"unrouted_{signal.value}", message, signal=signal.value)
         rejected = min(items, answer.rejected + routed.unrouted)
@@ -125,12 +132,13 @@ class Intake:
         request as the client sent it (its fingerprint)."""
         key = None
         held: dict[str, fingerprints.Futures] = {}  # exporters holding their part, and what to wait for
-        if self.fingerprints.active:
+        if self.fingerprints.active:  # never on the fast path: nothing is remembered there
             key = self.fingerprints.key(signal, tenant, received)
             held = self.fingerprints.taken(key)
-        todo = [part for part in parts if part[0].name not in held]
-        self._count_held(signal, [part for part in parts if part[0].name in held])
-        if todo and not self.limiter.would_admit(sum(len(data) for _, data, _ in todo)):
+            if held:
+                self._count_held(signal, [part for part in parts if part[0].name in held])
+                parts = [part for part in parts if part[0].name not in held]
+        if parts and not self.limiter.would_admit(sum(len(data) for _, data, _ in parts)):
             raise errors.refused(
                 f"memory limit reached ({self.limiter.held} bytes held); retry later",
                 REFUSAL_RETRY_AFTER,
@@ -139,22 +147,26 @@ class Intake:
         full: list[Part] = []
         never: list[Part] = []
         remember = False
-        # Exporters that may make the request wait for room (`block`) come last, so the others have theirs.
-        for part in sorted(todo, key=lambda p: p[0].queue.when_full == spec.WhenFull.block):
-            exporter, data, items = part
+        for exporter, data, items in self._blocking_last(parts) if self._may_block else parts:
             room = exporter.room_for(len(data), items)  # checked and taken with no await in between
-            if room is Room.yes:
-                held[exporter.name] = tuple(await exporter.accept(signal, data, items))
-                remember = remember or exporter.delivery == spec.Delivery.end_to_end
+            if room is _ROOM:
+                futures = held[exporter.name] = await exporter.accept(signal, data, items)
+                remember = remember or (bool(futures) and exporter.delivery is spec.Delivery.end_to_end)
             else:
-                (full if room is Room.full else never).append(part)
+                (full if room is _FULL else never).append((exporter, data, items))
         if (full or remember) and held:
             key = key or self.fingerprints.key(signal, tenant, received)
             self.fingerprints.remember(key, held.items())
         if full:
             raise self._queue_full(signal, full, held)
-        await self._wait(signal, tenant, received, key, held)
-        return self._too_large(signal, never, held) if never else Accepted()
+        if any(held.values()):
+            await self._wait(signal, tenant, received, key, held)
+        return self._too_large(signal, never, held) if never else _ACCEPTED
+
+    @staticmethod
+    def _blocking_last(parts: list[Part]) -> list[Part]:
+        """Exporters that may make the request wait for room (`block`) last, so the others have theirs."""
+        return sorted(parts, key=lambda part: part[0].queue.when_full == spec.WhenFull.block)
 
     async def _wait(
         self,
@@ -167,8 +179,6 @@ class Intake:
         """Wait for the batches holding the request; if the client must send it again (a part was not
         delivered) or went away, remember who holds their part."""
         waits = [future for futures in held.values() for future in futures]
-        if not waits:
-            return
         try:
             await delivery.wait_all(waits)
         except (errors.ReceiveError, asyncio.CancelledError):
@@ -246,3 +256,18 @@ class Intake:
             if exporter.name not in handed_over:
                 await exporter.drain(None)
         await self.stop()
+
+
+def _warn_if_queues_share_memory(s: spec.OTLPPipelineSpec) -> None:
+    """Isolation holds for memory only if one exporter's full memory queue cannot take what the others need:
+    say so at start when the memory queues together may hold more than the limiter lets in."""
+    in_memory = [e for e in s.exporters if e.queue.type == spec.QueueType.memory]
+    total = sum(e.queue.max_bytes for e in in_memory)
+    limiter = s.processors.memory_limiter
+    if len(in_memory) > 1 and total > limiter.limit - limiter.spike_limit:
+        logs.event(
+            "memory_queues_exceed_limit",
+            f"the memory queues of {len(in_memory)} exporters may hold {total} bytes, more than the memory "
+            f"limiter admits ({limiter.limit - limiter.spike_limit}): one exporter whose backend is down can "
+            "fill the memory the others need; lower queue.maxBytes or use persistent queues",
+        )
