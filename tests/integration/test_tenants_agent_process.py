@@ -37,6 +37,7 @@ from tests.support.otlp_backend import Fault, OtlpBackend
 from tests.support.secret_files import SecretFiles
 from tests.support.waiting import eventually, eventually_async
 
+EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "shared-gateway.yaml"
 FAST_RETRY = {"initialInterval": "20ms", "maxInterval": "200ms", "maxElapsed": "0s"}
 #: Failed export attempts the durable outage lasts (one per 250 ms cool-down once the circuit is open):
 #: 50 is over ten times maxElapsed; set OTLP_OUTAGE_ATTEMPTS higher for a longer outage.
@@ -229,31 +230,38 @@ async def test_a_sidecar_client_claiming_another_namespace_cannot_reach_that_tea
             assert attributes["k8s.namespace.name"] == "team-a" and attributes["k8s.pod.name"] == "web-0"
 
 
-async def test_a_gateway_routes_by_the_tenant_a_token_names_whatever_the_data_claims(
+async def test_the_shared_gateway_example_routes_by_the_tenant_a_token_names_whatever_the_data_claims(
     tmp_path: pathlib.Path,
 ) -> None:
+    # examples/shared-gateway.yaml's gateway as written, its backends' URLs pointed at the test's.
+    gateway = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d["spec"]["mode"] == "deployment")
+    spec = gateway["spec"]
+    backends = {"team-a": OtlpBackend(), "team-b": OtlpBackend()}
     secrets = SecretFiles(tmp_path / "secrets")
     secrets.write("ingest-team-a", token=b"token-of-team-a\n")
     secrets.write("ingest-team-b", token=b"token-of-team-b\n")
-    async with OtlpBackend() as backend_a, OtlpBackend() as backend_b:
-        spec = routed_by_team(backend_a, backend_b)
-        tenants = [
-            {"name": team, "bearerTokenSecret": {"name": f"ingest-{team}", "key": "token"}}
-            for team in ("team-a", "team-b")
-        ]
-        spec["receivers"] = {"otlp": {"grpc": {"auth": {"tenants": tenants}}, "http": {"enabled": False}}}
-        spec["routes"]["rules"] = [
-            {"name": team, "tenants": [team], "exporters": [team]} for team in ("team-a", "team-b")
-        ]
+    async with backends["team-a"] as backend_a, backends["team-b"] as backend_b:
+        for exporter_spec in spec["exporters"]:
+            exporter_spec["endpoint"] = backends[exporter_spec["name"]].http_endpoint
+        spec.pop("replicas")
         env = {**os.environ, "OTLP_AGENT_SECRETS_DIR": str(tmp_path / "secrets")}
         agent = AgentProcess(tmp_path, spec, env=env)
         async with running(agent):
             claims_b = spans_of({"team": "team-b", "k8s.namespace.name": "team-b"}, 4, "from-a")
             as_a = await asyncio.to_thread(exporter(agent, "token-of-team-a").export, claims_b)
+            as_b = await asyncio.to_thread(
+                exporter(agent, "token-of-team-b").export, spans_of({}, 2, "from-b")
+            )
             nobody = await asyncio.to_thread(exporter(agent, "guessed").export, spans_of({}, 1, "x"))
-            assert (as_a, nobody) == (SpanExportResult.SUCCESS, SpanExportResult.FAILURE)
+            assert (as_a, as_b, nobody) == (
+                SpanExportResult.SUCCESS,
+                SpanExportResult.SUCCESS,
+                SpanExportResult.FAILURE,
+            )
             await eventually(lambda: len(arrived(backend_a)) == 4, what="team A's tenant's spans")
-        assert not backend_b.requests, "team A's token took its data to team A, whatever it claimed"
+            await eventually(lambda: len(arrived(backend_b)) == 2, what="team B's tenant's spans")
+        assert set(arrived(backend_a)) == {f"from-a-{n}" for n in range(4)}, "claiming team B changed nothing"
+        assert set(arrived(backend_b)) == {"from-b-0", "from-b-1"}
 
 
 async def test_a_durable_backlog_outlives_an_outage_of_many_times_max_elapsed_and_the_stop_counts_it(

@@ -211,9 +211,10 @@ class Intake:
         # Fan-out hands several exporters the same bytes: count those items once (consume caps the total).
         rejected = sum({data: items for _, data, items in never}.values())
         noun = SIGNALS[signal].item_noun
+        queue = never[0][0].queue
         message = (
-            f"{rejected} {noun} are more than an exporter's queue can ever hold (queue.maxBytes / "
-            "maxItems); sending them again cannot help"
+            f"{rejected} {noun} are more than an exporter's queue can ever hold (queue.maxBytes "
+            f"{queue.max_bytes}, maxItems {queue.max_items}); sending them again cannot help"
         )
         logs.event(f"too_large_for_queue_{signal.value}", f"exporters {', '.join(names)}: {message}")
         if not held:
