@@ -141,16 +141,21 @@ async def test_end_to_end_clients_of_a_full_queue_are_told_to_retry_not_lost(tmp
         exporter = http_exporter(
             backend.http_endpoint,
             delivery="endToEnd",
-            queue={"consumers": 1, "maxBytes": 1024, "whenFull": "dropOldest"},
+            # room for two requests: the one being exported and one waiting
+            queue={
+                "consumers": 1,
+                "maxBytes": len(request_bytes(10, payload=100)) * 5 // 2,
+                "whenFull": "dropOldest",
+            },
         )
         async with agent_running(spec_for(exporter, grace="0s")) as agent:
-            first = asyncio.create_task(post(agent, request_bytes(10, payload=100)))
+            first = asyncio.create_task(post(agent, request_bytes(10, payload=100, tag=1)))
             await backend.wait_for_arrivals_async(1)
-            second = asyncio.create_task(post(agent, request_bytes(10, payload=100)))
+            second = asyncio.create_task(post(agent, request_bytes(10, payload=100, tag=2)))
             await eventually(
                 lambda: agent.metric("otlp_agent_queue_batches", exporter="backend") == 1, what="queued"
             )
-            third = asyncio.create_task(post(agent, request_bytes(10, payload=100)))
+            third = asyncio.create_task(post(agent, request_bytes(10, payload=100, tag=3)))
             status, headers = await second
             assert status == 503 and int(headers["Retry-After"]) >= 1, "dropped to make room: send it again"
             dropped = agent.metric(

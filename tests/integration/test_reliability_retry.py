@@ -189,13 +189,14 @@ async def test_a_backend_that_drops_the_connection_is_retried(harness: Harness, 
     assert outcomes(backend) == ["dropped", "accepted"]
 
 
-async def test_a_backend_that_stays_down_is_given_up_at_max_elapsed(backend: OtlpBackend) -> None:
+async def test_a_backend_down_far_longer_than_max_elapsed_costs_no_batch(backend: OtlpBackend) -> None:
     harness = Harness(backend, "http/protobuf", retry={"maxElapsed": "20s"})
-    backend.default_fault = Fault.unavailable()
+    backend.script(*[Fault.unavailable()] * 8)  # down for three minutes, nine times maxElapsed
     result = await harness.send()
     await harness.sender.transport.close()
-    assert result.gave_up and not result.ok
-    # backoff 1, 2, 4; the circuit opens after 3 failures and holds until 30s after (26s, not counted);
-    # backoff 8; the circuit again (22s); the next backoff (16s) would pass 20s of retrying: give up
-    assert harness.clock.sleeps == [1.0, 2.0, 4.0, 26.0, 8.0, 22.0]
-    assert len(backend.requests) == 5
+    assert result.ok
+    # backoff 1, 2; the third failure opens the circuit until 30s later; the backoff (4, 8, 16, then 30s)
+    # overlaps the cool-down, and the circuit holds the rest (26, 22, 14s): none of it counts toward
+    # maxElapsed, only the 3s of retrying before the circuit opened
+    assert harness.clock.sleeps == [1.0, 2.0, 4.0, 26.0, 8.0, 22.0, 16.0, 14.0, 30.0, 30.0, 30.0]
+    assert len(backend.requests) == 9 and harness.clock.now == 183

@@ -51,13 +51,13 @@ class GrpcReceiver:
         self.listen_port = settings.port if listen_port is None else listen_port
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
-        self._token: auth.BearerToken | None = None
+        self._token: auth.BearerTokens | None = None
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
         # Secrets first: a grpc.aio server made and then dropped unstarted can crash grpc when collected.
         if self.settings.auth is not None:
-            self._token = auth.BearerToken(self.settings.auth, "gRPC receiver")
+            self._token = auth.BearerTokens(self.settings.auth, "gRPC receiver")
         credentials = None
         if self.settings.tls is not None:
             credentials = tls.ServerTls(self.settings.tls, "gRPC receiver").grpc_credentials()
@@ -95,18 +95,21 @@ class GrpcReceiver:
         return export
 
     async def _export(self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        tenant = None
         if self._token is not None:
-            refusal = self._token.check(_metadata_value(context, "authorization"))
-            if refusal is not None:
-                self._refused(signal, 0, refusal.reason)
-                await context.abort(refusal.grpc_code, refusal.message)
+            identity = self._token.authenticate(_metadata_value(context, "authorization"))
+            if isinstance(identity, auth.Identity):
+                tenant = identity.tenant
+            else:
+                self._refused(signal, 0, identity.reason)
+                await context.abort(identity.grpc_code, identity.message)
         try:
             items = wire.validate_and_count(signal, request)
         except wire.MalformedPayload as exc:
             self._refused(signal, 0, "malformed")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            answer = await self.consumer.consume(signal, request, items)
+            answer = await self.consumer.consume(signal, request, items, tenant)
         except errors.ReceiveError as exc:
             self._refused(signal, items, exc.reason)
             await context.abort(exc.grpc_code, exc.message, trailing_metadata=_retry_trailer(exc))

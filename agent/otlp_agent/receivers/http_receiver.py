@@ -73,12 +73,12 @@ class HttpReceiver:
         self.metrics = metrics
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._token: auth.BearerToken | None = None
+        self._token: auth.BearerTokens | None = None
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
         if self.settings.auth is not None:
-            self._token = auth.BearerToken(self.settings.auth, "HTTP receiver")
+            self._token = auth.BearerTokens(self.settings.auth, "HTTP receiver")
         ssl_context = None
         if self.settings.tls is not None:
             ssl_context = tls.ServerTls(self.settings.tls, "HTTP receiver").ssl_context()
@@ -117,20 +117,22 @@ class HttpReceiver:
     async def _export(self, signal: Signal, request: web.Request) -> web.Response:
         content_type = request.content_type
         answer_type = _JSON if content_type == _JSON else _PROTOBUF
+        tenant = None
         if self._token is not None:
-            refusal = self._token.check(request.headers.get("Authorization"))
-            if refusal is not None:
-                self._refused(signal, 0, refusal.reason)
-                response = _error_response(refusal, answer_type)
+            identity = self._token.authenticate(request.headers.get("Authorization"))
+            if isinstance(identity, errors.ReceiveError):
+                self._refused(signal, 0, identity.reason)
+                response = _error_response(identity, answer_type)
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return response
+            tenant = identity.tenant
         try:
             payload, items, rejected, message = await self._decode(signal, request, content_type)
         except errors.ReceiveError as exc:
             self._refused(signal, 0, exc.reason)
             return _error_response(exc, answer_type)
         try:
-            answer = await self.consumer.consume(signal, payload, items)
+            answer = await self.consumer.consume(signal, payload, items, tenant)
         except errors.ReceiveError as exc:
             self._refused(signal, items, exc.reason)
             return _error_response(exc, answer_type)
