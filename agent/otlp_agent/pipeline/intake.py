@@ -4,7 +4,8 @@ policy) and fan-out.
 Without `routes`, every exporter gets every request of its signals: fan-out hands the same bytes object to
 every exporter, no copy per exporter. With `routes`, the router says which exporter gets which resource
 entries (see `routing`); data no route takes is counted and answered as partial success. With
-`processors.k8sAttributes`, resources are completed first (see `enrich`), so routes can match what it adds.
+`processors.k8sAttributes`, resources are completed first (see `enrich`), then the processors run (see
+`processors.chain`), so routes see the processed resources.
 
 A request is admitted whole or refused whole with a retryable status: if any exporter it is bound for is
 full, the client keeps the data and sends it again, which may duplicate it at the other exporters but never
@@ -28,6 +29,7 @@ from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.otlp import errors
 from otlp_agent.otlp.signals import SIGNALS
 from otlp_agent.pipeline import enrich, routing
+from otlp_agent.pipeline.processors import chain as processors
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
 
@@ -76,6 +78,7 @@ class Intake:
         self.enricher = enrich.Enricher(added) if added else None
         if s.processors.k8s_attributes is not None:
             logs.info(f"k8sAttributes: adding where missing: {sorted(added) or 'nothing'}", added=added)
+        self.processors = processors.build(s.processors, metrics)  # None when none is configured
 
     async def start(self) -> None:
         for exporter in self.exporters:
@@ -85,6 +88,12 @@ class Intake:
         """Admit a validated request or raise a retryable ReceiveError."""
         if self.enricher is not None:
             payload = self.enricher.apply(payload)
+        # -- processors (resource, filter, sampling, attributes; see pipeline/processors) ---------------
+        if self.processors is not None:
+            payload, items = self.processors.apply(signal, payload, items)
+            if not payload:
+                return Accepted()  # all filtered or sampled out: the user's choice, not a rejection
+        # -- end of processors ---------------------------------------------------------------------------
         if self.router is not None:
             return await self._consume_routed(signal, payload, items)
         targets = self._targets[signal]

@@ -1,0 +1,226 @@
+"""The processors of one pipeline, in their fixed order: resource → filter → sampling → attributes.
+
+`build` returns None when no processor is configured: the intake then hands requests on untouched, with no
+call and no copy. Otherwise `apply(signal, payload, items)` returns the processed request and its item
+count, working at the cheapest level that can decide:
+
+1. Wire: the request is cut into resource entries (slices of its bytes). Each entry's Resource is looked
+   up in a cache keyed by its bytes (an SDK sends the same Resource every time) that remembers the result
+   of the resource actions, the filter rules the resource alone decides, and which attribute actions can
+   apply. An entry a rule drops whole is left out without being parsed (its items are counted with a upb
+   parse of the dropped bytes); an entry nothing needs to look inside is copied as bytes, its Resource
+   replaced if the resource actions changed it.
+2. Lite parse: only entries that undecided filter rules, sampling, or attribute actions (whose keys occur
+   in the entry's bytes) must look inside are parsed, with the lite schemas (see `lite`, `items`), and
+   serialized again. Spans and records are never turned into full protobuf objects.
+
+A request nothing changed is returned as the same bytes object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from otlp_agent.api import processor_rules, spec
+from otlp_agent.api.spec import Signal
+from otlp_agent.otlp import wire
+from otlp_agent.pipeline.processors import conditions, items, lite
+from otlp_agent.pipeline.processors.attributes import Action, ActionList
+from otlp_agent.pipeline.processors.sampling import LogSampler, TraceSampler
+from otlp_agent.telemetry.metrics import AgentMetrics
+
+#: Distinct Resources whose plan is remembered per signal (only those up to CACHEABLE_BYTES).
+CACHE_SIZE = 4096
+CACHEABLE_BYTES = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to do with entries carrying one Resource."""
+
+    resource: bytes | None  # the Resource after the resource actions; None when unchanged
+    dropped_by: str | None  # the filter rule that drops such entries whole
+    ctx: dict[bytes, bytes]  # the (processed) resource attributes, for conditions
+    work: items.Work | None  # what must be done inside; None: nothing
+
+
+class SignalChain:
+    """The processors that apply to one signal."""
+
+    def __init__(self, signal: Signal, p: spec.Processors, metrics: AgentMetrics) -> None:
+        self.signal = signal
+        self.metrics = metrics
+        self.resource_actions = _actions(p.resource, signal, "resource", metrics)
+        self.rules = [
+            items.Rule(rule.name, conditions.CompiledMatch(rule, signal))
+            for rule in (p.filter.rules if p.filter else [])
+            if signal in processor_rules.effective_signals(rule.signals, rule)
+        ]
+        sampling = p.sampling if p.sampling and signal in p.sampling.signals else None
+        sampling = sampling if sampling and sampling.ratio < 1 else None
+        self.traces = TraceSampler(sampling) if sampling and signal == Signal.traces else None
+        self.logs = LogSampler(sampling) if sampling and signal == Signal.logs else None
+        self.actions = _actions(p.attributes, signal, "attributes", metrics)
+        self._plans: dict[bytes, Plan] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.resource_actions or self.rules or self.traces or self.logs or self.actions)
+
+    def apply(self, payload: bytes, count: int) -> tuple[bytes, int]:
+        tally = items.Tally()
+        parts: list[bytes | None] = []
+        fields = list(wire.fields(payload))
+        dropped = 0
+        for number, start, value_start, end in fields:
+            if number != wire.RESOURCE_ENTRY:
+                parts.append(None)
+                continue
+            entry, gone = self._entry(payload, start, value_start, end, tally)
+            parts.append(entry)
+            dropped += gone
+        self._flush(tally)
+        if all(part is None for part in parts):
+            return payload, count
+        out = b"".join(
+            payload[start:end] if part is None else part
+            for (_, start, _, end), part in zip(fields, parts, strict=True)
+        )
+        return out, count - dropped
+
+    def _entry(
+        self, payload: bytes, start: int, value_start: int, end: int, tally: items.Tally
+    ) -> tuple[bytes | None, int]:
+        """(the entry's new bytes, None when unchanged; items dropped)."""
+        plan = self._plan(wire.resource_bytes(payload, value_start, end))
+        if plan.dropped_by is not None:
+            gone = wire.validate_and_count(self.signal, payload[start:end])
+            tally.drop(plan.dropped_by, gone)
+            return b"", gone
+        value = payload[value_start:end]
+        if plan.resource is not None:
+            value = _with_resource(payload, value_start, end, plan.resource)
+        work = plan.work
+        if work is not None and not (work.rules or work.traces or work.logs) and work.actions is not None:
+            work = work if work.actions.could_change(value) else None
+        if work is None:
+            return (None, 0) if plan.resource is None else (wire.length_delimited(1, value), 0)
+        entry = lite.parse_entry(self.signal, value)
+        dropped, empty = items.walk(self.signal, entry, conditions.Context(plan.ctx), work, tally)
+        if empty:
+            return b"", dropped
+        return wire.length_delimited(1, entry.SerializeToString()), dropped
+
+    def _plan(self, resource: bytes) -> Plan:
+        plan = self._plans.get(resource)
+        if plan is None:
+            plan = self._make_plan(resource)
+            if len(resource) <= CACHEABLE_BYTES:
+                if len(self._plans) >= CACHE_SIZE:
+                    self._plans.clear()
+                self._plans[resource] = plan
+        return plan
+
+    def _make_plan(self, resource: bytes) -> Plan:
+        new = _apply_to_resource(self.resource_actions, resource) if self.resource_actions else None
+        current = new if new is not None else resource
+        ctx = conditions.Context(conditions.attribute_map(_attribute_blobs(current)))
+        undecided = []
+        for rule in self.rules:
+            verdict = rule.match.at(ctx, conditions.RESOURCE)
+            if verdict:
+                return Plan(new, rule.name, ctx.resource, None)
+            if verdict is None:
+                undecided.append(rule)
+        actions = self.actions
+        if actions is not None:
+            live = [
+                a
+                for a in actions.actions
+                if a.match is None or a.match.at(ctx, conditions.RESOURCE) is not False
+            ]
+            actions = ActionList(live, actions.redacted) if live else None
+        needed = undecided or self.traces or self.logs or actions
+        work = items.Work(undecided, self.traces, self.logs, actions) if needed else None
+        return Plan(new, None, ctx.resource, work)
+
+    def _flush(self, tally: items.Tally) -> None:
+        signal = self.signal.value
+        for rule, n in tally.filtered.items():
+            self.metrics.processor_filtered.labels(rule, signal).inc(n)
+        if tally.kept:
+            self.metrics.processor_sampled.labels(signal, "kept").inc(tally.kept)
+        if tally.sampled_out:
+            self.metrics.processor_sampled.labels(signal, "dropped").inc(tally.sampled_out)
+        if tally.no_randomness:
+            self.metrics.processor_sampled.labels(signal, "no_randomness").inc(tally.no_randomness)
+
+
+def _actions(
+    processor: spec.AttributeProcessor | None, signal: Signal, name: str, metrics: AgentMetrics
+) -> ActionList | None:
+    if processor is None:
+        return None
+    compiled = [
+        Action(action, index, conditions.CompiledMatch(action.match, signal) if action.match else None)
+        for index, action in enumerate(processor.actions)
+        if signal in processor_rules.effective_signals(action.signals, action.match)
+    ]
+    if not compiled:
+        return None
+    counter = metrics.processor_redacted
+
+    def redacted(index: int, values: int) -> None:
+        counter.labels(name, str(index), signal.value).inc(values)
+
+    return ActionList(compiled, redacted)
+
+
+def _attribute_blobs(resource: bytes) -> list[bytes]:
+    return [resource[v:e] for n, _, v, e in wire.fields(resource) if n == wire.ATTRIBUTES]
+
+
+def _apply_to_resource(actions: ActionList, resource: bytes) -> bytes | None:
+    """The Resource after the actions (attributes first, its other fields after), or None if unchanged."""
+    blobs = _attribute_blobs(resource)
+    ctx = conditions.Context({})
+    changed = False
+    for action in actions.actions:
+        if action.match is not None:
+            ctx.resource = conditions.attribute_map(blobs)
+            if not action.match.holds(ctx):
+                continue
+        outcome = action.run(blobs)
+        if outcome > 0:
+            actions.redacted(action.index, outcome)
+        changed = changed or outcome >= 0
+    if not changed:
+        return None
+    rest = b"".join(resource[s:e] for n, s, _, e in wire.fields(resource) if n != wire.ATTRIBUTES)
+    return b"".join(wire.length_delimited(wire.ATTRIBUTES, blob) for blob in blobs) + rest
+
+
+def _with_resource(payload: bytes, value_start: int, end: int, resource: bytes) -> bytes:
+    """An entry's value with its Resource replaced (the entry's other fields copied as bytes)."""
+    rest = b"".join(
+        payload[s:e] for n, s, _, e in wire.fields(payload, value_start, end) if n != wire.RESOURCE
+    )
+    return wire.length_delimited(wire.RESOURCE, resource) + rest
+
+
+class Chain:
+    """Every signal's processors; `apply` is what the intake calls."""
+
+    def __init__(self, chains: dict[Signal, SignalChain]) -> None:
+        self._chains = chains
+
+    def apply(self, signal: Signal, payload: bytes, count: int) -> tuple[bytes, int]:
+        chain = self._chains.get(signal)
+        return (payload, count) if chain is None else chain.apply(payload, count)
+
+
+def build(p: spec.Processors, metrics: AgentMetrics) -> Chain | None:
+    """The pipeline's processors, or None when none is configured (the intake's fast path)."""
+    chains = {signal: SignalChain(signal, p, metrics) for signal in Signal}
+    active = {signal: chain for signal, chain in chains.items() if chain.active}
+    return Chain(active) if active else None
