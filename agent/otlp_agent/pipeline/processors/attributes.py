@@ -1,9 +1,10 @@
 """Attribute actions (`processors.resource` and `processors.attributes`) on a list of serialized KeyValues.
 
 The same engine serves resources (the Resource's attributes) and items (span, span event, log record and
-data point attributes): an item's attributes arrive as the `repeated bytes` of a lite message (see `lite`),
-each action finds its keys with byte comparisons (`kv.split` reads only blobs that contain the key's bytes)
-and rebuilds only the KeyValues it changes. The list is written back only when an action changed it.
+data point attributes): an item's attributes arrive as the `repeated bytes` of a lite message (see `lite`).
+`Attributes` finds keys with byte searches over the joined KeyValues (C), reading only the KeyValues where
+a key's bytes occur, and only what changed is written back: a replaced KeyValue is one
+assignment, a deleted one one deletion. No KeyValue or AnyValue object is built.
 
 Actions run in order: insert (where missing), update (where present), upsert, delete, hash (SHA-256 hex of
 `kv.hash_input`), redact (every RE2 match in a string value replaced; each value changed is counted).
@@ -11,8 +12,9 @@ Actions run in order: insert (where missing), update (where present), upsert, de
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-from collections.abc import Callable
+import itertools
 from typing import Any
 
 from otlp_agent.api import patterns, spec
@@ -21,6 +23,82 @@ from otlp_agent.pipeline.processors import conditions, kv
 
 #: Key-regex decisions remembered per action; the cache starts over when full.
 KEY_CACHE_SIZE = 4096
+
+
+class Attributes:
+    """A working copy of one repeated-bytes attribute field: its blobs and where each came from.
+
+    Keys are found without a Python loop over the attributes: the blobs are joined (C), the key's bytes
+    searched in the join (C), and only the blobs where they occur are read (`kv.key_of`). A blob whose
+    bytes do not contain a key cannot have it, so this is exact.
+    """
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.original = list(container)
+        self.blobs = list(self.original)
+        self.origin: list[int | None] = list(range(len(self.blobs)))
+        self._joined: bytes | None = None
+        self._ends: list[int] = []
+        self._replaced: dict[int, bytes] = {}
+        self._deleted: list[int] = []
+        self._appended = False
+
+    def indexes(self, key: bytes) -> list[int]:
+        """Positions of the attributes whose key is `key`."""
+        if self._joined is None:
+            self._joined = b"".join(self.blobs)
+            self._ends = list(itertools.accumulate(map(len, self.blobs)))
+        joined, ends = self._joined, self._ends
+        found: list[int] = []
+        at = joined.find(key)
+        while at >= 0:
+            i = bisect.bisect_right(ends, at)
+            if kv.key_of(self.blobs[i]) == key:
+                found.append(i)
+            at = joined.find(key, ends[i])  # this blob is decided: go on after it
+        return found
+
+    def keys(self) -> list[bytes]:
+        return [kv.key_of(blob) for blob in self.blobs]
+
+    def value(self, key: bytes) -> bytes | None:
+        found = self.indexes(key)
+        return kv.split(self.blobs[found[0]])[1] if found else None
+
+    def replace(self, i: int, blob: bytes) -> None:
+        self.blobs[i] = blob
+        origin = self.origin[i]
+        if origin is not None:
+            self._replaced[origin] = blob
+        self._joined = None
+
+    def delete(self, i: int) -> None:
+        origin = self.origin[i]
+        if origin is not None:
+            self._deleted.append(origin)
+            self._replaced.pop(origin, None)
+        del self.blobs[i], self.origin[i]
+        self._joined = None
+
+    def append(self, blob: bytes) -> None:
+        self.blobs.append(blob)
+        self.origin.append(None)
+        self._appended = True
+        self._joined = None
+
+    def write_back(self) -> None:
+        """Apply the changes to the field with one operation per change (order: the originals that are
+        left, then the appended ones)."""
+        container = self.container
+        for origin, blob in self._replaced.items():
+            container[origin] = blob
+        for origin in sorted(self._deleted, reverse=True):
+            del container[origin]
+        if self._appended:
+            container.extend(
+                blob for blob, origin in zip(self.blobs, self.origin, strict=True) if origin is None
+            )
 
 
 class Action:
@@ -40,9 +118,7 @@ class Action:
         self.replacement = action.replacement.encode()
         self._selected: dict[bytes, bool] = {}
 
-    def selects(self, key: bytes) -> bool:
-        if self.key is not None:
-            return key == self.key
+    def _selects(self, key: bytes) -> bool:
         decided = self._selected.get(key)
         if decided is None:
             decided = self.key_pattern.fullmatch(key) is not None
@@ -51,77 +127,72 @@ class Action:
             self._selected[key] = decided
         return decided
 
-    def _indexes(self, blobs: list[bytes]) -> list[int]:
+    def _indexes(self, attributes: Attributes) -> list[int]:
         if self.key is not None:
-            key = self.key
-            return [i for i, blob in enumerate(blobs) if key in blob and kv.split(blob)[0] == key]
-        return [i for i, blob in enumerate(blobs) if self.selects(kv.split(blob)[0])]
+            return attributes.indexes(self.key)
+        return [i for i, key in enumerate(attributes.keys()) if self._selects(key)]
 
-    def run(self, blobs: list[bytes]) -> int:
-        """Apply to `blobs` in place; returns the number of values redacted, or -1 if nothing changed."""
+    def run(self, attributes: Attributes) -> int:
+        """Apply to `attributes`; returns the number of values redacted, or -1 if nothing changed."""
         if self.kind in (Kind.insert, Kind.update, Kind.upsert):
-            return self._assign(blobs)
-        indexes = self._indexes(blobs)
+            return self._assign(attributes)
+        indexes = self._indexes(attributes)
         if not indexes:
             return -1
         if self.kind == Kind.delete:
             for i in reversed(indexes):
-                del blobs[i]
+                attributes.delete(i)
             return 0
         if self.kind == Kind.hash:
             for i in indexes:
-                key, value = kv.split(blobs[i])
+                value = kv.split(attributes.blobs[i])[1]
                 digest = hashlib.sha256(kv.hash_input(value)).hexdigest().encode()
-                blobs[i] = kv.build(key, kv.string_value(digest))
+                key = kv.key_of(attributes.blobs[i])
+                attributes.replace(i, kv.build(key, kv.string_value(digest)))
             return 0
-        return self._redact(blobs, indexes)
+        return self._redact(attributes, indexes)
 
-    def _assign(self, blobs: list[bytes]) -> int:
+    def _assign(self, attributes: Attributes) -> int:
         assert self.key is not None
-        value = self.value if self.source is None else conditions.lookup(blobs, self.source)
+        value = self.value if self.source is None else attributes.value(self.source)
         if value is None:
             return -1  # fromAttribute names an attribute this item does not have
-        present = self._indexes(blobs)
+        present = attributes.indexes(self.key)
         if present and self.kind != Kind.insert:
             new = kv.build(self.key, value)
             for i in present:
-                blobs[i] = new
+                attributes.replace(i, new)
             return 0
         if not present and self.kind != Kind.update:
-            blobs.append(kv.build(self.key, value))
+            attributes.append(kv.build(self.key, value))
             return 0
         return -1
 
-    def _redact(self, blobs: list[bytes], indexes: list[int]) -> int:
+    def _redact(self, attributes: Attributes, indexes: list[int]) -> int:
         redacted = 0
         for i in indexes:
-            key, value = kv.split(blobs[i])
-            text = kv.string_of(value)
+            text = kv.string_of(kv.split(attributes.blobs[i])[1])
             if text is None:
                 continue
-            found = [(m.start(), m.end()) for m in self.pattern.finditer(text)]
-            if not found:
-                continue
             parts, last = [], 0
-            for start, end in found:
-                parts += [text[last:start], self.replacement]
-                last = end
+            for found in self.pattern.finditer(text):
+                parts += [text[last : found.start()], self.replacement]
+                last = found.end()
+            if not parts:
+                continue
             parts.append(text[last:])
-            blobs[i] = kv.build(key, kv.string_value(b"".join(parts)))
+            key = kv.key_of(attributes.blobs[i])
+            attributes.replace(i, kv.build(key, kv.string_value(b"".join(parts))))
             redacted += 1
         return redacted if redacted else -1
 
 
-Redacted = Callable[[int, int], None]
-
-
 class ActionList:
-    """The actions that apply to one signal, in order; `redacted(action index, values)` counts redactions."""
+    """The actions that apply to one signal, in order."""
 
-    def __init__(self, actions: list[Action], redacted: Redacted) -> None:
+    def __init__(self, actions: list[Action]) -> None:
         self.actions = actions
-        self.redacted = redacted
-        self.level = max((a.match.level for a in actions if a.match is not None), default=conditions.RESOURCE)
+        self.matched = any(action.match is not None for action in actions)
         # Keys whose absence from an entry's bytes proves no action can change it (None: no such proof).
         self.needles: tuple[bytes, ...] | None = (
             tuple(a.key for a in actions if a.key is not None)
@@ -133,18 +204,23 @@ class ActionList:
         """False only when no action can change anything in these bytes (a key they all need is absent)."""
         return self.needles is None or any(needle in entry for needle in self.needles)
 
-    def apply(self, container: Any, ctx: conditions.Context | None) -> bool:
-        """Run every action on a repeated-bytes attribute field; True when it was rewritten."""
-        blobs = list(container)
+    def run(self, attributes: Attributes, ctx: conditions.Context, redacted: dict[int, int]) -> bool:
+        """Run every action (whose match holds for `ctx`); True when something changed. Values redacted are
+        added to `redacted` per action index."""
         changed = False
         for action in self.actions:
-            if action.match is not None and (ctx is None or not action.match.holds(ctx)):
+            if action.match is not None and not action.match.holds(ctx):
                 continue
-            outcome = action.run(blobs)
+            outcome = action.run(attributes)
             if outcome > 0:
-                self.redacted(action.index, outcome)
+                redacted[action.index] = redacted.get(action.index, 0) + outcome
             changed = changed or outcome >= 0
-        if changed:
-            del container[:]
-            container.extend(blobs)
         return changed
+
+    def apply(self, container: Any, ctx: conditions.Context, redacted: dict[int, int]) -> None:
+        """Run every action on a repeated-bytes attribute field, writing back what changed."""
+        if not len(container) and self.needles is not None:
+            return
+        attributes = Attributes(container)
+        if self.run(attributes, ctx, redacted):
+            attributes.write_back()

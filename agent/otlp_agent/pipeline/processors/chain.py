@@ -24,7 +24,8 @@ import dataclasses
 from otlp_agent.api import processor_rules, spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import wire
-from otlp_agent.pipeline.processors import conditions, items, lite
+from otlp_agent.pipeline.processors import attributes as attribute
+from otlp_agent.pipeline.processors import conditions, items, kv, lite
 from otlp_agent.pipeline.processors.attributes import Action, ActionList
 from otlp_agent.pipeline.processors.sampling import LogSampler, TraceSampler
 from otlp_agent.telemetry.metrics import AgentMetrics
@@ -39,6 +40,7 @@ class Plan:
     """What to do with entries carrying one Resource."""
 
     resource: bytes | None  # the Resource after the resource actions; None when unchanged
+    redacted: dict[int, int]  # values the resource actions redacted, per action index
     dropped_by: str | None  # the filter rule that drops such entries whole
     ctx: dict[bytes, bytes]  # the (processed) resource attributes, for conditions
     work: items.Work | None  # what must be done inside; None: nothing
@@ -50,7 +52,7 @@ class SignalChain:
     def __init__(self, signal: Signal, p: spec.Processors, metrics: AgentMetrics) -> None:
         self.signal = signal
         self.metrics = metrics
-        self.resource_actions = _actions(p.resource, signal, "resource", metrics)
+        self.resource_actions = _actions(p.resource, signal)
         self.rules = [
             items.Rule(rule.name, conditions.CompiledMatch(rule, signal))
             for rule in (p.filter.rules if p.filter else [])
@@ -60,7 +62,7 @@ class SignalChain:
         sampling = sampling if sampling and sampling.ratio < 1 else None
         self.traces = TraceSampler(sampling) if sampling and signal == Signal.traces else None
         self.logs = LogSampler(sampling) if sampling and signal == Signal.logs else None
-        self.actions = _actions(p.attributes, signal, "attributes", metrics)
+        self.actions = _actions(p.attributes, signal)
         self._plans: dict[bytes, Plan] = {}
 
     @property
@@ -69,47 +71,50 @@ class SignalChain:
 
     def apply(self, payload: bytes, count: int) -> tuple[bytes, int]:
         tally = items.Tally()
-        parts: list[bytes | None] = []
-        fields = list(wire.fields(payload))
+        view = memoryview(payload)  # slices of it are joined without being copied first
+        parts: list[bytes | memoryview] = []
+        changed = False
         dropped = 0
-        for number, start, value_start, end in fields:
-            if number != wire.RESOURCE_ENTRY:
-                parts.append(None)
+        for number, start, value_start, end in wire.fields(payload):
+            entry = self._entry(payload, view, start, value_start, end, tally) if number == 1 else None
+            if entry is None:
+                parts.append(view[start:end])
                 continue
-            entry, gone = self._entry(payload, start, value_start, end, tally)
-            parts.append(entry)
-            dropped += gone
+            changed = True
+            parts += entry[0]
+            dropped += entry[1]
         self._flush(tally)
-        if all(part is None for part in parts):
+        if not changed:
             return payload, count
-        out = b"".join(
-            payload[start:end] if part is None else part
-            for (_, start, _, end), part in zip(fields, parts, strict=True)
-        )
-        return out, count - dropped
+        return b"".join(parts), count - dropped
 
     def _entry(
-        self, payload: bytes, start: int, value_start: int, end: int, tally: items.Tally
-    ) -> tuple[bytes | None, int]:
-        """(the entry's new bytes, None when unchanged; items dropped)."""
+        self, payload: bytes, view: memoryview, start: int, value_start: int, end: int, tally: items.Tally
+    ) -> tuple[list[bytes | memoryview], int] | None:
+        """(the entry's new bytes in pieces, items dropped); None when it is unchanged."""
         plan = self._plan(wire.resource_bytes(payload, value_start, end))
+        for index, values in plan.redacted.items():
+            tally.redacted[("resource", index)] = tally.redacted.get(("resource", index), 0) + values
         if plan.dropped_by is not None:
             gone = wire.validate_and_count(self.signal, payload[start:end])
             tally.drop(plan.dropped_by, gone)
-            return b"", gone
-        value = payload[value_start:end]
+            return [], gone
+        value: list[bytes | memoryview] = [view[value_start:end]]
         if plan.resource is not None:
-            value = _with_resource(payload, value_start, end, plan.resource)
+            value = _with_resource(payload, view, value_start, end, plan.resource)
         work = plan.work
         if work is not None and not (work.rules or work.traces or work.logs) and work.actions is not None:
-            work = work if work.actions.could_change(value) else None
+            work = work if work.actions.could_change(payload[value_start:end]) else None
         if work is None:
-            return (None, 0) if plan.resource is None else (wire.length_delimited(1, value), 0)
-        entry = lite.parse_entry(self.signal, value)
+            if plan.resource is None:
+                return None
+            return [_header(sum(len(piece) for piece in value)), *value], 0
+        entry = lite.parse_entry(self.signal, b"".join(value))
         dropped, empty = items.walk(self.signal, entry, conditions.Context(plan.ctx), work, tally)
         if empty:
-            return b"", dropped
-        return wire.length_delimited(1, entry.SerializeToString()), dropped
+            return [], dropped
+        data = entry.SerializeToString()
+        return [_header(len(data)), data], dropped
 
     def _plan(self, resource: bytes) -> Plan:
         plan = self._plans.get(resource)
@@ -122,14 +127,16 @@ class SignalChain:
         return plan
 
     def _make_plan(self, resource: bytes) -> Plan:
-        new = _apply_to_resource(self.resource_actions, resource) if self.resource_actions else None
+        new, redacted = (
+            _apply_to_resource(self.resource_actions, resource) if self.resource_actions else (None, {})
+        )
         current = new if new is not None else resource
         ctx = conditions.Context(conditions.attribute_map(_attribute_blobs(current)))
         undecided = []
         for rule in self.rules:
             verdict = rule.match.at(ctx, conditions.RESOURCE)
             if verdict:
-                return Plan(new, rule.name, ctx.resource, None)
+                return Plan(new, redacted, rule.name, ctx.resource, None)
             if verdict is None:
                 undecided.append(rule)
         actions = self.actions
@@ -139,13 +146,17 @@ class SignalChain:
                 for a in actions.actions
                 if a.match is None or a.match.at(ctx, conditions.RESOURCE) is not False
             ]
-            actions = ActionList(live, actions.redacted) if live else None
+            actions = ActionList(live) if live else None
         needed = undecided or self.traces or self.logs or actions
         work = items.Work(undecided, self.traces, self.logs, actions) if needed else None
-        return Plan(new, None, ctx.resource, work)
+        return Plan(new, redacted, None, ctx.resource, work)
 
     def _flush(self, tally: items.Tally) -> None:
         signal = self.signal.value
+        for index, values in tally.attribute_redactions.items():
+            self.metrics.processor_redacted.labels("attributes", str(index), signal).inc(values)
+        for (processor, index), values in tally.redacted.items():
+            self.metrics.processor_redacted.labels(processor, str(index), signal).inc(values)
         for rule, n in tally.filtered.items():
             self.metrics.processor_filtered.labels(rule, signal).inc(n)
         if tally.kept:
@@ -156,9 +167,7 @@ class SignalChain:
             self.metrics.processor_sampled.labels(signal, "no_randomness").inc(tally.no_randomness)
 
 
-def _actions(
-    processor: spec.AttributeProcessor | None, signal: Signal, name: str, metrics: AgentMetrics
-) -> ActionList | None:
+def _actions(processor: spec.AttributeProcessor | None, signal: Signal) -> ActionList | None:
     if processor is None:
         return None
     compiled = [
@@ -166,46 +175,48 @@ def _actions(
         for index, action in enumerate(processor.actions)
         if signal in processor_rules.effective_signals(action.signals, action.match)
     ]
-    if not compiled:
-        return None
-    counter = metrics.processor_redacted
-
-    def redacted(index: int, values: int) -> None:
-        counter.labels(name, str(index), signal.value).inc(values)
-
-    return ActionList(compiled, redacted)
+    return ActionList(compiled) if compiled else None
 
 
 def _attribute_blobs(resource: bytes) -> list[bytes]:
     return [resource[v:e] for n, _, v, e in wire.fields(resource) if n == wire.ATTRIBUTES]
 
 
-def _apply_to_resource(actions: ActionList, resource: bytes) -> bytes | None:
-    """The Resource after the actions (attributes first, its other fields after), or None if unchanged."""
-    blobs = _attribute_blobs(resource)
+def _apply_to_resource(actions: ActionList, resource: bytes) -> tuple[bytes | None, dict[int, int]]:
+    """(the Resource after the actions, attributes first and its other fields after, or None if unchanged;
+    values redacted per action). A match sees the attributes as the actions before it left them."""
+    attributes = attribute.Attributes(_attribute_blobs(resource))
     ctx = conditions.Context({})
     changed = False
+    redacted: dict[int, int] = {}
     for action in actions.actions:
         if action.match is not None:
-            ctx.resource = conditions.attribute_map(blobs)
+            ctx.resource = conditions.attribute_map(attributes.blobs)
             if not action.match.holds(ctx):
                 continue
-        outcome = action.run(blobs)
+        outcome = action.run(attributes)
         if outcome > 0:
-            actions.redacted(action.index, outcome)
+            redacted[action.index] = outcome
         changed = changed or outcome >= 0
     if not changed:
-        return None
+        return None, redacted
     rest = b"".join(resource[s:e] for n, s, _, e in wire.fields(resource) if n != wire.ATTRIBUTES)
-    return b"".join(wire.length_delimited(wire.ATTRIBUTES, blob) for blob in blobs) + rest
+    return b"".join(
+        wire.length_delimited(wire.ATTRIBUTES, blob) for blob in attributes.blobs
+    ) + rest, redacted
 
 
-def _with_resource(payload: bytes, value_start: int, end: int, resource: bytes) -> bytes:
-    """An entry's value with its Resource replaced (the entry's other fields copied as bytes)."""
-    rest = b"".join(
-        payload[s:e] for n, s, _, e in wire.fields(payload, value_start, end) if n != wire.RESOURCE
-    )
-    return wire.length_delimited(wire.RESOURCE, resource) + rest
+def _with_resource(
+    payload: bytes, view: memoryview, value_start: int, end: int, resource: bytes
+) -> list[bytes | memoryview]:
+    """An entry's value, in pieces, with its Resource replaced (its other fields are slices of `view`)."""
+    rest = [view[s:e] for n, s, _, e in wire.fields(payload, value_start, end) if n != wire.RESOURCE]
+    return [wire.length_delimited(wire.RESOURCE, resource), *rest]
+
+
+def _header(length: int) -> bytes:
+    """Tag and length of a resource entry (field 1 of the request) of `length` bytes."""
+    return b"\x0a" + kv.varint(length)
 
 
 class Chain:

@@ -30,6 +30,8 @@ class Tally:
     """What one request's processing did, flushed to metrics once per request."""
 
     filtered: dict[str, int] = dataclasses.field(default_factory=dict)
+    redacted: dict[tuple[str, int], int] = dataclasses.field(default_factory=dict)  # resource actions
+    attribute_redactions: dict[int, int] = dataclasses.field(default_factory=dict)
     kept: int = 0
     sampled_out: int = 0
     no_randomness: int = 0
@@ -110,7 +112,7 @@ def _items(signal: Signal, items: Any, ctx: conditions.Context, work: Work, tall
                 del items[index]
                 continue
         if work.actions is not None:
-            _rewrite(signal, item, ctx, work.actions)
+            _rewrite(signal, item, ctx, work.actions, tally.attribute_redactions)
     return dropped
 
 
@@ -169,13 +171,15 @@ def _canonical(record: Any) -> bytes:
     return canonical
 
 
-def _rewrite(signal: Signal, item: Any, ctx: conditions.Context, actions: ActionList) -> None:
+def _rewrite(
+    signal: Signal, item: Any, ctx: conditions.Context, actions: ActionList, redacted: dict[int, int]
+) -> None:
     if signal == Signal.metrics:
         for point in points(item):
             ctx.point = point
-            actions.apply(point.attributes, ctx)
+            actions.apply(point.attributes, ctx, redacted)
         return
-    actions.apply(item.attributes, ctx)
+    actions.apply(item.attributes, ctx, redacted)
     if signal == Signal.traces:
         for event in item.events:
-            actions.apply(event.attributes, ctx)
+            actions.apply(event.attributes, ctx, redacted)

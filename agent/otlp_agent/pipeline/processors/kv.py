@@ -58,6 +58,23 @@ def split(blob: bytes) -> tuple[bytes, bytes]:
     return parsed.key.encode(), parsed.value.SerializeToString()
 
 
+def key_of(blob: bytes) -> bytes:
+    """The key of a serialized KeyValue: a slice of it in the common form, else what `split` says."""
+    size = len(blob)
+    if size > 2 and blob[0] == _KEY_TAG and blob[1] < 0x80:
+        end = 2 + blob[1]
+        if end == size:
+            return blob[2:end]
+        if (
+            end + 1 < size
+            and blob[end] == _VALUE_TAG
+            and blob[end + 1] < 0x80
+            and end + 2 + blob[end + 1] == size
+        ):
+            return blob[2:end]
+    return split(blob)[0]
+
+
 def build(key: bytes, value: bytes) -> bytes:
     """A serialized KeyValue."""
     return b"\x0a" + varint(len(key)) + key + b"\x12" + varint(len(value)) + value
