@@ -204,23 +204,28 @@ class ActionList:
         """False only when no action can change anything in these bytes (a key they all need is absent)."""
         return self.needles is None or any(needle in entry for needle in self.needles)
 
-    def run(self, attributes: Attributes, ctx: conditions.Context, redacted: dict[int, int]) -> bool:
-        """Run every action (whose match holds for `ctx`); True when something changed. Values redacted are
-        added to `redacted` per action index."""
+    def active(self, ctx: conditions.Context) -> list[Action]:
+        """The actions whose match holds for `ctx` (all of them when none has a match)."""
+        if not self.matched:
+            return self.actions
+        return [action for action in self.actions if action.match is None or action.match.holds(ctx)]
+
+    @staticmethod
+    def run(attributes: Attributes, active: list[Action], redacted: dict[int, int]) -> bool:
+        """Run `active` actions in order; True when something changed. Values redacted are added to
+        `redacted` per action index."""
         changed = False
-        for action in self.actions:
-            if action.match is not None and not action.match.holds(ctx):
-                continue
+        for action in active:
             outcome = action.run(attributes)
             if outcome > 0:
                 redacted[action.index] = redacted.get(action.index, 0) + outcome
             changed = changed or outcome >= 0
         return changed
 
-    def apply(self, container: Any, ctx: conditions.Context, redacted: dict[int, int]) -> None:
-        """Run every action on a repeated-bytes attribute field, writing back what changed."""
-        if not len(container) and self.needles is not None:
+    def apply(self, container: Any, active: list[Action], redacted: dict[int, int]) -> None:
+        """Run `active` actions on a repeated-bytes attribute field, writing back what changed."""
+        if not active or (not len(container) and self.needles is not None):
             return
         attributes = Attributes(container)
-        if self.run(attributes, ctx, redacted):
+        if self.run(attributes, active, redacted):
             attributes.write_back()

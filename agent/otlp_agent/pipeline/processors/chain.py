@@ -184,21 +184,11 @@ def _attribute_blobs(resource: bytes) -> list[bytes]:
 
 def _apply_to_resource(actions: ActionList, resource: bytes) -> tuple[bytes | None, dict[int, int]]:
     """(the Resource after the actions, attributes first and its other fields after, or None if unchanged;
-    values redacted per action). A match sees the attributes as the actions before it left them."""
+    values redacted per action). Matches are decided on the Resource as it arrived."""
     attributes = attribute.Attributes(_attribute_blobs(resource))
-    ctx = conditions.Context({})
-    changed = False
     redacted: dict[int, int] = {}
-    for action in actions.actions:
-        if action.match is not None:
-            ctx.resource = conditions.attribute_map(attributes.blobs)
-            if not action.match.holds(ctx):
-                continue
-        outcome = action.run(attributes)
-        if outcome > 0:
-            redacted[action.index] = outcome
-        changed = changed or outcome >= 0
-    if not changed:
+    ctx = conditions.Context(conditions.attribute_map(attributes.blobs))
+    if not ActionList.run(attributes, actions.active(ctx), redacted):
         return None, redacted
     rest = b"".join(resource[s:e] for n, s, _, e in wire.fields(resource) if n != wire.ATTRIBUTES)
     return b"".join(

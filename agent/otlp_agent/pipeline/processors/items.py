@@ -101,14 +101,17 @@ def _items(signal: Signal, items: Any, ctx: conditions.Context, work: Work, tall
     for index in range(len(items) - 1, -1, -1):
         item = items[index]
         ctx.item = item
-        removed = _filtered(signal, item, ctx, work.rules, tally) or _sampled_out(signal, item, work, tally)
-        if removed:
+        removed = _filtered(signal, item, ctx, work.rules, tally)
+        if removed is None and _sampled_out(signal, item, work, tally):
+            removed = 1
+        if removed is not None:
             dropped += removed
             del items[index]
             continue
         if signal == Signal.metrics and work.rules:
+            had = len(points(item))
             dropped += _filter_points(item, ctx, work.rules, tally)
-            if not len(points(item)):
+            if had and not len(points(item)):
                 del items[index]
                 continue
         if work.actions is not None:
@@ -116,14 +119,16 @@ def _items(signal: Signal, items: Any, ctx: conditions.Context, work: Work, tall
     return dropped
 
 
-def _filtered(signal: Signal, item: Any, ctx: conditions.Context, rules: list[Rule], tally: Tally) -> int:
-    """Items `item` stands for if a rule drops it whole, else 0."""
+def _filtered(
+    signal: Signal, item: Any, ctx: conditions.Context, rules: list[Rule], tally: Tally
+) -> int | None:
+    """The items `item` stands for if a rule drops it whole (a metric without points: 0), else None."""
     found = _open_rules(rules, ctx, conditions.ITEM) if rules else []
     if isinstance(found, Rule):
-        gone = size(signal, item) or 1  # a metric without points still goes, counted as one
+        gone = size(signal, item)
         tally.drop(found.name, gone)
         return gone
-    return 0
+    return None
 
 
 def _filter_points(metric: Any, ctx: conditions.Context, rules: list[Rule], tally: Tally) -> int:
@@ -142,15 +147,15 @@ def _filter_points(metric: Any, ctx: conditions.Context, rules: list[Rule], tall
     return dropped
 
 
-def _sampled_out(signal: Signal, item: Any, work: Work, tally: Tally) -> int:
+def _sampled_out(signal: Signal, item: Any, work: Work, tally: Tally) -> bool:
     if work.traces is not None:
         kept, state = work.traces.decide(item.trace_id, item.trace_state)
         if kept is None:
             tally.no_randomness += 1
-            return 1
+            return True
         if not kept:
             tally.sampled_out += 1
-            return 1
+            return True
         tally.kept += 1
         if state is not None and state != item.trace_state:
             item.trace_state = state
@@ -158,9 +163,9 @@ def _sampled_out(signal: Signal, item: Any, work: Work, tally: Tally) -> int:
         record = b"" if len(item.trace_id) == 16 and any(item.trace_id) else _canonical(item)
         if not work.logs.keeps(item.trace_id, record):
             tally.sampled_out += 1
-            return 1
+            return True
         tally.kept += 1
-    return 0
+    return False
 
 
 def _canonical(record: Any) -> bytes:
@@ -174,12 +179,14 @@ def _canonical(record: Any) -> bytes:
 def _rewrite(
     signal: Signal, item: Any, ctx: conditions.Context, actions: ActionList, redacted: dict[int, int]
 ) -> None:
+    """Matches are decided on the item as it arrived, before any action changes it."""
     if signal == Signal.metrics:
         for point in points(item):
             ctx.point = point
-            actions.apply(point.attributes, ctx, redacted)
+            actions.apply(point.attributes, actions.active(ctx), redacted)
         return
-    actions.apply(item.attributes, ctx, redacted)
+    active = actions.active(ctx)
+    actions.apply(item.attributes, active, redacted)
     if signal == Signal.traces:
         for event in item.events:
-            actions.apply(event.attributes, ctx, redacted)
+            actions.apply(event.attributes, active, redacted)

@@ -38,7 +38,7 @@ def threshold(probability: float, precision: int) -> int:
         return 0
     if probability < 2.0**-56:
         return MAX
-    exact = round((1.0 - probability) * MAX)
+    exact = MAX - round(probability * MAX)  # as the SDKs compute it: p * 2^56 is exact
     # Digits of precision count from the first digit that is not an f (as the specification's reference
     # algorithm does), so small probabilities keep their precision.
     leading_f = max(0, -math.frexp(probability)[1] // 4)
