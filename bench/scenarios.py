@@ -26,6 +26,8 @@ class Scenario:
     offered_factor: float = 3.0
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
+    # A processor family (bench/processors.py) both systems run; None: plain forwarding.
+    processors: str | None = None
 
     @property
     def overload(self) -> bool:
@@ -53,7 +55,25 @@ SCENARIOS = (
         "gzip",
         sink_spans_per_s=40_000,
     ),
+    *(
+        Scenario(
+            f"proc-{family}",
+            f"Processors: {what}; gRPC in → OTLP/HTTP gzip out (compare with grpc-http-gzip)",
+            "grpc",
+            "http",
+            "gzip",
+            processors=family,
+        )
+        for family, what in (
+            ("resource", "resource upsert"),
+            ("attributes", "attribute delete + redact on every span"),
+            ("filter", "filter dropping ~58% of spans"),
+            ("sampling", "sampling 10% of traces"),
+        )
+    ),
 )
+#: The scenario processor scenarios are compared with (same traffic, no processors).
+PROCESSOR_BASELINE = "grpc-http-gzip"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from bench import processors
+
 AGENT, ROTEL = "agent", "rotel"
 BATCH_ITEMS, BATCH_TIMEOUT_MS = 8192, 200
 SHUTDOWN_GRACE_S = 5
@@ -42,6 +44,7 @@ class Job:
     telemetry_port: int
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
+    processors: str | None = None  # a family of bench/processors.py
 
 
 def free_port() -> int:
@@ -85,6 +88,7 @@ def agent_config(job: Job) -> dict[str, Any]:
                     "spikeLimit": f"{job.spike_limit_mib}Mi",
                 },
                 "batch": {"maxItems": BATCH_ITEMS, "timeout": f"{BATCH_TIMEOUT_MS}ms"},
+                **(processors.AGENT[job.processors] if job.processors else {}),
             },
             "exporters": [exporter],
             "telemetry": {"port": job.telemetry_port, "logLevel": "warning"},
@@ -127,6 +131,11 @@ def rotel_command(job: Job, workdir: Path) -> list[str]:
         str(workdir / "rotel.pid"),
         "--log-file",
         str(workdir / "rotel.log"),
+        *(
+            ["--otlp-with-trace-processor", processors.rotel_processor(job.processors)]
+            if job.processors
+            else []
+        ),
     ]
 
 
