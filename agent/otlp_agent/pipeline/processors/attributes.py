@@ -121,7 +121,7 @@ class Action:
     def _selects(self, key: bytes) -> bool:
         decided = self._selected.get(key)
         if decided is None:
-            decided = self.key_pattern.fullmatch(key) is not None
+            decided = patterns.fullmatch(self.key_pattern, key)
             if len(self._selected) >= KEY_CACHE_SIZE:
                 self._selected.clear()
             self._selected[key] = decided
@@ -171,20 +171,29 @@ class Action:
     def _redact(self, attributes: Attributes, indexes: list[int]) -> int:
         redacted = 0
         for i in indexes:
-            text = kv.string_of(kv.split(attributes.blobs[i])[1])
-            if text is None:
-                continue
-            parts, last = [], 0
-            for found in self.pattern.finditer(text):
-                parts += [text[last : found.start()], self.replacement]
-                last = found.end()
-            if not parts:
-                continue
-            parts.append(text[last:])
-            key = kv.key_of(attributes.blobs[i])
-            attributes.replace(i, kv.build(key, kv.string_value(b"".join(parts))))
-            redacted += 1
+            new = self.changed(attributes.blobs[i])
+            if new is not None:
+                attributes.replace(i, new)
+                redacted += 1
         return redacted if redacted else -1
+
+    def changed(self, blob: bytes) -> bytes | None:
+        """The KeyValue `blob` after this delete-free action (update, hash, redact); None if unchanged."""
+        key, value = kv.split(blob)
+        if self.kind == Kind.update:
+            return kv.build(key, self.value or b"")
+        if self.kind == Kind.hash:
+            return kv.build(key, kv.string_value(hashlib.sha256(kv.hash_input(value)).hexdigest().encode()))
+        text = kv.string_of(value)
+        found = patterns.find_all(self.pattern, text) if text is not None else None
+        if not found or text is None:
+            return None
+        parts, last = [], 0
+        for start, end in found:
+            parts += [text[last:start], self.replacement]
+            last = end
+        parts.append(text[last:])
+        return kv.build(key, kv.string_value(b"".join(parts)))
 
 
 class ActionList:
@@ -193,6 +202,13 @@ class ActionList:
     def __init__(self, actions: list[Action]) -> None:
         self.actions = actions
         self.matched = any(action.match is not None for action in actions)
+        self.simple = all(
+            a.key is not None
+            and a.match is None
+            and a.source is None
+            and a.kind not in (Kind.insert, Kind.upsert)
+            for a in actions
+        )
         # Keys whose absence from an entry's bytes proves no action can change it (None: no such proof).
         self.needles: tuple[bytes, ...] | None = (
             tuple(a.key for a in actions if a.key is not None)
@@ -226,6 +242,40 @@ class ActionList:
         """Run `active` actions on a repeated-bytes attribute field, writing back what changed."""
         if not active or (not len(container) and self.needles is not None):
             return
+        if active is self.actions and self.simple:
+            self._apply_simple(container, redacted)
+            return
         attributes = Attributes(container)
         if self.run(attributes, active, redacted):
             attributes.write_back()
+
+    def _apply_simple(self, container: Any, redacted: dict[int, int]) -> None:
+        """The common case in one pass: exact keys, no match, no insertion. Keys never change here, so the
+        positions found in the join of the original KeyValues stay right for every action."""
+        blobs = list(container)
+        joined = b"".join(blobs)
+        ends: list[int] | None = None
+        deleted: set[int] = set()
+        replaced: dict[int, bytes] = {}
+        for action in self.actions:
+            key = action.key or b""
+            at = joined.find(key)
+            while at >= 0:
+                if ends is None:
+                    ends = list(itertools.accumulate(map(len, blobs)))
+                i = bisect.bisect_right(ends, at)
+                if i not in deleted and kv.key_of(blobs[i]) == key:
+                    if action.kind == Kind.delete:
+                        deleted.add(i)
+                    else:
+                        new = action.changed(blobs[i])
+                        if new is not None:
+                            blobs[i] = replaced[i] = new
+                            if action.kind == Kind.redact:
+                                redacted[action.index] = redacted.get(action.index, 0) + 1
+                at = joined.find(key, ends[i])
+        for i, blob in replaced.items():
+            if i not in deleted:
+                container[i] = blob
+        for i in sorted(deleted, reverse=True):
+            del container[i]

@@ -92,7 +92,7 @@ class TextMatcher:
             return text in self.values
         decided = self._cache.get(text)
         if decided is None:
-            decided = self.pattern.fullmatch(text) is not None
+            decided = patterns.fullmatch(self.pattern, text)
             if len(text) <= CACHEABLE_TEXT:
                 if len(self._cache) >= CACHE_SIZE:
                     self._cache.clear()

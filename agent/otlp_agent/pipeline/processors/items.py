@@ -97,6 +97,9 @@ def _open_rules(rules: list[Rule], ctx: conditions.Context, level: int) -> Rule 
 
 
 def _items(signal: Signal, items: Any, ctx: conditions.Context, work: Work, tally: Tally) -> int:
+    if work.actions is not None and not (work.rules or work.traces or work.logs):
+        _rewrite_all(signal, items, ctx, work.actions, tally.attribute_redactions)
+        return 0
     dropped = 0
     for index in range(len(items) - 1, -1, -1):
         item = items[index]
@@ -174,6 +177,23 @@ def _canonical(record: Any) -> bytes:
         deterministic=True
     )
     return canonical
+
+
+def _rewrite_all(
+    signal: Signal, items: Any, ctx: conditions.Context, actions: ActionList, redacted: dict[int, int]
+) -> None:
+    """Attribute actions alone (the common case): one loop, no per-item filter or sampling calls."""
+    if signal == Signal.metrics or actions.matched:
+        for item in items:
+            ctx.item = item
+            _rewrite(signal, item, ctx, actions, redacted)
+        return
+    apply, every = actions.apply, actions.actions
+    for item in items:
+        apply(item.attributes, every, redacted)
+        if signal == Signal.traces:
+            for event in item.events:
+                apply(event.attributes, every, redacted)
 
 
 def _rewrite(
