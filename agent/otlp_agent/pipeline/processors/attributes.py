@@ -178,16 +178,32 @@ class Action:
         return redacted if redacted else -1
 
     def changed(self, blob: bytes) -> bytes | None:
-        """The KeyValue `blob` after this delete-free action (update, hash, redact); None if unchanged."""
+        """The KeyValue `blob` after this action (update, hash or redact); None if unchanged."""
+        if self.kind == Kind.redact:
+            return self._redacted(blob)
         key, value = kv.split(blob)
         if self.kind == Kind.update:
             return kv.build(key, self.value or b"")
-        if self.kind == Kind.hash:
-            return kv.build(key, kv.string_value(hashlib.sha256(kv.hash_input(value)).hexdigest().encode()))
+        digest = hashlib.sha256(kv.hash_input(value)).hexdigest().encode()
+        return kv.build(key, kv.string_value(digest))
+
+    def _redacted(self, blob: bytes) -> bytes | None:
+        """`changed` for redact, reading the common form (`0A len key 12 len 0A len text`) in place."""
+        size = len(blob)
+        value_tag = 2 + blob[1] if size > 2 and blob[0] == 0x0A and blob[1] < 0x80 else size
+        if value_tag + 4 <= size and blob[value_tag] == 0x12 and blob[value_tag + 2] == 0x0A:
+            value_length, text_length = blob[value_tag + 1], blob[value_tag + 3]
+            start = value_tag + 4
+            if text_length < 0x80 and value_length == text_length + 2 and start + text_length == size:
+                key, text = blob[2:value_tag], blob[start:]
+                found = patterns.find_all(self.pattern, text)
+                return self._rebuild(key, text, found) if found else None
+        key, value = kv.split(blob)
         text = kv.string_of(value)
-        found = patterns.find_all(self.pattern, text) if text is not None else None
-        if not found or text is None:
-            return None
+        found = patterns.find_all(self.pattern, text) if text is not None else []
+        return self._rebuild(key, text, found) if found and text is not None else None
+
+    def _rebuild(self, key: bytes, text: bytes, found: list[tuple[int, int]]) -> bytes:
         parts, last = [], 0
         for start, end in found:
             parts += [text[last:start], self.replacement]

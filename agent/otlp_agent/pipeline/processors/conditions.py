@@ -10,6 +10,8 @@ short texts cached.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -56,12 +58,20 @@ Leaf = tuple[int, Test]
 def lookup(blobs: Any, key: bytes) -> bytes | None:
     """The serialized value of attribute `key` among serialized KeyValues (None when absent).
 
-    A blob whose bytes do not contain the key cannot hold it: only the others are read."""
-    for blob in blobs:
-        if key in blob:
-            found, value = kv.split(blob)
-            if found == key:
-                return value
+    The key's bytes are searched in the join of the KeyValues (C); a KeyValue whose bytes do not contain
+    them cannot hold the key, so only those where they occur are read."""
+    listed = list(blobs)
+    joined = b"".join(listed)
+    at = joined.find(key)
+    if at < 0:
+        return None
+    ends = list(itertools.accumulate(map(len, listed)))
+    while at >= 0:
+        i = bisect.bisect_right(ends, at)
+        found, value = kv.split(listed[i])
+        if found == key:
+            return value
+        at = joined.find(key, ends[i])
     return None
 
 
@@ -186,12 +196,17 @@ class CompiledMatch:
         self.level = max((level for level, _ in self.all + self.any + self.none), default=RESOURCE)
 
     def holds(self, ctx: Context) -> bool:
-        """The decision, with every level of `ctx` filled in."""
-        return (
-            all(test(ctx) for _, test in self.all)
-            and (not self.any or any(test(ctx) for _, test in self.any))
-            and not any(test(ctx) for _, test in self.none)
-        )
+        """The decision, with every level of `ctx` filled in (plain loops: this runs once per item)."""
+        for _, test in self.all:
+            if not test(ctx):
+                return False
+        if self.any:
+            for _, test in self.any:
+                if test(ctx):
+                    break
+            else:
+                return False
+        return not any(test(ctx) for _, test in self.none) if self.none else True
 
     def at(self, ctx: Context, level: int) -> bool | None:
         """The decision knowing only levels up to `level` of `ctx`; None when deeper levels decide."""
