@@ -1,7 +1,7 @@
 """Property: what the processors do on the wire (resource entries cut as bytes, lite schemas, KeyValues
 rewritten as bytes) is exactly what a protobuf parse-modify-serialize does (see
-tests/support/processor_reference): same messages after parsing, same item counts, same drops per rule, same redactions — for random requests
-of every signal and random processor configurations."""
+tests/support/processor_reference): same messages after parsing, same item counts, same drops per rule,
+same redactions — for random requests of every signal and random processor configurations."""
 
 from __future__ import annotations
 

@@ -199,9 +199,11 @@ class Action:
                 found = patterns.find_all(self.pattern, text)
                 return self._rebuild(key, text, found) if found else None
         key, value = kv.split(blob)
-        text = kv.string_of(value)
-        found = patterns.find_all(self.pattern, text) if text is not None else []
-        return self._rebuild(key, text, found) if found and text is not None else None
+        string = kv.string_of(value)
+        if string is None:
+            return None
+        matches = patterns.find_all(self.pattern, string)
+        return self._rebuild(key, string, matches) if matches else None
 
     def _rebuild(self, key: bytes, text: bytes, found: list[tuple[int, int]]) -> bytes:
         parts, last = [], 0
