@@ -4,6 +4,7 @@ comments say."""
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
@@ -82,3 +83,26 @@ def test_the_processors_example_cleans_up_what_it_forwards() -> None:
     assert (
         metrics.value("otlp_agent_processor_filtered_items_total", rule="health-checks", signal="traces") == 1
     )
+
+
+async def test_a_large_request_is_processed_off_the_event_loop_with_the_same_result() -> None:
+    body = payloads.build_bodies(1, 800)[0]
+    assert len(body) > chain.THREAD_BYTES
+    built = chain.build(processors({"sampling": {"ratio": 0.5}}), AgentMetrics())
+    assert built is not None
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.get_running_loop().create_task(ticker())
+    try:
+        out, items = await built.run(Signal.traces, body, 800)
+    finally:
+        running.cancel()
+    assert (out, items) == built.apply(Signal.traces, body, 800)
+    assert 0 < items < 800
+    assert ticks > 1, "the event loop ran other tasks while the request was processed"

@@ -90,7 +90,7 @@ class Intake:
             payload = self.enricher.apply(payload)
         # -- processors (resource, filter, sampling, attributes; see pipeline/processors) ---------------
         if self.processors is not None:
-            payload, items = self.processors.apply(signal, payload, items)
+            payload, items = await self.processors.run(signal, payload, items)
             if not payload:
                 return Accepted()  # all filtered or sampled out: the user's choice, not a rejection
         # -- end of processors ---------------------------------------------------------------------------

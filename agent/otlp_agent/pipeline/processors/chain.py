@@ -19,6 +19,7 @@ A request nothing changed is returned as the same bytes object.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from otlp_agent.api import processor_rules, spec
@@ -30,6 +31,8 @@ from otlp_agent.pipeline.processors.attributes import Action, ActionList
 from otlp_agent.pipeline.processors.sampling import LogSampler, TraceSampler
 from otlp_agent.telemetry.metrics import AgentMetrics
 
+#: Requests larger than this are processed on a worker thread (about 500 spans of a typical SDK).
+THREAD_BYTES = 256 * 1024
 #: Distinct Resources whose plan is remembered per signal (only those up to CACHEABLE_BYTES).
 CACHE_SIZE = 4096
 CACHEABLE_BYTES = 4096
@@ -210,7 +213,7 @@ def _header(length: int) -> bytes:
 
 
 class Chain:
-    """Every signal's processors; `apply` is what the intake calls."""
+    """Every signal's processors; `run` is what the intake awaits."""
 
     def __init__(self, chains: dict[Signal, SignalChain]) -> None:
         self._chains = chains
@@ -218,6 +221,16 @@ class Chain:
     def apply(self, signal: Signal, payload: bytes, count: int) -> tuple[bytes, int]:
         chain = self._chains.get(signal)
         return (payload, count) if chain is None else chain.apply(payload, count)
+
+    async def run(self, signal: Signal, payload: bytes, count: int) -> tuple[bytes, int]:
+        """`apply`, on a worker thread for requests above THREAD_BYTES: their items may take the processors
+        tens of milliseconds, and the event loop must keep serving other clients meanwhile (the GIL's
+        switch interval hands it the interpreter every few milliseconds)."""
+        if signal not in self._chains:
+            return payload, count
+        if len(payload) <= THREAD_BYTES:
+            return self.apply(signal, payload, count)
+        return await asyncio.to_thread(self.apply, signal, payload, count)
 
 
 def build(p: spec.Processors, metrics: AgentMetrics) -> Chain | None:
