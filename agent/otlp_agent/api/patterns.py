@@ -54,20 +54,22 @@ def fullmatch(pattern: Any, text: bytes) -> bool:
 
 
 def find_all(pattern: Any, text: bytes) -> list[tuple[int, int]]:
-    """(start, end) of every non-overlapping match in `text`, left to right."""
+    """(start, end) of every non-empty, non-overlapping match in `text`, left to right (empty matches,
+    which patterns such as `x*` or `$` make, replace nothing)."""
     regexp, end = pattern._regexp, len(text)
     found: list[tuple[int, int]] = []
     pos = 0
-    while pos <= end:
+    while pos < end:
         start, stop = regexp.Match(_UNANCHORED, text, pos, end)[0]
         if start < 0:
             break
-        found.append((start, stop))
-        pos = stop
-        if stop == start:  # an empty match: step over one UTF-8 character
+        if stop > start:
+            found.append((start, stop))
+            pos = stop
+            continue
+        pos = stop + 1  # an empty match: step over one UTF-8 character and look again
+        while pos < end and text[pos] & 0xC0 == 0x80:
             pos += 1
-            while pos < end and text[pos] & 0xC0 == 0x80:
-                pos += 1
     return found
 
 
