@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench import stats
+from bench import stats, studies
 
 PLOT_NAME = "benchmarks.png"
 
@@ -232,6 +232,7 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
         lines += _scenario_table(key, entry)
         if "overload" in entry:
             lines += _overload_table(entry)
+    lines += studies.markdown(document.get("studies", {}))
     lines += _profiles_section(document.get("profiles", {}))
     if document.get("errors"):
         lines += ["## Runs that failed", "", *[f"- {e}" for e in document["errors"]], ""]

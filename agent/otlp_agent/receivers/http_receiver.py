@@ -226,9 +226,9 @@ def _from_json(signal: Signal, body: bytes) -> tuple[bytes, int, int, str]:
         converted = otlp_json.parse_request(signal, body)
     except otlp_json.JsonError as exc:
         raise errors.bad_request(f"invalid OTLP/JSON: {exc}") from None
-    payload = bytes(converted.message.SerializeToString())
+    payload = converted.payload
     try:
-        # Built from JSON, the message skipped upb's parse limits (nesting depth): parse it as every
+        # Built from JSON, the bytes skipped upb's parse limits (nesting depth): parse them as every
         # protobuf consumer will, or one such request would make its whole batch unexportable.
         items = wire.validate_and_count(signal, payload)
     except wire.MalformedPayload as exc:
