@@ -35,6 +35,12 @@ STUDIES = (
         "json_ingest",
         1.0,
     ),
+    Study(
+        "compression-auto",
+        "compression auto against fixed codecs, two payload shapes",
+        "compression_auto",
+        3.0,
+    ),
 )
 
 
@@ -66,7 +72,8 @@ def _entry(module: str, quick: bool, cpus: tuple[int, ...] | None, results: Any)
 def run(study: Study, quick: bool, cpus: tuple[int, ...] | None, timeout: float = 1800) -> dict[str, Any]:
     """Run one study in its own process; raises RuntimeError with the child's traceback if it failed."""
     results = CTX.Queue()
-    process = CTX.Process(target=_entry, args=(study.module, quick, cpus, results), daemon=True)
+    # Not a daemon: a study may start processes of its own (a sink).
+    process = CTX.Process(target=_entry, args=(study.module, quick, cpus, results), daemon=False)
     process.start()
     try:
         status, value = results.get(timeout=timeout)

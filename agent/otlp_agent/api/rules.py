@@ -188,6 +188,7 @@ def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
         yield Problem(f"{path}.signals", "lists a signal twice")
     yield from _tls_problems(e, path)
     yield from _queue_problems(e, path)
+    yield from _transport_problems(e, path)
     if e.retry.initial_interval > e.retry.max_interval:
         yield Problem(f"{path}.retry.initialInterval", "must not exceed retry.maxInterval")
 
@@ -219,6 +220,49 @@ def _queue_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
         yield Problem(f"{path}.queue.storageSize", "only used with queue type persistent")
     if e.delivery == spec.Delivery.durable and queue.type != spec.QueueType.persistent:
         yield Problem(f"{path}.delivery", "durable delivery needs queue type persistent")
+
+
+def _transport_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    """compression auto and its candidates; connection pools."""
+    auto = e.compression_auto
+    if auto is not None and e.compression != spec.Compression.auto:
+        yield Problem(f"{path}.compressionAuto", "only used with compression auto")
+    for index, candidate in enumerate(auto.candidates or [] if auto is not None else []):
+        problem = _candidate_problem(candidate, e.protocol)
+        if problem:
+            yield Problem(f"{path}.compressionAuto.candidates[{index}]", problem)
+    if auto is not None and auto.candidates and len(set(auto.candidates)) != len(auto.candidates):
+        yield Problem(f"{path}.compressionAuto.candidates", "lists a candidate twice")
+    pool = e.connections
+    if pool is not None and e.debug is not None:
+        yield Problem(f"{path}.connections", "only for exporters that send (the debug exporter opens none)")
+    if pool is not None and pool.max_in_flight > 1 and e.protocol != spec.Protocol.grpc:
+        yield Problem(
+            f"{path}.connections.maxInFlight",
+            "HTTP/1.1 carries one request at a time on a connection: raise connections.count instead",
+        )
+
+
+def _candidate_problem(candidate: str, protocol: spec.Protocol) -> str | None:
+    name, _, level = candidate.partition(":")
+    try:
+        codec = spec.Compression(name)
+    except ValueError:
+        codec = spec.Compression.auto
+    if codec == spec.Compression.auto:
+        return f"{candidate!r}: use none, gzip, deflate or zstd, optionally with :level (e.g. zstd:3)"
+    if codec == spec.Compression.zstd and protocol == spec.Protocol.grpc:
+        return "zstd is only available over HTTP (gRPC clients cannot send it)"
+    if not level:
+        return None
+    top = _LEVEL_RANGE.get(codec)
+    if top is None:
+        return f"{codec.value} has no levels"
+    if not level.isdigit() or not 1 <= int(level) <= top:
+        return f"{codec.value} levels go from 1 to {top}"
+    if protocol == spec.Protocol.grpc:
+        return "gRPC compresses at a level of its own: give gzip or deflate without a level"
+    return None
 
 
 def _endpoint_problem(endpoint: str, protocol: spec.Protocol) -> str | None:

@@ -56,7 +56,10 @@ def parse_request(signal: Signal, body: bytes) -> Converted:
     if type(document) is not dict:
         raise JsonError("the body must be a JSON object")
     rejection = json_wire.Rejection()
-    payload = json_wire.encode(SIGNALS[signal].request_type.DESCRIPTOR, document, rejection)
+    try:
+        payload = json_wire.encode(SIGNALS[signal].request_type.DESCRIPTOR, document, rejection)
+    except RecursionError:  # values nest 30 deep at most, but a handler may run with little stack left
+        raise JsonError("nested too deeply") from None
     return Converted(signal, payload, rejection.count, rejection.first_error)
 
 

@@ -106,6 +106,7 @@ class AgentMetrics:
             registry=r,
         )
         self._reliability_metrics(r)
+        self._transport_metrics(r)
 
     def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
         self.circuit_state = prom.Gauge(
@@ -140,6 +141,58 @@ class AgentMetrics:
         )
         self.reloads = prom.Counter(
             "otlp_agent_config_reloads", "Config file changes, by outcome.", ["outcome"], registry=r
+        )
+
+    def _transport_metrics(self, r: prom.CollectorRegistry) -> None:
+        """compression auto, connection pools, payload-too-large splitting, adaptive batching."""
+        self.compression_chosen = prom.Gauge(
+            "otlp_agent_exporter_compression_chosen",
+            "compression auto: 1 for the codec the exporter sends with now, 0 for its other candidates.",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.compression_measured_ratio = prom.Gauge(
+            "otlp_agent_exporter_compression_measured_ratio",
+            "compression auto: bytes before per byte after compression, measured on samples of live batches.",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.compression_measured_cpu = prom.Gauge(
+            "otlp_agent_exporter_compression_measured_cpu_seconds_per_mib",
+            "compression auto: CPU seconds to compress one MiB, measured on samples of live batches.",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.compression_refused = prom.Counter(
+            "otlp_agent_exporter_compression_refused",
+            "compression auto: batches refused for their encoding (then sent with the next best).",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.pool_open = prom.Gauge(
+            "otlp_agent_exporter_connections_open",
+            "Connections (HTTP) or channels (gRPC) the exporter holds open now.",
+            ["exporter"],
+            registry=r,
+        )
+        self.pool_in_flight = prom.Gauge(
+            "otlp_agent_exporter_connection_in_flight",
+            "Requests in flight on each connection of the exporter's pool.",
+            ["exporter", "connection"],
+            registry=r,
+        )
+        self.pool_connections = prom.Counter(
+            "otlp_agent_exporter_connections",
+            "Connections opened, and closed after idleTimeout (recycled).",
+            ["exporter", "event"],
+            registry=r,
+        )
+        self.pool_wait = prom.Histogram(
+            "otlp_agent_exporter_connection_wait_seconds",
+            "Time an export waited for a connection with room (every connection at maxInFlight).",
+            ["exporter"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
 
     def exposition(self) -> bytes:

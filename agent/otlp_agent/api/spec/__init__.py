@@ -31,6 +31,8 @@ from otlp_agent.api.spec.common import (
 from otlp_agent.api.spec.exporters import (
     ClientTLS,
     Compression,
+    CompressionAuto,
+    Connections,
     DebugExporter,
     Delivery,
     Exporter,
@@ -93,7 +95,9 @@ __all__ = [
     "ByteSize",
     "ClientTLS",
     "Compression",
+    "CompressionAuto",
     "Condition",
+    "Connections",
     "Cors",
     "DebugExporter",
     "Delivery",
