@@ -33,13 +33,16 @@ STUDIES = (
         "json-ingest",
         "OTLP/JSON ingest per core: the agent's converter against json_format",
         "json_ingest",
-        1.0,
+        1,
     ),
     Study(
-        "compression-auto",
-        "compression auto against fixed codecs, two payload shapes",
-        "compression_auto",
-        3.0,
+        "compression-auto", "compression auto against fixed codecs, two payload shapes", "compression_auto", 3
+    ),
+    Study(
+        "connections", "Connection pools against a backend with per-connection latency", "connections", 1.5
+    ),
+    Study(
+        "adaptive-batching", "batch.timeout auto against 200ms, at 1% and 100% load", "adaptive_batching", 2.5
     ),
 )
 

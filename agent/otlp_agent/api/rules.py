@@ -79,6 +79,7 @@ def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
         *_receiver_problems(s),
         *_exporter_problems(s),
         *_processor_problems(s),
+        *_batching_problems(s),
         *_route_problems(s),
         *_not_implemented(s),
     ]
@@ -298,6 +299,19 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
             f"only for mode deployment (a {s.mode.value} runs one agent per "
             f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})",
         )
+
+
+def _batching_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    """batch.timeout auto and its bounds."""
+    batch = s.processors.batch
+    path = "processors.batch"
+    if batch.timeout != spec.AUTO:
+        for field in ("min_timeout", "max_timeout"):
+            if getattr(batch, field) is not None:
+                alias = spec.BatchSettings.model_fields[field].alias or field
+                yield Problem(f"{path}.{alias}", "only used with timeout auto")
+    elif batch.timeout_bounds[0] > batch.timeout_bounds[1]:
+        yield Problem(f"{path}.minTimeout", "must not exceed maxTimeout")
 
 
 def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:

@@ -17,7 +17,7 @@ import time
 
 from otlp_agent.api import spec
 from otlp_agent.exporter import delivery
-from otlp_agent.exporter.batcher import Batch, Batcher
+from otlp_agent.exporter.batcher import AdaptiveTimeout, Batch, Batcher
 from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.exporter.queue import factory
 from otlp_agent.exporter.queue.base import BatchQueue
@@ -51,7 +51,12 @@ class ExporterLane:
         self.queue: BatchQueue = factory.make_queue(
             exporter, queue_dir, self._dropped_from_queue, self._corrupt
         )
-        self.batchers = {signal: Batcher(signal, batch, self._enqueue) for signal in self.signals}
+        self.adaptive_timeout = AdaptiveTimeout.for_settings(
+            batch, metrics.batch_timeout.labels(self.name).set
+        )
+        self.batchers = {
+            signal: Batcher(signal, batch, self._enqueue, self.adaptive_timeout) for signal in self.signals
+        }
         self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
         self._consumer_count = exporter.queue.consumers
         self._consumers: list[asyncio.Task[None]] = []
@@ -112,6 +117,8 @@ class ExporterLane:
             delivery.settle(future, delivery.not_delivered(message))
 
     async def _enqueue(self, batch: Batch) -> None:
+        if self.adaptive_timeout is not None:
+            self.adaptive_timeout.handed_over(len(self.queue), self._in_flight, self._consumer_count)
         self._idle.clear()
         stored = await self.queue.put(batch)
         if self.queue.persistent:

@@ -187,6 +187,12 @@ class AgentMetrics:
             ["exporter", "event"],
             registry=r,
         )
+        self.batch_timeout = prom.Gauge(
+            "otlp_agent_batch_timeout_seconds",
+            "With batch timeout auto: how long the exporter's next partial batch may wait.",
+            ["exporter"],
+            registry=r,
+        )
         self.pool_wait = prom.Histogram(
             "otlp_agent_exporter_connection_wait_seconds",
             "Time an export waited for a connection with room (every connection at maxInFlight).",

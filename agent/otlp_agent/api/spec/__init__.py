@@ -46,6 +46,7 @@ from otlp_agent.api.spec.exporters import (
 )
 from otlp_agent.api.spec.pipeline import OTLPPipelineSpec
 from otlp_agent.api.spec.processors import (
+    AUTO,
     AttributeAction,
     AttributeActionType,
     AttributeProcessor,
@@ -82,6 +83,7 @@ from otlp_agent.api.spec.workload import (
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "AUTO",
     "KIND",
     "MAX_MESSAGE_HARD_CAP",
     "PLURAL",
