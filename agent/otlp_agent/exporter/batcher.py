@@ -48,6 +48,9 @@ class Batch:
         return self.chunks[0]
 
 
+_SMALLEST_BATCH = 1024  # bytes: what batch.maxBytes accepts at least
+
+
 class AdaptiveTimeout:
     """`timeout: auto` for one exporter (see the module docstring); `on_change` hears every new value."""
 
@@ -88,12 +91,13 @@ class Batcher:
         signal: Signal,
         settings: spec.BatchSettings,
         emit: Callable[[Batch], Awaitable[None]],
+        *,
         adaptive: AdaptiveTimeout | None = None,
     ) -> None:
         """`adaptive`: the exporter's adaptive timeout, for `timeout: auto` (required then)."""
         self.signal = signal
         self.max_items = settings.max_items
-        self.max_bytes = settings.max_bytes
+        self.max_bytes = self._configured_max_bytes = settings.max_bytes
         assert (adaptive is None) == (settings.timeout != spec.AUTO), "timeout auto needs an AdaptiveTimeout"
         self._fixed_timeout = settings.timeout if adaptive is None else 0.0
         self._adaptive = adaptive
@@ -108,6 +112,10 @@ class Batcher:
         # so the queue always has room for everything the agent already said yes to.
         self._emitting_bytes = 0
         self._emitting_items = 0
+
+    def cap_bytes(self, cap: int) -> None:
+        """Build batches of at most `cap` bytes from now on (never above maxBytes, never below 1 KiB)."""
+        self.max_bytes = max(_SMALLEST_BATCH, min(self._configured_max_bytes, cap))
 
     @property
     def timeout(self) -> float:

@@ -24,6 +24,7 @@ from otlp_agent.exporter.queue.base import BatchQueue
 from otlp_agent.exporter.queue.persistent import PersistentQueue
 from otlp_agent.exporter.result import ExportResult
 from otlp_agent.exporter.sender.retry import RetrySender
+from otlp_agent.exporter.sender.split import SplittingSender
 from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.exporter.transport.factory import make_transport
 from otlp_agent.telemetry import logs
@@ -55,9 +56,11 @@ class ExporterLane:
             batch, metrics.batch_timeout.labels(self.name).set
         )
         self.batchers = {
-            signal: Batcher(signal, batch, self._enqueue, self.adaptive_timeout) for signal in self.signals
+            signal: Batcher(signal, batch, self._enqueue, adaptive=self.adaptive_timeout)
+            for signal in self.signals
         }
-        self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
+        retry = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
+        self.sender = SplittingSender(retry, metrics, self._cap_batches)
         self._consumer_count = exporter.queue.consumers
         self._consumers: list[asyncio.Task[None]] = []
         self._in_flight = 0
@@ -85,6 +88,11 @@ class ExporterLane:
             loop.create_task(self._consume(), name=f"exporter-{self.name}-{i}")
             for i in range(self._consumer_count)
         ]
+
+    def _cap_batches(self, cap: int) -> None:
+        """The backend's size limit was learned: batches are built within it (see sender/split.py)."""
+        for batcher in self.batchers.values():
+            batcher.cap_bytes(cap)
 
     def refuses(self, size: int, items: int) -> bool:
         """True when a request of `size` bytes and `items` items must be refused under the `refuse` policy:
@@ -162,7 +170,8 @@ class ExporterLane:
         signal = batch.signal.value
         m = self.metrics
         if result.ok:
-            m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected)
+            # Items the splitting sender dropped or failed were counted there.
+            m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected - result.dropped)
             m.batch_items.labels(self.name, signal).observe(batch.items)
             m.uncompressed_bytes.labels(self.name).inc(batch.size)
             m.wire_bytes.labels(self.name).inc(result.wire_bytes)
@@ -247,7 +256,11 @@ class ExporterLane:
 
 def _answer_waiters(batch: Batch, result: ExportResult) -> None:
     """endToEnd clients hear what the backend said (durable ones were answered at commit)."""
-    if result.ok:
+    if result.ok and result.dropped:
+        delivery.settle(
+            batch.done, delivery.rejected_downstream(f"not all of it was exported: {result.message}")
+        )
+    elif result.ok:
         delivery.settle(batch.done)
     elif result.retryable or result.gave_up:
         delivery.settle(batch.done, delivery.not_delivered(f"not exported: {result.message}"))

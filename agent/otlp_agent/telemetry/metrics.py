@@ -187,6 +187,18 @@ class AgentMetrics:
             ["exporter", "event"],
             registry=r,
         )
+        self.too_large_refusals = prom.Counter(
+            "otlp_agent_exporter_too_large_refusals",
+            "Batches (or parts) the backend refused for their size; each is split and sent again in parts.",
+            ["exporter"],
+            registry=r,
+        )
+        self.batch_bytes_cap = prom.Gauge(
+            "otlp_agent_exporter_batch_bytes_cap",
+            "Batch bytes (uncompressed) the exporter learned its backend takes: batches are capped to it.",
+            ["exporter"],
+            registry=r,
+        )
         self.batch_timeout = prom.Gauge(
             "otlp_agent_batch_timeout_seconds",
             "With batch timeout auto: how long the exporter's next partial batch may wait.",

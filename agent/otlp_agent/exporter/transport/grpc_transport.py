@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,7 @@ _COMPRESSION = {
     "deflate": grpc.Compression.Deflate,
 }
 _MAX_MESSAGE = 128 * 1024 * 1024
+_SIZE = re.compile(r"larger than|too large|too big|exceeds|size limit|message length|max(imum)? size", re.I)
 
 
 def target_and_security(endpoint: str, tls: spec.ClientTLS) -> tuple[str, bool]:
@@ -202,7 +204,14 @@ def _failure(exc: grpc.aio.AioRpcError, redact: Callable[[str], str]) -> ExportR
     code = exc.code()
     retryable = errors.grpc_retryable(code, delay is not None)
     message = redact(f"gRPC {code.name}: {exc.details()}")
-    return ExportResult.failure(message, retryable=retryable, retry_after=delay)
+    # RESOURCE_EXHAUSTED with RetryInfo is throttling; without it and about size, the message is too large
+    # (grpc-core says "Received message larger than max (N vs. M)"; OTLP receivers say similar).
+    too_large = (
+        code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and delay is None
+        and bool(_SIZE.search(exc.details() or ""))
+    )
+    return ExportResult.failure(message, retryable=retryable, retry_after=delay, too_large=too_large)
 
 
 def _retry_info_delay(metadata: Any) -> float | None:

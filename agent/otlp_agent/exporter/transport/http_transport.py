@@ -36,6 +36,7 @@ _THREAD_COMPRESS_MIN = 64 * 1024
 _USER_AGENT = "otlp-agent/0.1"
 _MESSAGE_LIMIT = 512
 _UNSUPPORTED_MEDIA_TYPE = 415
+_PAYLOAD_TOO_LARGE = 413
 _SHARED_SESSION_LIMIT = 64  # connections of the one session used without `connections`
 _AIOHTTP_KEEPALIVE = 15.0  # aiohttp's default: an idle connection of that session closes after this long
 
@@ -135,6 +136,7 @@ class HttpTransport:
             redact(f"HTTP {response.status}: {_error_message(content, response.content_type)}"),
             retryable=errors.http_retryable(response.status),
             retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
+            too_large=response.status == _PAYLOAD_TOO_LARGE,
         )
 
     async def _evaluate(self, payload: bytes) -> None:
