@@ -80,6 +80,7 @@ def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
         *_exporter_problems(s),
         *_processor_problems(s),
         *_batching_problems(s),
+        *_websocket_problems(s),
         *_route_problems(s),
         *_not_implemented(s),
     ]
@@ -299,6 +300,17 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
             f"only for mode deployment (a {s.mode.value} runs one agent per "
             f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})",
         )
+
+
+def _websocket_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    """The WebSocket receiver lives on the HTTP receiver's port, beside its /v1/<signal> paths."""
+    otlp = s.receivers.otlp
+    if otlp.websocket is None or not otlp.websocket.enabled:
+        return
+    if not otlp.http.enabled:
+        yield Problem("receivers.otlp.websocket.enabled", "needs receivers.otlp.http (it serves on its port)")
+    if otlp.websocket.path in {f"/v1/{signal.value}" for signal in spec.Signal}:
+        yield Problem("receivers.otlp.websocket.path", "is an OTLP/HTTP path: choose another")
 
 
 def _batching_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:

@@ -26,6 +26,7 @@ from otlp_agent.pipeline.intake import Intake
 from otlp_agent.process.reload import POLL_INTERVAL, ConfigWatcher
 from otlp_agent.receivers.grpc_receiver import GrpcReceiver
 from otlp_agent.receivers.http_receiver import HttpReceiver
+from otlp_agent.receivers.websocket_receiver import WebSocketEndpoint
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
 
@@ -71,9 +72,14 @@ class Agent:
     def _http_receiver(self, s: spec.OTLPPipelineSpec) -> HttpReceiver | None:
         http = s.receivers.otlp.http
         stop_grace = min(_LISTENER_STOP_GRACE, s.lifecycle.shutdown_grace_period)
-        return (
-            HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace) if http.enabled else None
-        )
+        if not http.enabled:
+            return None
+        receiver = HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace)
+        websocket = s.receivers.otlp.websocket
+        if websocket is not None and websocket.enabled:  # on the HTTP port: its TLS, auth and limits
+            endpoint = WebSocketEndpoint(websocket, http, lambda: receiver.consumer, self.metrics)
+            receiver.extensions.append(endpoint.install)
+        return receiver
 
     async def start(self) -> None:
         await self._start_telemetry()
@@ -122,7 +128,10 @@ class Agent:
 
     async def _switch_receivers(self, old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> None:
         same_grpc = old.receivers.otlp.grpc == new.receivers.otlp.grpc
-        same_http = old.receivers.otlp.http == new.receivers.otlp.http
+        same_http = (old.receivers.otlp.http, old.receivers.otlp.websocket) == (
+            new.receivers.otlp.http,
+            new.receivers.otlp.websocket,
+        )
         for receiver in (self.grpc, self.http):
             if receiver is not None:
                 receiver.consumer = self.pipeline  # requests from now on go to the new pipeline

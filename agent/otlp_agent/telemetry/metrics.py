@@ -199,6 +199,21 @@ class AgentMetrics:
             ["exporter"],
             registry=r,
         )
+        self.websocket_connections = prom.Gauge(
+            "otlp_agent_websocket_connections", "Open OTLP WebSocket connections.", registry=r
+        )
+        self.websocket_refused_connections = prom.Counter(
+            "otlp_agent_websocket_refused_connections",
+            "WebSocket connections refused at the upgrade (origin, unauthenticated, too_many_connections).",
+            ["reason"],
+            registry=r,
+        )
+        self.websocket_closed = prom.Counter(
+            "otlp_agent_websocket_closed_connections",
+            "WebSocket connections closed, by why: client, idle, too_large (a message over maxBodySize).",
+            ["reason"],
+            registry=r,
+        )
         self.batch_timeout = prom.Gauge(
             "otlp_agent_batch_timeout_seconds",
             "With batch timeout auto: how long the exporter's next partial batch may wait.",

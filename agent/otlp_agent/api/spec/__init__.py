@@ -64,6 +64,7 @@ from otlp_agent.api.spec.receivers import (
     ReceiverAuth,
     Receivers,
     ServerTLS,
+    WebSocketReceiver,
 )
 from otlp_agent.api.spec.routes import AttributeMatch, RouteRule, Routes
 from otlp_agent.api.spec.status import Condition, Endpoints, OTLPPipelineStatus, ResolvedReference, Rollouts
@@ -143,6 +144,7 @@ __all__ = [
     "SpecModel",
     "Telemetry",
     "Toleration",
+    "WebSocketReceiver",
     "WhenFull",
     "dump",
 ]
