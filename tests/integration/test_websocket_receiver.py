@@ -221,3 +221,23 @@ async def test_connections_are_closed_going_away_when_the_agent_stops(backend: O
         assert client.socket.close_code == 1001
     finally:
         await client.close()
+
+
+async def test_a_request_in_flight_at_shutdown_is_answered_before_the_connection_closes(
+    backend: OtlpBackend,
+) -> None:
+    gate = GatedTransport()  # the export never finishes: the client waits for endToEnd delivery
+    spec = pipeline(backend)
+    spec["exporters"][0]["delivery"] = "endToEnd"
+    spec["lifecycle"] = {"shutdownGracePeriod": "2s"}
+    async with agent_running(spec, transports={"backend": gate}) as agent:
+        client = await OtlpWebSocket.connect(url(agent))
+        request_id = await client.send("traces", spans(0, 1))
+        await eventually(lambda: gate.waiting == 1, what="the export to start")
+    try:
+        answer = await client.answer(request_id)
+        assert (answer["status"], answer["retryable"]) == (503, True)  # told to send it again
+        await eventually(lambda: client.socket.closed, what="the connection to be closed")
+        assert client.socket.close_code == 1001
+    finally:
+        await client.close()

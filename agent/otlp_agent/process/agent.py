@@ -77,7 +77,7 @@ class Agent:
         receiver = HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace)
         websocket = s.receivers.otlp.websocket
         if websocket is not None and websocket.enabled:  # on the HTTP port: its TLS, auth and limits
-            endpoint = WebSocketEndpoint(websocket, http, lambda: receiver.consumer, self.metrics)
+            endpoint = WebSocketEndpoint(websocket, http, lambda: receiver.consumer, self.metrics, stop_grace)
             receiver.extensions.append(endpoint.install)
         return receiver
 

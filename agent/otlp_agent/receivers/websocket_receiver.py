@@ -42,6 +42,7 @@ _HEARTBEAT = 30.0  # seconds between pings, so a vanished peer is noticed
 _CLOSE_TOO_BIG = 1009
 _CLOSE_GOING_AWAY = 1001
 _CLOSE_POLICY = 1008
+_ANSWER_MARGIN = 1.0  # seconds after the grace for the last answers to go out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,13 +102,16 @@ class WebSocketEndpoint:
         http: spec.HttpReceiver,
         consumer: Callable[[], Consumer],
         metrics: AgentMetrics,
+        grace: float = 2.0,
     ) -> None:
+        """`grace`: at shutdown, how long requests already read get to be answered."""
         self.settings = settings
+        self.grace = grace
         self.http = http
         self.consumer = consumer
         self.metrics = metrics
         self._token = auth.BearerToken(http.auth, "WebSocket receiver") if http.auth is not None else None
-        self._connections: set[web.WebSocketResponse] = set()
+        self._connections: set[_Connection] = set()
 
     def install(self, app: web.Application) -> None:
         """Add the path to the HTTP receiver's application (before it starts)."""
@@ -125,12 +129,13 @@ class WebSocketEndpoint:
             receive_timeout=self.settings.idle_timeout,
         )
         await socket.prepare(request)
-        self._connections.add(socket)
+        connection = _Connection(self, socket)
+        self._connections.add(connection)
         self.metrics.websocket_connections.set(len(self._connections))
         try:
-            await _Connection(self, socket).serve()
+            await connection.serve()
         finally:
-            self._connections.discard(socket)
+            self._connections.discard(connection)
             self.metrics.websocket_connections.set(len(self._connections))
         return socket
 
@@ -162,9 +167,13 @@ class WebSocketEndpoint:
         return web.Response(status=status, text=message + "\n", headers=headers)
 
     async def _close_all(self, app: web.Application) -> None:
-        """At shutdown: requests being handled finish (the listener's grace), then every socket closes."""
+        """At shutdown: requests already read get `grace` to be answered, then every socket closes."""
+        connections = list(self._connections)
+        in_flight = [task for connection in connections for task in connection.tasks]
+        if in_flight:  # past the grace the agent answers waiting requests itself: a second to send those
+            await asyncio.wait(in_flight, timeout=self.grace + _ANSWER_MARGIN)
         await asyncio.gather(
-            *(s.close(code=_CLOSE_GOING_AWAY, message=b"agent stopping") for s in list(self._connections)),
+            *(c.socket.close(code=_CLOSE_GOING_AWAY, message=b"agent stopping") for c in connections),
             return_exceptions=True,
         )
 
