@@ -32,6 +32,8 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
 - `connections.maxInFlight` above 1 only over gRPC (HTTP/1.1 carries one request per connection at a
   time); no `connections` on a debug exporter;
 - `processors.batch.minTimeout` / `maxTimeout` only with `timeout: auto`, and `minTimeout` ≤ `maxTimeout`;
+- `receivers.otlp.websocket` needs the HTTP receiver (it serves on its port), on a path other than
+  `/v1/traces`, `/v1/metrics`, `/v1/logs`;
 - the gRPC, HTTP and telemetry ports differ; at least one receiver is enabled;
 - `processors.memoryLimiter.spikeLimit` is below `limit`; `retry.initialInterval` is at most `maxInterval`;
 - a persistent queue needs `storageSize`; `delivery: durable` needs a persistent queue;

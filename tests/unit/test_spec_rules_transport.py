@@ -110,3 +110,24 @@ def test_the_rendered_spec_keeps_auto_as_written() -> None:
     dumped = spec.dump(parsed)
     assert dumped["processors"]["batch"] == {"maxItems": 8192, "maxBytes": "4Mi", "timeout": "auto"}
     assert rules.validate_spec(dumped) == parsed
+
+
+def test_the_websocket_receiver_is_off_by_default_and_needs_the_http_receiver() -> None:
+    parsed = rules.validate_spec({"exporters": [GRPC]})
+    assert parsed.receivers.otlp.websocket is None
+    on = {"websocket": {"enabled": True}}
+    parsed = rules.validate_spec({"exporters": [GRPC], "receivers": {"otlp": on}})
+    assert (
+        parsed.receivers.otlp.websocket is not None
+        and parsed.receivers.otlp.websocket.path == "/v1/websocket"
+    )
+    body = {
+        "exporters": [GRPC],
+        "receivers": {
+            "otlp": {"http": {"enabled": False}, "websocket": {"enabled": True, "path": "/v1/logs"}}
+        },
+    }
+    assert problems(body) == [
+        ("spec.receivers.otlp.websocket.enabled", "needs receivers.otlp.http (it serves on its port)"),
+        ("spec.receivers.otlp.websocket.path", "is an OTLP/HTTP path: choose another"),
+    ]
