@@ -229,7 +229,8 @@ def _transport_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
     auto = e.compression_auto
     if auto is not None and e.compression != spec.Compression.auto:
         yield Problem(f"{path}.compressionAuto", "only used with compression auto")
-    for index, candidate in enumerate(auto.candidates or [] if auto is not None else []):
+    candidates = (auto.candidates if auto is not None else None) or []
+    for index, candidate in enumerate(candidates):
         problem = _candidate_problem(candidate, e.protocol)
         if problem:
             yield Problem(f"{path}.compressionAuto.candidates[{index}]", problem)

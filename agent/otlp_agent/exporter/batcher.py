@@ -12,6 +12,9 @@ the load high, so larger batches cost fewer exports), halves while it is idle (n
 the data might as well go now), between `minTimeout` and `maxTimeout`; it starts at `minTimeout`. A timer
 already running keeps its deadline.
 
+When the exporter learns its backend's size limit (payload too large, see `sender/split.py`), the lane caps
+`max_bytes` below `maxBytes` with `cap_bytes`.
+
 A request whose client waits for more than "batched" (delivery durable or endToEnd) asks `add(...,
 track=True)` for the futures of the batches its data landed in; one future per batch, shared by every
 request in it, resolved by the exporter runtime when the batch is on disk or exported.
