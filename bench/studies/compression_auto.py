@@ -100,7 +100,7 @@ def best_fixed(rows: dict[str, dict[str, float]]) -> str:
 
 
 def run(quick: bool) -> dict[str, Any]:
-    count, rounds = (16, 1) if quick else (40, 3)
+    count, rounds = (12, 3) if quick else (40, 5)
     shapes = {"traces": trace_batches(count), "binary": binary_batches(count)}
     handle = fleet.Sink.start(
         sink.SinkConfig(cpus=runner.CLIENT_CPUS if runner.placement()["pinned"] else None)
