@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.api import secret_mounts
 from otlp_agent.otlp import otlp_json
@@ -19,7 +20,7 @@ from otlp_agent.otlp import otlp_json
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.gated_transport import GatedTransport
 from tests.support.otlp_backend import OtlpBackend
-from tests.support.secret_files import SecretFiles
+from tests.support.secret_files import SecretFiles, client_context
 from tests.support.waiting import eventually
 from tests.support.websocket_client import OtlpWebSocket
 
@@ -241,3 +242,18 @@ async def test_a_request_in_flight_at_shutdown_is_answered_before_the_connection
         assert client.socket.close_code == 1001
     finally:
         await client.close()
+
+
+async def test_over_tls_the_websocket_is_wss_on_the_https_port(
+    backend: OtlpBackend, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
+    ca = trustme.CA()
+    SecretFiles(tmp_path / "secrets").write_tls("agent-tls", ca.issue_cert("localhost", "127.0.0.1"))
+    async with agent_running(pipeline(backend, tls={"certSecret": "agent-tls"})) as agent:
+        secure = url(agent).replace("ws://", "wss://")
+        async with await OtlpWebSocket.connect(secure, ssl=client_context(ca)) as client:
+            assert (await client.export("traces", spans(0, 2)))["status"] == 200
+        with pytest.raises(aiohttp.ClientConnectionError):  # plaintext to the TLS port
+            await OtlpWebSocket.connect(url(agent))
+        await backend.wait_for_items_async("traces", 2)

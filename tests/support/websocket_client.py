@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 from typing import Any
 
 import aiohttp
@@ -27,10 +28,13 @@ class OtlpWebSocket:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
-    async def connect(cls, url: str, headers: dict[str, str] | None = None) -> OtlpWebSocket:
+    async def connect(
+        cls, url: str, headers: dict[str, str] | None = None, ssl: ssl.SSLContext | None = None
+    ) -> OtlpWebSocket:
+        """`ssl`: the context for wss:// URLs (trusting the agent's CA)."""
         session = aiohttp.ClientSession()
         try:
-            socket = await session.ws_connect(url, headers=headers or {}, autoping=True)
+            socket = await session.ws_connect(url, headers=headers or {}, autoping=True, ssl=ssl or True)
         except BaseException:
             await session.close()
             raise
