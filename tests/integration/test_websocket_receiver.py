@@ -14,10 +14,10 @@ import orjson
 import pytest
 import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent.api import secret_mounts
+from otlp_agent.api import loader, secret_mounts
 from otlp_agent.otlp import otlp_json
 
-from tests.support.agent_runner import RunningAgent, agent_running
+from tests.support.agent_runner import RunningAgent, agent_running, pipeline_manifest
 from tests.support.gated_transport import GatedTransport
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles, client_context
@@ -257,3 +257,20 @@ async def test_over_tls_the_websocket_is_wss_on_the_https_port(
         with pytest.raises(aiohttp.ClientConnectionError):  # plaintext to the TLS port
             await OtlpWebSocket.connect(url(agent))
         await backend.wait_for_items_async("traces", 2)
+
+
+async def test_a_reload_that_turns_the_websocket_on_serves_it(backend: OtlpBackend) -> None:
+    off = pipeline(backend)
+    off["receivers"]["otlp"]["websocket"] = {"enabled": False}
+    async with agent_running(off) as agent:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as missing:
+            await OtlpWebSocket.connect(url(agent))
+        assert missing.value.status == 404
+        running = agent.agent.spec
+        on = pipeline(backend)  # the same pipeline on the same ports, with the WebSocket enabled
+        on["receivers"]["otlp"]["http"]["port"] = running.receivers.otlp.http.port
+        on["receivers"]["otlp"]["grpc"] = {"port": running.receivers.otlp.grpc.port}
+        on["telemetry"] = {"port": running.telemetry.port}
+        assert await agent.agent.reload(loader.load_document(pipeline_manifest(on)))
+        async with await OtlpWebSocket.connect(url(agent)) as client:
+            assert (await client.export("traces", spans(0, 1)))["status"] == 200
