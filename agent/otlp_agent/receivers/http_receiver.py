@@ -74,6 +74,8 @@ class HttpReceiver:
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._token: auth.BearerTokens | None = None
+        # What else serves on this port (the WebSocket receiver): each adds its routes to the application.
+        self.extensions: list[Callable[[web.Application], None]] = []
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
@@ -87,6 +89,8 @@ class HttpReceiver:
             app.router.add_post(info.http_path, self._handler(signal))
             if self.settings.cors is not None:
                 app.router.add_route("OPTIONS", info.http_path, self._preflight)
+        for extend in self.extensions:
+            extend(app)
         # auto_decompress=False: we decode with a bound (see module docstring).
         runner = web.AppRunner(
             app,
@@ -231,9 +235,9 @@ def _from_json(signal: Signal, body: bytes) -> tuple[bytes, int, int, str]:
         converted = otlp_json.parse_request(signal, body)
     except otlp_json.JsonError as exc:
         raise errors.bad_request(f"invalid OTLP/JSON: {exc}") from None
-    payload = bytes(converted.message.SerializeToString())
+    payload = converted.payload
     try:
-        # Built from JSON, the message skipped upb's parse limits (nesting depth): parse it as every
+        # Built from JSON, the bytes skipped upb's parse limits (nesting depth): parse them as every
         # protobuf consumer will, or one such request would make its whole batch unexportable.
         items = wire.validate_and_count(signal, payload)
     except wire.MalformedPayload as exc:
