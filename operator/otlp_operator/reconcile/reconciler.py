@@ -120,14 +120,14 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
     except SpecError as exc:
         ctx.referrers.forget(key)
         problems = tuple(str(p) for p in exc.problems)
-        obs = await _held(ctx, obj, selector, status.Observation(generation, problems))
+        sidecar = (obj.get("spec") or {}).get("mode") == spec.Mode.sidecar.value
+        obs = await _held(ctx, obj, selector, status.Observation(generation, problems, sidecar=sidecar))
     else:
         resolution = await _resolve(ctx, pipeline)
         if resolution.failures:
             failures = tuple(status.ReferenceFailure(f.reason, str(f)) for f in resolution.failures)
-            # A sidecar pipeline whose config was published before keeps serving it to injected pods.
-            published = bool((obj.get("status") or {}).get("configHash"))
-            sidecar = pipeline.spec.mode == spec.Mode.sidecar and published
+            # A sidecar pipeline has no workload: its status speaks of the published config (if any).
+            sidecar = pipeline.spec.mode == spec.Mode.sidecar
             held = status.Observation(generation, sidecar=sidecar, reference_failures=failures)
             obs = await _held(ctx, obj, selector, held)
         else:
