@@ -1,8 +1,12 @@
 """The `otlp-operator` command line: subcommands over the operator's pure parts.
 
-`otlp-operator render FILE` prints the objects the operator would create for a pipeline, as a
-multi-document YAML stream (like `helm template`), so a pipeline can be reviewed, diffed and tested
-without a cluster. An invalid file prints one line per problem on stderr and exits 2.
+`otlp-operator render FILE` prints the objects the operator would create for the pipelines of FILE (one
+manifest, or several in a multi-document file), as a multi-document YAML stream (like `helm template`), so
+pipelines can be reviewed, diffed and tested without a cluster. An invalid file prints one line per problem
+on stderr and exits 2. A `pipelineRef` is resolved against the other pipelines of the file exactly as the
+operator resolves it in a cluster (`reconcile.pipeline_refs`); one that does not resolve is named on
+stderr with the reason, that pipeline's objects are not printed (the operator would deploy nothing for
+it), and the exit status is 2.
 
 `otlp-operator run (--namespace NS ... | --all-namespaces)` runs the operator itself (kopf, standalone: a
 single replica, no peering objects; see docs/operator.md). kopf is imported only for `run`, so `render`
@@ -18,10 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import yaml
-from otlp_agent.api import loader
+from otlp_agent.api import loader, spec
 from otlp_agent.api.problems import SpecError
 
-from otlp_operator import manifests
+from otlp_operator import manifests, naming
 from otlp_operator.manifests import image
 from otlp_operator.reconcile import pipeline_refs
 
@@ -50,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otlp-operator", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render = commands.add_parser("render", help="print the objects the operator would create for a pipeline")
-    render.add_argument("file", metavar="FILE", help="an OTLPPipeline manifest")
+    render.add_argument("file", metavar="FILE", help="OTLPPipeline manifests (one or several documents)")
     render.add_argument(
         "--agent-image",
         default=None,
@@ -140,20 +144,45 @@ def _run(args: argparse.Namespace) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     try:
-        pipeline = loader.load_file(args.file)
+        pipelines = loader.load_all_file(args.file)
     except SpecError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return EXIT_INVALID
-    for namespace, name in pipeline_refs.targets(pipeline):
-        print(
-            f"warning: pipelineRef {namespace}/{name} is resolved by the operator in a cluster; "
-            "the rendered config keeps the reference",
-            file=sys.stderr,
-        )
+    bodies = _bodies(args.file)
     agent_image = args.agent_image or image.default(os.environ)
-    sys.stdout.write(dump_stream(manifests.build_all(pipeline, agent_image=agent_image)))
-    return 0
+    objects: list[dict[str, Any]] = []
+    unresolved = 0
+    for pipeline in pipelines:
+        resolution = pipeline_refs.resolve(
+            pipeline, {key: bodies.get(key) for key in pipeline_refs.targets(pipeline)}
+        )
+        for failure in resolution.failures:
+            unresolved += 1
+            print(
+                f"error: {pipeline.namespace}/{pipeline.name}: {failure} ({failure.reason}); the operator "
+                "deploys nothing for this pipeline until it resolves, so nothing is printed for it",
+                file=sys.stderr,
+            )
+        if not resolution.failures:
+            objects += manifests.build_all(resolution.pipeline, agent_image=agent_image)
+    sys.stdout.write(dump_stream(objects) if objects else "")
+    return EXIT_INVALID if unresolved else 0
+
+
+def _bodies(path: str) -> dict[naming.PipelineKey, dict[str, Any]]:
+    """The file's OTLPPipeline documents as the API server would hold them, by (namespace, name)."""
+    with open(path, encoding="utf-8") as stream:
+        documents = [d for d in yaml.safe_load_all(stream) if isinstance(d, dict)]
+    found = {}
+    for document in documents:
+        if document.get("kind") == spec.KIND:
+            metadata = document.get("metadata") or {}
+            key = naming.PipelineKey(
+                str(metadata.get("namespace", "default")), str(metadata.get("name", "local"))
+            )
+            found[key] = document
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
