@@ -8,9 +8,10 @@ operator resolves it in a cluster (`reconcile.pipeline_refs`); one that does not
 stderr with the reason, that pipeline's objects are not printed (the operator would deploy nothing for
 it), and the exit status is 2.
 
-`otlp-operator run (--namespace NS ... | --all-namespaces)` runs the operator itself (kopf, standalone: a
-single replica, no peering objects; see docs/operator.md). kopf is imported only for `run`, so `render`
-stays quick.
+`otlp-operator run (--namespace NS ... | --all-namespaces)` runs the operator itself (kopf; standalone, or
+one of several replicas with `--peering NAME`; see docs/operator.md). Options that cannot work together
+are refused before anything starts, naming the option or file. kopf is imported only for `run`, so
+`render` stays quick.
 """
 
 from __future__ import annotations
@@ -73,7 +74,25 @@ def _add_run(commands: Any) -> None:
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
     run.add_argument(
-        "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8080/healthz"
+        "--health-port",
+        type=int,
+        help="serve /healthz (liveness) and /readyz (readiness: webhooks can answer) on this port (0: any)",
+    )
+    run.add_argument("--health-addr", default="0.0.0.0", help="listen address of the probes (0.0.0.0)")
+    peers = run.add_argument_group("high availability (off: this is the only replica)")
+    peers.add_argument(
+        "--peering",
+        metavar="NAME",
+        help="kopf peering object shared by the replicas; one reconciles at a time",
+    )
+    peers.add_argument(
+        "--priority", type=int, default=None, help="peering priority (default: the oldest replica wins)"
+    )
+    peers.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=30,
+        help="seconds before a silent replica is presumed dead (30)",
     )
     run.add_argument(
         "--agent-image", default=None, help=f"agent image (default: ${image.ENV}, else this release)"
@@ -109,11 +128,12 @@ def _run(args: argparse.Namespace) -> int:
 
     from otlp_operator.edge import handlers, settings
 
+    refusal = _refusal(args)
+    if refusal is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        return EXIT_INVALID
     webhook = None
     if args.webhook_port is not None:
-        if not (args.webhook_cert and args.webhook_key):
-            print("error: --webhook-port needs --webhook-cert and --webhook-key", file=sys.stderr)
-            return EXIT_INVALID
         webhook = settings.Webhook(
             port=args.webhook_port,
             certfile=args.webhook_cert,
@@ -123,23 +143,47 @@ def _run(args: argparse.Namespace) -> int:
             host=args.webhook_host,
             managed=args.webhook_managed,
         )
+    peering = None
+    if args.peering:
+        priority = settings.default_priority() if args.priority is None else args.priority
+        peering = settings.Peering(args.peering, priority, args.peering_lifetime)
     config = settings.OperatorConfig(
         agent_image=args.agent_image or image.default(os.environ),
         drift_interval=args.drift_interval,
         retry_delay=args.retry_delay,
         webhook=webhook,
         injection=args.inject_sidecars,
+        namespaces=tuple(args.namespace or ()),
+        health=None if args.health_port is None else (args.health_addr, args.health_port),
+        peering=peering,
     )
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         registry=handlers.build_registry(config),
         settings=settings.kopf_settings(config),
-        standalone=True,
+        standalone=peering is None,
         clusterwide=args.all_namespaces,
         namespaces=args.namespace or (),
-        liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why these `run` options cannot work, naming the option (or the file); None when they can."""
+    if args.inject_sidecars and args.webhook_port is None:
+        return "--inject-sidecars serves the pod webhook, which needs --webhook-port (and its certificate)"
+    if args.webhook_port is None:
+        return None
+    if not (args.webhook_cert and args.webhook_key):
+        return "--webhook-port needs --webhook-cert and --webhook-key"
+    for option, path in (
+        ("--webhook-cert", args.webhook_cert),
+        ("--webhook-key", args.webhook_key),
+        ("--webhook-ca", args.webhook_ca),
+    ):
+        if path is not None and not os.path.isfile(path):
+            return f"{option} {path}: no such file"
+    return None
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -11,6 +11,11 @@ that knows kopf's error types).
 - every `drift_interval` seconds: `reconciler.drift_check` over every known pipeline, which restores
   anything no event told us about (a child that lost its label, a missed watch event).
 
+The startup handler also starts the probes (`health`): `/readyz` is ready once the webhook server listens
+with its certificate and, with injection, the pod webhook's caches are filled. With peering, kopf runs the
+startup handlers on every replica (they are not paused), so every replica serves probes and webhooks,
+while the resource handlers above run only on the replica that is not paused.
+
 The drift check is one operator-wide task rather than a `kopf.timer`: kopf puts a finalizer on every
 object that has timers, and the operator wants none, so a pipeline can be deleted (and its children
 garbage-collected) even while the operator is down or uninstalled.
@@ -28,7 +33,7 @@ import kopf
 from otlp_agent.api import spec
 
 from otlp_operator import naming, validation
-from otlp_operator.edge import injection_handlers, pipeline_webhook
+from otlp_operator.edge import health, injection_handlers, pipeline_webhook, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
 from otlp_operator.reconcile import kube, reconciler
 
@@ -60,6 +65,17 @@ def context_of(memo: kopf.Memo) -> reconciler.Context:
     return found
 
 
+def readiness(config: OperatorConfig, memo: kopf.Memo, settings: kopf.OperatorSettings) -> list[health.Check]:
+    """What must hold before this replica may receive admission reviews."""
+    checks: list[health.Check] = []
+    server = settings.admission.server
+    if isinstance(server, webhook_server.WebhookServer):
+        checks.append(server.waiting_for)
+    if config.injection and config.webhook is not None:
+        checks.append(lambda: injection_handlers.waiting_for(memo))
+    return checks
+
+
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     """A kopf registry with every handler of the operator (what `otlp-operator run` runs)."""
     registry = kopf.OperatorRegistry()
@@ -69,9 +85,14 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def start(memo: kopf.Memo, **_: Any) -> None:
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         ctx = memo["reconcile_context"] = reconciler.Context(kube.Kube.connect(), config.agent_image)
         memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
+        if config.health is not None and "health" not in memo:
+            probes = memo["health"] = health.HealthServer(
+                *config.health, checks=readiness(config, memo, settings)
+            )
+            await probes.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
@@ -83,6 +104,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         ctx: reconciler.Context | None = memo.pop("reconcile_context", None)
         if ctx is not None:
             ctx.client.close()
+        probes: health.HealthServer | None = memo.pop("health", None)
+        if probes is not None:
+            await probes.stop()
 
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile-on-resume")
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-on-create")

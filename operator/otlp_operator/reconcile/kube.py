@@ -14,6 +14,7 @@ off `RESOURCES` and the `Kube` methods:
 | list (label selector) | pods (stale-sidecar rollouts: pods injected from a pipeline) |
 | get, patch (JSON merge patch) | deployments, statefulsets, daemonsets of injected pods (rollout restart) |
 | get | `/version` (the webhook picks native sidecars on Kubernetes >= 1.29) |
+| list, watch | otlppipelines (watched namespaces) and namespaces: the pod webhook's caches (`informer`) |
 
 The `kubernetes` client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`):
 a handful of calls per reconcile never needs more. Credentials come from the in-cluster service account
@@ -26,6 +27,7 @@ import asyncio
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes
@@ -49,8 +51,9 @@ class Resource:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        """The object's (or with `name` None the collection's) path; `namespace` "" for every namespace."""
         root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{root}/namespaces/{namespace}/{self.plural}"
+        path = f"{root}/namespaces/{namespace}/{self.plural}" if namespace else f"{root}/{self.plural}"
         if name is not None:
             path += f"/{name}"
         if subresource is not None:
@@ -74,9 +77,13 @@ RESOURCES: dict[str, Resource] = {
     # Sidecar restarts (reconcile.sidecar_restarts): the application workloads it restarts, never children.
     "Pod": Resource("", "v1", "pods"),
     "StatefulSet": Resource("apps", "v1", "statefulsets"),
+    # The pod webhook's cache of namespace annotations (cluster-scoped: its path ignores a namespace).
+    "Namespace": Resource("", "v1", "namespaces"),
 }
 INJECTION_KINDS = ("Pod", "StatefulSet")
-CHILD_KINDS = tuple(kind for kind in RESOURCES if kind not in (PIPELINE, "Event", *INJECTION_KINDS))
+CHILD_KINDS = tuple(
+    kind for kind in RESOURCES if kind not in (PIPELINE, "Event", "Namespace", *INJECTION_KINDS)
+)
 COMPONENT = "otlp-operator"
 
 
@@ -181,6 +188,44 @@ class Kube:
         }
         await self.create(event)
 
+    def collection_sync(self, path: str) -> dict[str, Any]:
+        """A whole collection (`items` and `metadata.resourceVersion`), blocking: for informer threads."""
+        return self._call_sync("GET", path, None, None, "application/json")
+
+    def watch_sync(
+        self, path: str, resource_version: str, timeout: int, opened: Callable[[Any], None]
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of a collection from `resource_version`, blocking, until the server ends the
+        watch after `timeout` seconds. `opened` gets the open response, so another thread can end the
+        watch at once (`response.shutdown()`)."""
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout),
+            "allowWatchBookmarks": "true",
+        }
+        headers = {"Accept": "application/json"}
+        try:
+            _, url, headers, _, _ = self._client.param_serialize(
+                "GET",
+                path,
+                query_params=list(query.items()),
+                header_params=headers,
+                auth_settings=["BearerToken"],
+            )
+            response = self._client.call_api(
+                "GET", url, headers, None, _request_timeout=(REQUEST_TIMEOUT, timeout + 30)
+            )
+        except kubernetes.client.ApiException as exc:
+            raise ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason)) from exc
+        except Exception as exc:
+            raise ApiError(0, type(exc).__name__, f"watch {path}: {exc}") from exc
+        raw = response.response
+        if raw.status >= 400:
+            _decode(raw.status, raw.read())
+        opened(raw)
+        yield from _lines(raw)
+
     async def _call(
         self,
         method: str,
@@ -217,6 +262,22 @@ class Kube:
         except Exception as exc:  # connection refused, timeouts, TLS: all "server not reached"
             raise ApiError(0, type(exc).__name__, f"{method} {path}: {exc}") from exc
         return _decode(response.status, data)
+
+
+def _lines(raw: Any) -> Iterator[dict[str, Any]]:
+    """The JSON watch events of a streamed response, one per line."""
+    pending = b""
+    try:
+        for chunk in raw.stream(65536, decode_content=True):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                if line.strip():
+                    yield json.loads(line)
+    except Exception as exc:  # shut down from another thread, or the connection broke
+        raise ApiError(0, type(exc).__name__, f"watch ended: {exc}") from exc
+    finally:
+        raw.release_conn()
 
 
 def _decode(status: int, data: bytes) -> dict[str, Any]:
