@@ -113,6 +113,28 @@ def _add_run(commands: Any) -> None:
         metavar="NAME",
         help="create and maintain the ValidatingWebhookConfiguration NAME (off: the Helm chart owns it)",
     )
+    own = run.add_argument_group(
+        "webhook certificate issued by the operator (the files above are then written, not read)"
+    )
+    own.add_argument(
+        "--webhook-tls-secret",
+        metavar="NAMESPACE/NAME",
+        help="issue, rotate and share the webhook certificate through this Secret",
+    )
+    own.add_argument(
+        "--webhook-tls-san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a DNS name or IP it covers (repeatable)",
+    )
+    own.add_argument(
+        "--webhook-tls-configuration",
+        action="append",
+        default=[],
+        metavar="validating/NAME|mutating/NAME",
+        help="a webhook configuration whose caBundle the operator keeps current (repeatable)",
+    )
     run.add_argument(
         "--inject-sidecars",
         action="store_true",
@@ -135,6 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     webhook = None
     if args.webhook_port is not None:
         webhook = settings.Webhook(
+            tls=_own_tls(args),
             port=args.webhook_port,
             certfile=args.webhook_cert,
             keyfile=args.webhook_key,
@@ -168,6 +191,49 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _own_tls_refusal(args: argparse.Namespace) -> str | None:
+    namespace, _, name = args.webhook_tls_secret.rpartition("/")
+    if not (namespace and name):
+        return f"--webhook-tls-secret {args.webhook_tls_secret}: expected NAMESPACE/NAME"
+    if not args.webhook_tls_san:
+        return "--webhook-tls-secret needs at least one --webhook-tls-san (the names the certificate covers)"
+    if not args.webhook_ca:
+        return "--webhook-tls-secret needs --webhook-ca (where to write the CA bundle)"
+    for configuration in args.webhook_tls_configuration:
+        kind, _, config_name = configuration.partition("/")
+        if kind not in CONFIGURATION_KINDS or not config_name:
+            return f"--webhook-tls-configuration {configuration}: expected validating/NAME or mutating/NAME"
+    return None
+
+
+CONFIGURATION_KINDS = {
+    "validating": "ValidatingWebhookConfiguration",
+    "mutating": "MutatingWebhookConfiguration",
+}
+
+
+def _own_tls(args: argparse.Namespace) -> Any:
+    """The operator-issued certificate's settings, or None when the files are provided."""
+    from otlp_operator.reconcile import webhook_tls
+
+    if not args.webhook_tls_secret:
+        return None
+    namespace, _, name = args.webhook_tls_secret.rpartition("/")
+    configurations = tuple(
+        (CONFIGURATION_KINDS[kind], name)
+        for kind, _, name in (c.partition("/") for c in args.webhook_tls_configuration)
+    )
+    return webhook_tls.Tls(
+        namespace=namespace,
+        secret=name,
+        names=tuple(args.webhook_tls_san),
+        configurations=configurations,
+        certfile=args.webhook_cert,
+        keyfile=args.webhook_key,
+        cafile=args.webhook_ca,
+    )
+
+
 def _refusal(args: argparse.Namespace) -> str | None:
     """Why these `run` options cannot work, naming the option (or the file); None when they can."""
     if args.inject_sidecars and args.webhook_port is None:
@@ -176,6 +242,8 @@ def _refusal(args: argparse.Namespace) -> str | None:
         return None
     if not (args.webhook_cert and args.webhook_key):
         return "--webhook-port needs --webhook-cert and --webhook-key"
+    if args.webhook_tls_secret:
+        return _own_tls_refusal(args)
     for option, path in (
         ("--webhook-cert", args.webhook_cert),
         ("--webhook-key", args.webhook_key),

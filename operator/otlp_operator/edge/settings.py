@@ -23,6 +23,7 @@ import kopf
 
 from otlp_operator import naming
 from otlp_operator.edge import webhook_server
+from otlp_operator.reconcile import webhook_tls
 
 PREFIX = naming.PREFIX.rstrip("/")
 
@@ -43,6 +44,8 @@ class Webhook:
     addr: str = "0.0.0.0"  # the API server connects from outside the pod
     host: str | None = None
     managed: str | None = None
+    #: The operator issues and rotates the certificate itself (`webhook_tls`), writing the three files.
+    tls: webhook_tls.Tls | None = None
 
 
 def default_priority() -> int:

@@ -15,6 +15,8 @@ off `RESOURCES` and the `Kube` methods:
 | get, patch (JSON merge patch) | deployments, statefulsets, daemonsets of injected pods (rollout restart) |
 | get | `/version` (the webhook picks native sidecars on Kubernetes >= 1.29) |
 | list, watch | otlppipelines (watched namespaces) and namespaces: the pod webhook's caches (`informer`) |
+| get, create, update | the one Secret of the webhook's serving certificate (`webhook_tls`, by name) |
+| get, patch (JSON patch) | the two webhook configurations, by name: their `caBundle` (`webhook_tls`) |
 
 The `kubernetes` client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`):
 a handful of calls per reconcile never needs more. Credentials come from the in-cluster service account
@@ -24,6 +26,7 @@ when running in a pod, else from `$KUBECONFIG` / `~/.kube/config` (the client's 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import json
 import os
@@ -79,10 +82,20 @@ RESOURCES: dict[str, Resource] = {
     "StatefulSet": Resource("apps", "v1", "statefulsets"),
     # The pod webhook's cache of namespace annotations (cluster-scoped: its path ignores a namespace).
     "Namespace": Resource("", "v1", "namespaces"),
+    # The webhook's serving certificate, and the configurations that trust its CA (cluster-scoped).
+    "Secret": Resource("", "v1", "secrets"),
+    "ValidatingWebhookConfiguration": Resource(
+        "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"
+    ),
+    "MutatingWebhookConfiguration": Resource(
+        "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"
+    ),
 }
+#: Kinds of the webhook's own TLS (`webhook_tls`), never children.
+TLS_KINDS = ("Secret", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 INJECTION_KINDS = ("Pod", "StatefulSet")
 CHILD_KINDS = tuple(
-    kind for kind in RESOURCES if kind not in (PIPELINE, "Event", "Namespace", *INJECTION_KINDS)
+    kind for kind in RESOURCES if kind not in (PIPELINE, "Event", "Namespace", *INJECTION_KINDS, *TLS_KINDS)
 )
 COMPONENT = "otlp-operator"
 
@@ -147,6 +160,20 @@ class Kube:
         """Apply a JSON merge patch (RFC 7386) to an object or its `subresource`."""
         path = RESOURCES[kind].path(namespace, name, subresource)
         return await self._call("PATCH", path, body=patch, content_type=MERGE_PATCH)
+
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace `obj` (PUT); its `metadata.resourceVersion` makes a concurrent change a 409."""
+        meta = obj["metadata"]
+        return await self._call(
+            "PUT", RESOURCES[obj["kind"]].path(meta.get("namespace", ""), meta["name"]), body=obj
+        )
+
+    async def json_patch(
+        self, kind: str, namespace: str, name: str, operations: builtins.list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Apply a JSON patch (RFC 6902); a failed `test` operation is a 422."""
+        path = RESOURCES[kind].path(namespace, name)
+        return await self._call("PATCH", path, body=operations, content_type="application/json-patch+json")
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete an object (dependents are garbage-collected in the background); gone already is fine."""
@@ -231,7 +258,7 @@ class Kube:
         method: str,
         path: str,
         *,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | builtins.list[Any] | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
@@ -241,7 +268,7 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None,
+        body: dict[str, Any] | builtins.list[Any] | None,
         query: dict[str, str] | None,
         content_type: str,
     ) -> dict[str, Any]:
