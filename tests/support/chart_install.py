@@ -6,11 +6,12 @@
   not expose it yet, hence the native call).
 - `RecordingProxy`: a loopback reverse proxy in front of the API server that records every request the
   operator makes (and only the operator: kubectl and Helm talk to the server directly), streaming watch
-  responses through. Given PolicyRules, it also plays the API server's RBAC authorizer: a resource
-  request the rules do not allow is answered 403 Forbidden (as for the ServiceAccount they are bound to)
-  and recorded as denied.
-- `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace) and
-  whether a set of PolicyRules allows it.
+  responses through. Given the PolicyRules that apply to a request (its namespace's Roles and the
+  ClusterRole, as bound to the operator's ServiceAccount), it also plays the API server's RBAC
+  authorizer: a resource request the rules do not allow is answered 403 Forbidden and recorded as denied.
+- `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace,
+  name) and whether a set of PolicyRules allows it (`resourceNames` included: a rule naming objects
+  allows only requests for those names; list, watch and create never carry one).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def manifest_objects(release: dict[str, Any]) -> list[dict[str, Any]]:
 class RecordingProxy:
     """`http://127.0.0.1:<port>` forwarding to `upstream`, recording (method, path, query) of each request."""
 
-    def __init__(self, upstream: str, rules: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(self, upstream: str, rules: Callable[[Call], list[dict[str, Any]]] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.rules = rules
         self.requests: list[tuple[str, str, str]] = []
@@ -117,7 +118,7 @@ class RecordingProxy:
         assert self._session is not None
         self.requests.append((request.method, request.path, request.query_string))
         call = call_of(request.method, request.path, request.query_string)
-        if call is not None and self.rules is not None and not allowed(call, self.rules()):
+        if call is not None and self.rules is not None and not allowed(call, self.rules(call)):
             self.denied.append(call)
             return forbidden(call)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -170,10 +171,12 @@ class Call:
     group: str
     resource: str  # "plural" or "plural/subresource"
     namespace: str  # "" for cluster-scoped requests or requests across all namespaces
+    name: str = ""  # "" for list, watch (of a collection) and create
 
     def __str__(self) -> str:
         where = f" in {self.namespace}" if self.namespace else ""
-        return f"{self.verb} {self.group or 'core'}/{self.resource}{where}"
+        named = f" {self.name}" if self.name else ""
+        return f"{self.verb} {self.group or 'core'}/{self.resource}{named}{where}"
 
 
 _RESOURCE_PATH = re.compile(
@@ -199,7 +202,7 @@ def call_of(method: str, path: str, query: str) -> Call | None:
         "DELETE": "delete" if name else "deletecollection",
     }[method]
     resource = f"{plural}/{parts['sub']}" if parts["sub"] else plural
-    return Call(verb, parts["group"] or "", resource, namespace)
+    return Call(verb, parts["group"] or "", resource, namespace, name or "")
 
 
 def allowed(call: Call, rules: list[dict[str, Any]]) -> bool:
@@ -208,5 +211,6 @@ def allowed(call: Call, rules: list[dict[str, Any]]) -> bool:
         call.group in rule.get("apiGroups", [])
         and call.resource in rule.get("resources", [])
         and call.verb in rule.get("verbs", [])
+        and (not rule.get("resourceNames") or call.name in rule["resourceNames"])
         for rule in rules
     )

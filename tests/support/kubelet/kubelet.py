@@ -5,7 +5,7 @@ kubelet (`pods`), cluster DNS (a hosts file) and kube-proxy's reachability (pod 
 See README.md for the design and what differs from a cluster. It runs its own event loop in a thread and
 polls the API every `POLL` seconds (lists of a few dozen objects: cheap, and simpler than watches).
 
-    with Kubelet(emulator.url, tmp_path, images=AGENT_AND_OPERATOR) as kubelet:
+    with Kubelet(emulator.url, tmp_path, images=THIS_PROJECT) as kubelet:
         ...  # Deployments/DaemonSets get pods; pods run; statuses are reported
         kubelet.crash("otlp-system", pod_name)   # SIGKILL its containers, then delete it (node lost)
 """
@@ -27,6 +27,12 @@ from tests.support.kubelet import api, controllers, external, pods, shim
 
 POLL = 0.1
 WORKLOADS = ("deployments", "daemonsets")
+_BIN = pods.ROOT / ".venv" / "bin"
+#: This project's images, run from this checkout (the images' entrypoints, see operator/ and agent/).
+THIS_PROJECT = {
+    "ghcr.io/otlp-operator/otlp-agent": [str(_BIN / "otlp-agent")],
+    "ghcr.io/otlp-operator/otlp-operator": [str(_BIN / "otlp-operator")],
+}
 
 
 class Kubelet:
@@ -38,8 +44,11 @@ class Kubelet:
         externals: dict[str, tuple[str, int]] | None = None,
         node: str = "kubelet-node",
         period_scale: float = 0.1,
+        pod_api_url: str | None = None,
     ) -> None:
+        """`pod_api_url`: where pods reach the API server (default `url`), e.g. an RBAC-checking proxy."""
         self.url, self.dir = url, workdir
+        self.pod_api_url = pod_api_url or url
         self.dir.mkdir(parents=True, exist_ok=True)
         # One /16 of the loopback per kubelet, picked at random: pods get 127.X.0.2, 127.X.0.3, ...
         self._network = ipaddress.IPv4Network(f"127.{random.randint(64, 250)}.0.0/16")
@@ -58,7 +67,7 @@ class Kubelet:
             shim.build(self.dir),
             self.external.ca_pem,
             base_env,
-            {"KUBECONFIG": str(kubeconfig)},
+            kubeconfig,
             period_scale,
         )
         self.runners: dict[str, pods.PodRunner] = {}
@@ -73,7 +82,7 @@ class Kubelet:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "c", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "c", "cluster": {"server": self.pod_api_url}}],
             "users": [{"name": "u", "user": {"token": "pod-service-account"}}],
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
             "current-context": "c",

@@ -32,6 +32,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 #: An image the kubelet has no executable for runs this: an idle process (a test plays that app).
 IDLE = [sys.executable, "-c", "import signal; signal.pause()"]
 RESTART_BACKOFF = 0.5
+#: Where a pod that mounts its service account finds the API: a kubeconfig in its /etc layer.
+KUBECONFIG = "/etc/kubelet-kubeconfig"
 
 
 def now() -> str:
@@ -48,7 +50,7 @@ class Node:
     shim: pathlib.Path
     ca: str
     base_env: dict[str, str]
-    api_env: dict[str, str]  # the stand-in for a mounted service account token (KUBECONFIG)
+    kubeconfig: pathlib.Path  # the stand-in for a mounted service account token
     period_scale: float = 0.1
 
 
@@ -75,8 +77,10 @@ class Container:
 
     async def start(self) -> None:
         env = {**self.pod.node.base_env, **podspec.environment(self.pod.obj, self.spec, self.pod.read)}
+        files = {}
         if self.pod.obj["spec"].get("automountServiceAccountToken", True):
-            env.update(self.pod.node.api_env)
+            env["KUBECONFIG"] = KUBECONFIG
+            files[KUBECONFIG] = str(self.pod.node.kubeconfig)
         env["KUBELET_POD_IP"] = self.pod.ip
         spec = {
             "layers": str(self.pod.dir / "layers" / self.name),
@@ -88,6 +92,7 @@ class Container:
                 [str(self.pod.volumes[m["name"]]), m["mountPath"], bool(m.get("readOnly"))]
                 for m in self.spec.get("volumeMounts") or []
             ],
+            "files": files,
             "argv": self.argv(env),
             "env": env,
         }

@@ -12,6 +12,8 @@ Run as `unshare --mount --propagation private python -m tests.support.kubelet.sa
   the external backends, as a cluster's nodes trust a corporate CA);
 - `shim`: the compiled bind shim, copied into the pod's /etc layer (a volume may cover /tmp, where it was
   built) and preloaded (LD_PRELOAD) with `KUBELET_POD_IP` in the env;
+- `files`: more files copied into the pod's /etc layer the same way (the kubeconfig standing in for the
+  service account token: `/etc/kubelet-kubeconfig`);
 - `argv`, `env`: what to exec.
 
 Mounts whose target would hide a later source (an emptyDir at /tmp, with the pod's files under /tmp) are
@@ -46,6 +48,8 @@ def main(spec_path: str) -> None:
         bundle = pathlib.Path("/etc/ssl/certs/ca-certificates.crt")
         bundle.write_text(bundle.read_text(encoding="utf-8") + spec["ca"], encoding="utf-8")
     shutil.copyfile(spec["shim"], SHIM)
+    for target, source in (spec.get("files") or {}).items():
+        shutil.copyfile(source, target)
     _mount("--bind", spec["hosts"], "/etc/hosts")
     sources = [pathlib.Path(source) for source, _, _ in spec["mounts"]]
 
