@@ -12,6 +12,7 @@ CRD; `helm uninstall` removes everything but the CRD and the pipelines.
 from __future__ import annotations
 
 import base64
+import json
 import pathlib
 import subprocess
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ FULLNAME = "otlp-operator"
 CRD = "otlppipelines.telemetry.otlp-operator.io"
 PIPELINES = "observability"
 SECRET = f"{FULLNAME}-webhook-tls"
+SPEC_SCHEMA = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties"
 #: Only the peering lifetime is shortened, so the failover test takes seconds rather than half a minute.
 VALUES: dict[str, Any] = {"peering": {"lifetime": 5}}
 
@@ -186,10 +188,8 @@ def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_val
 
     # An upgrade re-renders everything: the certificate, the caBundle and the running replicas stay.
     stored = installed.kube.get("secrets", SECRET, NAMESPACE)
-    installed.kubectl(  # an older CRD in the cluster (a field missing): the upgrade must bring it back
-        "patch", "crd", CRD, "--type=json",
-        "-p", '[{"op": "remove", "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/replicas"}]',
-    )  # fmt: skip
+    older = [{"op": "remove", "path": f"{SPEC_SCHEMA}/replicas"}]  # an older CRD: a field missing
+    installed.kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(older))
     upgraded = installed.helm.upgrade(CHART, RELEASE, VALUES)
     assert upgraded["revision"] == 2
     again = installed.kube.get("secrets", SECRET, NAMESPACE)
