@@ -210,3 +210,46 @@ def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_val
         assert installed.kube.get(plural, name, namespace) is None, f"{plural}/{name} survived uninstall"
     assert installed.kube.get("customresourcedefinitions", CRD) is not None, "the CRD is kept"
     assert installed.kube.get("otlppipelines", "gateway", PIPELINES) is not None
+
+
+def active_replica(setup: Installed) -> str:
+    """The operator pod that handles pipelines: the live peer with the highest priority (kopf peering)."""
+    peers = (setup.kube.get("clusterkopfpeerings", FULLNAME) or {}).get("status") or {}
+    live = {p["metadata"]["name"] for p in setup.operator_pods()}
+    candidates = {name: info["priority"] for name, info in peers.items() if name in live}
+    assert candidates, peers
+    return max(candidates, key=lambda name: candidates[name])
+
+
+def test_when_the_active_replica_dies_while_pipelines_change_the_other_takes_over(
+    installed: Installed,
+) -> None:
+    installed.helm.install(CHART, RELEASE, VALUES)
+    both_operators_ready(installed)
+    reconcile_the_gateway(installed)
+    active = active_replica(installed)
+    survivor = next(
+        p["metadata"]["name"] for p in installed.operator_pods() if p["metadata"]["name"] != active
+    )
+    before = (installed.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"]
+
+    edited = example("gateway.yaml")
+    edited["spec"]["exporters"][0]["timeout"] = "7s"
+    assert installed.kubelet is not None
+    installed.kubelet.crash(NAMESPACE, active)  # SIGKILL: no goodbye in the peering object
+    installed.apply(edited)  # the validating webhook: the survivor answers it
+
+    def reconciled() -> bool:
+        obj = installed.kube.emulator.get("otlppipelines", "gateway", PIPELINES) or {}
+        status = obj.get("status") or {}
+        done = condition(installed.kube, "gateway", "Ready").get("status") == "True"
+        return status.get("configHash") not in (None, before) and done
+
+    installed.wait(
+        reconciled, "the surviving replica to take over and roll the edited pipeline out", timeout=120
+    )
+    assert active_replica(installed) == survivor
+    assert installed.kubelet.log(NAMESPACE, survivor, "operator").count("Resuming operations") >= 1
+    # The replacement pod the Deployment made is younger: it waits, the survivor keeps the lead.
+    both_operators_ready(installed)
+    assert active_replica(installed) == survivor
