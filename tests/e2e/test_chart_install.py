@@ -14,89 +14,19 @@ from __future__ import annotations
 import base64
 import json
 import pathlib
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import yaml
 
 from tests.support import chart_install as support
+from tests.support.chart_install import CHART, FULLNAME, NAMESPACE, RELEASE, VALUES, Installed
 from tests.support.kube_emulator import ThreadedKubeEmulator
-from tests.support.kube_emulator.kubectl import Kubectl
-from tests.support.kubelet import THIS_PROJECT, Kubelet
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "otlp-operator"
-# The names the README and docs/operations.md use: `helm install otlp-operator ... -n otlp-system`.
-RELEASE, NAMESPACE = "otlp-operator", "otlp-system"
-FULLNAME = "otlp-operator"
 CRD = "otlppipelines.telemetry.otlp-operator.io"
 PIPELINES = "observability"
 SECRET = f"{FULLNAME}-webhook-tls"
 SPEC_SCHEMA = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties"
-#: Only the peering lifetime is shortened, so the failover test takes seconds rather than half a minute.
-VALUES: dict[str, Any] = {"peering": {"lifetime": 5}}
-
-
-class Installed:
-    """The emulator, a kubelet running its pods (the operator's through an RBAC-checking proxy), Helm."""
-
-    def __init__(self, kube: ThreadedKubeEmulator, tmp: pathlib.Path) -> None:
-        self.kube, self.tmp = kube, tmp
-        self.kubectl = Kubectl(kube.kubeconfig_path, tmp / "kubectl-cache")
-        self.helm = support.Helm(kube.kubeconfig_path, NAMESPACE)
-        self.proxy = support.RecordingProxy(kube.url, rules=self.rules_for)
-        self.kubelet: Kubelet | None = None
-
-    def rules_for(self, call: support.Call) -> list[dict[str, Any]]:
-        """The rules RBAC applies to the operator's ServiceAccount for `call` (runs on the emulator's loop):
-        the ClusterRole, plus the Roles bound in the request's namespace."""
-        rules = list((self.kube.emulator.get("clusterroles", FULLNAME) or {}).get("rules") or [])
-        if call.namespace:
-            for role in self.kube.emulator.list("roles", call.namespace):
-                rules += role.get("rules") or []
-        return rules
-
-    def start(self) -> Kubelet:
-        self.kube.run(self.proxy.start())
-        self.kubelet = Kubelet(self.kube.url, self.tmp / "kubelet", THIS_PROJECT, pod_api_url=self.proxy.url)
-        return self.kubelet.__enter__()
-
-    def stop(self) -> None:
-        if self.kubelet is not None:
-            self.kubelet.__exit__(None, None, None)
-        self.kube.run(self.proxy.stop())
-
-    def operator_pods(self) -> list[dict[str, Any]]:
-        found = self.kube.list("pods", NAMESPACE)
-        return [p for p in found if p["metadata"]["name"].startswith(f"{FULLNAME}-")]
-
-    def operator_logs(self) -> str:
-        assert self.kubelet is not None
-        names = [p["metadata"]["name"] for p in self.operator_pods()]
-        return "\n".join(f"--- {n}\n{self.kubelet.log(NAMESPACE, n, 'operator')[-4000:]}" for n in names)
-
-    def apply(self, document: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.kubectl("apply", "-f", "-", input=yaml.safe_dump(document), check=check)
-
-    def wait(self, predicate: Any, what: str, timeout: float = 60) -> Any:
-        try:
-            return self.kube.wait_for(predicate, timeout=timeout)
-        except (AssertionError, TimeoutError) as exc:
-            raise AssertionError(f"timed out waiting for {what}\n{self.operator_logs()}") from exc
-
-
-@pytest.fixture
-def installed(tmp_path: pathlib.Path) -> Iterator[Installed]:
-    with ThreadedKubeEmulator() as kube:
-        setup = Installed(kube, tmp_path)
-        setup.start()
-        try:
-            yield setup
-        finally:
-            setup.stop()
-            setup.helm.close()
 
 
 def example(name: str) -> dict[str, Any]:
@@ -163,19 +93,19 @@ def assert_every_operator_call_is_granted(setup: Installed) -> set[support.Call]
 
 
 def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_validate(
-    installed: Installed,
+    chart_cluster: Installed,
 ) -> None:
-    release = installed.helm.install(CHART, RELEASE, VALUES)
+    release = chart_cluster.helm.install(CHART, RELEASE, VALUES)
     assert release["status"] == "deployed"
-    crd = installed.kube.get("customresourcedefinitions", CRD)
+    crd = chart_cluster.kube.get("customresourcedefinitions", CRD)
     assert crd is not None and crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    assert installed.kube.get("clusterkopfpeerings", FULLNAME) is not None
+    assert chart_cluster.kube.get("clusterkopfpeerings", FULLNAME) is not None
 
-    both_operators_ready(installed)
-    ca = trusted_ca(installed)
-    reconcile_the_gateway(installed)
-    assert_invalid_pipeline_refused(installed)
-    calls = assert_every_operator_call_is_granted(installed)
+    both_operators_ready(chart_cluster)
+    ca = trusted_ca(chart_cluster)
+    reconcile_the_gateway(chart_cluster)
+    assert_invalid_pipeline_refused(chart_cluster)
+    calls = assert_every_operator_call_is_granted(chart_cluster)
     for call in [
         support.Call("patch", "telemetry.otlp-operator.io", "otlppipelines/status", PIPELINES, "gateway"),
         support.Call("update", "", "secrets", NAMESPACE, SECRET),
@@ -187,29 +117,29 @@ def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_val
         assert call in calls, call
 
     # An upgrade re-renders everything: the certificate, the caBundle and the running replicas stay.
-    stored = installed.kube.get("secrets", SECRET, NAMESPACE)
+    stored = chart_cluster.kube.get("secrets", SECRET, NAMESPACE)
     older = [{"op": "remove", "path": f"{SPEC_SCHEMA}/replicas"}]  # an older CRD: a field missing
-    installed.kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(older))
-    upgraded = installed.helm.upgrade(CHART, RELEASE, VALUES)
+    chart_cluster.kubectl("patch", "crd", CRD, "--type=json", "-p", json.dumps(older))
+    upgraded = chart_cluster.helm.upgrade(CHART, RELEASE, VALUES)
     assert upgraded["revision"] == 2
-    again = installed.kube.get("secrets", SECRET, NAMESPACE)
+    again = chart_cluster.kube.get("secrets", SECRET, NAMESPACE)
     assert again is not None and stored is not None and again["data"] == stored["data"]
-    assert trusted_ca(installed) == ca
-    schema = installed.kube.get("customresourcedefinitions", CRD)["spec"]["versions"][0]["schema"]  # type: ignore[index]
+    assert trusted_ca(chart_cluster) == ca
+    schema = chart_cluster.kube.get("customresourcedefinitions", CRD)["spec"]["versions"][0]["schema"]  # type: ignore[index]
     assert "replicas" in schema["openAPIV3Schema"]["properties"]["spec"]["properties"], "CRD upgraded"
-    assert_invalid_pipeline_refused(installed)
+    assert_invalid_pipeline_refused(chart_cluster)
     assert base64.b64decode(ca).startswith(b"-----BEGIN CERTIFICATE-----")
 
-    installed.helm.uninstall(RELEASE)
+    chart_cluster.helm.uninstall(RELEASE)
     for plural, name, namespace in [
         ("deployments", FULLNAME, NAMESPACE),
         ("clusterroles", FULLNAME, None),
         ("validatingwebhookconfigurations", FULLNAME, None),
         ("secrets", SECRET, NAMESPACE),
     ]:
-        assert installed.kube.get(plural, name, namespace) is None, f"{plural}/{name} survived uninstall"
-    assert installed.kube.get("customresourcedefinitions", CRD) is not None, "the CRD is kept"
-    assert installed.kube.get("otlppipelines", "gateway", PIPELINES) is not None
+        assert chart_cluster.kube.get(plural, name, namespace) is None, f"{plural}/{name} survived uninstall"
+    assert chart_cluster.kube.get("customresourcedefinitions", CRD) is not None, "the CRD is kept"
+    assert chart_cluster.kube.get("otlppipelines", "gateway", PIPELINES) is not None
 
 
 def active_replica(setup: Installed) -> str:
@@ -222,34 +152,34 @@ def active_replica(setup: Installed) -> str:
 
 
 def test_when_the_active_replica_dies_while_pipelines_change_the_other_takes_over(
-    installed: Installed,
+    chart_cluster: Installed,
 ) -> None:
-    installed.helm.install(CHART, RELEASE, VALUES)
-    both_operators_ready(installed)
-    reconcile_the_gateway(installed)
-    active = active_replica(installed)
+    chart_cluster.helm.install(CHART, RELEASE, VALUES)
+    both_operators_ready(chart_cluster)
+    reconcile_the_gateway(chart_cluster)
+    active = active_replica(chart_cluster)
     survivor = next(
-        p["metadata"]["name"] for p in installed.operator_pods() if p["metadata"]["name"] != active
+        p["metadata"]["name"] for p in chart_cluster.operator_pods() if p["metadata"]["name"] != active
     )
-    before = (installed.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"]
+    before = (chart_cluster.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"]
 
     edited = example("gateway.yaml")
     edited["spec"]["exporters"][0]["timeout"] = "7s"
-    assert installed.kubelet is not None
-    installed.kubelet.crash(NAMESPACE, active)  # SIGKILL: no goodbye in the peering object
-    installed.apply(edited)  # the validating webhook: the survivor answers it
+    assert chart_cluster.kubelet is not None
+    chart_cluster.kubelet.crash(NAMESPACE, active)  # SIGKILL: no goodbye in the peering object
+    chart_cluster.apply(edited)  # the validating webhook: the survivor answers it
 
     def reconciled() -> bool:
-        obj = installed.kube.emulator.get("otlppipelines", "gateway", PIPELINES) or {}
+        obj = chart_cluster.kube.emulator.get("otlppipelines", "gateway", PIPELINES) or {}
         status = obj.get("status") or {}
-        done = condition(installed.kube, "gateway", "Ready").get("status") == "True"
+        done = condition(chart_cluster.kube, "gateway", "Ready").get("status") == "True"
         return status.get("configHash") not in (None, before) and done
 
-    installed.wait(
+    chart_cluster.wait(
         reconciled, "the surviving replica to take over and roll the edited pipeline out", timeout=120
     )
-    assert active_replica(installed) == survivor
-    assert installed.kubelet.log(NAMESPACE, survivor, "operator").count("Resuming operations") >= 1
+    assert active_replica(chart_cluster) == survivor
+    assert chart_cluster.kubelet.log(NAMESPACE, survivor, "operator").count("Resuming operations") >= 1
     # The replacement pod the Deployment made is younger: it waits, the survivor keeps the lead.
-    both_operators_ready(installed)
-    assert active_replica(installed) == survivor
+    both_operators_ready(chart_cluster)
+    assert active_replica(chart_cluster) == survivor

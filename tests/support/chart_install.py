@@ -9,6 +9,8 @@
   responses through. Given the PolicyRules that apply to a request (its namespace's Roles and the
   ClusterRole, as bound to the operator's ServiceAccount), it also plays the API server's RBAC
   authorizer: a resource request the rules do not allow is answered 403 Forbidden and recorded as denied.
+- `Installed`: the emulator with a test kubelet running its pods (the operator's through the proxy), and
+  Helm; the `chart_cluster` fixture (tests/e2e/conftest.py) gives one.
 - `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace,
   name) and whether a set of PolicyRules allows it (`resourceNames` included: a rule naming objects
   allows only requests for those names; list, watch and create never carry one).
@@ -20,6 +22,7 @@ import dataclasses
 import json
 import pathlib
 import re
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +31,17 @@ import helm_python
 import yaml
 from aiohttp import web
 from helm_python import _native
+
+from tests.support.kube_emulator import ThreadedKubeEmulator
+from tests.support.kube_emulator.kubectl import Kubectl
+from tests.support.kubelet import THIS_PROJECT, Kubelet
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "otlp-operator"
+# The names the README and docs/operations.md use: `helm install otlp-operator ... -n otlp-system`.
+RELEASE, NAMESPACE, FULLNAME = "otlp-operator", "otlp-system", "otlp-operator"
+#: Only the peering lifetime is shortened, so failover takes seconds rather than half a minute.
+VALUES: dict[str, Any] = {"peering": {"lifetime": 5}}
 
 # Request and response headers a proxy must not forward as they are.
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
@@ -214,3 +228,51 @@ def allowed(call: Call, rules: list[dict[str, Any]]) -> bool:
         and (not rule.get("resourceNames") or call.name in rule["resourceNames"])
         for rule in rules
     )
+
+
+class Installed:
+    """The emulator, a kubelet running its pods (the operator's through an RBAC-checking proxy), Helm."""
+
+    def __init__(self, kube: ThreadedKubeEmulator, tmp: pathlib.Path) -> None:
+        self.kube, self.tmp = kube, tmp
+        self.kubectl = Kubectl(kube.kubeconfig_path, tmp / "kubectl-cache")
+        self.helm = Helm(kube.kubeconfig_path, NAMESPACE)
+        self.proxy = RecordingProxy(kube.url, rules=self.rules_for)
+        self.kubelet: Kubelet | None = None
+
+    def rules_for(self, call: Call) -> list[dict[str, Any]]:
+        """The rules RBAC applies to the operator's ServiceAccount for `call` (runs on the emulator's loop):
+        the ClusterRole, plus the Roles bound in the request's namespace."""
+        rules = list((self.kube.emulator.get("clusterroles", FULLNAME) or {}).get("rules") or [])
+        if call.namespace:
+            for role in self.kube.emulator.list("roles", call.namespace):
+                rules += role.get("rules") or []
+        return rules
+
+    def start(self) -> Kubelet:
+        self.kube.run(self.proxy.start())
+        self.kubelet = Kubelet(self.kube.url, self.tmp / "kubelet", THIS_PROJECT, pod_api_url=self.proxy.url)
+        return self.kubelet.__enter__()
+
+    def stop(self) -> None:
+        if self.kubelet is not None:
+            self.kubelet.__exit__(None, None, None)
+        self.kube.run(self.proxy.stop())
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        found = self.kube.list("pods", NAMESPACE)
+        return [p for p in found if p["metadata"]["name"].startswith(f"{FULLNAME}-")]
+
+    def operator_logs(self) -> str:
+        assert self.kubelet is not None
+        names = [p["metadata"]["name"] for p in self.operator_pods()]
+        return "\n".join(f"--- {n}\n{self.kubelet.log(NAMESPACE, n, 'operator')[-4000:]}" for n in names)
+
+    def apply(self, document: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("apply", "-f", "-", input=yaml.safe_dump(document), check=check)
+
+    def wait(self, predicate: Any, what: str, timeout: float = 60) -> Any:
+        try:
+            return self.kube.wait_for(predicate, timeout=timeout)
+        except (AssertionError, TimeoutError) as exc:
+            raise AssertionError(f"timed out waiting for {what}\n{self.operator_logs()}") from exc
