@@ -80,10 +80,15 @@ def test_the_webhook_is_unready_and_answers_no_pod_review_until_its_caches_are_f
 
         cluster.emulator.clear_faults()
         cluster.wait_for(lambda: operator.probe("/readyz") == 200, what="ready once the caches listed")
-        status, text = send(operator, tmp_path / "ca.crt", review(asking))
-        assert status == 200, text
-        answer = json.loads(text)["response"]
-        assert answer["allowed"] and answer.get("patchType") == "JSONPatch"
+        published(cluster, "agent")
+
+        def injected_answer() -> dict[str, Any] | None:
+            status, text = send(operator, tmp_path / "ca.crt", review(asking))
+            assert status == 200, text
+            answer: dict[str, Any] = json.loads(text)["response"]
+            return answer if answer.get("patchType") == "JSONPatch" else None
+
+        assert cluster.wait_for(injected_answer, what="the published config injected")["allowed"]
 
 
 def test_removing_a_namespaces_opt_in_stops_injection(cluster: Cluster, tmp_path: pathlib.Path) -> None:

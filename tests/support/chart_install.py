@@ -275,4 +275,17 @@ class Installed:
         try:
             return self.kube.wait_for(predicate, timeout=timeout)
         except (AssertionError, TimeoutError) as exc:
-            raise AssertionError(f"timed out waiting for {what}\n{self.operator_logs()}") from exc
+            raise AssertionError(f"timed out waiting for {what}\n{self.diagnosis()}") from exc
+
+    def diagnosis(self) -> str:
+        """What the cluster looks like: pods and their conditions, the kubelet's errors, operator logs."""
+        assert self.kubelet is not None
+        lines = [f"kubelet errors: {self.kubelet.errors[-3:]}"]
+        for pod in self.kube.list("pods"):
+            status = pod.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+            meta = pod["metadata"]
+            lines.append(
+                f"pod {meta['namespace']}/{meta['name']} {status.get('podIP')} {conditions} {status.get('message', '')}"
+            )
+        return "\n".join(lines) + "\n" + self.operator_logs()

@@ -78,7 +78,7 @@ def context_of(memo: kopf.Memo) -> reconciler.Context:
 
     kopf gives every resource handler a shallow copy of the operator-wide memo, made when kopf first sees
     the object (after startup), so the one Context is shared by every handler."""
-    found: reconciler.Context = memo["reconcile_context"]
+    found: reconciler.Context = memo[injection_handlers.RECONCILE_CONTEXT]
     return found
 
 
@@ -103,7 +103,9 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
-        ctx = memo["reconcile_context"] = reconciler.Context(kube.Kube.connect(), config.agent_image)
+        ctx = memo[injection_handlers.RECONCILE_CONTEXT] = reconciler.Context(
+            kube.Kube.connect(), config.agent_image
+        )
         memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
         if config.webhook is not None and config.webhook.tls is not None and "tls_task" not in memo:
             loop = tls_loop(ctx.client, config.webhook.tls, config.retry_delay)
@@ -122,7 +124,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        ctx: reconciler.Context | None = memo.pop("reconcile_context", None)
+        ctx: reconciler.Context | None = memo.pop(injection_handlers.RECONCILE_CONTEXT, None)
         if ctx is not None:
             ctx.client.close()
         probes: health.HealthServer | None = memo.pop("health", None)

@@ -19,9 +19,11 @@
   the background, at most once a minute per object and reason; none on a dry run (the webhook
   declares `sideEffects: NoneOnDryRun`).
 - `publish-sidecar-config`: a sidecar pipeline allowing other namespaces gets its ConfigMap copied
-  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace.
+  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace: the config as
+  reconcile publishes it, its pipelineRefs resolved (`reconciler.resolved`).
 - `rollout-stale-sidecars`: on create, update and resume of a sidecar pipeline with
-  `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of stale pods and the result is
+  `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of pods whose config hash is
+  not the one reconcile publishes (pipelineRefs resolved, `reconciler.resolved`); the result is
   written to `status.rollouts` (and a Normal Event `RolloutRestarted`); workloads left by the rate limit
   make the handler retry when the limiter allows the next restart.
 
@@ -49,11 +51,14 @@ from otlp_operator import validation
 from otlp_operator.edge import webhook_server
 from otlp_operator.edge.settings import OperatorConfig
 from otlp_operator.injection import catalog, configcopy, resolve, transform, workload
+from otlp_operator.manifests import agentconfig
 from otlp_operator.reconcile import informer, kube, reconciler, sidecar_restarts
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 WEBHOOK_ID = "inject"
 MEMO_KEY = "injection"
+#: Where handlers.build_registry's startup handler keeps the reconcile context (pipelineRef resolution).
+RECONCILE_CONTEXT = "reconcile_context"
 EVENT_INTERVAL = 60.0
 #: Until the server's version is known: regular containers work on every version.
 UNKNOWN_VERSION = (1, 0)
@@ -334,10 +339,17 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.update(*RESOURCE, **common)
     async def publish(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         state = injection_of(memo)
-        target = resolve.target_of(validation.plain(body))
-        if target.pipeline is None or state is None:
+        if state is None:
             return
-        for obj in configcopy.build(target.pipeline):
+        try:
+            resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
+        except kube.ApiError as exc:
+            raise kopf.TemporaryError(
+                f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay
+            ) from exc
+        if resolution is None or resolution.failures:
+            return  # nothing is published while the spec is invalid or a reference does not resolve
+        for obj in configcopy.build(resolution.pipeline):
             try:
                 await state.client.create(obj)
             except kube.ApiError as exc:
@@ -358,17 +370,26 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.update(*RESOURCE, **common)
     async def roll(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         state = injection_of(memo)
-        target = resolve.target_of(validation.plain(body))
-        if target.pipeline is None or target.config_hash is None or state is None:
-            return  # an invalid spec publishes no new config: nothing is stale
-        injection = target.pipeline.spec.injection or spec.Injection()
-        namespaces = {target.namespace, *injection.allowed.namespaces}
+        if state is None:
+            return
+        try:
+            resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
+        except kube.ApiError as exc:
+            raise kopf.TemporaryError(
+                f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay
+            ) from exc
+        if resolution is None or resolution.failures:
+            return  # nothing new is published: nothing is stale
+        pipeline = resolution.pipeline
+        config_hash = agentconfig.render(pipeline).hash  # the hash reconcile publishes
+        injection = pipeline.spec.injection or spec.Injection()
+        namespaces = {pipeline.namespace, *injection.allowed.namespaces}
         try:
             report = await sidecar_restarts.roll(
                 state.client,
-                (target.namespace, target.name),
+                (pipeline.namespace, pipeline.name),
                 namespaces,
-                target.config_hash,
+                config_hash,
                 state.limiter,
                 reconciler.utc_now(),
             )

@@ -141,6 +141,17 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
     return Outcome(new_status, transitions, changes, error)
 
 
+async def resolved(ctx: Context, body: Mapping[str, Any]) -> pipeline_refs.Resolution | None:
+    """The pipeline `body` as reconcile publishes it (every pipelineRef resolved), with the outcomes; None
+    when the spec is invalid. Sidecar rollouts and config copies use it, so they agree with the config
+    hash and the ConfigMap reconcile writes."""
+    try:
+        pipeline = validation.parse(validation.plain(body))
+    except SpecError:
+        return None
+    return await _resolve(ctx, pipeline)
+
+
 async def _resolve(ctx: Context, pipeline: Any) -> pipeline_refs.Resolution:
     """Read every target of the pipeline's references and resolve them (remembered for target events)."""
     ctx.referrers.expect(pipeline)

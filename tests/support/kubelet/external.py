@@ -31,14 +31,18 @@ class External:
         return [f"{ip} {name}" for name, ip in self._ips.items()]
 
     async def start(self) -> None:
+        for name, (host, port) in sorted(self._targets.items()):
+            await self.add(name, host, port)
+
+    async def add(self, name: str, host: str, port: int) -> None:
+        """Serve `https://<name>` (port 443) to pods, forwarding to the plain server at host:port."""
         top = int(ipaddress.ip_network(f"{self._base}/16", strict=False).broadcast_address) - 1
-        for offset, (name, (host, port)) in enumerate(sorted(self._targets.items())):
-            ip = str(ipaddress.IPv4Address(top - offset))
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            self._ca.issue_cert(name).configure_cert(context)
-            server = await asyncio.start_server(self._forwarder(host, port), ip, 443, ssl=context)
-            self._servers.append(server)
-            self._ips[name] = ip
+        ip = str(ipaddress.IPv4Address(top - len(self._ips)))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._ca.issue_cert(name).configure_cert(context)
+        server = await asyncio.start_server(self._forwarder(host, port), ip, 443, ssl=context)
+        self._servers.append(server)
+        self._ips[name] = ip
 
     async def stop(self) -> None:
         for server in self._servers:

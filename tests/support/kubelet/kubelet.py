@@ -18,6 +18,7 @@ import ipaddress
 import pathlib
 import random
 import threading
+import traceback
 from collections.abc import Coroutine
 from typing import Any
 
@@ -134,6 +135,10 @@ class Kubelet:
 
         self._run(crash())
 
+    def add_external(self, name: str, host: str, port: int) -> None:
+        """Pods reach `https://<name>` (trusted, port 443) and get the plain server at host:port."""
+        self._run(self.external.add(name, host, port))
+
     def log(self, namespace: str, name: str, container: str) -> str:
         path = self.dir / "pods" / namespace / name / f"{container}.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -147,6 +152,8 @@ class Kubelet:
                     await self._tick(client)
                 except (api.ApiError, OSError) as exc:  # the API server restarting, a race: next tick
                     self.errors.append(str(exc))
+                except Exception:  # a bug of the kubelet: keep it visible to the test, keep running
+                    self.errors.append(traceback.format_exc())
                 await asyncio.sleep(POLL)
 
     async def _tick(self, client: api.Api) -> None:

@@ -7,8 +7,10 @@ counts it), after a back-off. Readiness probes decide the container's `ready`, a
 Ready condition. `stop()` sends SIGTERM to the containers, then to the sidecars, and SIGKILL to whatever
 is left after `terminationGracePeriodSeconds`; `crash()` is SIGKILL at once (a node that died).
 
-Probe periods are multiplied by `period_scale` (the tests use 0.1: a 5 s period is probed every 0.5 s),
-so rollouts take test time, not cluster time; thresholds and grace periods are kept.
+Readiness probe periods are multiplied by `period_scale` (the tests use 0.1: a 5 s period is probed every
+0.5 s), so rollouts take test time, not cluster time; liveness probes keep their real periods (a process
+still starting on a loaded machine must not be killed sooner than in a cluster); thresholds and grace
+periods are kept.
 """
 
 from __future__ import annotations
@@ -127,8 +129,9 @@ class Container:
             await self.start()
 
     async def _probe(self, kind: str, probe: dict[str, Any]) -> None:
-        period = float(probe.get("periodSeconds", 10)) * self.pod.node.period_scale
-        await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)) * self.pod.node.period_scale)
+        scale = self.pod.node.period_scale if kind == "readinessProbe" else 1.0
+        period = float(probe.get("periodSeconds", 10)) * scale
+        await asyncio.sleep(float(probe.get("initialDelaySeconds", 0)) * scale)
         failures = 0
         while True:
             ok = await self._check(probe)
