@@ -285,7 +285,6 @@ class Installed:
             status = pod.get("status") or {}
             conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
             meta = pod["metadata"]
-            lines.append(
-                f"pod {meta['namespace']}/{meta['name']} {status.get('podIP')} {conditions} {status.get('message', '')}"
-            )
+            where = f"{meta['namespace']}/{meta['name']} {status.get('podIP')}"
+            lines.append(f"pod {where} {conditions} {status.get('message', '')}")
         return "\n".join(lines) + "\n" + self.operator_logs()
