@@ -16,6 +16,7 @@ import json
 import pathlib
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support import chart_install as support
@@ -74,6 +75,55 @@ def reconcile_the_gateway(setup: Installed) -> None:
     assert "Ready" in described and "gateway-otlp" in described, described
 
 
+def readme_quickstart() -> dict[str, Any]:
+    """The pipeline the README's quick start applies (the heredoc in its Helm section)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Install on a cluster with Helm") :]
+    body = section[section.index("<<'YAML'\n") + len("<<'YAML'\n") : section.index("\nYAML\n")]
+    loaded: dict[str, Any] = yaml.safe_load(body)
+    return loaded
+
+
+def run_the_readme_quickstart(setup: Installed) -> None:
+    setup.apply(readme_quickstart())
+    setup.wait(
+        lambda: condition(setup.kube, "quickstart", "Ready").get("status") == "True",
+        "the README's quick-start agent to run",
+        timeout=90,
+    )
+    assert setup.kube.get("services", "quickstart-otlp", PIPELINES) is not None  # README step 3's Service
+
+
+def edit_the_gateway(setup: Installed, timeout: str) -> str:
+    """A config change: the operator writes a new ConfigMap and rolls the agents; returns the old hash."""
+    before = str((setup.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"])
+    edited = example("gateway.yaml")
+    edited["spec"]["exporters"][0]["timeout"] = timeout
+    setup.apply(edited)
+
+    def new_hash() -> bool:
+        status = (setup.kube.emulator.get("otlppipelines", "gateway", PIPELINES) or {}).get("status") or {}
+        return status.get("configHash") not in (None, before)
+
+    setup.wait(new_hash, "the edited gateway's new config")
+    return before
+
+
+def assert_rbac_is_enforced(setup: Installed) -> None:
+    """The authorizer bites: without `delete` on ConfigMaps, pruning an old config is refused (403)."""
+    role = setup.kube.get("clusterroles", FULLNAME) or {}
+    trimmed = [
+        {**rule, "verbs": [v for v in rule["verbs"] if v != "delete"]}
+        if "configmaps" in rule["resources"]
+        else rule
+        for rule in role["rules"]
+    ]
+    setup.kubectl("patch", "clusterrole", FULLNAME, "--type=merge", "-p", json.dumps({"rules": trimmed}))
+    old = edit_the_gateway(setup, timeout="9s")
+    refused = support.Call("delete", "", "configmaps", PIPELINES, f"gateway-config-{old}")
+    setup.wait(lambda: refused in setup.proxy.denied, "the refused prune", timeout=90)
+
+
 def assert_invalid_pipeline_refused(setup: Installed) -> None:
     broken = example("gateway.yaml")
     broken["metadata"]["name"] = "broken"
@@ -92,6 +142,7 @@ def assert_every_operator_call_is_granted(setup: Installed) -> set[support.Call]
     return calls
 
 
+@pytest.mark.timeout(300)  # a whole cluster's processes start on a shared 2-core machine
 def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_validate(
     chart_cluster: Installed,
 ) -> None:
@@ -104,6 +155,13 @@ def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_val
     both_operators_ready(chart_cluster)
     ca = trusted_ca(chart_cluster)
     reconcile_the_gateway(chart_cluster)
+    run_the_readme_quickstart(chart_cluster)
+    old = edit_the_gateway(chart_cluster, timeout="5s")  # rolls the agents, then prunes the old config
+    chart_cluster.wait(
+        lambda: chart_cluster.kube.emulator.get("configmaps", f"gateway-config-{old}", PIPELINES) is None,
+        "the old config pruned once the new agents are ready",
+        timeout=90,
+    )
     assert_invalid_pipeline_refused(chart_cluster)
     calls = assert_every_operator_call_is_granted(chart_cluster)
     for call in [
@@ -129,6 +187,7 @@ def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_val
     assert "replicas" in schema["openAPIV3Schema"]["properties"]["spec"]["properties"], "CRD upgraded"
     assert_invalid_pipeline_refused(chart_cluster)
     assert base64.b64decode(ca).startswith(b"-----BEGIN CERTIFICATE-----")
+    assert_rbac_is_enforced(chart_cluster)
 
     chart_cluster.helm.uninstall(RELEASE)
     for plural, name, namespace in [
@@ -151,6 +210,7 @@ def active_replica(setup: Installed) -> str:
     return max(candidates, key=lambda name: candidates[name])
 
 
+@pytest.mark.timeout(300)  # a whole cluster's processes start on a shared 2-core machine
 def test_when_the_active_replica_dies_while_pipelines_change_the_other_takes_over(
     chart_cluster: Installed,
 ) -> None:

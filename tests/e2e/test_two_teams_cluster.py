@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.chart_install import CHART, NAMESPACE, RELEASE, VALUES, Installed
@@ -85,6 +86,7 @@ def teams_of(backend: OtlpBackend) -> set[str]:
     return found | {str(resource["k8s.namespace.name"]) for resource, _, _ in backend.log_records()}
 
 
+@pytest.mark.timeout(300)  # a whole cluster's processes start on a shared 2-core machine
 def test_two_teams_on_a_cluster_each_get_their_own_data_through_sidecars_and_gateways(
     chart_cluster: Installed,
 ) -> None:
