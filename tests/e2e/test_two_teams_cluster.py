@@ -7,20 +7,23 @@ team's gateway through the Service name the operator resolved; the gateway expor
 team's public backend name, which the kubelet's "outside world" maps to a recording backend.
 
 Then: each team's backend has exactly its team's data; the team-a gateway is edited and rolls out while
-team-a keeps sending, and every item the SDK got acknowledged arrives; `kubectl delete -f` removes every
-pipeline and everything it ran.
+team-a keeps sending, and every item the SDK got acknowledged arrives; the gateway is switched to durable
+delivery (a persistent queue on its volume claim) and, while team A's backend is down, its pod is
+SIGKILLed after acknowledging a backlog: the replacement pod finds it on the claim and delivers all of it;
+`kubectl delete -f` removes every pipeline and everything it ran.
 """
 
 from __future__ import annotations
 
 import threading
+import urllib.request
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.support.chart_install import CHART, NAMESPACE, RELEASE, VALUES, Installed
-from tests.support.otlp_backend import OtlpBackend, sdk_samples
+from tests.support.otlp_backend import Fault, OtlpBackend, sdk_samples
 
 EXAMPLE = CHART.parents[1] / "examples" / "two-teams.yaml"
 TEAMS = ("team-a", "team-b")
@@ -81,12 +84,29 @@ def send(team: str, endpoint: str, batch: int) -> tuple[str, str]:
         logs.shutdown()
 
 
+def exported_spans(pod: dict[str, Any]) -> float:
+    """What the pod's sidecar has exported (acknowledged by the gateway), from its /metrics."""
+    url = f"http://{pod['status']['podIP']}:8888/metrics"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("otlp_agent_exported_items_total{") and 'signal="traces"' in line
+    )
+
+
+def gateway_pods(setup: Installed, name: str) -> set[str]:
+    found = setup.kube.emulator.list("pods", "observability")
+    return {p["metadata"]["name"] for p in found if p["metadata"]["name"].startswith(f"{name}-agent-")}
+
+
 def teams_of(backend: OtlpBackend) -> set[str]:
     found = {str(resource["k8s.namespace.name"]) for resource, _, _ in backend.spans()}
     return found | {str(resource["k8s.namespace.name"]) for resource, _, _ in backend.log_records()}
 
 
-@pytest.mark.timeout(300)  # a whole cluster's processes start on a shared 2-core machine
+@pytest.mark.timeout(600)  # a whole cluster's processes start on a shared 2-core machine
 def test_two_teams_on_a_cluster_each_get_their_own_data_through_sidecars_and_gateways(
     chart_cluster: Installed,
 ) -> None:
@@ -185,6 +205,38 @@ def test_two_teams_on_a_cluster_each_get_their_own_data_through_sidecars_and_gat
         assert acknowledged[0] > SPANS
         backend_a.wait_for_items("traces", SPANS + acknowledged[0], timeout=60)
         assert teams_of(backend_a) == {"team-a"} and teams_of(backend_b) == {"team-b"}
+
+        # Durable delivery: what the gateway acknowledged survives its SIGKILL, on its volume claim.
+        durable = next(d for d in documents() if d["metadata"]["name"] == "team-a-gateway")
+        durable["spec"]["replicas"] = 1
+        durable["spec"]["exporters"][0].update(
+            delivery="durable", queue={"type": "persistent", "storageSize": "1Gi"}
+        )
+        before = gateway_pods(setup, "team-a-gateway")
+        setup.apply(durable)
+        setup.wait(
+            lambda: (
+                gateway_pods(setup, "team-a-gateway").isdisjoint(before)
+                and len(gateway_pods(setup, "team-a-gateway")) == 1
+                and ready(setup, "observability", "team-a-gateway")
+            ),
+            "the durable team-a gateway",
+            timeout=120,
+        )
+        delivered = len(backend_a.spans())
+        backend_a.default_fault = Fault.unavailable(retry_after=0.2)  # team A's backend goes down
+        exported = exported_spans(pods["team-a"])
+        for batch in range(1000, 1003):
+            assert send("team-a", sdk_endpoint(pods["team-a"]), batch)[0] == "SUCCESS"
+        setup.wait(
+            lambda: exported_spans(pods["team-a"]) >= exported + 3 * SPANS, "the gateway to acknowledge"
+        )
+        (gateway_pod,) = gateway_pods(setup, "team-a-gateway")
+        setup.kubelet.crash("observability", gateway_pod)  # SIGKILL: nothing is flushed
+        backend_a.default_fault = None  # the backend is back; the replacement pod finds the backlog
+        backend_a.wait_for_items("traces", delivered + 3 * SPANS, timeout=120)
+        batches = {resource.get("batch") for resource, _, _ in backend_a.spans()}
+        assert {1000, 1001, 1002} <= batches
 
         setup.kubectl("delete", "-f", str(EXAMPLE))
         for team in TEAMS:

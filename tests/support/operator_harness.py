@@ -9,7 +9,8 @@ default, or against a real cluster when `OTLP_E2E_KUBECONFIG` names a kubeconfig
 - the webhook binds port 0 (any free port) and is advertised, with the port it got, as
   `https://$OTLP_E2E_WEBHOOK_HOST:<port>` (default 127.0.0.1: only a cluster on this machine's network can
   call it), with a test CA; its kopf-managed ValidatingWebhookConfiguration is deleted afterwards;
-- the probes (`/healthz`, `/readyz`) bind port 0 too; `Probes` reads the port from the operator's log line;
+- the probes (`/healthz`, `/readyz`) bind port 0 too; `RunningOperator.probe` finds the port in the
+  operator's log line (`PortLog`), as a user would;
 - agent pods become ready only if the cluster can pull the agent image (`OTLP_OPERATOR_AGENT_IMAGE`);
   on the emulator the tests play the workload controller (`Cluster.workload_ready`);
 - tests that inject API faults need the emulator and say so (`Cluster.emulator`).

@@ -34,7 +34,8 @@ class Webhook:
 
     `managed` names a ValidatingWebhookConfiguration the operator creates and keeps pointed at
     `https://<host>:<port>` (for development and tests); leave it None when the Helm chart owns the
-    configuration (a Service in front of the operator pod, and a caBundle from the chart's certificate).
+    configuration (a Service in front of the operator pods, and a caBundle the operator keeps current with
+    `tls`, or cert-manager's, or the user's).
     """
 
     port: int
@@ -86,7 +87,8 @@ class OperatorConfig:
 
 
 def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
-    """kopf settings for this operator (peering is chosen on the command line: standalone)."""
+    """kopf settings for this operator: bookkeeping under our prefix, peering (or standalone), the webhook
+    server."""
     settings = kopf.OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(

@@ -69,6 +69,7 @@ class Kubelet:
             self.external.ca_pem,
             base_env,
             kubeconfig,
+            self.dir / "claims",
             period_scale,
         )
         self.runners: dict[str, pods.PodRunner] = {}

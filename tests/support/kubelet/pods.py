@@ -38,6 +38,11 @@ RESTART_BACKOFF = 0.5
 KUBECONFIG = "/etc/kubelet-kubeconfig"
 
 
+def _missing_tops(paths: list[str]) -> set[str]:
+    """The top directories (`/var`) of mount points that do not exist on this machine."""
+    return {"/" + path.strip("/").split("/")[0] for path in paths if not os.path.exists(path)}
+
+
 def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -53,6 +58,7 @@ class Node:
     ca: str
     base_env: dict[str, str]
     kubeconfig: pathlib.Path  # the stand-in for a mounted service account token
+    claims: pathlib.Path  # persistentVolumeClaim volumes: <claims>/<namespace>/<claim>
     period_scale: float = 0.1
 
 
@@ -84,15 +90,16 @@ class Container:
             env["KUBECONFIG"] = KUBECONFIG
             files[KUBECONFIG] = str(self.pod.node.kubeconfig)
         env["KUBELET_POD_IP"] = self.pod.ip
+        mounts = self.spec.get("volumeMounts") or []
+        missing = _missing_tops([m["mountPath"] for m in mounts])
         spec = {
             "layers": str(self.pod.dir / "layers" / self.name),
-            "overlays": ["/etc"],
+            "overlays": sorted({"/etc"} | missing),
             "hosts": str(self.pod.node.hosts),
             "shim": str(self.pod.node.shim),
             "ca": self.pod.node.ca,
             "mounts": [
-                [str(self.pod.volumes[m["name"]]), m["mountPath"], bool(m.get("readOnly"))]
-                for m in self.spec.get("volumeMounts") or []
+                [str(self.pod.volumes[m["name"]]), m["mountPath"], bool(m.get("readOnly"))] for m in mounts
             ],
             "files": files,
             "argv": self.argv(env),
@@ -257,6 +264,12 @@ class PodRunner:
 
     def _make_volumes(self) -> None:
         for volume in self.obj["spec"].get("volumes") or []:
+            claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            if claim:  # the claim's data outlives the pod: one directory per claim on this node
+                target = self.node.claims / self.obj["metadata"]["namespace"] / claim
+                target.mkdir(parents=True, exist_ok=True)
+                self.volumes[volume["name"]] = target
+                continue
             target = self.dir / "volumes" / volume["name"]
             target.mkdir(parents=True, exist_ok=True)
             for relative, content in (podspec.volume_files(self.obj, volume, self.read) or {}).items():

@@ -3,8 +3,9 @@ view a container would have, then `exec` of the container's command.
 
 Run as `unshare --mount --propagation private python -m tests.support.kubelet.sandbox SPEC.json`; SPEC says:
 
-- `overlays`: top-level directories (always /etc) given a pod-private writable layer (overlayfs), so mount
-  points that do not exist on this machine (/etc/otlp-agent) can be made without touching the machine;
+- `overlays`: top-level directories (always /etc, and the top of every mountPath that does not exist
+  here, e.g. /var for /var/lib/otlp-agent) given a pod-private writable layer (overlayfs), so mount points
+  that do not exist on this machine can be made without touching the machine;
 - `mounts`: (source directory, mountPath, read-only) bind mounts: the pod's volumes at their paths;
 - `hosts`: a file bind-mounted over /etc/hosts (cluster DNS: Service names -> pod IPs, kept current by
   the kubelet, which rewrites it in place);
