@@ -58,7 +58,7 @@ async def tls_loop(client: kube.Kube, tls: webhook_tls.Tls, retry_delay: float) 
     while True:
         try:
             await webhook_tls.sync(client, tls, datetime.datetime.now(datetime.UTC))
-        except kube.ApiError as exc:
+        except (kube.ApiError, OSError, ValueError) as exc:  # API, files, a corrupt Secret: retry
             _log.warning("keeping the webhook certificate current failed (retrying): %s", exc)
             await asyncio.sleep(retry_delay)
             continue
