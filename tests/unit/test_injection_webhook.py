@@ -8,7 +8,7 @@ import types
 from typing import Any
 
 import kopf
-from otlp_operator.edge import injection_handlers, settings
+from otlp_operator.edge import injection_handlers, injection_state, settings
 from otlp_operator.injection import catalog
 
 from tests.support.injection_inputs import bare_pod, target
@@ -37,9 +37,9 @@ def memo_with(found: catalog.Catalog, version: tuple[int, int] = (1, 30)) -> kop
     config = settings.OperatorConfig(agent_image="img", injection=True)
     synced = asyncio.Event()
     synced.set()
-    state = injection_handlers.Injection(config, client=None, version=version, catalog=found)  # type: ignore[arg-type]
+    state = injection_state.Injection(config, client=None, version=version, catalog=found)  # type: ignore[arg-type]
     state.informers.append(types.SimpleNamespace(synced=synced))  # type: ignore[arg-type]
-    return kopf.Memo({injection_handlers.MEMO_KEY: state})
+    return kopf.Memo({injection_state.MEMO_KEY: state})
 
 
 def with_pipeline(name: str) -> catalog.Catalog:
@@ -93,13 +93,13 @@ async def test_a_pod_asking_for_an_unknown_pipeline_gets_an_admission_warning_an
 
 async def test_caches_that_never_listed_admit_unchanged_with_a_warning() -> None:
     memo = memo_with(with_pipeline("agent"))
-    memo[injection_handlers.MEMO_KEY].informers[0].synced.clear()
+    memo[injection_state.MEMO_KEY].informers[0].synced.clear()
     patch, warnings = kopf.Patch(), []  # type: ignore[var-annotated]
     await webhook()(body=kopf.Body(asking("agent")), patch=patch, warnings=warnings, dryrun=True, memo=memo)
     assert not patch and warnings == [
         "no OTLP agent injected (NotReady): the operator's caches are not filled yet"
     ]
-    assert injection_handlers.waiting_for(memo) == "the pod webhook's caches of pipelines and namespaces"
+    assert injection_state.waiting_for(memo) == "the pod webhook's caches of pipelines and namespaces"
 
 
 async def test_removing_a_namespaces_opt_in_stops_injection_at_once() -> None:
@@ -119,4 +119,4 @@ async def test_removing_a_namespaces_opt_in_stops_injection_at_once() -> None:
 def test_the_server_version_is_read_with_provider_suffixes() -> None:
     assert injection_handlers.parse_version({"major": "1", "minor": "29+"}) == (1, 29)
     assert injection_handlers.parse_version({"major": "1", "minor": "28"}) == (1, 28)
-    assert injection_handlers.parse_version({}) == injection_handlers.UNKNOWN_VERSION
+    assert injection_handlers.parse_version({}) == injection_state.UNKNOWN_VERSION

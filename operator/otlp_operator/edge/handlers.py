@@ -38,7 +38,7 @@ import kopf
 from otlp_agent.api import spec
 
 from otlp_operator import naming, validation
-from otlp_operator.edge import health, injection_handlers, pipeline_webhook, webhook_server
+from otlp_operator.edge import health, injection_handlers, injection_state, pipeline_webhook, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
 from otlp_operator.reconcile import kube, reconciler, webhook_tls
 
@@ -89,7 +89,7 @@ def readiness(config: OperatorConfig, memo: kopf.Memo, settings: kopf.OperatorSe
     if isinstance(server, webhook_server.WebhookServer):
         checks.append(server.waiting_for)
     if config.injection and config.webhook is not None:
-        checks.append(lambda: injection_handlers.waiting_for(memo))
+        checks.append(lambda: injection_state.waiting_for(memo))
     return checks
 
 

@@ -1,9 +1,10 @@
 """The kopf edge of sidecar injection: the mutating webhook on Pod CREATE and stale-sidecar rollouts.
 
 - `catalog.Catalog` keeps what the webhook needs in memory: every pipeline of the watched namespaces,
-  parsed, validated and hashed once per change, and the `inject` annotation of every namespace that has
-  one (removed at once when the annotation is). Two `informer.Informer`s fill it by list and watch on
-  every replica (kopf's indexes would pause on replicas that do not reconcile). The webhook makes no API
+  parsed and validated once per change with the config hash reconcile published, and the `inject`
+  annotation of every namespace that has one (removed at once when the annotation is). Two informers fill
+  it by list and watch on every replica (`injection_state`; kopf's indexes would pause on replicas that do
+  not reconcile). The webhook makes no API
   call: it answers from memory within milliseconds, far inside the API server's timeout. Until both
   informers have listed, the replica is not ready (`waiting_for`, `/readyz`), and a review that still
   arrives (a URL-configured webhook has no Service to hold it back) waits for them at the server's gate
@@ -28,7 +29,7 @@
   make the handler retry when the limiter allows the next restart.
 
 The cluster version (native sidecars from 1.29) is read once at start-up. Everything the handlers share
-lives in kopf's memo (`memo["injection"]`, an `Injection`), created by the startup handler.
+lives in kopf's memo (an `injection_state.Injection`), created by the startup handler.
 """
 
 from __future__ import annotations
@@ -36,79 +37,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
-import fnmatch
 import logging
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import kopf
 from otlp_agent.api import spec
 
 from otlp_operator import validation
-from otlp_operator.edge import webhook_server
+from otlp_operator.edge import injection_state, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
-from otlp_operator.injection import catalog, configcopy, resolve, transform, workload
+from otlp_operator.injection import configcopy, resolve, transform, workload
 from otlp_operator.manifests import agentconfig
-from otlp_operator.reconcile import informer, kube, reconciler, sidecar_restarts
+from otlp_operator.reconcile import kube, reconciler, sidecar_restarts
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 WEBHOOK_ID = "inject"
-MEMO_KEY = "injection"
 #: Where handlers.build_registry's startup handler keeps the reconcile context (pipelineRef resolution).
 RECONCILE_CONTEXT = "reconcile_context"
 EVENT_INTERVAL = 60.0
-#: Until the server's version is known: regular containers work on every version.
-UNKNOWN_VERSION = (1, 0)
 _log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class Injection:
-    """What the injection handlers share for the life of the operator (in kopf's memo)."""
-
-    config: OperatorConfig
-    client: kube.Kube
-    version: tuple[int, int] = UNKNOWN_VERSION
-    limiter: sidecar_restarts.Limiter = dataclasses.field(default_factory=sidecar_restarts.Limiter)
-    posted: dict[tuple[str, ...], float] = dataclasses.field(default_factory=dict)
-    tasks: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
-    catalog: catalog.Catalog = dataclasses.field(default_factory=catalog.Catalog)
-    informers: list[informer.Informer] = dataclasses.field(default_factory=list)
-
-    @property
-    def synced(self) -> bool:
-        return bool(self.informers) and all(i.synced.is_set() for i in self.informers)
-
-    async def wait_synced(self, timeout: float) -> bool:
-        waits = [asyncio.create_task(i.synced.wait()) for i in self.informers]
-        if waits:
-            _, pending = await asyncio.wait(waits, timeout=timeout)
-            for task in pending:
-                task.cancel()
-        return self.synced
-
-
-def injection_of(memo: Any) -> Injection | None:
-    """The injection state the startup handler put in the operator's memo (None before it ran)."""
-    found: Injection | None = memo.get(MEMO_KEY)
-    return found
-
-
-def waiting_for(memo: Any) -> str | None:
-    """Readiness of the pod webhook: None when its caches are filled, else what it waits for."""
-    state = injection_of(memo)
-    if state is not None and state.synced:
-        return None
-    return "the pod webhook's caches of pipelines and namespaces"
 
 
 def parse_version(info: dict[str, Any]) -> tuple[int, int]:
     """(major, minor) from `/version`; providers append "+" to the minor ("29+")."""
     digits = [re.sub(r"\D", "", str(info.get(key, ""))) for key in ("major", "minor")]
-    return (int(digits[0]), int(digits[1])) if all(digits) else UNKNOWN_VERSION
+    return (int(digits[0]), int(digits[1])) if all(digits) else injection_state.UNKNOWN_VERSION
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
@@ -123,11 +78,11 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
 def _register_lifecycle(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.startup(registry=registry, id="injection-start")
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
-        state = injection_of(memo)
+        state = injection_state.injection_of(memo)
         if state is None:
-            state = memo[MEMO_KEY] = Injection(config, kube.Kube.connect())
+            state = memo[injection_state.MEMO_KEY] = injection_state.Injection(config, kube.Kube.connect())
             if config.webhook is not None:
-                _start_informers(state)
+                injection_state.start_informers(state)
                 if isinstance(settings.admission.server, webhook_server.WebhookServer):
                     settings.admission.server.gates[WEBHOOK_ID] = state.wait_synced
         try:
@@ -139,7 +94,7 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, config: OperatorConfig)
 
     @kopf.on.cleanup(registry=registry, id="injection-stop")
     async def stop(memo: kopf.Memo, **_: Any) -> None:
-        state = memo.pop(MEMO_KEY, None)
+        state = memo.pop(injection_state.MEMO_KEY, None)
         if state is None:
             return
         for running in state.informers:
@@ -150,55 +105,6 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, config: OperatorConfig)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         state.client.close()
-
-
-def _start_informers(state: Injection) -> None:
-    """Pipelines of the watched namespaces (every namespace for globs, filtered here) and namespaces."""
-    patterns = state.config.namespaces
-    exact = bool(patterns) and not any(set(p) & set("*?[") for p in patterns)
-    wanted = _namespace_filter(patterns)
-    pipelines = kube.RESOURCES[kube.PIPELINE]
-    for namespace in patterns if exact else ("",):
-        state.informers.append(
-            informer.Informer(
-                state.client,
-                pipelines.path(namespace),
-                _filtered(state.catalog.replace_pipelines, wanted),
-                _filtered_event(state.catalog.apply_pipeline, wanted),
-            )
-        )
-    namespaces = kube.RESOURCES["Namespace"].path("")
-    state.informers.append(
-        informer.Informer(
-            state.client, namespaces, state.catalog.replace_namespaces, state.catalog.apply_namespace
-        )
-    )
-    for running in state.informers:
-        running.start()
-
-
-def _namespace_filter(patterns: tuple[str, ...]) -> Callable[[dict[str, Any]], bool]:
-    def wanted(obj: dict[str, Any]) -> bool:
-        namespace = str((obj.get("metadata") or {}).get("namespace") or "")
-        return not patterns or any(fnmatch.fnmatchcase(namespace, p) for p in patterns)
-
-    return wanted
-
-
-def _filtered(
-    replace: Callable[[list[dict[str, Any]]], None], wanted: Callable[[dict[str, Any]], bool]
-) -> Callable[[list[dict[str, Any]]], None]:
-    return lambda items: replace([item for item in items if wanted(item)])
-
-
-def _filtered_event(
-    apply: Callable[[str, dict[str, Any]], None], wanted: Callable[[dict[str, Any]], bool]
-) -> Callable[[str, dict[str, Any]], None]:
-    def filtered(kind: str, obj: dict[str, Any]) -> None:
-        if wanted(obj):
-            apply(kind, obj)
-
-    return filtered
 
 
 def _register_webhook(registry: kopf.OperatorRegistry) -> None:
@@ -215,7 +121,7 @@ def _register_webhook(registry: kopf.OperatorRegistry) -> None:
     async def inject(
         body: kopf.Body, patch: kopf.Patch, warnings: list[str], dryrun: bool, memo: kopf.Memo, **_: Any
     ) -> None:
-        state = injection_of(memo)
+        state = injection_state.injection_of(memo)
         if state is None or not state.synced:  # the server's gate holds reviews back: fail open if not
             warnings.append("no OTLP agent injected (NotReady): the operator's caches are not filled yet")
             _log.warning("a pod was admitted unchanged: the pod webhook's caches are not filled yet")
@@ -235,7 +141,9 @@ def _replace(raw: Any, injected: dict[str, Any]) -> None:
     raw.update(copy.deepcopy(injected))
 
 
-def admit(state: Injection, pod: dict[str, Any], warnings: list[str], dryrun: bool) -> dict[str, Any] | None:
+def admit(
+    state: injection_state.Injection, pod: dict[str, Any], warnings: list[str], dryrun: bool
+) -> dict[str, Any] | None:
     """The injected pod, or None to admit `pod` unchanged (saying why when the pod asked)."""
     namespace = str((pod.get("metadata") or {}).get("namespace") or "")
     namespace_annotations = state.catalog.namespace_annotations(namespace)
@@ -259,7 +167,7 @@ def admit(state: Injection, pod: dict[str, Any], warnings: list[str], dryrun: bo
 
 
 def _skip(
-    state: Injection,
+    state: injection_state.Injection,
     pod: dict[str, Any],
     reason: str,
     message: str,
@@ -301,7 +209,7 @@ def _name(obj: dict[str, Any]) -> str:
     return str(obj["metadata"]["name"])
 
 
-def _post(state: Injection, regarding: dict[str, Any], reason: str, message: str) -> None:
+def _post(state: injection_state.Injection, regarding: dict[str, Any], reason: str, message: str) -> None:
     """Post a Warning Event in the background, at most once per EVENT_INTERVAL per object and reason."""
     meta = regarding["metadata"]
     key = (regarding["kind"], meta["namespace"], meta["name"], reason)
@@ -314,7 +222,9 @@ def _post(state: Injection, regarding: dict[str, Any], reason: str, message: str
     task.add_done_callback(state.tasks.discard)
 
 
-async def _post_now(state: Injection, regarding: dict[str, Any], reason: str, message: str) -> None:
+async def _post_now(
+    state: injection_state.Injection, regarding: dict[str, Any], reason: str, message: str
+) -> None:
     try:
         await state.client.post_event(regarding, True, reason, message, reconciler.utc_now())
     except kube.ApiError as exc:  # the admission warning and the log already say it
@@ -338,7 +248,7 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.create(*RESOURCE, **common)
     @kopf.on.update(*RESOURCE, **common)
     async def publish(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        state = injection_of(memo)
+        state = injection_state.injection_of(memo)
         if state is None:
             return
         try:
@@ -369,7 +279,7 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.create(*RESOURCE, **common)
     @kopf.on.update(*RESOURCE, **common)
     async def roll(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        state = injection_of(memo)
+        state = injection_state.injection_of(memo)
         if state is None:
             return
         try:
