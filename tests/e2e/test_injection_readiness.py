@@ -79,7 +79,9 @@ def test_the_webhook_is_unready_and_answers_no_pod_review_until_its_caches_are_f
         assert (status, text) == (503, "webhook inject is not ready yet\n")
 
         cluster.emulator.clear_faults()
-        cluster.wait_for(lambda: operator.probe("/readyz") == 200, what="ready once the caches listed")
+        cluster.wait_for(
+            lambda: operator.probe("/readyz") == 200, timeout=60, what="ready once the caches listed"
+        )
         published(cluster, "agent")
 
         def injected_answer() -> dict[str, Any] | None:
@@ -88,7 +90,7 @@ def test_the_webhook_is_unready_and_answers_no_pod_review_until_its_caches_are_f
             answer: dict[str, Any] = json.loads(text)["response"]
             return answer if answer.get("patchType") == "JSONPatch" else None
 
-        assert cluster.wait_for(injected_answer, what="the published config injected")["allowed"]
+        assert cluster.wait_for(injected_answer, timeout=60, what="the published config injected")["allowed"]
 
 
 def test_removing_a_namespaces_opt_in_stops_injection(cluster: Cluster, tmp_path: pathlib.Path) -> None:
@@ -104,9 +106,11 @@ def test_removing_a_namespaces_opt_in_stops_injection(cluster: Cluster, tmp_path
             create(cluster, pod(name))
             return injected(cluster.get("pods", name))
 
-        cluster.wait_for(injects, what="the namespace's opt-in to inject plain pods")
+        cluster.wait_for(injects, timeout=60, what="the namespace's opt-in to inject plain pods")
         cluster.kubectl("annotate", "namespace", NAMESPACE, f"{INJECT}-")
-        cluster.wait_for(lambda: not injects(), what="injection to stop once the opt-in is removed")
+        cluster.wait_for(
+            lambda: not injects(), timeout=60, what="injection to stop once the opt-in is removed"
+        )
         for _ in range(3):  # and it stays stopped
             assert not injects()
 
