@@ -119,18 +119,32 @@ def _write_files(tls: Tls, material: certificates.Material, now: datetime.dateti
 
 
 async def _trust(client: kube.Kube, kind: str, name: str, bundle: str) -> None:
-    config = await client.get(kind, "", name)
-    if config is None:
-        _log.warning("%s %s does not exist: nothing to put the webhook CA into", kind, name)
-        return
-    operations: list[dict[str, Any]] = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": config["metadata"]["resourceVersion"]}
-    ]
-    for index, webhook in enumerate(config.get("webhooks") or []):
-        if (webhook.get("clientConfig") or {}).get("caBundle") != bundle:
-            operations.append(
-                {"op": "add", "path": f"/webhooks/{index}/clientConfig/caBundle", "value": bundle}
-            )
-    if len(operations) > 1:
-        await client.json_patch(kind, "", name, operations)
+    """Put `bundle` into every webhook of the configuration; another replica changing it meanwhile (the
+    resourceVersion test fails: 422) means reading it again."""
+    for _ in range(3):
+        config = await client.get(kind, "", name)
+        if config is None:
+            _log.warning("%s %s does not exist: nothing to put the webhook CA into", kind, name)
+            return
+        operations: list[dict[str, Any]] = [
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": config["metadata"]["resourceVersion"],
+            }
+        ]
+        for index, webhook in enumerate(config.get("webhooks") or []):
+            if (webhook.get("clientConfig") or {}).get("caBundle") != bundle:
+                path = f"/webhooks/{index}/clientConfig/caBundle"
+                operations.append({"op": "add", "path": path, "value": bundle})
+        if len(operations) == 1:
+            return
+        try:
+            await client.json_patch(kind, "", name, operations)
+        except kube.ApiError as exc:
+            if exc.status in (409, 422):
+                continue
+            raise
         _log.info("%s %s now trusts the webhook CA", kind, name)
+        return
+    raise kube.ApiError(409, "Conflict", f"{kind} {name} keeps changing under us")
