@@ -222,6 +222,12 @@ def test_when_the_active_replica_dies_while_pipelines_change_the_other_takes_ove
         p["metadata"]["name"] for p in chart_cluster.operator_pods() if p["metadata"]["name"] != active
     )
     before = (chart_cluster.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"]
+    assert chart_cluster.kubelet is not None
+    # Exactly one reconciles: the gateway was handled by the leader, never by the paused replica.
+    assert "Handler 'reconcile-on-create' succeeded" in chart_cluster.kubelet.log(
+        NAMESPACE, active, "operator"
+    )
+    assert "reconcile-on" not in chart_cluster.kubelet.log(NAMESPACE, survivor, "operator")
 
     edited = example("gateway.yaml")
     edited["spec"]["exporters"][0]["timeout"] = "7s"
