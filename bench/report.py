@@ -151,6 +151,29 @@ def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _tenants_note(entry: dict[str, Any]) -> list[str]:
+    """Per request, since with team B down the sink sees only team A's first copy of each request."""
+    agent = entry["systems"].get("agent")
+    if not agent:
+        return []
+    sp = agent["spread"]
+    status = agent["status_counts"]
+    down = entry["tenants"] == "b-down"
+    what = (
+        "Team B's backend is down: its part of every request is refused (the client is told to retry and, as "
+        "this load generator cycles through its distinct requests, sends the same ones again, so team A "
+        "takes each once and then skips it: every request is fingerprinted)."
+        if down
+        else "Both backends up: every request is accepted whole and nothing is fingerprinted (the fast path)."
+    )
+    return [
+        f"{what} Requests answered per second: {fmt_spread(sp['answered_requests_per_s'])}; agent CPU per "
+        f"request: {fmt_spread(sp['cpu_us_per_request'])} µs; client statuses: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(status.items())),
+        "",
+    ]
+
+
 def _overload_table(entry: dict[str, Any]) -> list[str]:
     o = entry["overload"]
     lines = [
@@ -230,6 +253,8 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
     ]
     for key, entry in summary.items():
         lines += _scenario_table(key, entry)
+        if "tenants" in entry:
+            lines += _tenants_note(entry)
         if "overload" in entry:
             lines += _overload_table(entry)
     lines += _profiles_section(document.get("profiles", {}))

@@ -176,6 +176,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     if "rotel" in wanted:
         meta["rotel_binary"] = systems.rotel_binary()
     bodies = tuple(payloads.build_bodies(profile.distinct_requests, profile.spans_per_request))
+    two_teams = tuple(payloads.build_two_team_bodies(profile.distinct_requests, profile.spans_per_request))
     runs, errors = [], []
     plan = schedule(chosen, wanted, profile)
     with tempfile.TemporaryDirectory(prefix="otlp-bench-") as tmp:
@@ -183,7 +184,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             label = f"[{index}/{len(plan)}] {scenario.key} {system} rep {rep + 1}"
             started = time.monotonic()
             try:
-                result = runner.run_once(scenario, system, profile, bodies, Path(tmp) / f"run{index}")
+                sent = two_teams if scenario.tenants else bodies
+                result = runner.run_once(scenario, system, profile, sent, Path(tmp) / f"run{index}")
             except Exception as error:  # one failed run must not lose the others
                 errors.append(f"{label}: {error}")
                 print(f"{label}: FAILED: {error}", flush=True)

@@ -67,6 +67,8 @@ def make_job(scenario: Scenario, sink_handle: fleet.Sink) -> systems.Job:
         telemetry_port=systems.free_port(),
         memory_limit_mib=scenario.memory_limit_mib,
         spike_limit_mib=scenario.spike_limit_mib,
+        tenants=scenario.tenants,
+        dead_port=systems.free_port() if scenario.tenants == "b-down" else None,
     )
 
 
@@ -75,6 +77,7 @@ def window_numbers(
 ) -> dict[str, Any]:
     """The per-run figures the report aggregates (pure: easy to test)."""
     spans = sink_d["spans"]
+    answered = sum(client_d.get(kind, 0) for kind in ("accepted", "retryable", "non_retryable"))
     return {
         "window_s": seconds,
         "spans_delivered": spans,
@@ -90,6 +93,8 @@ def window_numbers(
         "client_accepted_spans_per_s": client_d["accepted_spans"] / seconds,
         "client_offered_requests_per_s": (client_d["sent"] + client_d["not_sent"]) / seconds,
         "client_side_cpu_util": client_cpu_s / seconds,
+        "answered_requests_per_s": answered / seconds,
+        "cpu_us_per_request": cpu_s / answered * 1e6 if answered else None,
     }
 
 

@@ -12,7 +12,15 @@ import statistics
 from typing import Any
 
 HEADLINE = ("spans_per_s", "cpu_s_per_million_spans", "peak_rss_mib", "wire_bytes_per_span")
-EXTRA = ("spans_per_cpu_s", "cpu_util", "client_side_cpu_util", "compression_ratio", "mean_export_spans")
+EXTRA = (
+    "spans_per_cpu_s",
+    "cpu_util",
+    "client_side_cpu_util",
+    "compression_ratio",
+    "mean_export_spans",
+    "answered_requests_per_s",
+    "cpu_us_per_request",
+)
 COUNTS = ("accepted", "accepted_spans", "retryable", "retryable_spans", "retry_hint", "non_retryable")
 TARGET_EFFICIENCY_RATIO = 1.5
 TARGET_ZSTD_SPANS_PER_S = 250_000
@@ -113,6 +121,8 @@ def summarize(runs: list[dict[str, Any]], scenarios: list[Any]) -> dict[str, Any
         entry: dict[str, Any] = {"title": scenario.title, "systems": systems, "ratios": None}
         if "agent" in systems and "rotel" in systems:
             entry["ratios"] = ratios(systems["agent"], systems["rotel"])
+        if scenario.tenants:
+            entry["tenants"] = scenario.tenants
         if scenario.overload:
             entry["overload"] = {
                 "sink_spans_per_s": scenario.sink_spans_per_s,

@@ -42,6 +42,8 @@ class Job:
     telemetry_port: int
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
+    tenants: str | None = None  # see Scenario.tenants
+    dead_port: int | None = None  # where team B's exporter points when its backend is down
 
 
 def free_port() -> int:
@@ -73,6 +75,7 @@ def agent_config(job: Job) -> dict[str, Any]:
     else:
         exporter = {"endpoint": f"127.0.0.1:{job.sink_port}", "protocol": "grpc", "tls": {"insecure": True}}
     exporter.update(name="sink", compression=job.compression)
+    routing = _tenants(job, exporter) if job.tenants else {"exporters": [exporter]}
     return {
         "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
         "kind": "OTLPPipeline",
@@ -86,10 +89,33 @@ def agent_config(job: Job) -> dict[str, Any]:
                 },
                 "batch": {"maxItems": BATCH_ITEMS, "timeout": f"{BATCH_TIMEOUT_MS}ms"},
             },
-            "exporters": [exporter],
+            **routing,
             "telemetry": {"port": job.telemetry_port, "logLevel": "warning"},
             # Bounded drain on SIGTERM, so a run against a throttled backend ends in seconds.
             "lifecycle": {"shutdownGracePeriod": f"{SHUTDOWN_GRACE_S}s"},
+        },
+    }
+
+
+def _tenants(job: Job, sink: dict[str, Any]) -> dict[str, Any]:
+    """Two exporters, team-a and team-b, and routes on the resource attribute `team`; team B's exporter
+    points at `dead_port` (with a queue that fills fast) when its backend is down."""
+    team_b = {**sink, "name": "team-b"}
+    if job.tenants == "b-down":
+        team_b.update(endpoint=f"http://127.0.0.1:{job.dead_port}", protocol="http/protobuf")
+        team_b.pop("tls", None)
+        team_b["queue"] = {"maxBytes": "4Mi"}
+    return {
+        "exporters": [{**sink, "name": "team-a"}, team_b],
+        "routes": {
+            "rules": [
+                {
+                    "name": f"team-{t}",
+                    "match": [{"attribute": "team", "equals": t}],
+                    "exporters": [f"team-{t}"],
+                }
+                for t in ("a", "b")
+            ]
         },
     }
 

@@ -1,31 +1,45 @@
-"""examples/two-teams.yaml and the operator: a referrer follows its target, and the tenancy guard holds.
+"""examples/two-teams.yaml end to end: the real operator resolves its pipelineRefs, and real agents run from
+the ConfigMaps it rendered carry each team's telemetry to that team's backend only.
 
-The telemetry itself, through agents running from the pods the operator renders, is in
-test_two_teams_cluster.py (the chart, the test kubelet and the OpenTelemetry SDK).
+No cluster runs pods here, so the test plays the kubelet: it reads each pipeline's rendered ConfigMap and
+starts an agent from it in this process. The one rewrite, documented in `local_config`: names that only
+mean something inside a cluster (a pipeline's Service, `<svc>.<namespace>.svc:<port>`, and the teams'
+public backend URLs) become loopback addresses of what the test started in their place (the gateway agent
+behind that Service, a recording OTLP backend), and every agent listens on free loopback ports. Every
+other byte of the rendered config (protocols, compression, TLS settings, batching) is used as rendered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any
 
 import kopf
 import kopf.testing
 import yaml
+from otlp_agent.api import loader
+from otlp_agent.process.agent import Agent
 from otlp_operator import naming
 from otlp_operator.edge import handlers, settings
 
+from tests.support.agent_runner import loopback_agent
 from tests.support.operator_harness import (
     EXAMPLES,
     Cluster,
     apply_yaml,
     config_for_tests,
 )
+from tests.support.otlp_backend import OtlpBackend, sdk_samples
 
 EXAMPLE = EXAMPLES / "two-teams.yaml"
 NAMESPACES = ("observability", "team-a", "team-b")
+TEAMS = ("team-a", "team-b")
+BACKEND_URL = "https://otlp.{team}.example.com"  # the teams' backends in the example
+SPANS, LOGS = 30, 12
 
 
 def documents() -> dict[tuple[str, str], dict[str, Any]]:
@@ -85,6 +99,103 @@ def rendered_config(cluster: Cluster, namespace: str, name: str) -> str | None:
 
 def resolved(cluster: Cluster, namespace: str, name: str) -> bool:
     return condition(cluster, namespace, name, "ReferencesResolved") == ("True", "Resolved")
+
+
+def local_config(text: str, addresses: dict[str, str]) -> loader.OTLPPipeline:
+    """A rendered config made runnable here: every exporter endpoint found in `addresses` (in-cluster
+    Service or public URL -> loopback address) replaced (the agent listens on ports the OS picks)."""
+    document = yaml.safe_load(text)
+    spec = document["spec"]
+    spec["processors"]["batch"]["timeout"] = "20ms"  # deliver promptly; the test waits for arrival
+    for exporter in spec["exporters"]:
+        exporter["endpoint"] = addresses[exporter["endpoint"]]
+    return loader.load_document(document)
+
+
+@contextlib.asynccontextmanager
+async def agent_from(text: str, addresses: dict[str, str]) -> AsyncIterator[Agent]:
+    agent = loopback_agent(local_config(text, addresses))
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.shutdown()  # flushes: whatever it accepted is delivered before the assertions
+
+
+def grpc_address(agent: Agent) -> str:
+    return f"127.0.0.1:{agent.ports()['grpc']}"
+
+
+async def send_as(team: str, endpoint: str) -> None:
+    """Spans and logs from an app of `team`, exported by the OpenTelemetry SDK to its sidecar (gRPC)."""
+    resource = {"service.name": f"{team}-checkout", "k8s.namespace.name": team}
+    span_exporter, metric_exporter, log_exporter = sdk_samples.exporters("grpc", endpoint)
+    try:
+        results = await asyncio.gather(
+            asyncio.to_thread(span_exporter.export, sdk_samples.make_spans(SPANS, resource)),
+            asyncio.to_thread(log_exporter.export, sdk_samples.make_logs(LOGS, resource)),
+        )
+    finally:
+        for exporter in (span_exporter, metric_exporter, log_exporter):
+            await asyncio.to_thread(exporter.shutdown)
+    assert [r.name for r in results] == ["SUCCESS", "SUCCESS"]
+
+
+async def run_the_teams(configs: dict[tuple[str, str], str], backends: dict[str, OtlpBackend]) -> None:
+    """Gateways first (consumers before producers), then each team's sidecar, then send as each team."""
+    async with contextlib.AsyncExitStack() as stack:
+        addresses = {BACKEND_URL.format(team=team): backends[team].http_endpoint for team in TEAMS}
+        for team in TEAMS:
+            text = configs[("observability", f"{team}-gateway")]
+            gateway = await stack.enter_async_context(agent_from(text, addresses))
+            in_cluster = naming.endpoints(loader.load_text(text))["grpc"]
+            addresses[str(in_cluster)] = grpc_address(gateway)
+        sidecars = {
+            team: await stack.enter_async_context(agent_from(configs[(team, "apps")], addresses))
+            for team in TEAMS
+        }
+        await asyncio.gather(*(send_as(team, grpc_address(sidecars[team])) for team in TEAMS))
+        for team in TEAMS:
+            await backends[team].wait_for_items_async("traces", SPANS)
+            await backends[team].wait_for_items_async("logs", LOGS)
+
+
+def test_each_teams_telemetry_lands_only_in_its_own_backend(cluster: Cluster) -> None:
+    wanted = list(documents())
+    with operator_watching(cluster):
+        cluster.kubectl("apply", "-f", str(EXAMPLE))
+        for namespace, name in [(team, "apps") for team in TEAMS] + [("observability", "node-agent")]:
+            cluster.wait_for(partial(resolved, cluster, namespace, name), what=f"{namespace}/{name} resolved")
+        configs = {
+            key: cluster.wait_for(partial(rendered_config, cluster, *key), what=str(key)) for key in wanted
+        }
+        references = {team: status(cluster, team, "apps")["references"] for team in TEAMS}
+        node_agent = status(cluster, "observability", "node-agent")["references"]
+    # What the operator resolved, as users see it in the status and as the agents got it.
+    for team in TEAMS:
+        endpoint = f"{team}-gateway-otlp.observability.svc:4317"
+        assert references[team] == [
+            {
+                "exporter": "gateway",
+                "pipeline": f"observability/{team}-gateway",
+                "endpoint": endpoint,
+                "protocol": "grpc",
+                "tls": False,
+            }
+        ]
+        (exporter,) = yaml.safe_load(configs[(team, "apps")])["spec"]["exporters"]
+        assert (exporter["endpoint"], exporter["tls"]["insecure"]) == (endpoint, True)
+        assert "pipelineRef" not in exporter
+    assert node_agent[0]["endpoint"] == "platform-gateway-otlp.observability.svc:4317"
+
+    with OtlpBackend() as team_a_backend, OtlpBackend() as team_b_backend:
+        backends = {"team-a": team_a_backend, "team-b": team_b_backend}
+        asyncio.run(run_the_teams(configs, backends))
+        for team, backend in backends.items():
+            span_teams = {resource["k8s.namespace.name"] for resource, _, _ in backend.spans()}
+            log_teams = {resource["k8s.namespace.name"] for resource, _, _ in backend.log_records()}
+            assert (span_teams, log_teams) == ({team}, {team}), f"{team}'s backend got another team's data"
+            assert (len(backend.spans()), len(backend.log_records())) == (SPANS, LOGS)
 
 
 def reference_of(cluster: Cluster, namespace: str, name: str) -> str | None:

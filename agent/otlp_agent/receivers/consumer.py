@@ -20,4 +20,6 @@ class Answer(Protocol):
 class Consumer(Protocol):
     """What receivers deliver to (the pipeline): raises errors.ReceiveError to refuse."""
 
-    async def consume(self, signal: Signal, payload: bytes, items: int) -> Answer: ...
+    async def consume(self, signal: Signal, payload: bytes, items: int, tenant: str | None = None) -> Answer:
+        """`tenant`: what the client's bearer token says it is (receivers' auth.tenants), else None."""
+        ...

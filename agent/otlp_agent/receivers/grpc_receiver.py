@@ -33,24 +33,31 @@ HANDSHAKE_TIMEOUT_MS = 10_000
 
 
 class GrpcReceiver:
-    """A grpc.aio server bound to one port."""
+    """A grpc.aio server bound to one port: `settings.port`, or `listen_port` (0: one the OS picks);
+    `port` is the one it got."""
 
     def __init__(
-        self, settings: spec.GrpcReceiver, host: str, consumer: Consumer, metrics: AgentMetrics
+        self,
+        settings: spec.GrpcReceiver,
+        host: str,
+        consumer: Consumer,
+        metrics: AgentMetrics,
+        listen_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
         self.consumer = consumer
         self.metrics = metrics
+        self.listen_port = settings.port if listen_port is None else listen_port
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
-        self._token: auth.BearerToken | None = None
+        self._token: auth.BearerTokens | None = None
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
         # Secrets first: a grpc.aio server made and then dropped unstarted can crash grpc when collected.
         if self.settings.auth is not None:
-            self._token = auth.BearerToken(self.settings.auth, "gRPC receiver")
+            self._token = auth.BearerTokens(self.settings.auth, "gRPC receiver")
         credentials = None
         if self.settings.tls is not None:
             credentials = tls.ServerTls(self.settings.tls, "gRPC receiver").grpc_credentials()
@@ -61,7 +68,7 @@ class GrpcReceiver:
                 [grpc.method_handlers_generic_handler(info.grpc_service, {"Export": handler})]
             )
         host = f"[{self.host}]" if ":" in self.host else self.host
-        address = f"{host}:{self.settings.port}"
+        address = f"{host}:{self.listen_port}"
         try:
             if credentials is not None:
                 self.port = server.add_secure_port(address, credentials)
@@ -88,18 +95,21 @@ class GrpcReceiver:
         return export
 
     async def _export(self, signal: Signal, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        tenant = None
         if self._token is not None:
-            refusal = self._token.check(_metadata_value(context, "authorization"))
-            if refusal is not None:
-                self._refused(signal, 0, refusal.reason)
-                await context.abort(refusal.grpc_code, refusal.message)
+            identity = self._token.authenticate(_metadata_value(context, "authorization"))
+            if isinstance(identity, auth.Identity):
+                tenant = identity.tenant
+            else:
+                self._refused(signal, 0, identity.reason)
+                await context.abort(identity.grpc_code, identity.message)
         try:
             items = wire.validate_and_count(signal, request)
         except wire.MalformedPayload as exc:
             self._refused(signal, 0, "malformed")
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            answer = await self.consumer.consume(signal, request, items)
+            answer = await self.consumer.consume(signal, request, items, tenant)
         except errors.ReceiveError as exc:
             self._refused(signal, items, exc.reason)
             await context.abort(exc.grpc_code, exc.message, trailing_metadata=_retry_trailer(exc))

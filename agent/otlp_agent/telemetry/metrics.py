@@ -81,6 +81,13 @@ class AgentMetrics:
             ["signal"],
             registry=r,
         )
+        self.deduplicated_items = prom.Counter(
+            "otlp_agent_deduplicated_items",
+            "Items of a request sent again that this exporter already held from an earlier attempt (its "
+            "part was accepted while another exporter refused): not taken twice.",
+            ["exporter", "signal"],
+            registry=r,
+        )
         self.memory_held = prom.Gauge(
             "otlp_agent_memory_held_bytes", "Bytes held (memory limiter).", registry=r
         )
@@ -124,6 +131,13 @@ class AgentMetrics:
             "otlp_agent_exporter_failovers",
             "Switches to the next failover endpoint.",
             ["exporter"],
+            registry=r,
+        )
+        self.requeued_batches = prom.Counter(
+            "otlp_agent_export_requeued_batches",
+            "Batches put back at the end of their queue after retry.maxElapsed (delivery durable / endToEnd "
+            "never give data up by time).",
+            ["exporter", "signal"],
             registry=r,
         )
         self.queue_recovered = prom.Counter(

@@ -44,6 +44,8 @@ from otlp_agent.api.spec.exporters import (
 )
 from otlp_agent.api.spec.pipeline import OTLPPipelineSpec
 from otlp_agent.api.spec.processors import (
+    K8S_ATTRIBUTES_FROM_ENV,
+    K8S_CLUSTER,
     AttributeAction,
     AttributeActionType,
     AttributeProcessor,
@@ -61,6 +63,7 @@ from otlp_agent.api.spec.receivers import (
     ReceiverAuth,
     Receivers,
     ServerTLS,
+    TenantToken,
 )
 from otlp_agent.api.spec.routes import AttributeMatch, RouteRule, Routes
 from otlp_agent.api.spec.status import Condition, Endpoints, OTLPPipelineStatus, ResolvedReference, Rollouts
@@ -80,6 +83,8 @@ from otlp_agent.api.spec.workload import (
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "K8S_ATTRIBUTES_FROM_ENV",
+    "K8S_CLUSTER",
     "KIND",
     "MAX_MESSAGE_HARD_CAP",
     "PLURAL",
@@ -136,6 +141,7 @@ __all__ = [
     "Signal",
     "SpecModel",
     "Telemetry",
+    "TenantToken",
     "Toleration",
     "WhenFull",
     "dump",

@@ -8,6 +8,34 @@ from enum import StrEnum
 from pydantic import Field
 
 from otlp_agent.api.spec.common import MAX_MESSAGE_HARD_CAP, ByteSize, Duration, MiB, SpecModel
+from otlp_agent.api.spec.workload import Mode
+
+K8S_NAMESPACE, K8S_POD, K8S_POD_UID, K8S_NODE = (
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.pod.uid",
+    "k8s.node.name",
+)
+K8S_CLUSTER = "k8s.cluster.name"
+#: What an agent knows to be true of the data it receives, per mode: (attribute, downward-API variable the
+#: operator sets on the agent container). A sidecar shares the app's pod; a node agent only its node (apps
+#: reach their own node's agent); a gateway receives from anywhere. k8s.cluster.name comes from the spec.
+K8S_ATTRIBUTES_FROM_ENV: dict[Mode, tuple[tuple[str, str], ...]] = {
+    Mode.sidecar: (
+        (K8S_NAMESPACE, "OTLP_AGENT_POD_NAMESPACE"),
+        (K8S_POD, "OTLP_AGENT_POD_NAME"),
+        (K8S_POD_UID, "OTLP_AGENT_POD_UID"),
+        (K8S_NODE, "OTLP_AGENT_NODE_NAME"),
+    ),
+    Mode.daemonset: ((K8S_NODE, "OTLP_AGENT_NODE_NAME"),),
+    Mode.deployment: (),
+}
+#: `k8sAttributes.overwrite` when unset: a sidecar stamps the pod's identity over what the app says.
+K8S_OVERWRITTEN_BY_DEFAULT: dict[Mode, tuple[str, ...]] = {
+    Mode.sidecar: (K8S_NAMESPACE, K8S_POD, K8S_POD_UID, K8S_NODE),
+    Mode.daemonset: (),
+    Mode.deployment: (),
+}
 
 
 class MemoryLimiter(SpecModel):
@@ -65,12 +93,24 @@ class Sampling(SpecModel):
 
 
 class K8sAttributes(SpecModel):
-    """Adds k8s.* resource attributes where missing, only those true where the agent runs: sidecar adds
-    namespace, pod, pod uid, node and cluster; daemonset node and cluster; deployment cluster only."""
+    """Sets k8s.* resource attributes, only those true where the agent runs: sidecar sets namespace, pod,
+    pod uid, node and cluster; daemonset node and cluster; deployment cluster only. Added where missing;
+    the attributes in `overwrite` replace what the client sent."""
 
     cluster_name: str | None = Field(
         default=None, max_length=253, description="Value of k8s.cluster.name (unset: not added)."
     )
+    overwrite: list[str] | None = Field(
+        default=None,
+        max_length=5,
+        description="Attributes set to the agent's value even when the data already has one, so clients "
+        "cannot fake them (routes may trust them). Unset: k8s.namespace.name, k8s.pod.name, k8s.pod.uid "
+        "and k8s.node.name in sidecar mode, none in other modes; []: none.",
+    )
+
+    def overwritten(self, mode: Mode) -> tuple[str, ...]:
+        """The attributes stamped over the client's values in `mode`."""
+        return K8S_OVERWRITTEN_BY_DEFAULT[mode] if self.overwrite is None else tuple(self.overwrite)
 
 
 class Processors(SpecModel):
