@@ -174,6 +174,33 @@ def _tenants_note(entry: dict[str, Any]) -> list[str]:
     ]
 
 
+def _processors_section(summary: dict[str, Any]) -> list[str]:
+    """CPU per span received with each processor family, against the same traffic without processors."""
+    overheads = stats.processor_overheads(summary, "grpc-http-gzip")
+    if not overheads:
+        return []
+    base = summary.get("grpc-http-gzip", {}).get("systems", {})
+    lines = [
+        "## Processors",
+        "",
+        "CPU per span *received* (filter and sampling deliver fewer), median; overhead = that / the same "
+        "system's in `grpc-http-gzip` (same requests, no processors). rotel runs the same work as Python "
+        "processors through its SDK (bench/rotel_processors/).",
+        "",
+        "| scenario | system | CPU-s / M spans received | without processors | overhead | delivered |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, per_system in overheads.items():
+        for name, overhead in per_system.items():
+            s = summary[key]["systems"][name]
+            lines.append(
+                f"| `{key}` | {name} | {fmt(s.get('cpu_s_per_million_received'), 2)} "
+                f"| {fmt(base.get(name, {}).get('cpu_s_per_million_received'), 2)} "
+                f"| {fmt(overhead, 2, '×')} | {fmt((s.get('delivered_fraction') or 0) * 100, 0, '%')} |"
+            )
+    return [*lines, ""]
+
+
 def _overload_table(entry: dict[str, Any]) -> list[str]:
     o = entry["overload"]
     lines = [
@@ -257,6 +284,7 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
             lines += _tenants_note(entry)
         if "overload" in entry:
             lines += _overload_table(entry)
+    lines += _processors_section(summary)
     lines += _profiles_section(document.get("profiles", {}))
     if document.get("errors"):
         lines += ["## Runs that failed", "", *[f"- {e}" for e in document["errors"]], ""]

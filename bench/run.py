@@ -153,6 +153,9 @@ def method(profile: scenarios.Profile) -> list[str]:
         "otlp`, gzip at its default level; the agent uses gzip level 1 and zstd level 1 (its defaults).",
         "‘client+sink CPU util’ is the load generator's and sink's CPU over the window divided by the "
         "window; near 1.0 means the client core was saturated and the system's throughput is a lower bound.",
+        "Processor scenarios (proc-*) send the same requests as grpc-http-gzip through one processor family "
+        "(bench/processors.py); rotel runs the same work as Python processors through its SDK "
+        "(bench/rotel_processors/, `--otlp-with-trace-processor`). They are charged per span received.",
     ]
 
 

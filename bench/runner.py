@@ -69,6 +69,7 @@ def make_job(scenario: Scenario, sink_handle: fleet.Sink) -> systems.Job:
         spike_limit_mib=scenario.spike_limit_mib,
         tenants=scenario.tenants,
         dead_port=systems.free_port() if scenario.tenants == "b-down" else None,
+        processors=scenario.processors,
     )
 
 
@@ -85,6 +86,11 @@ def window_numbers(
         "cpu_s": cpu_s,
         "cpu_util": cpu_s / seconds,
         "cpu_s_per_million_spans": cpu_s / spans * 1e6 if spans else None,
+        # Per span received (what processors are charged by: filter and sampling deliver fewer).
+        "cpu_s_per_million_received": cpu_s / client_d["accepted_spans"] * 1e6
+        if client_d["accepted_spans"]
+        else None,
+        "delivered_fraction": spans / client_d["accepted_spans"] if client_d["accepted_spans"] else None,
         "spans_per_cpu_s": spans / cpu_s if cpu_s > 0 else None,
         "wire_bytes_per_span": sink_d["wire_bytes"] / spans if spans else None,
         "compression_ratio": sink_d["decoded_bytes"] / sink_d["wire_bytes"] if sink_d["wire_bytes"] else None,

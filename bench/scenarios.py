@@ -31,6 +31,8 @@ class Scenario:
     # of every request is refused once its queue is full while team A's part is taken (a request the
     # agent has seen is recognised when it comes back, so team A takes each distinct request once).
     tenants: str | None = None
+    # A processor family (bench/processors.py) both systems run; None: plain forwarding.
+    processors: str | None = None
 
     @property
     def overload(self) -> bool:
@@ -76,7 +78,25 @@ SCENARIOS = (
         "gzip",
         sink_spans_per_s=40_000,
     ),
+    *(
+        Scenario(
+            f"proc-{family}",
+            f"Processors: {what}; gRPC in → OTLP/HTTP gzip out (compare with grpc-http-gzip)",
+            "grpc",
+            "http",
+            "gzip",
+            processors=family,
+        )
+        for family, what in (
+            ("resource", "resource upsert"),
+            ("attributes", "attribute delete + redact on every span"),
+            ("filter", "filter dropping ~58% of spans"),
+            ("sampling", "sampling 10% of traces"),
+        )
+    ),
 )
+#: The scenario processor scenarios are compared with (same traffic, no processors).
+PROCESSOR_BASELINE = "grpc-http-gzip"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from bench import processors
+
 AGENT, ROTEL = "agent", "rotel"
 BATCH_ITEMS, BATCH_TIMEOUT_MS = 8192, 200
 SHUTDOWN_GRACE_S = 5
@@ -44,6 +46,7 @@ class Job:
     spike_limit_mib: int = 64
     tenants: str | None = None  # see Scenario.tenants
     dead_port: int | None = None  # where team B's exporter points when its backend is down
+    processors: str | None = None  # a family of bench/processors.py
 
 
 def free_port() -> int:
@@ -88,6 +91,7 @@ def agent_config(job: Job) -> dict[str, Any]:
                     "spikeLimit": f"{job.spike_limit_mib}Mi",
                 },
                 "batch": {"maxItems": BATCH_ITEMS, "timeout": f"{BATCH_TIMEOUT_MS}ms"},
+                **(processors.AGENT[job.processors] if job.processors else {}),
             },
             **routing,
             "telemetry": {"port": job.telemetry_port, "logLevel": "warning"},
@@ -153,6 +157,11 @@ def rotel_command(job: Job, workdir: Path) -> list[str]:
         str(workdir / "rotel.pid"),
         "--log-file",
         str(workdir / "rotel.log"),
+        *(
+            ["--otlp-with-trace-processor", processors.rotel_processor(job.processors)]
+            if job.processors
+            else []
+        ),
     ]
 
 

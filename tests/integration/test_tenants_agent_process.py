@@ -17,10 +17,7 @@ import contextlib
 import os
 import pathlib
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -32,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support.agent_runner import free_port
+from tests.support import agent_process
 from tests.support.otlp_backend import Fault, OtlpBackend
 from tests.support.secret_files import SecretFiles
 from tests.support.waiting import eventually, eventually_async
@@ -45,14 +42,16 @@ OUTAGE_ATTEMPTS = int(os.environ.get("OTLP_OUTAGE_ATTEMPTS", "50"))
 
 
 class AgentProcess:
-    """`otlp-agent run` with `spec` as a child process on loopback ports."""
+    """`otlp-agent run` with `spec` as a child process on loopback ports the OS picks."""
 
-    def __init__(self, folder: pathlib.Path, spec: dict[str, Any], env: dict[str, str] | None = None) -> None:
-        self.grpc_port, self.http_port, self.telemetry_port = free_port(), free_port(), free_port()
-        spec = {**spec, "telemetry": {"port": self.telemetry_port}}
-        receivers = spec.setdefault("receivers", {}).setdefault("otlp", {})
-        receivers.setdefault("grpc", {})["port"] = self.grpc_port
-        receivers.setdefault("http", {})["port"] = self.http_port
+    def __init__(
+        self,
+        folder: pathlib.Path,
+        spec: dict[str, Any],
+        env: dict[str, str] | None = None,
+        queue_dir: pathlib.Path | None = None,
+    ) -> None:
+        """`queue_dir`: another agent's, to restart on its backlog (default: one in `folder`)."""
         manifest = {
             "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
             "kind": "OTLPPipeline",
@@ -60,35 +59,22 @@ class AgentProcess:
             "spec": spec,
         }
         folder.mkdir(parents=True, exist_ok=True)
-        self.config = folder / "pipeline.yaml"
-        self.config.write_text(yaml.safe_dump(manifest))
-        self.queue_dir = folder / "queue"
-        self.log = folder / "agent.log"
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
+        config = folder / "pipeline.yaml"
+        config.write_text(yaml.safe_dump(manifest))
+        self.queue_dir = queue_dir or folder / "queue"
+        self.child = agent_process.AgentProcess(config, "--queue-dir", str(self.queue_dir), env=env)
+        self.log = self.child.log
 
-    def launch(self) -> None:
-        command = [sys.executable, "-m", "otlp_agent.process.cli", "run", "--config", str(self.config)]
-        command += ["--listen-host", "127.0.0.1", "--queue-dir", str(self.queue_dir)]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env)
+    @property
+    def grpc_port(self) -> int:
+        return self.child.port("grpc")
 
     async def start(self, session: aiohttp.ClientSession) -> None:
-        self.launch()
-
-        async def ready() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
-            try:
-                async with session.get(f"http://127.0.0.1:{self.telemetry_port}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually_async(ready, timeout=30, what="the agent process to be ready")
+        await self.child.start()
 
     async def metric(self, session: aiohttp.ClientSession, series: str) -> float:
         """The value of one series as /metrics writes it (0 when absent)."""
-        async with session.get(f"http://127.0.0.1:{self.telemetry_port}/metrics") as response:
+        async with session.get(self.child.url("telemetry", "/metrics")) as response:
             text = await response.text()
         for line in text.splitlines():
             name, _, value = line.rpartition(" ")
@@ -97,14 +83,7 @@ class AgentProcess:
         return 0.0
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        self.child.stop()
 
 
 @contextlib.asynccontextmanager
@@ -311,8 +290,7 @@ async def test_a_durable_backlog_outlives_an_outage_of_many_times_max_elapsed_an
         logged = re.findall(r"exporter durable: (\d+) batches left on disk", agent.log.read_text())
         assert logged == ["6"], "the stop counts every row, those whose export was under way included"
         backend.clear_faults()
-        restarted = AgentProcess(tmp_path / "restart", spec)
-        restarted.queue_dir = agent.queue_dir
+        restarted = AgentProcess(tmp_path / "restart", spec, queue_dir=agent.queue_dir)
         async with running(restarted) as session:
             expected = {span.name for spans in sent for span in spans}
             await eventually(

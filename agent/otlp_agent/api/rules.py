@@ -1,9 +1,7 @@
 """Validation of a whole OTLPPipeline: field errors from the models plus cross-field rules.
 
 `validate_spec` reports every problem at once, each with its field path (``spec.exporters[1].compression``),
-so a user fixes a manifest in one pass. Features that are designed but not built yet are refused here with
-"not implemented yet" rather than silently accepted: a field that does nothing is a misconfiguration
-waiting to happen. Each refusal names the issue that lifts it.
+so a user fixes a manifest in one pass. The processors' rules live in `processor_rules`.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from otlp_agent.api import spec, units
+from otlp_agent.api import processor_rules, spec, units
 from otlp_agent.api.problems import Problem, SpecError
 
 _RESERVED_HEADERS = {"content-type", "content-encoding", "content-length", "te", "host", "grpc-encoding"}
@@ -74,13 +72,13 @@ def _remove(document: Any, loc: tuple[Any, ...]) -> bool:
 
 
 def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
-    """Every rule that needs more than one field, plus the not-implemented refusals."""
+    """Every rule that needs more than one field."""
     return [
         *_receiver_problems(s),
         *_exporter_problems(s),
         *_processor_problems(s),
         *_route_problems(s),
-        *_not_implemented(s),
+        *processor_rules.problems(s),  # resource, attributes, filter, sampling: their own module
     ]
 
 
@@ -379,13 +377,3 @@ def _match_problems(match: spec.AttributeMatch, path: str) -> Iterator[Problem]:
             re.compile(match.regex)
         except re.error as exc:
             yield Problem(f"{path}.regex", f"not a valid regular expression: {exc}")
-
-
-# Designed but not built yet: each entry names the issue that lifts it.
-def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
-    def refuse(path: str, issue: str) -> Problem:
-        return Problem(path, f"not implemented yet ({issue})")
-
-    for field in ("resource", "attributes", "sampling"):
-        if getattr(s.processors, field) is not None:
-            yield refuse(f"processors.{field}", "no processor of this kind is built yet")

@@ -5,7 +5,8 @@ Without `routes`, every exporter gets every request of its signals: fan-out hand
 every exporter, no copy per exporter. With `routes`, the router says which exporter gets which resource
 entries (see `routing`), possibly depending on the client's authenticated tenant; data no route takes is
 counted and answered as partial success. With `processors.k8sAttributes`, resources are completed (or
-stamped) first (see `enrich`), so routes can match what it sets.
+stamped) first (see `enrich`), then the processors run (see `processors.chain`), so routes see the
+processed resources.
 
 Admission is per exporter, so tenants are isolated: each exporter's part is accepted if its queue has room,
 whatever the others say. A part that does not fit now (`whenFull: refuse`) makes the answer a retryable
@@ -36,6 +37,7 @@ from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.otlp import errors
 from otlp_agent.otlp.signals import SIGNALS
 from otlp_agent.pipeline import enrich, fingerprints, routing
+from otlp_agent.pipeline.processors import chain as processors
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
 
@@ -88,6 +90,7 @@ class Intake:
             routing.Router(s.routes, {e.name: e.signals for e in self.exporters}) if s.routes else None
         )
         self.enricher = enrich.for_spec(s, environ)
+        self.processors = processors.build(s.processors, metrics)  # None when none is configured
         self.fingerprints = fingerprints.Fingerprints()
         _warn_if_queues_share_memory(s)
 
@@ -103,6 +106,12 @@ class Intake:
         received = payload
         if self.enricher is not None:
             payload = self.enricher.apply(payload)
+        # -- processors (resource, filter, sampling, attributes; see pipeline/processors) ---------------
+        if self.processors is not None:
+            payload, items = await self.processors.run(signal, payload, items)
+            if not payload:
+                return _ACCEPTED  # all filtered or sampled out: the user's choice, not a rejection
+        # -- end of processors ---------------------------------------------------------------------------
         if self.router is None:
             targets = self._targets[signal]
             if not targets:

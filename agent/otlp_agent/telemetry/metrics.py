@@ -113,6 +113,7 @@ class AgentMetrics:
             registry=r,
         )
         self._reliability_metrics(r)
+        self._processor_metrics(r)
 
     def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
         self.circuit_state = prom.Gauge(
@@ -154,6 +155,27 @@ class AgentMetrics:
         )
         self.reloads = prom.Counter(
             "otlp_agent_config_reloads", "Config file changes, by outcome.", ["outcome"], registry=r
+        )
+
+    def _processor_metrics(self, r: prom.CollectorRegistry) -> None:
+        self.processor_filtered = prom.Counter(
+            "otlp_agent_processor_filtered_items",
+            "Items (spans, log records, data points) dropped by each filter rule: the user's choice, never "
+            "reported to clients as rejected.",
+            ["rule", "signal"],
+            registry=r,
+        )
+        self.processor_sampled = prom.Counter(
+            "otlp_agent_processor_sampled_items",
+            "Items the sampler decided on: kept, dropped, or no_randomness (dropped: no trace id or rv).",
+            ["signal", "decision"],
+            registry=r,
+        )
+        self.processor_redacted = prom.Counter(
+            "otlp_agent_processor_redacted_values",
+            "Attribute values redacted, by processor (resource, attributes) and action index.",
+            ["processor", "action", "signal"],
+            registry=r,
         )
 
     def exposition(self) -> bytes:
