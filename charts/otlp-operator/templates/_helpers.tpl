@@ -91,6 +91,9 @@ app.kubernetes.io/part-of: otlp-operator
 - --health-port={{ .Values.healthPort }}
 - --peering={{ include "otlp-operator.fullname" . }}
 - --peering-lifetime={{ .Values.peering.lifetime }}
+{{- if not .Values.agent.refreshPods }}
+- --no-pod-refresh
+{{- end }}
 {{- if eq .Values.logLevel "verbose" }}
 - --verbose
 {{- else if eq .Values.logLevel "debug" }}

@@ -2,7 +2,11 @@
 and child events.
 
     validate (agent models) ─► resolve pipelineRefs ─► build_all (pure) ─► apply children ─► prune stale
-    ones ─► status + Events
+    ones ─► ask the agents which config they run (`config_rollout`) ─► status + Events
+
+A pipeline whose agents do not all run the published config yet is looked at again soon
+(`Context.followups`, which the edge polls), so `ConfigApplied` follows them without waiting for the drift
+check.
 
 Events (core/v1, `source.component: otlp-operator`) are posted for every condition transition
 (reason = the condition's reason) and for every reconcile that changed children (reason `Applied`,
@@ -32,7 +36,15 @@ from otlp_agent.api import spec
 from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
-from otlp_operator.reconcile import apply, child_events, kube, pipeline_refs, status
+from otlp_operator.reconcile import (
+    apply,
+    child_events,
+    config_rollout,
+    config_status,
+    kube,
+    pipeline_refs,
+    status,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +62,10 @@ class Context:
     index: child_events.ChildIndex = dataclasses.field(default_factory=child_events.ChildIndex)
     referrers: pipeline_refs.ReferrerIndex = dataclasses.field(default_factory=pipeline_refs.ReferrerIndex)
     clock: Callable[[], str] = utc_now
+    rollout_settings: config_rollout.Settings = dataclasses.field(default_factory=config_rollout.Settings)
+    rollouts: config_rollout.Memory = dataclasses.field(default_factory=config_rollout.Memory)
+    #: Pipelines to reconcile again, and when (event-loop time): their agents are picking up a config.
+    followups: dict[naming.PipelineKey, float] = dataclasses.field(default_factory=dict)
     _locks: dict[naming.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     def lock(self, key: naming.PipelineKey) -> asyncio.Lock:
@@ -80,6 +96,8 @@ async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | 
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.index.forget(key)
         ctx.referrers.forget(key)
+        ctx.followups.pop(key, None)
+        ctx.rollouts.confirmed.pop(key, None)
         return None
     return await reconcile(ctx, body)
 
@@ -132,6 +150,7 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
             obs = await _held(ctx, obj, selector, held)
         else:
             obs, changes, error = await _apply(ctx, obj, resolution, key, selector)
+    _follow(ctx, key, obs.rollout)
     new_status, transitions = status.compute(obs, obj.get("status") or {}, ctx.clock())
     await _write_status(ctx.client, obj, new_status)
     if changes:
@@ -139,6 +158,14 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
     for transition in transitions:
         await _post(ctx, obj, transition.warning, transition.condition.reason, transition.message)
     return Outcome(new_status, transitions, changes, error)
+
+
+def _follow(ctx: Context, key: naming.PipelineKey, rollout: config_status.Rollout | None) -> None:
+    delay = config_rollout.followup(rollout)
+    if delay is None:
+        ctx.followups.pop(key, None)
+    else:
+        ctx.followups[key] = asyncio.get_running_loop().time() + delay
 
 
 async def resolved(ctx: Context, body: Mapping[str, Any]) -> pipeline_refs.Resolution | None:
@@ -229,7 +256,16 @@ async def _apply(
         return failed, applied.changes, exc
     if workload is not None:
         ctx.index.observed(workload)
-    return dataclasses.replace(obs, workload=workload), applied.changes, None
+    published = (obs.config_hash or "", str(desired[0]["metadata"]["name"]))
+    try:
+        rollout = await config_rollout.observe(
+            ctx.client, ctx.rollout_settings, ctx.rollouts, pipeline, published, obj.get("status") or {},
+            ctx.clock(), sidecar,
+        )  # fmt: skip
+    except kube.ApiError as exc:  # e.g. pods may not be listed: ConfigApplied keeps its previous value
+        _log.warning("cannot tell which config the agents of %s run: %s", key, exc)
+        return dataclasses.replace(obs, workload=workload), applied.changes, exc if exc.transient else None
+    return dataclasses.replace(obs, workload=workload, rollout=rollout), applied.changes, None
 
 
 def _workload(live: list[dict[str, Any]]) -> dict[str, Any] | None:
