@@ -7,8 +7,8 @@ team's gateway through the Service name the operator resolved; the gateway expor
 team's public backend name, which the kubelet's "outside world" maps to a recording backend.
 
 Then: each team's backend has exactly its team's data; the team-a gateway's pods are changed (their CPU
-request) and roll out while team-a keeps sending, and every item the SDK got acknowledged arrives; the gateway is switched to durable
-delivery (a persistent queue on its volume claim) and, while team A's backend is down, its pod is
+request) and roll out while team-a keeps sending, and every item the SDK got acknowledged arrives; the
+gateway is switched to durable delivery (a persistent queue on its volume claim) and, while team A's backend is down, its pod is
 SIGKILLed after acknowledging a backlog: the replacement pod finds it on the claim and delivers all of it;
 `kubectl delete -f` removes every pipeline and everything it ran.
 """
@@ -187,7 +187,7 @@ def test_two_teams_on_a_cluster_each_get_their_own_data_through_sidecars_and_gat
                 for p in setup.kube.list("pods", "observability")
                 if p["metadata"]["name"].startswith("team-a-gateway-agent")
             }
-            # A pod-level change (a config-only one is reloaded in place: tests/e2e/test_scaling_hot_config.py).
+            # A pod-level change (a config-only one is reloaded in place: test_scaling_hot_config.py).
             gateway["spec"]["resources"] = {"requests": {"cpu": "150m", "memory": "128Mi"}}
             setup.apply(gateway)
 
