@@ -9,8 +9,8 @@ team's public backend name, which the kubelet's "outside world" maps to a record
 Then: each team's backend has exactly its team's data; the team-a gateway's pods are changed (their CPU
 request) and roll out while team-a keeps sending, and every item the SDK got acknowledged arrives; the
 gateway is switched to durable delivery (a persistent queue on its volume claim) and, while team A's
-backend is down, its pod is SIGKILLed after acknowledging a backlog: the replacement pod finds it on the claim and delivers all of it;
-`kubectl delete -f` removes every pipeline and everything it ran.
+backend is down, its pod is SIGKILLed after acknowledging a backlog: the replacement pod finds it on the
+claim and delivers all of it; `kubectl delete -f` removes every pipeline and everything it ran.
 """
 
 from __future__ import annotations
