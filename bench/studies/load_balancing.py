@@ -198,8 +198,8 @@ def run(quick: bool) -> dict[str, Any]:
         "notes": [
             f"{GATEWAYS} gateway agents, OTLP/gRPC without compression between the agents; {seconds:g} s "
             f"measured after {warmup:g} s, {rounds} round(s) per key, median by CPU.",
-            "CPU is the front agent's (process tree), per span it acknowledged in the window. The split's cost is "
-            "the difference between traceID and roundRobin (which cuts nothing).",
+            "CPU is the front agent's (process tree), per span it acknowledged in the window. The split's "
+            "cost is the difference between traceID and roundRobin (which cuts nothing).",
             "traces on several gateways: trace ids that more than one gateway's sink received.",
         ],
     }
