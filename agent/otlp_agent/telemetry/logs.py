@@ -1,7 +1,12 @@
-"""JSON logs, rate-limited per event kind so a flood of identical failures costs one line per interval."""
+"""JSON logs, rate-limited per event kind so a flood of identical failures costs one line per interval.
+
+One JSON object per line on stderr: `time` (RFC 3339, UTC, milliseconds: `2026-01-02T03:04:05.678Z`),
+`level`, `message`, then the event's own fields.
+"""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import sys
 import time
@@ -15,12 +20,18 @@ _last_logged: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
 
 
+def rfc3339(created: float) -> str:
+    """A log record's time as RFC 3339 in UTC with milliseconds, e.g. 2026-01-02T03:04:05.678Z."""
+    moment = datetime.datetime.fromtimestamp(created, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, message and the record's extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": rfc3339(record.created),
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }

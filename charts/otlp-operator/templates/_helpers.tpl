@@ -91,6 +91,7 @@ app.kubernetes.io/part-of: otlp-operator
 - --health-port={{ .Values.healthPort }}
 - --peering={{ include "otlp-operator.fullname" . }}
 - --peering-lifetime={{ .Values.peering.lifetime }}
+- --log-format={{ .Values.logFormat }}
 {{- if eq .Values.logLevel "verbose" }}
 - --verbose
 {{- else if eq .Values.logLevel "debug" }}
