@@ -104,7 +104,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         ctx = memo[injection_handlers.RECONCILE_CONTEXT] = reconciler.Context(
-            kube.Kube.connect(), config.agent_image
+            kube.Kube.connect(), config.agent_image, count_injected=config.injection
         )
         memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
         if config.webhook is not None and config.webhook.tls is not None and "tls_task" not in memo:

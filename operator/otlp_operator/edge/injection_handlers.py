@@ -259,7 +259,7 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
             ) from exc
         if resolution is None or resolution.failures:
             return  # nothing is published while the spec is invalid or a reference does not resolve
-        for obj in configcopy.build(resolution.pipeline):
+        for obj in configcopy.build(resolution.pipeline, state.config.agent_image):
             try:
                 await state.client.create(obj)
             except kube.ApiError as exc:

@@ -32,7 +32,7 @@ from otlp_agent.api import spec
 from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
-from otlp_operator.reconcile import apply, child_events, kube, pipeline_refs, status
+from otlp_operator.reconcile import apply, child_events, injected_pods, kube, pipeline_refs, status
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class Context:
     index: child_events.ChildIndex = dataclasses.field(default_factory=child_events.ChildIndex)
     referrers: pipeline_refs.ReferrerIndex = dataclasses.field(default_factory=pipeline_refs.ReferrerIndex)
     clock: Callable[[], str] = utc_now
+    #: Count the pods injected from sidecar pipelines (`injected_pods`; needs RBAC to list pods).
+    count_injected: bool = False
     _locks: dict[naming.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     def lock(self, key: naming.PipelineKey) -> asyncio.Lock:
@@ -208,6 +210,7 @@ async def _apply(
         endpoints=naming.endpoints(pipeline),
         selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
         references=[r.status() for r in resolution.references],
+        agent_version=naming.version_label(pipeline.spec.image or ctx.agent_image),
     )
     applied = apply.Applied()
     ctx.index.remember(key, desired)
@@ -229,7 +232,22 @@ async def _apply(
         return failed, applied.changes, exc
     if workload is not None:
         ctx.index.observed(workload)
-    return dataclasses.replace(obs, workload=workload), applied.changes, None
+    injected = await _injected(ctx, pipeline, key, obs.config_hash) if sidecar else None
+    return dataclasses.replace(obs, workload=workload, injected=injected), applied.changes, None
+
+
+async def _injected(
+    ctx: Context, pipeline: Any, key: naming.PipelineKey, config_hash: str | None
+) -> dict[str, Any] | None:
+    """The sidecar pipeline's injected pods by config hash (None: not counted, the status keeps its own)."""
+    if not ctx.count_injected:
+        return None
+    allowed = (pipeline.spec.injection or spec.Injection()).allowed.namespaces
+    try:
+        return await injected_pods.census(ctx.client, key, {key.namespace, *allowed}, config_hash)
+    except kube.ApiError as exc:  # the next reconcile counts again
+        _log.warning("counting the pods injected from %s failed: %s", key, exc)
+        return None
 
 
 def _workload(live: list[dict[str, Any]]) -> dict[str, Any] | None:
