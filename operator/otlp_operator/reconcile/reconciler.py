@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ from otlp_agent.api import spec
 from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
+from otlp_operator import metrics as operator_metrics
 from otlp_operator.reconcile import apply, child_events, injected_pods, kube, pipeline_refs, status
 
 _log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ class Context:
     clock: Callable[[], str] = utc_now
     #: Count the pods injected from sidecar pipelines (`injected_pods`; needs RBAC to list pods).
     count_injected: bool = False
+    metrics: operator_metrics.OperatorMetrics = dataclasses.field(
+        default_factory=operator_metrics.OperatorMetrics
+    )
     _locks: dict[naming.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     def lock(self, key: naming.PipelineKey) -> asyncio.Lock:
@@ -73,7 +78,14 @@ async def reconcile(ctx: Context, body: Mapping[str, Any]) -> Outcome:
     obj = validation.plain(body)
     key = naming.PipelineKey.of(obj)
     async with ctx.lock(key):
-        return await _reconcile(ctx, obj, key)
+        started = time.monotonic()
+        try:
+            outcome = await _reconcile(ctx, obj, key)
+        except kube.ApiError:
+            ctx.metrics.reconciled(key, time.monotonic() - started, None)
+            raise
+        ctx.metrics.reconciled(key, time.monotonic() - started, outcome.report)
+        return outcome
 
 
 async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | None:
@@ -82,6 +94,7 @@ async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | 
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.index.forget(key)
         ctx.referrers.forget(key)
+        ctx.metrics.forget(key)
         return None
     return await reconcile(ctx, body)
 
