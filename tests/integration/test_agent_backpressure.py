@@ -36,7 +36,10 @@ def gated_spec(queue: dict[str, Any] | None = None, limiter: dict[str, Any] | No
     if limiter:
         processors["memoryLimiter"] = limiter
     exporter = {"name": "slow", "debug": {}, "queue": {"consumers": 1, **(queue or {})}}
-    return {"processors": processors, "exporters": [exporter], "lifecycle": {"shutdownGracePeriod": "2s"}}
+    spec = {"processors": processors, "exporters": [exporter], "lifecycle": {"shutdownGracePeriod": "2s"}}
+    if limiter:  # a largest request, compressed, must fit twice in the (tiny) memory limit
+        spec["receivers"] = {"otlp": {"grpc": {"maxMessageSize": "512Ki"}, "http": {"maxBodySize": "512Ki"}}}
+    return spec
 
 
 async def post(agent: RunningAgent, body: bytes) -> tuple[int, Any]:

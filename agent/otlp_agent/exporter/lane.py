@@ -2,10 +2,12 @@
 
 Each exporter has its own queue and consumers, so a slow backend never stalls the others. Every batch
 leaves through exactly one outcome — exported, failed (backend said no, or retries gave up), or dropped
-(queue policy, shutdown) — each counted, and its bytes released from the memory limiter; a persistent
-queue's batches may also stay on disk at stop, for the next start. The memory limiter counts bytes in
-memory: with a persistent queue, a batch's bytes are released once it is on disk and taken again while a
-consumer exports it. Clients waiting on a batch (delivery durable / endToEnd) are answered here.
+(queue policy, shutdown) — each counted; a persistent queue's batches may also stay on disk at stop, for
+the next start. A batch's memory is its `Batch.lease` (see `memory`), taken by the batcher and released
+here once its outcome is final: `_finish` after an export attempt, `_dropped_from_queue` for the queue's
+policies, `_enqueue` when the hand-over fails. A persistent queue releases the lease once the batch is on
+disk and gives the batch it reads back a lease of its own. Clients waiting on a batch (delivery durable /
+endToEnd) are answered here.
 """
 
 from __future__ import annotations
@@ -49,9 +51,9 @@ class ExporterLane:
         self.delivery = exporter.delivery
         self._track = exporter.delivery != spec.Delivery.fast
         self.queue: BatchQueue = factory.make_queue(
-            exporter, queue_dir, self._dropped_from_queue, self._corrupt
+            exporter, queue_dir, self._dropped_from_queue, self._corrupt, limiter
         )
-        self.batchers = {signal: Batcher(signal, batch, self._enqueue) for signal in self.signals}
+        self.batchers = {signal: Batcher(signal, batch, self._enqueue, limiter) for signal in self.signals}
         self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
         self._consumer_count = exporter.queue.consumers
         self._consumers: list[asyncio.Task[None]] = []
@@ -96,10 +98,10 @@ class ExporterLane:
         return held_bytes + size > queue.max_bytes or held_items + items > queue.max_items
 
     async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
-        """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
-        self.limiter.acquire(len(data))
-        self._update_gauges()
+        """Batch a request (its bytes count from here: see `Batch.lease`); for durable / endToEnd delivery,
+        the futures its client must wait for."""
         futures = await self.batchers[signal].add(data, items, self._track)
+        self._update_gauges()
         for future in futures:
             if future not in self._waited_on:
                 self._waited_on.add(future)
@@ -113,18 +115,19 @@ class ExporterLane:
 
     async def _enqueue(self, batch: Batch) -> None:
         self._idle.clear()
-        stored = await self.queue.put(batch)
-        if self.queue.persistent:
-            self.limiter.release(batch.size)  # on disk now (or dropped): no longer held in memory
-            if stored and self.delivery == spec.Delivery.durable:
-                delivery.settle(batch.done)
+        try:
+            stored = await self.queue.put(batch)
+        except BaseException:  # e.g. cancelled while `block` waited for room: the batch is not queued
+            batch.lease.release()
+            delivery.settle(batch.done, delivery.not_delivered("the agent stopped before queueing it"))
+            raise
+        if stored and self.queue.persistent and self.delivery == spec.Delivery.durable:
+            delivery.settle(batch.done)
         self._update_gauges()
 
     async def _consume(self) -> None:
         while True:
             batch = await self.queue.get()
-            if self.queue.persistent:
-                self.limiter.acquire(batch.size)  # read back from disk
             self._in_flight += 1
             self._update_gauges()
             try:
@@ -146,7 +149,7 @@ class ExporterLane:
                 await self.queue.done(batch)
             finally:
                 self._in_flight -= 1
-                self.limiter.release(batch.size)
+                batch.lease.release()  # whatever the outcome, the batch leaves memory here
                 self._update_gauges()
                 if self._in_flight == 0 and not len(self.queue):
                     self._idle.set()
@@ -186,8 +189,7 @@ class ExporterLane:
         """A batch leaves through the queue's policy, never reaching a consumer."""
         self._count_dropped(batch, reason)
         delivery.settle(batch.done, delivery.not_delivered(f"exporter {self.name}: dropped ({reason})"))
-        if not self.queue.persistent:
-            self.limiter.release(batch.size)
+        batch.lease.release()
 
     def _corrupt(self, message: str) -> None:
         self.metrics.queue_corrupt.labels(self.name).inc()

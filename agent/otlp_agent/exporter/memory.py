@@ -1,13 +1,67 @@
-"""The memory limiter: counts the bytes the agent holds and tells receivers when to refuse.
+"""The memory limiter: counts the bytes the agent holds, in `Lease`s, and tells receivers when to refuse.
 
-Bytes are acquired when a request is accepted (once per exporter that keeps a reference, which
-over-counts fan-out and so errs on the safe side) and released when that exporter is done with them
-(exported, rejected or dropped). Above `limit - spikeLimit`, receivers refuse new data with a retryable
-status so clients back off instead of the pod being OOM-killed. A reload hands the same limiter to the new
-pipeline, so the old pipeline's bytes still count while it drains.
+Two kinds of bytes are counted, in one budget (`limit`):
+- data held (`held`): a batch's bytes from the moment an exporter lane accepts them until the batch's
+  outcome is final (exported, refused, dropped, shut down) or it is on disk. Each batch owns one `Lease`,
+  acquired once and released once, whatever path it takes. Fan-out is counted once per exporter, which
+  errs on the safe side.
+- bytes being received (`receiving`): a request's worst-case cost while it is read, decompressed and
+  validated, reserved *before* that work (`reserve`) and settled to the real size after. Receivers give
+  the reservation back just before they hand the request to the pipeline, where the lanes lease it again.
+
+Above `limit - spikeLimit` of data held, new requests are refused with a retryable status so clients back
+off instead of the pod being OOM-killed. Below it, a reservation waits (first come, first served) until
+`held + receiving` leaves room for it, so bursts of requests queue instead of being refused; a reservation
+larger than `limit` can never be served and is refused for good by the caller. A reload hands the same
+limiter to the new pipeline, so the old pipeline's bytes still count while it drains.
 """
 
 from __future__ import annotations
+
+import asyncio
+import collections
+
+
+class Lease:
+    """Bytes counted against a limiter until `release` (idempotent: the second call does nothing)."""
+
+    __slots__ = ("_limiter", "_receiving", "size")
+
+    def __init__(self, limiter: MemoryLimiter | None, size: int, receiving: bool = False) -> None:
+        self._limiter = limiter
+        self._receiving = receiving
+        self.size = size
+
+    @property
+    def released(self) -> bool:
+        return self._limiter is None
+
+    def grow(self, size: int) -> None:
+        """Count `size` more bytes now (a batch taking in another request)."""
+        if self._limiter is None:
+            raise RuntimeError("a released lease cannot grow")
+        self.size += size
+        self._limiter._add(size, self._receiving)
+
+    def settle(self, size: int) -> None:
+        """Count `size` bytes instead of the estimate (only ever lower: estimates are worst cases)."""
+        if self._limiter is not None and size < self.size:
+            self._limiter._add(size - self.size, self._receiving)
+            self.size = size
+
+    def release(self) -> None:
+        limiter, self._limiter = self._limiter, None
+        if limiter is not None:
+            limiter._add(-self.size, self._receiving)
+
+
+def no_lease() -> Lease:
+    """A lease that holds nothing (a batch rebuilt only to be counted, e.g. a row evicted from disk)."""
+    return Lease(None, 0)
+
+
+class Busy(Exception):
+    """A reservation could not be made: the agent holds too much data now (retry later)."""
 
 
 class MemoryLimiter:
@@ -15,19 +69,81 @@ class MemoryLimiter:
 
     def __init__(self, limit: int, spike_limit: int) -> None:
         self.held = 0
+        self.receiving = 0
+        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self.configure(limit, spike_limit)
 
     def configure(self, limit: int, spike_limit: int) -> None:
         """Set the limits (again, after a config reload: the bytes held stay counted)."""
         self.limit = limit
         self.soft_limit = limit - spike_limit
+        self._wake()
+
+    @property
+    def total(self) -> int:
+        return self.held + self.receiving
+
+    def over_soft_limit(self) -> bool:
+        return self.held >= self.soft_limit
 
     def would_admit(self, size: int) -> bool:
         """Whether a new request of `size` bytes (times its fan-out) may be accepted now."""
-        return self.held < self.soft_limit and self.held + size <= self.limit
+        return self.held < self.soft_limit and self.total + size <= self.limit
 
-    def acquire(self, size: int) -> None:
+    def lease(self, size: int = 0) -> Lease:
+        """Count `size` bytes of data held now (admission was decided before: see `would_admit`)."""
         self.held += size
+        return Lease(self, size)
 
-    def release(self, size: int) -> None:
-        self.held = max(0, self.held - size)
+    async def reserve(self, size: int, timeout: float) -> Lease:
+        """Reserve `size` bytes for a request about to be received; waits for room up to `timeout`.
+
+        Raises Busy when over the soft limit, or when no room was made in time. The caller refuses sizes
+        above `limit` itself (they would wait forever)."""
+        if self.over_soft_limit():
+            raise Busy(f"memory limit reached ({self.held} bytes held)")
+        if not self._waiters and self.total + size <= self.limit:
+            self.receiving += size
+            return Lease(self, size, receiving=True)
+        granted = asyncio.get_running_loop().create_future()
+        entry = (size, granted)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(asyncio.shield(granted), timeout)
+        except TimeoutError:
+            self._withdraw(entry)
+            raise Busy(f"no room for {size} bytes within {timeout:g}s ({self.total} bytes in use)") from None
+        except BaseException:  # the client went away while waiting
+            self._withdraw(entry)
+            raise
+        return Lease(self, size, receiving=True)
+
+    def _withdraw(self, entry: tuple[int, asyncio.Future[None]]) -> None:
+        size, granted = entry
+        if granted.done():  # granted just as the wait ended: give it back
+            self.receiving -= size
+        else:
+            granted.cancel()
+            self._waiters.remove(entry)
+        self._wake()  # a large waiter at the head may have been holding smaller ones back
+
+    def _add(self, size: int, receiving: bool) -> None:
+        if receiving:
+            self.receiving += size
+        else:
+            self.held += size
+        if size < 0:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Grant waiting reservations in arrival order while they fit."""
+        while self._waiters:
+            size, granted = self._waiters[0]
+            if granted.cancelled():
+                self._waiters.popleft()
+                continue
+            if self.total + size > self.limit:
+                return
+            self._waiters.popleft()
+            self.receiving += size
+            granted.set_result(None)

@@ -44,7 +44,18 @@ def bad_request(message: str) -> ReceiveError:
 
 
 def too_large(message: str) -> ReceiveError:
+    """Too big for this agent, ever: RESOURCE_EXHAUSTED without RetryInfo is not retried (OTLP spec)."""
     return ReceiveError(message, 413, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large")
+
+
+def too_many_items(message: str) -> ReceiveError:
+    """More entries than one request may hold: refused for good, like `too_large`."""
+    return ReceiveError(message, 413, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_many_items")
+
+
+def too_slow(message: str) -> ReceiveError:
+    """The client did not deliver its request in time."""
+    return ReceiveError(message, 408, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout")
 
 
 def unsupported_media_type(message: str) -> ReceiveError:

@@ -1,9 +1,10 @@
 """Protobuf wire-format helpers for OTLP requests kept as bytes.
 
 The fast path never builds per-item Python objects: a request is validated and counted with one upb parse
-(C speed; loops only over resources and scopes), and batches are built by concatenating serialized
-requests — in protobuf, the concatenation of two messages is their merge. Splitting an oversized request
-slices the original bytes at resource, scope and item boundaries with a small varint walker.
+(C speed; loops only over resources and scopes; `inspection` bounds that for requests from clients), and
+batches are built by concatenating serialized requests — in protobuf, the concatenation of two messages is
+their merge. Splitting an oversized request slices the original bytes at resource, scope and item
+boundaries with a small varint walker.
 """
 
 from __future__ import annotations
@@ -40,20 +41,22 @@ def count_parsed(signal: Signal, message: Any) -> int:
     if signal == Signal.logs:
         return sum(len(scope.log_records) for rl in message.resource_logs for scope in rl.scope_logs)
     return sum(
-        _metric_points(metric)
+        metric_points(metric)
         for rm in message.resource_metrics
         for scope in rm.scope_metrics
         for metric in scope.metrics
     )
 
 
-def _metric_points(metric: Any) -> int:
+def metric_points(metric: Any) -> int:
+    """Data points of a parsed Metric."""
     kind = metric.WhichOneof("data")
     return len(getattr(metric, kind).data_points) if kind else 0
 
 
 def validate_and_count(signal: Signal, data: bytes) -> int:
-    """Validate `data` fully (upb parse, UTF-8 included) and return its item count."""
+    """Validate `data` fully (upb parse, UTF-8 included) and return its item count. For requests from
+    clients, `inspection.validate_and_count` bounds the memory and time this takes."""
     return count_parsed(signal, parse(signal, data))
 
 
@@ -73,7 +76,9 @@ def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
             raise MalformedPayload("varint too long")
 
 
-def fields(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+def fields(
+    data: bytes | memoryview, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int, int, int]]:
     """(field number, field start, value start, field end) of each top-level field in data[start:end]."""
     end = len(data) if end is None else end
     pos = start
