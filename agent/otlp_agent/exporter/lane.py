@@ -83,6 +83,18 @@ class ExporterLane:
             for i in range(self._consumer_count)
         ]
 
+    def never_fits(self, size: int, items: int) -> str | None:
+        """Why a request of `size` bytes and `items` items can never be queued under `refuse` (its answer
+        must not be "retry later" forever), or None."""
+        queue = self.queue
+        if queue.when_full != spec.WhenFull.refuse:
+            return None
+        if items > queue.max_items:
+            return f"{items} items exceed exporter {self.name}'s queue.maxItems ({queue.max_items})"
+        if size > queue.max_bytes:
+            return f"{size} bytes exceed exporter {self.name}'s queue.maxBytes ({queue.max_bytes})"
+        return None
+
     def refuses(self, size: int, items: int) -> bool:
         """True when a request of `size` bytes and `items` items must be refused under the `refuse` policy:
         the queue must have room for it plus everything already accepted on its way in (in batchers), or a

@@ -10,10 +10,10 @@ Two kinds of bytes are counted, in one budget (`limit`):
   the reservation back just before they hand the request to the pipeline, where the lanes lease it again.
 
 Above `limit - spikeLimit` of data held, new requests are refused with a retryable status so clients back
-off instead of the pod being OOM-killed. Below it, a reservation waits (first come, first served) until
-`held + receiving` leaves room for it, so bursts of requests queue instead of being refused; a reservation
-larger than `limit` can never be served and is refused for good by the caller. A reload hands the same
-limiter to the new pipeline, so the old pipeline's bytes still count while it drains.
+off instead of the pod being OOM-killed. Below it, a reservation waits until `held + receiving` leaves
+room for it (for at most the timeout it is given), so bursts of requests queue instead of being refused;
+a reservation larger than `limit` can never be served and is refused for good by the caller. A reload
+hands the same limiter to the new pipeline, so the old pipeline's bytes still count while it drains.
 """
 
 from __future__ import annotations
@@ -102,29 +102,37 @@ class MemoryLimiter:
         above `limit` itself (they would wait forever)."""
         if self.over_soft_limit():
             raise Busy(f"memory limit reached ({self.held} bytes held)")
-        if not self._waiters and self.total + size <= self.limit:
+        if self.total + size <= self.limit:
             self.receiving += size
             return Lease(self, size, receiving=True)
-        granted = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        granted: asyncio.Future[None] = loop.create_future()
         entry = (size, granted)
         self._waiters.append(entry)
+        # A timer rather than asyncio.wait_for: this path is taken by every call of a burst, so it is kept
+        # to one future and one timer handle.
+        timer = loop.call_later(timeout, _expire, granted)
         try:
-            await asyncio.wait_for(asyncio.shield(granted), timeout)
-        except TimeoutError:
+            await granted
+        except BaseException:  # timed out, or the client went away while waiting
             self._withdraw(entry)
-            raise Busy(f"no room for {size} bytes within {timeout:g}s ({self.total} bytes in use)") from None
-        except BaseException:  # the client went away while waiting
-            self._withdraw(entry)
+            if granted.done() and not granted.cancelled() and isinstance(granted.exception(), Busy):
+                raise Busy(
+                    f"no room for {size} bytes within {timeout:g}s ({self.total} bytes in use)"
+                ) from None
             raise
+        finally:
+            timer.cancel()
         return Lease(self, size, receiving=True)
 
     def _withdraw(self, entry: tuple[int, asyncio.Future[None]]) -> None:
         size, granted = entry
-        if granted.done():  # granted just as the wait ended: give it back
-            self.receiving -= size
+        if granted.done() and not granted.cancelled() and granted.exception() is None:
+            self.receiving -= size  # granted just as the wait ended: give it back
         else:
             granted.cancel()
-            self._waiters.remove(entry)
+            if entry in self._waiters:
+                self._waiters.remove(entry)
         self._wake()  # a large waiter at the head may have been holding smaller ones back
 
     def _add(self, size: int, receiving: bool) -> None:
@@ -136,14 +144,23 @@ class MemoryLimiter:
             self._wake()
 
     def _wake(self) -> None:
-        """Grant waiting reservations in arrival order while they fit."""
-        while self._waiters:
-            size, granted = self._waiters[0]
-            if granted.cancelled():
-                self._waiters.popleft()
+        """Grant waiting reservations that fit now, oldest first. A small one may pass a large one that
+        does not fit yet: a flood of large requests must not stall small ones; a large one waits at most
+        its timeout, then is refused as retryable."""
+        if not self._waiters:
+            return
+        waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        for size, granted in self._waiters:
+            if granted.done():  # expired or cancelled
                 continue
-            if self.total + size > self.limit:
-                return
-            self._waiters.popleft()
-            self.receiving += size
-            granted.set_result(None)
+            if self.total + size <= self.limit:
+                self.receiving += size
+                granted.set_result(None)
+            else:
+                waiting.append((size, granted))
+        self._waiters = waiting
+
+
+def _expire(granted: asyncio.Future[None]) -> None:
+    if not granted.done():
+        granted.set_exception(Busy("timed out"))

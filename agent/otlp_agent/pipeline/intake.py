@@ -120,6 +120,10 @@ class Intake:
                 "memory_limit",
             )
         for exporter, data, items in parts:
+            too_big = exporter.never_fits(len(data), items)
+            if too_big is not None:  # "retry later" would be a lie: refused for good
+                raise errors.too_large(f"{too_big}; it can never be queued")
+        for exporter, data, items in parts:
             if exporter.refuses(len(data), items):
                 raise errors.refused(
                     f"exporter {exporter.name} queue is full; retry later", REFUSAL_RETRY_AFTER, "queue_full"

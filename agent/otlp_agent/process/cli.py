@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{pipeline.namespace}/{pipeline.name}: valid")
         return 0
     logs.configure(pipeline.spec.telemetry.log_level)
+    logs.route_native_stderr()  # before grpc is imported: its own log lines join the JSON log
     queue_dir = pathlib.Path(args.queue_dir) if args.queue_dir else None
     return asyncio.run(_run(pipeline, args.listen_host, pathlib.Path(args.config), queue_dir))
 
