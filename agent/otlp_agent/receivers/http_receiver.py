@@ -160,9 +160,7 @@ class HttpReceiver:
         try:
             try:
                 async with asyncio.timeout(self.settings.read_timeout):
-                    raw = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raise errors.too_large(f"body exceeds the limit of {limit} bytes") from None
+                    raw = await _read_body(request, limit)
             except TimeoutError:
                 raise errors.too_slow(
                     f"request body not received within {self.settings.read_timeout:g}s"
@@ -225,6 +223,20 @@ class HttpReceiver:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, at most `limit` bytes. Not `request.read()`: aiohttp keeps the body it reads cached on the
+    request, which a keep-alive connection keeps referencing after the answer (measured: 48 idle
+    connections held ~200 MB of bodies the agent was done with)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise errors.too_large(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclasses.dataclass(frozen=True)
