@@ -43,7 +43,7 @@ BIG_BODY = max(MiB, int(16 * MiB * SCALE))
 CONCURRENT_BIG = 48
 LIMIT_MIB = 64
 #: The documented overhead above memoryLimiter.limit (docs/agent.md, "Memory").
-OVERHEAD_MIB = 160
+OVERHEAD_MIB = 192
 QUEUE_MAX_ITEMS = 5000
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -263,6 +263,10 @@ async def test_floods_and_concurrent_large_bodies_cost_bounded_memory_and_others
     finally:
         agent.stop()
 
+    print(  # shown with -s: the numbers docs/agent.md quotes for the full-size run
+        f"scale {SCALE}: peak RSS {peak:.0f} MiB (limit {LIMIT_MIB} MiB); good clients during the floods: "
+        f"{len(during)} answers, median {statistics.median(during) * 1000:.0f} ms, max {max(during) * 1000:.0f} ms"
+    )
     assert peak <= LIMIT_MIB + OVERHEAD_MIB, f"peak RSS {peak:.0f} MiB"
     # Other clients were answered throughout: generous bounds that only an event loop held for seconds
     # (an unbounded agent at this scale: ~1-3 s per flood) would break.

@@ -216,17 +216,19 @@ async def test_a_request_larger_than_a_batch_is_split_and_stays_counted() -> Non
 
 
 async def test_a_reservation_waits_for_room_and_is_granted_when_memory_is_released() -> None:
-    limiter = memory.MemoryLimiter(100, 10)
-    first = await limiter.reserve(80, timeout=60)
-    waiting = asyncio.create_task(limiter.reserve(50, timeout=60))
-    small = await limiter.reserve(20, timeout=60)  # a small one that fits passes the waiting large one
+    limiter = memory.MemoryLimiter(160, 10)  # a 16th (10 bytes) is kept free of large reservations
+    first = await limiter.reserve(100, timeout=60)
+    waiting = asyncio.create_task(limiter.reserve(70, timeout=60))
+    small = await limiter.reserve(10, timeout=60)  # a small one passes the waiting large one
     await asyncio.sleep(0)
-    assert not waiting.done() and limiter.receiving == 100
+    assert not waiting.done() and limiter.receiving == 110
+    with pytest.raises(memory.Busy):  # a large one may not take the room kept for small ones
+        await limiter.reserve(45, timeout=0.01)
     first.release()
     second = await waiting
-    assert limiter.receiving == 70
+    assert limiter.receiving == 80
     second.settle(30)  # settled to the real size
-    assert limiter.receiving == 50
+    assert limiter.receiving == 40
     second.release()
     second.release()  # idempotent
     small.release()

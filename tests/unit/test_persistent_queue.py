@@ -33,7 +33,9 @@ def settings(**fields: object) -> spec.Queue:
 
 async def opened(path: pathlib.Path, events: Events | None = None, **fields: object) -> PersistentQueue:
     events = events or Events()
-    queue = PersistentQueue(path, settings(**fields), events.drop, events.corrupt.append, MemoryLimiter(1 << 30, 0))
+    queue = PersistentQueue(
+        path, settings(**fields), events.drop, events.corrupt.append, MemoryLimiter(1 << 30, 0)
+    )
     await queue.open()
     return queue
 

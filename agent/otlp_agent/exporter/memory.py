@@ -77,6 +77,9 @@ class MemoryLimiter:
         """Set the limits (again, after a config reload: the bytes held stay counted)."""
         self.limit = limit
         self.soft_limit = limit - spike_limit
+        # Kept free of large reservations (when they can still fit without it), so a flood of large
+        # requests waiting for memory never stalls the small requests of well-behaved clients.
+        self.small_room = limit // 16
         self._wake()
 
     @property
@@ -102,7 +105,7 @@ class MemoryLimiter:
         above `limit` itself (they would wait forever)."""
         if self.over_soft_limit():
             raise Busy(f"memory limit reached ({self.held} bytes held)")
-        if self.total + size <= self.limit:
+        if self._fits(size):
             self.receiving += size
             return Lease(self, size, receiving=True)
         loop = asyncio.get_running_loop()
@@ -124,6 +127,12 @@ class MemoryLimiter:
         finally:
             timer.cancel()
         return Lease(self, size, receiving=True)
+
+    def _fits(self, size: int) -> bool:
+        room = self.limit - self.total
+        if size > self.small_room and size + self.small_room <= self.limit:
+            room -= self.small_room
+        return size <= room
 
     def _withdraw(self, entry: tuple[int, asyncio.Future[None]]) -> None:
         size, granted = entry
@@ -153,7 +162,7 @@ class MemoryLimiter:
         for size, granted in self._waiters:
             if granted.done():  # expired or cancelled
                 continue
-            if self.total + size <= self.limit:
+            if self._fits(size):
                 self.receiving += size
                 granted.set_result(None)
             else:

@@ -25,7 +25,7 @@ _GRPC_RETRYABLE = {
 _HTTP_RETRYABLE = {429, 502, 503, 504}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(eq=False)  # not frozen: Python sets __traceback__ on exceptions it raises
 class ReceiveError(Exception):
     """A request the agent will not take; `http_status` and `grpc_code` say how clients hear about it."""
 
@@ -37,6 +37,13 @@ class ReceiveError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def detached(error: ReceiveError) -> ReceiveError:
+    """`error` without its traceback and chained exceptions: their frames hold the request's bytes, and
+    a refusal kept for later (grpc keeps the exception its handler raised) would keep them alive."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
 
 
 def bad_request(message: str) -> ReceiveError:

@@ -126,24 +126,28 @@ def split(signal: Signal, data: bytes, max_items: int, max_bytes: int) -> list[t
     the enclosing resource and scope are repeated in each part. A single item larger than the limits is
     kept whole. Returns (request bytes, item count) pairs whose concatenation holds every item once.
     """
-    return _group(_pieces(signal, data, 0, max_items, max_bytes), max_items, max_bytes)
+    # Memoryviews down the tree: slicing bytes would copy every resource and scope being split.
+    return list(_group(_pieces(signal, memoryview(data), 0, max_items, max_bytes), max_items, max_bytes))
 
 
-def _group(pieces: Iterator[tuple[bytes, int]], max_items: int, max_bytes: int) -> list[tuple[bytes, int]]:
-    """Greedily concatenate consecutive pieces while they fit the limits."""
-    groups: list[tuple[bytes, int]] = []
-    current: list[bytes] = []
+_Piece = bytes | memoryview
+
+
+def _group(
+    pieces: Iterator[tuple[_Piece, int]], max_items: int, max_bytes: int
+) -> Iterator[tuple[bytes, int]]:
+    """Greedily concatenate consecutive pieces while they fit the limits (lazily: one group at a time)."""
+    current: list[_Piece] = []
     items = size = 0
     for piece, piece_items in pieces:
         if current and (items + piece_items > max_items or size + len(piece) > max_bytes):
-            groups.append((b"".join(current), items))
+            yield b"".join(current), items
             current, items, size = [], 0, 0
         current.append(piece)
         items += piece_items
         size += len(piece)
     if current:
-        groups.append((b"".join(current), items))
-    return groups
+        yield b"".join(current), items
 
 
 # Depths of the request tree: 0 request -> 1 resource (field 1) -> 2 scope (field 2) -> items (field 2).
@@ -151,8 +155,8 @@ _SCOPE_DEPTH = 2
 
 
 def _pieces(
-    signal: Signal, message: bytes, depth: int, max_items: int, max_bytes: int
-) -> Iterator[tuple[bytes, int]]:
+    signal: Signal, message: memoryview, depth: int, max_items: int, max_bytes: int
+) -> Iterator[tuple[_Piece, int]]:
     """The repeated child fields of `message` (tag included) with their item counts; a child too big for
     the limits is itself split, each part wrapped in a copy of the child's other fields."""
     child_number = 1 if depth == 0 else 2
@@ -171,10 +175,11 @@ def _pieces(
         for part, part_items in _group(
             _pieces(signal, child, depth + 1, max_items, max_bytes), max_items, max_bytes
         ):
-            yield _wrap(child_number, header + part), part_items
+            tag = _encode_varint(child_number << 3 | _LENGTH_DELIMITED)
+            yield b"".join((tag, _encode_varint(len(header) + len(part)), header, part)), part_items
 
 
-def _count_subtree(signal: Signal, message: bytes, depth: int) -> int:
+def _count_subtree(signal: Signal, message: memoryview, depth: int) -> int:
     """Items below a resource (depth 1) or scope (depth 2) message."""
     children = [message[v:e] for n, _, v, e in fields(message) if n == 2]
     if depth < _SCOPE_DEPTH:
@@ -187,7 +192,7 @@ def _count_subtree(signal: Signal, message: bytes, depth: int) -> int:
 _METRIC_DATA_FIELDS = {5, 7, 9, 10, 11}  # gauge, sum, histogram, exponential_histogram, summary
 
 
-def _metric_points_wire(metric: bytes) -> int:
+def _metric_points_wire(metric: memoryview) -> int:
     for number, _, value_start, end in fields(metric):
         if number in _METRIC_DATA_FIELDS:
             return sum(1 for n, *_ in fields(metric, value_start, end) if n == 1)

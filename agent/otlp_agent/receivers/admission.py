@@ -10,9 +10,10 @@ The answers tell clients the truth about retrying:
 - a request that does not fit *now* (data held over the soft limit, or no room for its reservation within
   `RESERVE_WAIT`) is refused as retryable: HTTP 503 + Retry-After, gRPC UNAVAILABLE + RetryInfo.
 
-Memory, in order (see `memory.MemoryLimiter.reserve`): the raw bytes are reserved before they are read (a
-declared Content-Length, else the size limit; for gRPC the size limit, twice with compression since grpc
-holds the compressed message and its decompressed copy); decompression may produce only as much as the
+Memory, in order (see `memory.MemoryLimiter.reserve`): twice the raw bytes are reserved before they are
+read (a declared Content-Length, else the size limit: the body's chunks and their joined copy; for gRPC
+twice the size limit, since grpc's buffer and the Python copy, or the compressed and decompressed
+buffers, coexist), settled to the real size once read; decompression may produce only as much as the
 memory limit has room for; OTLP/JSON reserves `JSON_BYTES_PER_BYTE` times its size before it is converted
 (Python objects and the upb message it becomes: ~78x for a flood of empty spans, measured). Protobuf is
 validated by `inspection`, whose parse scratch (one piece at a time on the loop, one on the worker thread:

@@ -7,7 +7,7 @@ clients back off.
 
 The methods are served as client-streaming handlers (on the wire a unary call is a stream of one message),
 so the handler runs *before* grpc reads the message: bearer-token auth and the memory reservation
-(`maxMessageSize`, twice with compression) come first, and a refused call costs no more than the HTTP/2
+(twice `maxMessageSize`) come first, and a refused call costs no more than the HTTP/2
 flow-control window its stream already filled (64 KiB: window probing is off, see `_options`).
 `readTimeout` bounds the TLS / HTTP/2 handshake and the read of the message; `maxConcurrentStreams` the
 calls per connection, `maxConnectionIdle` an idle connection's life. grpc offers no limit on connections
@@ -40,7 +40,6 @@ from otlp_agent.security import auth, tls
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 _TRANSPORT = "grpc"
-_IDENTITY = ("", "identity")
 
 
 class GrpcReceiver:
@@ -108,16 +107,26 @@ class GrpcReceiver:
         return export
 
     async def _export(self, signal: Signal, context: grpc.aio.ServicerContext) -> bytes:
+        """Answer one call. A refusal is raised here, where the request is not in scope: raised where it
+        is, its traceback would keep the request's bytes alive until the garbage collector ran (measured:
+        ~300 MB under 48 concurrent 16 MiB calls)."""
+        outcome = await self._answer(signal, context)
+        if isinstance(outcome, errors.ReceiveError):
+            await context.abort(outcome.grpc_code, outcome.message, trailing_metadata=_retry_trailer(outcome))
+        assert isinstance(outcome, bytes)
+        return outcome
+
+    async def _answer(self, signal: Signal, context: grpc.aio.ServicerContext) -> bytes | errors.ReceiveError:
         if self._token is not None:
             refusal = self._token.check(_metadata_value(context, "authorization"))
             if refusal is not None:
                 self._refused(signal, 0, refusal.reason)
-                await context.abort(refusal.grpc_code, refusal.message)
+                return refusal
         try:
             request, items = await self._receive(signal, context)
         except errors.ReceiveError as exc:
             self._refused(signal, 0, exc.reason)
-            await context.abort(exc.grpc_code, exc.message, trailing_metadata=_retry_trailer(exc))
+            return errors.detached(exc)
         if items == 0:  # nothing to export (no empty exports)
             self.metrics.received_bytes.labels(signal.value, _TRANSPORT).inc(len(request))
             return response_bytes(signal, 0, "")
@@ -125,7 +134,7 @@ class GrpcReceiver:
             answer = await self.consumer.consume(signal, request, items)
         except errors.ReceiveError as exc:
             self._refused(signal, items, exc.reason)
-            await context.abort(exc.grpc_code, exc.message, trailing_metadata=_retry_trailer(exc))
+            return errors.detached(exc)
         labels = (signal.value, _TRANSPORT)
         self.metrics.received_items.labels(*labels).inc(items - answer.rejected)
         self.metrics.received_bytes.labels(*labels).inc(len(request))
@@ -135,9 +144,9 @@ class GrpcReceiver:
 
     async def _receive(self, signal: Signal, context: grpc.aio.ServicerContext) -> tuple[bytes, int]:
         """Read and validate the call's one message within a memory reservation, given back on return."""
-        encoding = _metadata_value(context, "grpc-encoding") or ""
-        worst = self.settings.max_message_size * (1 if encoding in _IDENTITY else 2)
-        lease = await self.admission.reserve(self.consumer.limiter, worst)
+        # Its size is unknown until grpc has read it: reserve the worst case, twice the size limit (grpc's
+        # buffer and the Python copy; with compression, the compressed and decompressed buffers).
+        lease = await self.admission.reserve(self.consumer.limiter, 2 * self.settings.max_message_size)
         try:
             try:
                 async with asyncio.timeout(self.settings.read_timeout):

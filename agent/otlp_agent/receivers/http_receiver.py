@@ -156,7 +156,8 @@ class HttpReceiver:
         if declared is not None and declared > limit:
             raise errors.too_large(f"body of {declared} bytes exceeds the limit of {limit} bytes")
         limiter = self.consumer.limiter
-        lease = await self.admission.reserve(limiter, limit if declared is None else declared)
+        # Twice the body: its chunks and the joined copy exist together for a moment.
+        lease = await self.admission.reserve(limiter, 2 * (limit if declared is None else declared))
         try:
             try:
                 async with asyncio.timeout(self.settings.read_timeout):
