@@ -56,7 +56,7 @@ async def test_over_the_memory_limit_http_clients_get_503_with_retry_after() -> 
     slow = GatedTransport()
     spec = gated_spec(limiter={"limit": "1Mi", "spikeLimit": "256Ki"}, queue={"maxBytes": "64Mi"})
     async with agent_running(spec, transports={"slow": slow}) as agent:
-        body = request_bytes(10, payload=40_000)  # ~400 KB
+        body = request_bytes(10, payload=30_000)  # ~300 KB; reading it reserves twice that
         statuses = [(await post(agent, body))[0] for _ in range(4)]
         assert statuses[:2] == [200, 200]
         assert 503 in statuses[2:]
@@ -94,7 +94,7 @@ async def test_over_the_memory_limit_grpc_clients_get_unavailable_with_retry_inf
 async def test_a_full_queue_with_refuse_policy_refuses_instead_of_dropping() -> None:
     slow = GatedTransport()
     async with agent_running(
-        gated_spec(queue={"maxBytes": 1024, "whenFull": "refuse"}), transports={"slow": slow}
+        gated_spec(queue={"maxBytes": "3Ki", "whenFull": "refuse"}), transports={"slow": slow}
     ) as agent:
         body = request_bytes(10, payload=200)
         assert (await post(agent, body))[0] == 200  # in flight at the (stuck) backend

@@ -265,7 +265,8 @@ async def test_floods_and_concurrent_large_bodies_cost_bounded_memory_and_others
 
     print(  # shown with -s: the numbers docs/agent.md quotes for the full-size run
         f"scale {SCALE}: peak RSS {peak:.0f} MiB (limit {LIMIT_MIB} MiB); good clients during the floods: "
-        f"{len(during)} answers, median {statistics.median(during) * 1000:.0f} ms, max {max(during) * 1000:.0f} ms"
+        f"{len(during)} answers, median {statistics.median(during) * 1000:.0f} ms, "
+        f"max {max(during) * 1000:.0f} ms"
     )
     assert peak <= LIMIT_MIB + OVERHEAD_MIB, f"peak RSS {peak:.0f} MiB"
     # Other clients were answered throughout: generous bounds that only an event loop held for seconds

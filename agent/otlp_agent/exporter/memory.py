@@ -101,9 +101,11 @@ class MemoryLimiter:
     async def reserve(self, size: int, timeout: float) -> Lease:
         """Reserve `size` bytes for a request about to be received; waits for room up to `timeout`.
 
-        Raises Busy when over the soft limit, or when no room was made in time. The caller refuses sizes
+        Raises Busy when over the soft limit, when the data held alone leaves no room, or when no room was
+        made in time (requests being received hold it). The caller refuses sizes
         above `limit` itself (they would wait forever)."""
-        if self.over_soft_limit():
+        if self.over_soft_limit() or self.held + size > self.limit:
+            # Only exports can make room here, which may take long: the client is better off retrying.
             raise Busy(f"memory limit reached ({self.held} bytes held)")
         if self._fits(size):
             self.receiving += size
