@@ -26,6 +26,8 @@ class Scenario:
     offered_factor: float = 3.0
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
+    # Hostile mix: floods and large bodies arrive during the window (see bench/hostile.py).
+    hostile: bool = False
 
     @property
     def overload(self) -> bool:
@@ -52,6 +54,15 @@ SCENARIOS = (
         "http",
         "gzip",
         sink_spans_per_s=40_000,
+    ),
+    Scenario(
+        "hostile-mix",
+        "Hostile mix: gRPC in → OTLP/HTTP gzip out while item floods and 16 MiB bodies arrive, 256Mi limit",
+        "grpc",
+        "http",
+        "gzip",
+        (AGENT,),
+        hostile=True,
     ),
 )
 
