@@ -86,7 +86,7 @@ def percentile(values: list[float], share: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def _run(config: HostileConfig, stop: Any) -> dict[str, Any]:
+async def _run(config: HostileConfig, stop: Any, results: Any) -> dict[str, Any]:
     import aiohttp
     import grpc
     import grpc.aio
@@ -127,12 +127,13 @@ async def _run(config: HostileConfig, stop: Any) -> dict[str, Any]:
             latencies.append(time.monotonic() - started)
             await asyncio.sleep(0.02)
 
+    spans, resources, big = (
+        empty_spans(config.flood_items),
+        empty_resources(config.flood_items),
+        big_body(config.big_body),
+    )
+
     async def floods(session: aiohttp.ClientSession) -> None:
-        spans, resources, big = (
-            empty_spans(config.flood_items),
-            empty_resources(config.flood_items),
-            big_body(config.big_body),
-        )
         while not stop.is_set():
             async with grpc.aio.insecure_channel(f"{config.host}:{config.grpc_port}", options=options) as ch:
                 count("flood spans " + await http_post(session, spans))
@@ -152,6 +153,7 @@ async def _run(config: HostileConfig, stop: Any) -> dict[str, Any]:
         grpc.aio.insecure_channel(f"{config.host}:{config.grpc_port}") as channel,
     ):
         tasks = [asyncio.create_task(probe(session, channel)), asyncio.create_task(floods(session))]
+        results.send("started")
         await asyncio.to_thread(stop.wait)  # a multiprocessing Event, set by the runner
         for task in tasks:
             task.cancel()
@@ -172,7 +174,7 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def main(config: HostileConfig, stop: Any, results: Any) -> None:
-    results.send(asyncio.run(_run(config, stop)))
+    results.send(asyncio.run(_run(config, stop, results)))
 
 
 class Hostile:
@@ -183,6 +185,10 @@ class Hostile:
         self._receive, send = CTX.Pipe(duplex=False)
         self._process = CTX.Process(target=main, args=(config, self._stop, send), daemon=True)
         self._process.start()
+        # The window starts once the floods are built and sending (spawning and building take seconds).
+        if not self._receive.poll(120) or self._receive.recv() != "started":
+            self.stop(0)
+            raise RuntimeError("the hostile client did not start")
 
     def stop(self, timeout: float = 60.0) -> dict[str, Any] | None:
         """Stop it and return what it measured (None if it died or did not report in time)."""
