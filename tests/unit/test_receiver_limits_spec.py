@@ -57,6 +57,6 @@ def test_connection_settings_have_bounds(kind: str) -> None:
     settings = spec.OtlpReceivers().grpc
     assert (settings.read_timeout, settings.max_concurrent_streams, settings.max_connection_idle) == (
         30.0,
-        100,
+        1000,
         300.0,
     )

@@ -3,7 +3,8 @@
 A upb parse allocates its arena before anyone can look at the result: ~170 bytes per empty 2-byte span,
 so 16 MiB of empty spans cost ~1.4 GB and ~1.8 s of C holding the GIL (measured). Hence:
 - a request of at most `PIECE_BYTES` is parsed whole, on the event loop: at most ~5.5 MiB of arena and
-  ~6 ms, the fast path (an SDK's request is tens of KB);
+  ~6 ms, the fast path (an SDK's request is tens of KB), unless counting it would loop over more than
+  `INLINE_STEPS` resources, scopes or metrics (~1 ms of Python): then it goes the way of a large one;
 - a larger one is cut into pieces of at most `PIECE_BYTES` at field boundaries (`wire.fields`, descending
   into a field of message type only when it is itself larger than a piece), and each piece, wrapped in
   empty copies of its ancestors so nesting depth counts exactly as in one parse, is parsed and dropped
@@ -30,6 +31,8 @@ from otlp_agent.otlp.signals import SIGNALS
 
 #: Largest request (or piece of one) parsed whole: bounds one parse's arena to ~85x this.
 PIECE_BYTES = 64 * 1024
+#: Most resource/scope/metric steps of Python a request validated on the event loop may take (~1 ms).
+INLINE_STEPS = 1024
 #: Worst upb arena bytes per input byte (empty 2-byte spans: ~170 B each), measured; for documentation
 #: and the benchmark's memory check.
 ARENA_PER_BYTE = 85
@@ -50,24 +53,44 @@ async def off_loop(function: Callable[..., _T], *args: Any) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_worker, function, *args)
 
 
-def census(signal: Signal, message: Any) -> tuple[int, int]:
-    """(entries, items) of a parsed request, looping over resources, scopes (and metrics) only."""
+def census(signal: Signal, message: Any, budget: int | None = None) -> tuple[int, int] | None:
+    """(entries, items) of a parsed request, looping over resources, scopes (and metrics) only; None when
+    that loop would take more than `budget` steps (each ~1 µs of Python)."""
+    if budget is None:
+        budget = 1 << 62
     entries = items = 0
-    if signal == Signal.traces:
-        for rs in message.resource_spans:
-            entries += 1 + len(rs.scope_spans)
-            items += sum(len(scope.spans) for scope in rs.scope_spans)
-    elif signal == Signal.logs:
-        for rl in message.resource_logs:
-            entries += 1 + len(rl.scope_logs)
-            items += sum(len(scope.log_records) for scope in rl.scope_logs)
-    else:
+    if signal == Signal.metrics:
         for rm in message.resource_metrics:
-            entries += 1 + len(rm.scope_metrics)
+            entries += 1
             for scope in rm.scope_metrics:
-                entries += len(scope.metrics)
-                items += sum(wire.metric_points(metric) for metric in scope.metrics)
+                metrics = scope.metrics
+                entries += 1 + len(metrics)
+                if entries > budget:
+                    return None
+                items += sum(wire.metric_points(metric) for metric in metrics)
+            if entries > budget:
+                return None
+        return entries + items, items
+    resources = message.resource_spans if signal == Signal.traces else message.resource_logs
+    for entry in resources:
+        scopes = entry.scope_spans if signal == Signal.traces else entry.scope_logs
+        entries += 1 + len(scopes)
+        if entries > budget:
+            return None
+        for scope in scopes:
+            items += len(scope.spans if signal == Signal.traces else scope.log_records)
     return entries + items, items
+
+
+def validate_inline(signal: Signal, data: bytes, max_entries: int) -> int | None:
+    """`validate_and_count` for a request of at most PIECE_BYTES, on the event loop: one parse (a few ms
+    at worst) and a census of at most INLINE_STEPS steps; None when the census would take longer (a
+    request of thousands of resources or scopes): validate it with `off_loop` instead."""
+    counted = census(signal, wire.parse(signal, data), INLINE_STEPS)
+    if counted is None:
+        return None
+    _check(counted[0], max_entries)
+    return counted[1]
 
 
 def validate_and_count(signal: Signal, data: bytes, max_entries: int) -> int:
@@ -75,12 +98,18 @@ def validate_and_count(signal: Signal, data: bytes, max_entries: int) -> int:
     item count; raises wire.MalformedPayload or TooManyEntries. Call through `off_loop` when `data` is
     larger than PIECE_BYTES."""
     if len(data) <= PIECE_BYTES:
-        entries, items = census(signal, wire.parse(signal, data))
+        entries, items = _census(signal, wire.parse(signal, data))
         _check(entries, max_entries)
         return items
     tally = _Tally(signal, max_entries)
     tally.walk(SIGNALS[signal].request_type.DESCRIPTOR, memoryview(data), ())
     return tally.items
+
+
+def _census(signal: Signal, message: Any) -> tuple[int, int]:
+    counted = census(signal, message)
+    assert counted is not None
+    return counted
 
 
 def _check(entries: int, max_entries: int) -> None:
@@ -125,7 +154,7 @@ class _Tally:
         wrapped = bytes(piece)
         for number in reversed(chain):
             wrapped = wire.length_delimited(number, wrapped)
-        entries, items = census(self.signal, wire.parse(self.signal, wrapped))
+        entries, items = _census(self.signal, wire.parse(self.signal, wrapped))
         chain_entries, chain_items = _chain_census(self.signal, chain)
         self._add(entries - chain_entries, items - chain_items)
 
@@ -147,4 +176,4 @@ def _chain_census(signal: Signal, chain: tuple[int, ...]) -> tuple[int, int]:
     wrapped = b""
     for number in reversed(chain):
         wrapped = wire.length_delimited(number, wrapped)
-    return census(signal, wire.parse(signal, wrapped))
+    return _census(signal, wire.parse(signal, wrapped))

@@ -71,17 +71,35 @@ class Admission:
         except memory.Busy as exc:
             raise errors.refused(f"{exc}; retry later", RETRY_AFTER, "memory_limit") from None
 
-    def decode(self, limiter: memory.MemoryLimiter, lease: memory.Lease, raw: bytes, encoding: str) -> bytes:
+    async def decode(
+        self, limiter: memory.MemoryLimiter, lease: memory.Lease, raw: bytes, encoding: str
+    ) -> bytes:
         """Decompress `raw` (counted in `lease`) into at most the size limit and what memory has room for;
-        the output is counted in `lease` too."""
-        identity = encoding.strip().lower() in _IDENTITY  # no new bytes: nothing to make room for
-        bound = self.max_size if identity else min(self.max_size, limiter.limit - limiter.total)
+        the output is counted in `lease` too. A large body is decompressed on the worker thread (zlib and
+        zstd let go of the GIL meanwhile), its room reserved in `lease` until then."""
+        if encoding.strip().lower() in _IDENTITY:  # no new bytes: nothing to make room for
+            return self._decode(limiter, lease, raw, encoding, self.max_size)
+        bound = min(self.max_size, limiter.limit - limiter.total)
+        if len(raw) <= inspection.PIECE_BYTES:
+            body = self._decode(limiter, lease, raw, encoding, bound)
+        else:
+            lease.grow(bound)
+            try:
+                body = await inspection.off_loop(self._decode, limiter, lease, raw, encoding, bound)
+            finally:
+                lease.settle(len(raw))
+        lease.grow(len(body))
+        return body
+
+    def _decode(
+        self, limiter: memory.MemoryLimiter, lease: memory.Lease, raw: bytes, encoding: str, bound: int
+    ) -> bytes:
         try:
-            body = compression.decode(raw, encoding, bound)
+            return compression.decode(raw, encoding, bound)
         except compression.TooLarge as exc:
             if bound == self.max_size:
                 raise errors.too_large(str(exc)) from None
-            if limiter.total == lease.size:  # alone in an empty agent, it would still not fit
+            if limiter.total <= lease.size:  # alone in an empty agent, it would still not fit
                 raise errors.too_large(
                     f"{self.what}: the decompressed body does not fit in the memory limit of "
                     f"{limiter.limit} bytes"
@@ -94,15 +112,14 @@ class Admission:
         except compression.BadEncoding as exc:
             unknown = "unsupported Content-Encoding" in str(exc)
             raise (errors.unsupported_media_type if unknown else errors.bad_request)(str(exc)) from None
-        if body is not raw:
-            lease.grow(len(body))
-        return body
 
     async def validate(self, signal: Signal, payload: bytes) -> int:
         """Validate and count a protobuf request (off the event loop when large): its item count."""
         try:
             if len(payload) <= inspection.PIECE_BYTES:
-                return inspection.validate_and_count(signal, payload, self.max_entries)
+                items = inspection.validate_inline(signal, payload, self.max_entries)
+                if items is not None:
+                    return items
             return await inspection.off_loop(inspection.validate_and_count, signal, payload, self.max_entries)
         except wire.MalformedPayload as exc:
             raise errors.bad_request(str(exc)) from None

@@ -167,7 +167,8 @@ class HttpReceiver:
                     f"request body not received within {self.settings.read_timeout:g}s"
                 ) from None
             lease.settle(len(raw))
-            body = self.admission.decode(limiter, lease, raw, request.headers.get("Content-Encoding", ""))
+            encoding = request.headers.get("Content-Encoding", "")
+            body = await self.admission.decode(limiter, lease, raw, encoding)
             if content_type == _JSON:
                 return await self.admission.from_json(limiter, lease, signal, body)
             return admission.Received(body, await self.admission.validate(signal, body))

@@ -69,7 +69,7 @@ class GrpcReceiver(SpecModel):
         "its message once it is read (DEADLINE_EXCEEDED).",
     )
     max_concurrent_streams: int = Field(
-        default=100,
+        default=1000,
         ge=1,
         le=10_000,
         description="Calls in progress at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).",
