@@ -29,6 +29,8 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
 - `compressionLevel` only with gzip/deflate (1-3, ISA-L) or zstd (1-19);
 - the gRPC, HTTP and telemetry ports differ; at least one receiver is enabled;
 - `processors.memoryLimiter.spikeLimit` is below `limit`; `retry.initialInterval` is at most `maxInterval`;
+- twice `receivers.otlp.grpc.maxMessageSize` and twice `receivers.otlp.http.maxBodySize` fit in
+  `processors.memoryLimiter.limit` (a largest request is reserved twice while it is received);
 - a persistent queue needs `storageSize`; `delivery: durable` needs a persistent queue;
 - `replicas` and `autoscaling` only for mode `deployment`; `injection` only for mode `sidecar`;
 - `Content-Type`, `Content-Encoding` and similar headers are set by the exporter and cannot be overridden.
