@@ -29,6 +29,7 @@ import pytest
 import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.otlp import wire
+from otlp_agent.receivers import admission
 
 from tests.support.agent_process import AgentProcess
 from tests.support.agent_runner import free_port
@@ -80,6 +81,10 @@ def spans(names: list[str], attribute_bytes: int = 0) -> bytes:
         if attribute_bytes:
             span.attributes.add(key="blob").value.string_value = "x" * attribute_bytes
     return bytes(request.SerializeToString())
+
+
+def _p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * len(values))]
 
 
 def flood_of_empty_spans(count: int) -> bytes:
@@ -266,14 +271,16 @@ async def test_floods_and_concurrent_large_bodies_cost_bounded_memory_and_others
     print(  # shown with -s: the numbers docs/agent.md quotes for the full-size run
         f"scale {SCALE}: peak RSS {peak:.0f} MiB (limit {LIMIT_MIB} MiB); good clients during the floods: "
         f"{len(during)} answers, median {statistics.median(during) * 1000:.0f} ms, "
-        f"max {max(during) * 1000:.0f} ms"
+        f"p90 {_p90(during) * 1000:.0f} ms, max {max(during) * 1000:.0f} ms"
     )
     assert peak <= LIMIT_MIB + OVERHEAD_MIB, f"peak RSS {peak:.0f} MiB"
     # Other clients were answered throughout: generous bounds that only an event loop held for seconds
     # (an unbounded agent at this scale: ~1-3 s per flood) would break.
     assert len(during) >= 20, f"good clients got only {len(during)} answers during the floods"
     assert statistics.median(during) < 0.5, f"median latency {statistics.median(during):.2f}s"
-    assert max(during) < 5.0, f"slowest answer {max(during):.2f}s"
+    assert _p90(during) < 3.0, f"p90 latency {_p90(during):.2f}s"
+    # The slowest: a gRPC call waiting for its reservation (twice maxMessageSize) the full 5 s, then 503.
+    assert max(during) < admission.RESERVE_WAIT + 5.0, f"slowest answer {max(during):.2f}s"
     assert not agent.non_json_lines(), agent.non_json_lines()[:5]
 
 
