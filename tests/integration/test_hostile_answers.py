@@ -4,6 +4,8 @@ good (413 / RESOURCE_EXHAUSTED without RetryInfo) naming the limit, or answered 
 from __future__ import annotations
 
 import asyncio
+import gzip
+import os
 from typing import Any
 
 import grpc
@@ -11,6 +13,7 @@ import grpc.aio
 import orjson
 import pytest
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.integration.test_agent_bad_input import TRACE_METHOD, post, valid_request
 from tests.support.agent_runner import RunningAgent, agent_running
@@ -96,3 +99,32 @@ async def test_json_that_could_never_be_converted_within_the_memory_limit_is_ref
                     "application/json",
                 )
             )[0] == 200
+
+
+async def test_large_compressed_bodies_are_decompressed_within_the_limits() -> None:
+    """Bodies over 64 KiB are decompressed on the worker thread, within a reservation: a large valid one is
+    taken, a bomb is refused at the size limit."""
+    large = gzip.compress(trace_with_random_attributes(spans=300, attribute_bytes=600), compresslevel=1)
+    assert len(large) > 64 * 1024
+    bomb = gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9)
+    assert len(bomb) > 64 * 1024
+    with OtlpBackend() as backend:
+        async with agent_running(spec_for(backend)) as agent:
+            status, _, _ = await post(agent, large, "application/x-protobuf", **{"Content-Encoding": "gzip"})
+            assert status == 200
+            status, answer, headers = await post(
+                agent, bomb, "application/x-protobuf", **{"Content-Encoding": "gzip"}
+            )
+            assert status == 413 and "Retry-After" not in headers
+            assert "limit" in status_pb2.Status.FromString(answer).message
+            await backend.wait_for_items_async("traces", 300)
+            assert agent.agent.pipeline.limiter.receiving == 0
+
+
+def trace_with_random_attributes(spans: int, attribute_bytes: int) -> bytes:
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for index in range(spans):
+        span = scope.spans.add(name=f"r-{index}", trace_id=os.urandom(16), span_id=os.urandom(8))
+        span.attributes.add(key="noise").value.string_value = os.urandom(attribute_bytes).hex()
+    return bytes(request.SerializeToString())

@@ -33,9 +33,6 @@ from otlp_agent.otlp.signals import SIGNALS
 PIECE_BYTES = 64 * 1024
 #: Most resource/scope/metric steps of Python a request validated on the event loop may take (~1 ms).
 INLINE_STEPS = 1024
-#: Worst upb arena bytes per input byte (empty 2-byte spans: ~170 B each), measured; for documentation
-#: and the benchmark's memory check.
-ARENA_PER_BYTE = 85
 
 _T = TypeVar("_T")
 _worker: concurrent.futures.ThreadPoolExecutor | None = None
