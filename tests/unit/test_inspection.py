@@ -118,9 +118,11 @@ async def test_per_item_work_runs_on_one_worker_thread_not_the_loop() -> None:
 
 
 def test_a_small_request_of_thousands_of_resources_is_counted_off_the_loop_instead() -> None:
-    many = _large(Signal.traces, [[1]] * 2000, 0)
+    entry = wire.length_delimited(1, wire.length_delimited(2, b"\x12\x00"))  # one scope, one empty span
+    many = entry * 2000
     assert len(many) <= PIECE
     assert inspection.validate_inline(Signal.traces, many, 10**6) is None  # more than ~1 ms of Python
     assert inspection.validate_and_count(Signal.traces, many, 10**6) == 2000
     few = _large(Signal.traces, [[50]] * 4, 0)
+    assert len(few) <= PIECE
     assert inspection.validate_inline(Signal.traces, few, 10**6) == 200
