@@ -255,4 +255,4 @@ async def test_a_reservation_that_gets_no_room_in_time_is_refused_and_leaves_not
     with pytest.raises(asyncio.CancelledError):
         await cancelled
     first.release()
-    assert limiter.receiving == 0 and not limiter._waiters
+    assert limiter.receiving == 0 and not limiter._small and not limiter._large

@@ -70,7 +70,9 @@ class MemoryLimiter:
     def __init__(self, limit: int, spike_limit: int) -> None:
         self.held = 0
         self.receiving = 0
-        self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        # Waiting reservations, small ones (at most `small_room`) apart so they can pass large ones.
+        self._small: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._large: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self.configure(limit, spike_limit)
 
     def configure(self, limit: int, spike_limit: int) -> None:
@@ -113,7 +115,7 @@ class MemoryLimiter:
         loop = asyncio.get_running_loop()
         granted: asyncio.Future[None] = loop.create_future()
         entry = (size, granted)
-        self._waiters.append(entry)
+        self._queue_for(size).append(entry)
         # A timer rather than asyncio.wait_for: this path is taken by every call of a burst, so it is kept
         # to one future and one timer handle.
         timer = loop.call_later(timeout, _expire, granted)
@@ -142,8 +144,9 @@ class MemoryLimiter:
             self.receiving -= size  # granted just as the wait ended: give it back
         else:
             granted.cancel()
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+            for waiters in (self._small, self._large):  # the class may have changed with a reload
+                if entry in waiters:
+                    waiters.remove(entry)
         self._wake()  # a large waiter at the head may have been holding smaller ones back
 
     def _add(self, size: int, receiving: bool) -> None:
@@ -154,22 +157,25 @@ class MemoryLimiter:
         if size < 0:
             self._wake()
 
+    def _queue_for(self, size: int) -> collections.deque[tuple[int, asyncio.Future[None]]]:
+        return self._small if size <= self.small_room else self._large
+
     def _wake(self) -> None:
-        """Grant waiting reservations that fit now, oldest first. A small one may pass a large one that
-        does not fit yet: a flood of large requests must not stall small ones; a large one waits at most
-        its timeout, then is refused as retryable."""
-        if not self._waiters:
-            return
-        waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
-        for size, granted in self._waiters:
-            if granted.done():  # expired or cancelled
-                continue
-            if self._fits(size):
+        """Grant waiting reservations that fit now, oldest first in each queue: small ones may pass large
+        ones that do not fit yet (a flood of large requests must not stall small ones); a large one waits
+        at most its timeout, then is refused as retryable. Stops at the first that does not fit, so a
+        release costs O(granted), not O(waiting)."""
+        for waiters in (self._small, self._large):
+            while waiters:
+                size, granted = waiters[0]
+                if granted.done():  # expired or cancelled
+                    waiters.popleft()
+                    continue
+                if not self._fits(size):
+                    break
+                waiters.popleft()
                 self.receiving += size
                 granted.set_result(None)
-            else:
-                waiting.append((size, granted))
-        self._waiters = waiting
 
 
 def _expire(granted: asyncio.Future[None]) -> None:

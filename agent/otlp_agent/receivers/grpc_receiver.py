@@ -7,7 +7,7 @@ clients back off.
 
 The methods are served as client-streaming handlers (on the wire a unary call is a stream of one message),
 so the handler runs *before* grpc reads the message: bearer-token auth and the memory reservation
-(twice `maxMessageSize`) come first, and a refused call costs no more than the HTTP/2
+(`maxMessageSize`) come first, and a refused call costs no more than the HTTP/2
 flow-control window its stream already filled (64 KiB: window probing is off, see `_options`).
 `readTimeout` bounds the TLS / HTTP/2 handshake and the read of the message; `maxConcurrentStreams` the
 calls per connection, `maxConnectionIdle` an idle connection's life. grpc offers no limit on connections
@@ -20,7 +20,6 @@ metadata or gets UNAUTHENTICATED before its message is read.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -144,17 +143,12 @@ class GrpcReceiver:
 
     async def _receive(self, signal: Signal, context: grpc.aio.ServicerContext) -> tuple[bytes, int]:
         """Read and validate the call's one message within a memory reservation, given back on return."""
-        # Its size is unknown until grpc has read it: reserve the worst case, twice the size limit (grpc's
-        # buffer and the Python copy; with compression, the compressed and decompressed buffers).
-        lease = await self.admission.reserve(self.consumer.limiter, 2 * self.settings.max_message_size)
+        # Its size is unknown until grpc has read it: reserve the worst case, the size limit. (The Python
+        # copy of grpc's buffer, and the decompressed copy of a compressed message, are made one at a time
+        # and freed at once: they are part of the fixed overhead, see docs/agent.md#memory.)
+        lease = await self.admission.reserve(self.consumer.limiter, self.settings.max_message_size)
         try:
-            try:
-                async with asyncio.timeout(self.settings.read_timeout):
-                    request = await context.read()
-            except TimeoutError:
-                raise errors.too_slow(
-                    f"request message not received within {self.settings.read_timeout:g}s"
-                ) from None
+            request = await admission.within(context.read(), self.settings.read_timeout, "request message")
             if not isinstance(request, bytes):  # EOF: grpc refused the message as too large (or none came)
                 raise errors.too_large(
                     f"request message larger than maxMessageSize ({self.settings.max_message_size} bytes)"

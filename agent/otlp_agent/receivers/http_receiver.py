@@ -156,16 +156,12 @@ class HttpReceiver:
         if declared is not None and declared > limit:
             raise errors.too_large(f"body of {declared} bytes exceeds the limit of {limit} bytes")
         limiter = self.consumer.limiter
-        # Twice the body: its chunks and the joined copy exist together for a moment.
-        lease = await self.admission.reserve(limiter, 2 * (limit if declared is None else declared))
+        # (The joined copy of the body's chunks is made synchronously, one request at a time: fixed overhead.)
+        lease = await self.admission.reserve(limiter, limit if declared is None else declared)
         try:
-            try:
-                async with asyncio.timeout(self.settings.read_timeout):
-                    raw = await _read_body(request, limit)
-            except TimeoutError:
-                raise errors.too_slow(
-                    f"request body not received within {self.settings.read_timeout:g}s"
-                ) from None
+            raw = await admission.within(
+                _read_body(request, limit), self.settings.read_timeout, "request body"
+            )
             lease.settle(len(raw))
             encoding = request.headers.get("Content-Encoding", "")
             body = await self.admission.decode(limiter, lease, raw, encoding)

@@ -57,8 +57,8 @@ class GrpcReceiver(SpecModel):
         ge=1024,
         le=MAX_MESSAGE_HARD_CAP,
         description="Largest request accepted, after decompression (bytes or quantity; at most 64Mi). "
-        "Larger requests get RESOURCE_EXHAUSTED. Each call being read reserves twice this much of the "
-        "memory limit until its real size is known.",
+        "Larger requests get RESOURCE_EXHAUSTED. Each call being read reserves this much of the memory "
+        "limit until its real size is known.",
     )
     max_items_per_request: int = _max_items_per_request()
     read_timeout: Duration = Field(
