@@ -112,3 +112,17 @@ def build_request(seed: int, spans: int = 100) -> trace_service_pb2.ExportTraceS
 def build_bodies(count: int = 8, spans: int = 100, seed: int = 1) -> list[bytes]:
     """`count` distinct serialized requests of `spans` spans each (different ids and values)."""
     return [build_request(seed * 1000 + i, spans).SerializeToString() for i in range(count)]
+
+
+def build_two_team_bodies(count: int = 8, spans: int = 100, seed: int = 1) -> list[bytes]:
+    """Like `build_bodies`, but each request holds two resources of `spans` / 2 spans each, the first with
+    the resource attribute team=a, the second team=b: what a node agent or gateway forwards."""
+    bodies = []
+    for i in range(count):
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        for team, offset in (("a", 0), ("b", 500)):
+            part = build_request(seed * 1000 + i + offset, spans // 2).resource_spans[0]
+            part.resource.attributes.append(_kv("team", team))
+            request.resource_spans.append(part)
+        bodies.append(request.SerializeToString())
+    return bodies

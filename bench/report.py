@@ -151,6 +151,56 @@ def _scenario_table(key: str, entry: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _tenants_note(entry: dict[str, Any]) -> list[str]:
+    """Per request, since with team B down the sink sees only team A's first copy of each request."""
+    agent = entry["systems"].get("agent")
+    if not agent:
+        return []
+    sp = agent["spread"]
+    status = agent["status_counts"]
+    down = entry["tenants"] == "b-down"
+    what = (
+        "Team B's backend is down: its part of every request is refused (the client is told to retry and, as "
+        "this load generator cycles through its distinct requests, sends the same ones again, so team A "
+        "takes each once and then skips it: every request is fingerprinted)."
+        if down
+        else "Both backends up: every request is accepted whole and nothing is fingerprinted (the fast path)."
+    )
+    return [
+        f"{what} Requests answered per second: {fmt_spread(sp['answered_requests_per_s'])}; agent CPU per "
+        f"request: {fmt_spread(sp['cpu_us_per_request'])} µs; client statuses: "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(status.items())),
+        "",
+    ]
+
+
+def _processors_section(summary: dict[str, Any]) -> list[str]:
+    """CPU per span received with each processor family, against the same traffic without processors."""
+    overheads = stats.processor_overheads(summary, "grpc-http-gzip")
+    if not overheads:
+        return []
+    base = summary.get("grpc-http-gzip", {}).get("systems", {})
+    lines = [
+        "## Processors",
+        "",
+        "CPU per span *received* (filter and sampling deliver fewer), median; overhead = that / the same "
+        "system's in `grpc-http-gzip` (same requests, no processors). rotel runs the same work as Python "
+        "processors through its SDK (bench/rotel_processors/).",
+        "",
+        "| scenario | system | CPU-s / M spans received | without processors | overhead | delivered |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, per_system in overheads.items():
+        for name, overhead in per_system.items():
+            s = summary[key]["systems"][name]
+            lines.append(
+                f"| `{key}` | {name} | {fmt(s.get('cpu_s_per_million_received'), 2)} "
+                f"| {fmt(base.get(name, {}).get('cpu_s_per_million_received'), 2)} "
+                f"| {fmt(overhead, 2, '×')} | {fmt((s.get('delivered_fraction') or 0) * 100, 0, '%')} |"
+            )
+    return [*lines, ""]
+
+
 def _overload_table(entry: dict[str, Any]) -> list[str]:
     o = entry["overload"]
     lines = [
@@ -255,10 +305,13 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
     ]
     for key, entry in summary.items():
         lines += _scenario_table(key, entry)
+        if "tenants" in entry:
+            lines += _tenants_note(entry)
         if "overload" in entry:
             lines += _overload_table(entry)
         if "hostile" in entry:
             lines += _hostile_table(entry)
+    lines += _processors_section(summary)
     lines += _profiles_section(document.get("profiles", {}))
     if document.get("errors"):
         lines += ["## Runs that failed", "", *[f"- {e}" for e in document["errors"]], ""]

@@ -153,6 +153,9 @@ def method(profile: scenarios.Profile) -> list[str]:
         "otlp`, gzip at its default level; the agent uses gzip level 1 and zstd level 1 (its defaults).",
         "‘client+sink CPU util’ is the load generator's and sink's CPU over the window divided by the "
         "window; near 1.0 means the client core was saturated and the system's throughput is a lower bound.",
+        "Processor scenarios (proc-*) send the same requests as grpc-http-gzip through one processor family "
+        "(bench/processors.py); rotel runs the same work as Python processors through its SDK "
+        "(bench/rotel_processors/, `--otlp-with-trace-processor`). They are charged per span received.",
     ]
 
 
@@ -176,6 +179,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
     if "rotel" in wanted:
         meta["rotel_binary"] = systems.rotel_binary()
     bodies = tuple(payloads.build_bodies(profile.distinct_requests, profile.spans_per_request))
+    two_teams = tuple(payloads.build_two_team_bodies(profile.distinct_requests, profile.spans_per_request))
     runs, errors = [], []
     plan = schedule(chosen, wanted, profile)
     with tempfile.TemporaryDirectory(prefix="otlp-bench-") as tmp:
@@ -183,7 +187,8 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             label = f"[{index}/{len(plan)}] {scenario.key} {system} rep {rep + 1}"
             started = time.monotonic()
             try:
-                result = runner.run_once(scenario, system, profile, bodies, Path(tmp) / f"run{index}")
+                sent = two_teams if scenario.tenants else bodies
+                result = runner.run_once(scenario, system, profile, sent, Path(tmp) / f"run{index}")
             except Exception as error:  # one failed run must not lose the others
                 errors.append(f"{label}: {error}")
                 print(f"{label}: FAILED: {error}", flush=True)

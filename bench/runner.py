@@ -67,6 +67,9 @@ def make_job(scenario: Scenario, sink_handle: fleet.Sink) -> systems.Job:
         telemetry_port=systems.free_port(),
         memory_limit_mib=scenario.memory_limit_mib,
         spike_limit_mib=scenario.spike_limit_mib,
+        tenants=scenario.tenants,
+        dead_port=systems.free_port() if scenario.tenants == "b-down" else None,
+        processors=scenario.processors,
     )
 
 
@@ -75,6 +78,7 @@ def window_numbers(
 ) -> dict[str, Any]:
     """The per-run figures the report aggregates (pure: easy to test)."""
     spans = sink_d["spans"]
+    answered = sum(client_d.get(kind, 0) for kind in ("accepted", "retryable", "non_retryable"))
     return {
         "window_s": seconds,
         "spans_delivered": spans,
@@ -82,6 +86,11 @@ def window_numbers(
         "cpu_s": cpu_s,
         "cpu_util": cpu_s / seconds,
         "cpu_s_per_million_spans": cpu_s / spans * 1e6 if spans else None,
+        # Per span received (what processors are charged by: filter and sampling deliver fewer).
+        "cpu_s_per_million_received": cpu_s / client_d["accepted_spans"] * 1e6
+        if client_d["accepted_spans"]
+        else None,
+        "delivered_fraction": spans / client_d["accepted_spans"] if client_d["accepted_spans"] else None,
         "spans_per_cpu_s": spans / cpu_s if cpu_s > 0 else None,
         "wire_bytes_per_span": sink_d["wire_bytes"] / spans if spans else None,
         "compression_ratio": sink_d["decoded_bytes"] / sink_d["wire_bytes"] if sink_d["wire_bytes"] else None,
@@ -90,6 +99,8 @@ def window_numbers(
         "client_accepted_spans_per_s": client_d["accepted_spans"] / seconds,
         "client_offered_requests_per_s": (client_d["sent"] + client_d["not_sent"]) / seconds,
         "client_side_cpu_util": client_cpu_s / seconds,
+        "answered_requests_per_s": answered / seconds,
+        "cpu_us_per_request": cpu_s / answered * 1e6 if answered else None,
     }
 
 

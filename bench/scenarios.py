@@ -26,6 +26,13 @@ class Scenario:
     offered_factor: float = 3.0
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
+    # Tenants: every request holds two teams' resources and routes split it between two exporters; "up":
+    # both export to the sink; "b-down": team B's exporter points at a port nobody listens on, so its part
+    # of every request is refused once its queue is full while team A's part is taken (a request the
+    # agent has seen is recognised when it comes back, so team A takes each distinct request once).
+    tenants: str | None = None
+    # A processor family (bench/processors.py) both systems run; None: plain forwarding.
+    processors: str | None = None
     # Hostile mix: floods and large bodies arrive during the window (see bench/hostile.py).
     hostile: bool = False
 
@@ -48,6 +55,24 @@ SCENARIOS = (
     ),
     Scenario("http-grpc-none", "HTTP protobuf in → batch → gRPC out, no compression", "http", "grpc", "none"),
     Scenario(
+        "tenants",
+        "Two teams per request: gRPC in → routes split → 2 exporters, OTLP/HTTP gzip out (ours only)",
+        "grpc",
+        "http",
+        "gzip",
+        (AGENT,),
+        tenants="up",
+    ),
+    Scenario(
+        "tenants-b-down",
+        "Two teams per request, team B's backend down: B's parts refused, A's taken once (ours only)",
+        "grpc",
+        "http",
+        "gzip",
+        (AGENT,),
+        tenants="b-down",
+    ),
+    Scenario(
         "overload",
         "Overload: gRPC in → OTLP/HTTP gzip out, backend capped, 3× offered, 256Mi memory limit",
         "grpc",
@@ -64,7 +89,25 @@ SCENARIOS = (
         (AGENT,),
         hostile=True,
     ),
+    *(
+        Scenario(
+            f"proc-{family}",
+            f"Processors: {what}; gRPC in → OTLP/HTTP gzip out (compare with grpc-http-gzip)",
+            "grpc",
+            "http",
+            "gzip",
+            processors=family,
+        )
+        for family, what in (
+            ("resource", "resource upsert"),
+            ("attributes", "attribute delete + redact on every span"),
+            ("filter", "filter dropping ~58% of spans"),
+            ("sampling", "sampling 10% of traces"),
+        )
+    ),
 )
+#: The scenario processor scenarios are compared with (same traffic, no processors).
+PROCESSOR_BASELINE = "grpc-http-gzip"
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,25 @@ import statistics
 from typing import Any
 
 HEADLINE = ("spans_per_s", "cpu_s_per_million_spans", "peak_rss_mib", "wire_bytes_per_span")
-EXTRA = ("spans_per_cpu_s", "cpu_util", "client_side_cpu_util", "compression_ratio", "mean_export_spans")
+EXTRA = (
+    "spans_per_cpu_s",
+    "cpu_util",
+    "client_side_cpu_util",
+    "compression_ratio",
+    "mean_export_spans",
+    "answered_requests_per_s",
+    "cpu_us_per_request",
+    "cpu_s_per_million_received",
+    "delivered_fraction",
+)
 COUNTS = ("accepted", "accepted_spans", "retryable", "retryable_spans", "retry_hint", "non_retryable")
 TARGET_EFFICIENCY_RATIO = 1.5
 TARGET_ZSTD_SPANS_PER_S = 250_000
 CLIENT_BOUND_UTIL = 0.9  # the client side used ≥ 90% of its core
 SATURATED_UTIL = 0.8  # below this the system had CPU to spare
 FOREIGN_LOAD_UTIL = 0.1  # other people's load on the system's CPU worth a warning
+# Processor scenarios: CPU per span received, as a multiple of the same system without processors.
+PROCESSOR_GOALS = {"resource": 1.10, "attributes": 3.0, "filter": 3.0}
 
 
 def spread(values: list[float]) -> dict[str, float | int | None]:
@@ -126,6 +138,8 @@ def summarize(runs: list[dict[str, Any]], scenarios: list[Any]) -> dict[str, Any
             entry["ratios"] = ratios(systems["agent"], systems["rotel"])
         if scenario.hostile:
             entry["hostile"] = {"memory_limit_mib": scenario.memory_limit_mib}
+        if scenario.tenants:
+            entry["tenants"] = scenario.tenants
         if scenario.overload:
             entry["overload"] = {
                 "sink_spans_per_s": scenario.sink_spans_per_s,
@@ -174,6 +188,35 @@ def findings(summary: dict[str, Any]) -> list[str]:
     return notes
 
 
+def processor_overheads(summary: dict[str, Any], baseline: str) -> dict[str, dict[str, float | None]]:
+    """Per processor scenario and system: CPU per span received / the same in `baseline` (no processors)."""
+    base = summary.get(baseline, {}).get("systems", {})
+    out: dict[str, dict[str, float | None]] = {}
+    for key, entry in summary.items():
+        if not key.startswith("proc-"):
+            continue
+        out[key] = {
+            name: ratio(
+                s.get("cpu_s_per_million_received"), base.get(name, {}).get("cpu_s_per_million_received")
+            )
+            for name, s in entry["systems"].items()
+        }
+    return out
+
+
+def _processor_targets(summary: dict[str, Any], baseline: str) -> dict[str, Any]:
+    overheads = processor_overheads(summary, baseline)
+    result = {}
+    for family, goal in PROCESSOR_GOALS.items():
+        measured = overheads.get(f"proc-{family}", {}).get("agent")
+        result[f"processor_{family}"] = verdict(
+            None if measured is None else measured <= goal,
+            measured,
+            f"agent CPU per span with the {family} processor ≤ {goal:g}× without processors",
+        )
+    return result
+
+
 def verdict(met: bool | None, measured: Any, target: str) -> dict[str, Any]:
     return {"met": met, "measured": measured, "target": target}
 
@@ -220,4 +263,5 @@ def targets(summary: dict[str, Any]) -> dict[str, Any]:
             "accepted_not_delivered_spans": agent["accepted_not_delivered_spans"],
         }
         result["overload"] = verdict(ok, measured, "peak RSS < limit, zero crashes, every refusal retryable")
+    result.update(_processor_targets(summary, "grpc-http-gzip"))
     return result

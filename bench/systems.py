@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from bench import processors
+
 AGENT, ROTEL = "agent", "rotel"
 BATCH_ITEMS, BATCH_TIMEOUT_MS = 8192, 200
 SHUTDOWN_GRACE_S = 5
@@ -42,6 +44,9 @@ class Job:
     telemetry_port: int
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
+    tenants: str | None = None  # see Scenario.tenants
+    dead_port: int | None = None  # where team B's exporter points when its backend is down
+    processors: str | None = None  # a family of bench/processors.py
 
 
 def free_port() -> int:
@@ -73,6 +78,7 @@ def agent_config(job: Job) -> dict[str, Any]:
     else:
         exporter = {"endpoint": f"127.0.0.1:{job.sink_port}", "protocol": "grpc", "tls": {"insecure": True}}
     exporter.update(name="sink", compression=job.compression)
+    routing = _tenants(job, exporter) if job.tenants else {"exporters": [exporter]}
     return {
         "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
         "kind": "OTLPPipeline",
@@ -85,11 +91,35 @@ def agent_config(job: Job) -> dict[str, Any]:
                     "spikeLimit": f"{job.spike_limit_mib}Mi",
                 },
                 "batch": {"maxItems": BATCH_ITEMS, "timeout": f"{BATCH_TIMEOUT_MS}ms"},
+                **(processors.AGENT[job.processors] if job.processors else {}),
             },
-            "exporters": [exporter],
+            **routing,
             "telemetry": {"port": job.telemetry_port, "logLevel": "warning"},
             # Bounded drain on SIGTERM, so a run against a throttled backend ends in seconds.
             "lifecycle": {"shutdownGracePeriod": f"{SHUTDOWN_GRACE_S}s"},
+        },
+    }
+
+
+def _tenants(job: Job, sink: dict[str, Any]) -> dict[str, Any]:
+    """Two exporters, team-a and team-b, and routes on the resource attribute `team`; team B's exporter
+    points at `dead_port` (with a queue that fills fast) when its backend is down."""
+    team_b = {**sink, "name": "team-b"}
+    if job.tenants == "b-down":
+        team_b.update(endpoint=f"http://127.0.0.1:{job.dead_port}", protocol="http/protobuf")
+        team_b.pop("tls", None)
+        team_b["queue"] = {"maxBytes": "4Mi"}
+    return {
+        "exporters": [{**sink, "name": "team-a"}, team_b],
+        "routes": {
+            "rules": [
+                {
+                    "name": f"team-{t}",
+                    "match": [{"attribute": "team", "equals": t}],
+                    "exporters": [f"team-{t}"],
+                }
+                for t in ("a", "b")
+            ]
         },
     }
 
@@ -127,6 +157,11 @@ def rotel_command(job: Job, workdir: Path) -> list[str]:
         str(workdir / "rotel.pid"),
         "--log-file",
         str(workdir / "rotel.log"),
+        *(
+            ["--otlp-with-trace-processor", processors.rotel_processor(job.processors)]
+            if job.processors
+            else []
+        ),
     ]
 
 

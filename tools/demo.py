@@ -5,6 +5,9 @@ exporter points, runs the example pipeline on loopback, sends a few seconds of t
 with the official OpenTelemetry Python SDK (gRPC and HTTP exporters), shuts everything down gracefully and
 prints what was received, batched and exported, with bytes before and after compression.
 The SDK is a development dependency, so it is imported only here.
+
+`--any-free-port` runs everything on ports the OS picks (the exporters are pointed at where the stand-in
+backends landed), so the demo runs beside anything else on the machine, e.g. in tests.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run an example pipeline locally with demo traffic.")
     parser.add_argument("pipeline", help="pipeline file, e.g. examples/local.yaml")
     parser.add_argument("--seconds", type=float, default=_DEMO_SECONDS, help="how long to send demo traffic")
+    parser.add_argument(
+        "--any-free-port", action="store_true", help="listen on ports the OS picks instead of the example's"
+    )
     args = parser.parse_args(argv)
     try:
         pipeline = loader.load_file(args.pipeline)
@@ -39,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure("warning")
     try:
-        return asyncio.run(_demo(pipeline, args.pipeline, args.seconds))
+        return asyncio.run(_demo(pipeline, args.pipeline, args.seconds, args.any_free_port))
     except OSError as exc:
         print(
             f"cannot start the demo: {exc} (is another agent or collector using these ports?)",
@@ -48,18 +54,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-async def _demo(pipeline: loader.OTLPPipeline, path: str, seconds: float) -> int:
+async def _demo(pipeline: loader.OTLPPipeline, path: str, seconds: float, any_free_port: bool) -> int:
     with tempfile.TemporaryDirectory() as scratch:
-        backends = [
-            await _stand_in_backend(e.endpoint, scratch) for e in pipeline.spec.exporters if e.endpoint
-        ]
-        agent = Agent(pipeline, host="127.0.0.1")
+        stand_ins = {
+            e.name: await _stand_in_backend(e.endpoint, scratch, any_free_port)
+            for e in pipeline.spec.exporters
+            if e.endpoint
+        }
+        backends = list(stand_ins.values())
+        if any_free_port:
+            pipeline = _pointed_at(pipeline, stand_ins)
+        agent = Agent(pipeline, host="127.0.0.1", any_free_port=any_free_port)
         await agent.start()
-        _describe(pipeline, path)
+        _describe(agent, path)
         print(
             f"\nsending {seconds:g}s of demo traces, metrics and logs with the OpenTelemetry Python SDK ...\n"
         )
-        sent = await asyncio.to_thread(_send_demo_traffic, pipeline, seconds)
+        sent = await asyncio.to_thread(_send_demo_traffic, agent.ports(), seconds)
         await agent.shutdown()
         for backend in backends:
             await backend.shutdown()
@@ -67,8 +78,9 @@ async def _demo(pipeline: loader.OTLPPipeline, path: str, seconds: float) -> int
     return 0
 
 
-async def _stand_in_backend(endpoint: str, scratch: str) -> Agent:
-    """An agent that receives on the exporter's endpoint and writes what it gets to a scratch file."""
+async def _stand_in_backend(endpoint: str, scratch: str, any_free_port: bool) -> Agent:
+    """An agent that receives on the exporter's endpoint (or any free port) and writes what it gets to a
+    scratch file."""
     port = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}").port
     document = {
         "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
@@ -82,22 +94,38 @@ async def _stand_in_backend(endpoint: str, scratch: str) -> Agent:
             "telemetry": {"port": (port or 0) + 1},
         },
     }
-    backend = Agent(loader.load_document(document), host="127.0.0.1")
+    backend = Agent(loader.load_document(document), host="127.0.0.1", any_free_port=any_free_port)
     await backend.start()
     return backend
 
 
-def _describe(pipeline: loader.OTLPPipeline, path: str) -> None:
-    otlp = pipeline.spec.receivers.otlp
-    print(f"pipeline {pipeline.name} from {path}")
-    if otlp.grpc.enabled:
-        print(f"  receiver  OTLP/gRPC  127.0.0.1:{otlp.grpc.port}")
-    if otlp.http.enabled:
-        print(f"  receiver  OTLP/HTTP  http://127.0.0.1:{otlp.http.port}")
-    for e in pipeline.spec.exporters:
+def _pointed_at(pipeline: loader.OTLPPipeline, stand_ins: dict[str, Agent]) -> loader.OTLPPipeline:
+    """`pipeline` with each exporter's endpoint moved to where its stand-in backend listens."""
+
+    def moved(exporter: Any) -> Any:
+        stand_in = stand_ins.get(exporter.name)
+        if stand_in is None:
+            return exporter
+        ports = stand_in.ports()
+        http = "://" in exporter.endpoint
+        endpoint = f"http://127.0.0.1:{ports['http']}" if http else f"127.0.0.1:{ports['grpc']}"
+        return exporter.model_copy(update={"endpoint": endpoint})
+
+    exporters = [moved(e) for e in pipeline.spec.exporters]
+    return dataclasses.replace(pipeline, spec=pipeline.spec.model_copy(update={"exporters": exporters}))
+
+
+def _describe(agent: Agent, path: str) -> None:
+    ports = agent.ports()
+    print(f"pipeline {agent.config.name} from {path}")
+    if ports["grpc"] is not None:
+        print(f"  receiver  OTLP/gRPC  127.0.0.1:{ports['grpc']}")
+    if ports["http"] is not None:
+        print(f"  receiver  OTLP/HTTP  http://127.0.0.1:{ports['http']}")
+    for e in agent.spec.exporters:
         target = "stdout" if e.debug else f"{e.endpoint} ({e.protocol.value}, {e.compression.value})"
         print(f"  exporter  {e.name:<10} -> {target}")
-    print(f"  metrics   http://127.0.0.1:{pipeline.spec.telemetry.port}/metrics")
+    print(f"  metrics   http://127.0.0.1:{ports['telemetry']}/metrics")
 
 
 @dataclasses.dataclass
@@ -107,7 +135,7 @@ class Sent:
     log_records: int = 0
 
 
-def _send_demo_traffic(pipeline: loader.OTLPPipeline, seconds: float) -> Sent:
+def _send_demo_traffic(ports: dict[str, int | None], seconds: float) -> Sent:
     """A pretend checkout service: spans over gRPC, metrics and logs over HTTP (SDK batch processors)."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -120,9 +148,8 @@ def _send_demo_traffic(pipeline: loader.OTLPPipeline, seconds: float) -> Sent:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    otlp = pipeline.spec.receivers.otlp
-    grpc_endpoint = f"127.0.0.1:{otlp.grpc.port}"
-    http_endpoint = f"http://127.0.0.1:{otlp.http.port}"
+    grpc_endpoint = f"127.0.0.1:{ports['grpc']}"
+    http_endpoint = f"http://127.0.0.1:{ports['http']}"
     resource = Resource.create({"service.name": "checkout", "k8s.namespace.name": "demo"})
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(

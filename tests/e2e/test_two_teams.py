@@ -26,7 +26,7 @@ from otlp_agent.process.agent import Agent
 from otlp_operator import naming
 from otlp_operator.edge import handlers, settings
 
-from tests.support.agent_runner import free_port
+from tests.support.agent_runner import loopback_agent
 from tests.support.operator_harness import (
     EXAMPLES,
     Cluster,
@@ -102,13 +102,10 @@ def resolved(cluster: Cluster, namespace: str, name: str) -> bool:
 
 
 def local_config(text: str, addresses: dict[str, str]) -> loader.OTLPPipeline:
-    """A rendered config made runnable here: free loopback ports to listen on, and every exporter endpoint
-    found in `addresses` (in-cluster Service or public URL -> loopback address) replaced."""
+    """A rendered config made runnable here: every exporter endpoint found in `addresses` (in-cluster
+    Service or public URL -> loopback address) replaced (the agent listens on ports the OS picks)."""
     document = yaml.safe_load(text)
     spec = document["spec"]
-    for kind in ("grpc", "http"):
-        spec["receivers"]["otlp"][kind]["port"] = free_port()
-    spec["telemetry"]["port"] = free_port()
     spec["processors"]["batch"]["timeout"] = "20ms"  # deliver promptly; the test waits for arrival
     for exporter in spec["exporters"]:
         exporter["endpoint"] = addresses[exporter["endpoint"]]
@@ -117,7 +114,7 @@ def local_config(text: str, addresses: dict[str, str]) -> loader.OTLPPipeline:
 
 @contextlib.asynccontextmanager
 async def agent_from(text: str, addresses: dict[str, str]) -> AsyncIterator[Agent]:
-    agent = Agent(local_config(text, addresses), host="127.0.0.1")
+    agent = loopback_agent(local_config(text, addresses))
     await agent.start()
     try:
         yield agent
@@ -126,7 +123,7 @@ async def agent_from(text: str, addresses: dict[str, str]) -> AsyncIterator[Agen
 
 
 def grpc_address(agent: Agent) -> str:
-    return f"127.0.0.1:{agent.spec.receivers.otlp.grpc.port}"
+    return f"127.0.0.1:{agent.ports()['grpc']}"
 
 
 async def send_as(team: str, endpoint: str) -> None:

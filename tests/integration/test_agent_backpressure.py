@@ -21,11 +21,12 @@ from tests.support.waiting import eventually
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def request_bytes(spans: int, payload: int = 0) -> bytes:
+def request_bytes(spans: int, payload: int = 0, tag: int = 1) -> bytes:
+    """`tag` goes into the trace id: requests with different tags are different data."""
     request = trace_service_pb2.ExportTraceServiceRequest()
     scope = request.resource_spans.add().scope_spans.add()
     for index in range(spans):
-        span = scope.spans.add(name="s", trace_id=b"\x01" * 16, span_id=(index + 1).to_bytes(8, "big"))
+        span = scope.spans.add(name="s", trace_id=bytes([tag]) * 16, span_id=(index + 1).to_bytes(8, "big"))
         if payload:
             span.attributes.add(key="blob").value.string_value = "x" * payload
     return bytes(request.SerializeToString())
@@ -56,7 +57,7 @@ async def test_over_the_memory_limit_http_clients_get_503_with_retry_after() -> 
     slow = GatedTransport()
     spec = gated_spec(limiter={"limit": "1Mi", "spikeLimit": "256Ki"}, queue={"maxBytes": "64Mi"})
     async with agent_running(spec, transports={"slow": slow}) as agent:
-        body = request_bytes(10, payload=30_000)  # ~300 KB; reading it reserves twice that
+        body = request_bytes(10, payload=30_000)  # ~300 KB
         statuses = [(await post(agent, body))[0] for _ in range(4)]
         assert statuses[:2] == [200, 200]
         assert 503 in statuses[2:]
@@ -91,12 +92,18 @@ async def test_over_the_memory_limit_grpc_clients_get_unavailable_with_retry_inf
         slow.gate.set()
 
 
+# Room for two requests of BODY: the batch being exported counts in the queue's bound, so one in flight
+# and one waiting fill it.
+BODY = request_bytes(10, payload=200)
+TWO_BODIES = len(BODY) * 5 // 2
+
+
 async def test_a_full_queue_with_refuse_policy_refuses_instead_of_dropping() -> None:
     slow = GatedTransport()
     async with agent_running(
-        gated_spec(queue={"maxBytes": "3Ki", "whenFull": "refuse"}), transports={"slow": slow}
+        gated_spec(queue={"maxBytes": TWO_BODIES, "whenFull": "refuse"}), transports={"slow": slow}
     ) as agent:
-        body = request_bytes(10, payload=200)
+        body = BODY
         assert (await post(agent, body))[0] == 200  # in flight at the (stuck) backend
         await eventually(lambda: slow.waiting == 1, what="first batch in flight")
         assert (await post(agent, body))[0] == 200  # queued: the queue is now full
@@ -116,7 +123,7 @@ async def test_a_full_queue_with_refuse_policy_refuses_instead_of_dropping() -> 
 
 async def test_drop_oldest_evicts_the_oldest_batch_and_counts_it() -> None:
     slow = GatedTransport()
-    spec = gated_spec(queue={"maxBytes": 1024, "whenFull": "dropOldest"})
+    spec = gated_spec(queue={"maxBytes": TWO_BODIES, "whenFull": "dropOldest"})
     async with agent_running(spec, transports={"slow": slow}) as agent:
         runtime = agent.agent.pipeline.exporters[0]
         for expected_depth in (0, 1, 1, 1):
@@ -137,7 +144,7 @@ async def test_drop_oldest_evicts_the_oldest_batch_and_counts_it() -> None:
 
 async def test_block_policy_holds_the_client_until_there_is_room() -> None:
     slow = GatedTransport()
-    spec = gated_spec(queue={"maxBytes": 1024, "whenFull": "block"})
+    spec = gated_spec(queue={"maxBytes": TWO_BODIES, "whenFull": "block"})
     async with agent_running(spec, transports={"slow": slow}) as agent:
         runtime = agent.agent.pipeline.exporters[0]
         assert (await post(agent, request_bytes(10, payload=200)))[0] == 200
@@ -152,6 +159,23 @@ async def test_block_policy_holds_the_client_until_there_is_room() -> None:
         slow.gate.set()
         assert (await blocked)[0] == 200
         await eventually(lambda: slow.items == 30, what="all three batches exported")
+
+
+async def test_a_request_larger_than_the_whole_queue_is_refused_for_good_naming_no_exporter() -> None:
+    slow = GatedTransport()
+    async with agent_running(
+        gated_spec(queue={"maxBytes": len(BODY) - 1}), transports={"slow": slow}
+    ) as agent:
+        status, _ = await post(agent, BODY)
+        assert status == 413, "not 503: it could never fit, so retrying cannot help"
+        async with grpc.aio.insecure_channel(agent.grpc_endpoint) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await channel.unary_unary(TRACE_METHOD)(BODY, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "grpc-status-details-bin" not in dict(refused.value.trailing_metadata() or ()), "no RetryInfo"
+        assert "slow" not in (refused.value.details() or "")
+        assert (await post(agent, request_bytes(1)))[0] == 200, "what fits is taken"
+        slow.gate.set()
 
 
 async def test_retryable_failures_are_retried_and_permanent_ones_are_not() -> None:

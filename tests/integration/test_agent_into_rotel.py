@@ -3,8 +3,8 @@ which forwards to our recording backend; every item must come out the other side
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import dataclasses
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -13,20 +13,31 @@ import pytest
 
 from bench.systems import rotel_binary
 from tests.integration.test_agent_forwarding import RESOURCE, assert_spans_intact, send_all_signals
-from tests.support.agent_runner import agent_running, free_port
+from tests.support import network
+from tests.support.agent_runner import agent_running
 from tests.support.otlp_backend import OtlpBackend
-from tests.support.waiting import eventually, eventually_async
+from tests.support.waiting import eventually
+
+#: rotel binds port 0 and cannot say which port it got (its log names only the configured endpoint); it also
+#: fails when both endpoints are the same string. So its two receivers listen on two loopback addresses, and
+#: the kernel tells which port each one got.
+GRPC_HOST, HTTP_HOST = "127.0.0.1", "127.0.0.2"
+
+
+@dataclasses.dataclass
+class Rotel:
+    process: subprocess.Popen[bytes]
+    grpc_endpoint: str = ""
+    http_endpoint: str = ""
 
 
 @contextlib.contextmanager
-def rotel_forwarding_to(
-    backend: OtlpBackend, grpc_port: int, http_port: int
-) -> Iterator[subprocess.Popen[bytes]]:
+def rotel_forwarding_to(backend: OtlpBackend) -> Iterator[Rotel]:
     with tempfile.TemporaryDirectory() as workdir:
         command = [
             rotel_binary(), "start",
-            "--otlp-grpc-endpoint", f"127.0.0.1:{grpc_port}",
-            "--otlp-http-endpoint", f"127.0.0.1:{http_port}",
+            "--otlp-grpc-endpoint", f"{GRPC_HOST}:0",
+            "--otlp-http-endpoint", f"{HTTP_HOST}:0",
             "--batch-timeout", "20ms",
             "--exporter", "otlp",
             "--otlp-exporter-endpoint", f"http://{backend.grpc_direct_endpoint}",
@@ -36,7 +47,7 @@ def rotel_forwarding_to(
         ]  # fmt: skip
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            yield process
+            yield Rotel(process)
         finally:
             process.terminate()
             try:
@@ -46,26 +57,24 @@ def rotel_forwarding_to(
                 process.wait(timeout=10)
 
 
-async def port_open(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    return True
+async def wait_until_rotel_listens(rotel: Rotel) -> None:
+    """Fill in rotel's endpoints once it listens on both addresses (the kernel then queues connections)."""
+
+    def both_bound() -> bool:
+        assert rotel.process.poll() is None, "rotel exited"
+        return {GRPC_HOST, HTTP_HOST} <= network.listening_ports(rotel.process.pid).keys()
+
+    await eventually(both_bound, timeout=20, what="rotel listening")
+    ports = network.listening_ports(rotel.process.pid)
+    rotel.grpc_endpoint = f"{GRPC_HOST}:{ports[GRPC_HOST]}"
+    rotel.http_endpoint = f"http://{HTTP_HOST}:{ports[HTTP_HOST]}"
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 async def test_rotel_receives_everything_the_agent_exports(protocol: str) -> None:
-    grpc_port, http_port = free_port(), free_port()
-    with OtlpBackend() as backend, rotel_forwarding_to(backend, grpc_port, http_port) as rotel:
-
-        async def rotel_ready() -> bool:
-            assert rotel.poll() is None, "rotel exited"
-            return await port_open(grpc_port) and await port_open(http_port)
-
-        await eventually_async(rotel_ready, timeout=20, what="rotel listening")
-        endpoint = f"127.0.0.1:{grpc_port}" if protocol == "grpc" else f"http://127.0.0.1:{http_port}"
+    with OtlpBackend() as backend, rotel_forwarding_to(backend) as rotel:
+        await wait_until_rotel_listens(rotel)
+        endpoint = rotel.grpc_endpoint if protocol == "grpc" else rotel.http_endpoint
         exporter = {"name": "rotel", "endpoint": endpoint, "protocol": protocol, "tls": {"insecure": True}}
         spec = {"processors": {"batch": {"timeout": "20ms"}}, "exporters": [exporter]}
         async with agent_running(spec) as agent:

@@ -8,9 +8,6 @@ import asyncio
 import collections
 import contextlib
 import pathlib
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,15 +15,15 @@ import aiohttp
 import yaml
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from tests.support.agent_runner import free_port
+from tests.support.agent_process import AgentProcess
 from tests.support.otlp_backend import Fault, OtlpBackend
-from tests.support.waiting import eventually, eventually_async
+from tests.support.waiting import eventually
 
 SPANS_PER_REQUEST = 20
 CLIENTS = 4
 
 
-def pipeline(backend: OtlpBackend, http_port: int, telemetry_port: int) -> dict[str, Any]:
+def pipeline(backend: OtlpBackend) -> dict[str, Any]:
     exporter = {
         "name": "durable",
         "endpoint": backend.http_endpoint,
@@ -41,69 +38,31 @@ def pipeline(backend: OtlpBackend, http_port: int, telemetry_port: int) -> dict[
         "kind": "OTLPPipeline",
         "metadata": {"name": "crash", "namespace": "tests"},
         "spec": {
-            "receivers": {"otlp": {"grpc": {"enabled": False}, "http": {"port": http_port}}},
+            "receivers": {"otlp": {"grpc": {"enabled": False}}},
             "processors": {"batch": {"timeout": "20ms"}},
             "exporters": [exporter],
-            "telemetry": {"port": telemetry_port},
             "lifecycle": {"shutdownGracePeriod": "2s"},
         },
     }
 
 
-class AgentProcess:
-    """`otlp-agent run` as a child process on loopback ports."""
+def agent_process(folder: pathlib.Path, backend: OtlpBackend) -> AgentProcess:
+    config = folder / "pipeline.yaml"
+    config.write_text(yaml.safe_dump(pipeline(backend)))
+    return AgentProcess(config, "--queue-dir", str(folder / "queue"))
 
-    def __init__(self, folder: pathlib.Path, backend: OtlpBackend) -> None:
-        self.http_port, self.telemetry_port = free_port(), free_port()
-        self.config = folder / "pipeline.yaml"
-        self.config.write_text(yaml.safe_dump(pipeline(backend, self.http_port, self.telemetry_port)))
-        self.queue_dir = folder / "queue"
-        self.log = folder / "agent.log"
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "otlp_agent.process.cli", "run", "--config", str(self.config)]
-        command += ["--listen-host", "127.0.0.1", "--queue-dir", str(self.queue_dir)]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        async def answers() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
-            try:
-                async with session.get(f"http://127.0.0.1:{self.telemetry_port}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually_async(answers, timeout=20, what="the agent process to be ready")
-
-    async def metrics(self, session: aiohttp.ClientSession) -> str:
-        async with session.get(f"http://127.0.0.1:{self.telemetry_port}/metrics") as response:
-            return await response.text()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+async def metrics_text(agent: AgentProcess, session: aiohttp.ClientSession) -> str:
+    async with session.get(agent.url("telemetry", "/metrics")) as response:
+        return await response.text()
 
 
 class Clients:
     """Clients sending spans with unique ids; `acknowledged` holds the ids the agent answered 200 for."""
 
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
-        self.url = url
+        self.url = ""  # set by the test once the agent is up (a restarted agent listens on a new port)
         self.acknowledged: set[bytes] = set()
         self.acknowledged_requests = 0
         self.failed_requests = 0
@@ -162,26 +121,26 @@ async def test_every_durably_acknowledged_span_survives_sigkill_restart_and_a_ba
 ) -> None:
     async with OtlpBackend() as backend, aiohttp.ClientSession() as session:
         backend.default_fault = Fault.unavailable()  # the backend is down for the whole first part
-        agent = AgentProcess(tmp_path, backend)
-        clients = Clients(session, f"http://127.0.0.1:{agent.http_port}/v1/traces")
+        agent = agent_process(tmp_path, backend)
+        clients = Clients(session)
         async with running(agent, clients):
-            agent.start()
-            await agent.ready(session)
+            await agent.start()
+            clients.url = agent.url("http", "/v1/traces")
             clients.agent_up.set()
             clients.start()
             await eventually(lambda: clients.acknowledged_requests >= 40, what="acknowledged requests")
             clients.agent_up.clear()
             agent.kill()  # mid-stream: clients are sending right now
             before_restart = len(clients.acknowledged)
-            agent.start()
-            await agent.ready(session)
+            await agent.start()
+            clients.url = agent.url("http", "/v1/traces")
             clients.agent_up.set()
             await eventually(
                 lambda: len(clients.acknowledged) >= before_restart + 20 * SPANS_PER_REQUEST,
                 what="requests acknowledged by the restarted agent",
             )
             await clients.stop()
-            recovered = await agent.metrics(session)
+            recovered = await metrics_text(agent, session)
             backend.clear_faults()  # the backend comes back
             delivered = await delivered_ids(backend, clients.acknowledged)
         duplicates = sum(count - 1 for count in delivered.values() if count > 1)

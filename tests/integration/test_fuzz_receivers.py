@@ -18,7 +18,6 @@ import dataclasses
 import os
 import pathlib
 import subprocess
-import sys
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -38,7 +37,7 @@ from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import otlp_json
 
 from tests.support import fuzz_requests
-from tests.support.agent_runner import free_port
+from tests.support.agent_process import AgentProcess
 from tests.support.fuzz_requests import TOKEN, FuzzRequest
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles
@@ -81,11 +80,7 @@ class ClientLoop:
 class Target:
     """The agent process under fuzz and what the test needs to talk to it."""
 
-    process: subprocess.Popen[bytes]
-    stderr: pathlib.Path
-    grpc_port: int
-    http_port: int
-    telemetry_port: int
+    agent: AgentProcess
     backend: OtlpBackend
     clients: ClientLoop
     session: aiohttp.ClientSession | None = None
@@ -94,11 +89,32 @@ class Target:
     outcomes: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.agent.process is not None
+        return self.agent.process
+
+    @property
+    def stderr(self) -> pathlib.Path:
+        return self.agent.log
+
+    @property
+    def grpc_port(self) -> int:
+        return self.agent.port("grpc")
+
+    @property
+    def http_port(self) -> int:
+        return self.agent.port("http")
+
+    @property
+    def telemetry_port(self) -> int:
+        return self.agent.port("telemetry")
+
+    @property
     def rss(self) -> int:
         return int(psutil.Process(self.process.pid).memory_info().rss)
 
 
-def agent_config(backend: OtlpBackend, grpc_port: int, http_port: int, telemetry_port: int) -> dict[str, Any]:
+def agent_config(backend: OtlpBackend) -> dict[str, Any]:
     auth = {"bearerTokenSecret": {"name": "fuzz-token", "key": "token"}}
     limit = fuzz_requests.LIMIT
     return {
@@ -108,8 +124,8 @@ def agent_config(backend: OtlpBackend, grpc_port: int, http_port: int, telemetry
         "spec": {
             "receivers": {
                 "otlp": {
-                    "grpc": {"port": grpc_port, "maxMessageSize": limit, "auth": auth},
-                    "http": {"port": http_port, "maxBodySize": limit, "auth": auth, "readTimeout": "5s"},
+                    "grpc": {"maxMessageSize": limit, "auth": auth},
+                    "http": {"maxBodySize": limit, "auth": auth, "readTimeout": "5s"},
                 }
             },
             "processors": {
@@ -119,7 +135,7 @@ def agent_config(backend: OtlpBackend, grpc_port: int, http_port: int, telemetry
             "exporters": [
                 {"name": "backend", "endpoint": backend.http_endpoint, "protocol": "http/protobuf"}
             ],
-            "telemetry": {"port": telemetry_port, "logLevel": "info"},
+            "telemetry": {"logLevel": "info"},
         },
     }
 
@@ -128,55 +144,26 @@ def agent_config(backend: OtlpBackend, grpc_port: int, http_port: int, telemetry
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     folder = tmp_path_factory.mktemp("fuzz")
     SecretFiles(folder / "secrets").write("fuzz-token", token=TOKEN.encode())
-    ports = free_port(), free_port(), free_port()
     with OtlpBackend() as backend:
         config = folder / "pipeline.yaml"
-        config.write_text(yaml.safe_dump(agent_config(backend, *ports)))
-        stderr = folder / "agent.log"
+        config.write_text(yaml.safe_dump(agent_config(backend)))
         env = {**os.environ, secret_mounts.ENV_DIR: str(folder / "secrets")}
-        command = [
-            sys.executable,
-            "-m",
-            "otlp_agent.process.cli",
-            "run",
-            "--config",
-            str(config),
-            "--listen-host",
-            "127.0.0.1",
-        ]
-        with stderr.open("wb") as log:
-            process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         clients = ClientLoop()
-        running = Target(process, stderr, *ports, backend, clients)
+        running = Target(AgentProcess(config, env=env), backend, clients)
         try:
-            clients.run(_connect(running), timeout=30)
+            clients.run(_connect(running), timeout=60)
             yield running
         finally:
             with contextlib.suppress(Exception):
                 clients.run(_disconnect(running), timeout=10)
             clients.close()
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            running.agent.stop()
 
 
 async def _connect(target: Target) -> None:
+    await target.agent.start()
     target.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32), auto_decompress=False)
     target.channel = grpc.aio.insecure_channel(f"127.0.0.1:{target.grpc_port}")
-
-    async def ready() -> bool:
-        assert target.process.poll() is None, target.stderr.read_text()
-        try:
-            assert target.session is not None
-            async with target.session.get(f"http://127.0.0.1:{target.telemetry_port}/readyz") as response:
-                return response.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await eventually_async(ready, timeout=20, what="the agent process to be ready")
 
 
 async def _disconnect(target: Target) -> None:

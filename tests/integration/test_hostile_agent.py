@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import pathlib
 import ssl
@@ -27,12 +28,13 @@ import grpc
 import grpc.aio
 import pytest
 import trustme
+import yaml
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.otlp import wire
 from otlp_agent.receivers import admission
 
+from tests.support import agent_process
 from tests.support.agent_process import AgentProcess
-from tests.support.agent_runner import free_port
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles
 from tests.support.waiting import eventually, eventually_async
@@ -51,7 +53,7 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 def agent_spec(backend: OtlpBackend, **receivers: Any) -> dict[str, Any]:
-    otlp = {"grpc": {"port": free_port()}, "http": {"port": free_port()}}
+    otlp: dict[str, dict[str, Any]] = {"grpc": {}, "http": {}}
     for kind, settings in receivers.items():
         otlp[kind].update(settings)
     exporter = {
@@ -68,7 +70,6 @@ def agent_spec(backend: OtlpBackend, **receivers: Any) -> dict[str, Any]:
             "batch": {"maxItems": 2000, "timeout": "50ms"},
         },
         "exporters": [exporter],
-        "telemetry": {"port": free_port()},
         "lifecycle": {"shutdownGracePeriod": "5s"},
     }
 
@@ -193,6 +194,49 @@ async def grpc_call(target: str, body: bytes) -> tuple[grpc.StatusCode, str, boo
         return grpc.StatusCode.OK, "", False
 
 
+def write_config(folder: pathlib.Path, spec: dict[str, Any]) -> pathlib.Path:
+    config = folder / "pipeline.yaml"
+    manifest = {
+        "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
+        "kind": "OTLPPipeline",
+        "metadata": {"name": "hostile", "namespace": "tests"},
+        "spec": spec,
+    }
+    config.write_text(yaml.safe_dump(manifest))
+    return config
+
+
+def peak_rss_mib(agent: agent_process.AgentProcess) -> float:
+    """VmHWM: the agent process's peak resident set, from /proc."""
+    for line in pathlib.Path(f"/proc/{agent.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+def non_json_lines(agent: agent_process.AgentProcess) -> list[str]:
+    """Lines of the agent's output that are not JSON objects (there should be none)."""
+    bad = []
+    for line in agent.log_text().splitlines():
+        try:
+            if not isinstance(json.loads(line), dict):
+                bad.append(line)
+        except ValueError:
+            bad.append(line)
+    return bad
+
+
+async def metric(session: aiohttp.ClientSession, agent: agent_process.AgentProcess, name: str) -> float:
+    """An unlabelled sample's value from the agent's /metrics (0 when absent)."""
+    async with session.get(agent.url("telemetry", "/metrics")) as response:
+        text = await response.text()
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    return 0.0
+
+
 @pytest.fixture
 def backend() -> Iterator[OtlpBackend]:
     with OtlpBackend(keep_bodies=True) as started:
@@ -202,14 +246,12 @@ def backend() -> Iterator[OtlpBackend]:
 async def test_floods_and_concurrent_large_bodies_cost_bounded_memory_and_others_keep_being_served(
     tmp_path: pathlib.Path, backend: OtlpBackend
 ) -> None:
-    spec = agent_spec(backend)
-    agent = AgentProcess(tmp_path, spec)
-    http_url = f"http://127.0.0.1:{spec['receivers']['otlp']['http']['port']}/v1/traces"
-    grpc_target = f"127.0.0.1:{spec['receivers']['otlp']['grpc']['port']}"
-    agent.start()
+    agent = AgentProcess(write_config(tmp_path, agent_spec(backend)))
+    await agent.start()
+    http_url = agent.url("http", "/v1/traces")
+    grpc_target = f"127.0.0.1:{agent.port('grpc')}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-            await agent.ready(session)
             floods = {
                 "spans": flood_of_empty_spans(FLOOD_ITEMS),
                 "resources": flood_of_empty_resources(FLOOD_ITEMS),
@@ -246,7 +288,7 @@ async def test_floods_and_concurrent_large_bodies_cost_bounded_memory_and_others
                 codes = collections.Counter(code for code, _, _ in calls)
                 assert set(codes) <= {grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE}, codes
                 during = good.latencies[quiet:]
-            peak = agent.peak_rss_mib()
+            peak = peak_rss_mib(agent)
 
             # Every span a good client was told was accepted reaches the backend, exactly once.
             acknowledged = collections.Counter(good.acknowledged)
@@ -281,7 +323,7 @@ async def test_floods_and_concurrent_large_bodies_cost_bounded_memory_and_others
     assert _p90(during) < 3.0, f"p90 latency {_p90(during):.2f}s"
     # The slowest: a gRPC call waiting for its reservation (maxMessageSize) the full 5 s, then 503.
     assert max(during) < admission.RESERVE_WAIT + 5.0, f"slowest answer {max(during):.2f}s"
-    assert not agent.non_json_lines(), agent.non_json_lines()[:5]
+    assert not non_json_lines(agent), non_json_lines(agent)[:5]
 
 
 @pytest.fixture
@@ -314,12 +356,12 @@ async def test_slow_tls_handshakes_are_cut_off_and_grpc_core_cannot_flood_the_lo
     files, ca = tls_secrets
     tls = {"tls": {"certSecret": "agent-tls"}, "readTimeout": "1s"}
     spec = agent_spec(backend, grpc=dict(tls), http=dict(tls))
-    agent = AgentProcess(tmp_path, spec, env={"OTLP_AGENT_SECRETS_DIR": str(files.root)})
-    grpc_port, http_port = (spec["receivers"]["otlp"][kind]["port"] for kind in ("grpc", "http"))
-    agent.start()
+    env = {**os.environ, "OTLP_AGENT_SECRETS_DIR": str(files.root)}
+    agent = AgentProcess(write_config(tmp_path, spec), env=env)
+    await agent.start()
+    grpc_port, http_port = agent.port("grpc"), agent.port("http")
     try:
         async with aiohttp.ClientSession() as session:
-            await agent.ready(session)
             # Slow handshakes: connections that never send a ClientHello are closed after readTimeout (1s),
             # on both ports (asyncio's default would hold them for 60 s, grpc's for 120 s).
             started = time.monotonic()
@@ -333,7 +375,7 @@ async def test_slow_tls_handshakes_are_cut_off_and_grpc_core_cannot_flood_the_lo
             await asyncio.wait_for(asyncio.gather(*map(_closed_by_the_server, garbage)), timeout=60)
 
             async def counted() -> bool:
-                return await agent.metric(session, "otlp_agent_native_log_lines_total") > 0
+                return await metric(session, agent, "otlp_agent_native_log_lines_total") > 0
 
             await eventually_async(counted, timeout=10, what="grpc core's lines counted")
 
@@ -345,7 +387,7 @@ async def test_slow_tls_handshakes_are_cut_off_and_grpc_core_cannot_flood_the_lo
                 assert response.status == 200
     finally:
         agent.stop()
-    lines = agent.log_lines()
-    assert not agent.non_json_lines(), agent.non_json_lines()[:5]
+    lines = agent.log_text().splitlines()
+    assert not non_json_lines(agent), non_json_lines(agent)[:5]
     native = [line for line in lines if '"native_log"' in line]
     assert 1 <= len(native) <= 5, f"{len(native)} native log lines for 300 bad handshakes"

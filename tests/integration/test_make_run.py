@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_demo_forwards_everything_it_receives_and_reports_it() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tools.demo", "examples/local.yaml", "--seconds", "1"],
+        [sys.executable, "-m", "tools.demo", "examples/local.yaml", "--seconds", "1", "--any-free-port"],
         cwd=ROOT, capture_output=True, text=True, timeout=90, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 
 from tests.integration.test_agent_backpressure import post, request_bytes
-from tests.support.agent_runner import RunningAgent, agent_running, free_port
+from tests.support.agent_runner import RunningAgent, agent_running
+from tests.support.network import RefusingPort
 from tests.support.otlp_backend import Fault, OtlpBackend
 from tests.support.waiting import eventually
 
@@ -46,8 +47,8 @@ def rows(path: pathlib.Path) -> int:
         return int(db.execute("SELECT count(*) FROM batches").fetchone()[0])
 
 
-async def test_after_repeated_failures_the_next_endpoint_takes_over() -> None:
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+async def test_after_repeated_failures_the_next_endpoint_takes_over(refusing_port: RefusingPort) -> None:
+    dead = refusing_port.http_endpoint  # nothing listens there
     async with OtlpBackend() as backend:
         spec = spec_for(http_exporter([dead, backend.http_endpoint]))
         async with agent_running(spec) as agent:
@@ -140,16 +141,21 @@ async def test_end_to_end_clients_of_a_full_queue_are_told_to_retry_not_lost(tmp
         exporter = http_exporter(
             backend.http_endpoint,
             delivery="endToEnd",
-            queue={"consumers": 1, "maxBytes": 1024, "whenFull": "dropOldest"},
+            # room for two requests: the one being exported and one waiting
+            queue={
+                "consumers": 1,
+                "maxBytes": len(request_bytes(10, payload=100)) * 5 // 2,
+                "whenFull": "dropOldest",
+            },
         )
         async with agent_running(spec_for(exporter, grace="0s")) as agent:
-            first = asyncio.create_task(post(agent, request_bytes(10, payload=100)))
+            first = asyncio.create_task(post(agent, request_bytes(10, payload=100, tag=1)))
             await backend.wait_for_arrivals_async(1)
-            second = asyncio.create_task(post(agent, request_bytes(10, payload=100)))
+            second = asyncio.create_task(post(agent, request_bytes(10, payload=100, tag=2)))
             await eventually(
                 lambda: agent.metric("otlp_agent_queue_batches", exporter="backend") == 1, what="queued"
             )
-            third = asyncio.create_task(post(agent, request_bytes(10, payload=100)))
+            third = asyncio.create_task(post(agent, request_bytes(10, payload=100, tag=3)))
             status, headers = await second
             assert status == 503 and int(headers["Retry-After"]) >= 1, "dropped to make room: send it again"
             dropped = agent.metric(

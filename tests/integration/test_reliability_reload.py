@@ -5,6 +5,7 @@ when its own settings change, and an invalid file is rejected while the old conf
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import pathlib
 from collections.abc import AsyncIterator
@@ -13,10 +14,9 @@ from typing import Any
 import pytest
 import yaml
 from otlp_agent.api import loader
-from otlp_agent.process.agent import Agent
 
 from tests.integration.test_agent_backpressure import post, request_bytes
-from tests.support.agent_runner import RunningAgent, free_port, pipeline_manifest
+from tests.support.agent_runner import RunningAgent, pipeline_manifest, pipeline_running
 from tests.support.otlp_backend import Fault, OtlpBackend
 from tests.support.waiting import eventually
 
@@ -51,31 +51,22 @@ def exporter(endpoint: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-def manifest(*exporters: dict[str, Any], ports: dict[str, Any] | None = None) -> dict[str, Any]:
-    spec = {
-        "processors": {"batch": {"timeout": "10ms", "maxItems": 10}},
-        "exporters": list(exporters),
-        "lifecycle": {"shutdownGracePeriod": "100ms"},
-        **(ports or {}),
-    }
-    return pipeline_manifest(spec)
-
-
-def ports_of(document: dict[str, Any]) -> dict[str, Any]:
-    """The receiver and telemetry ports a manifest picked, to keep them across versions."""
-    return {key: document["spec"][key] for key in ("receivers", "telemetry")}
+def manifest(*exporters: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return pipeline_manifest(
+        {
+            "processors": {"batch": {"timeout": "10ms", "maxItems": 10}},
+            "exporters": list(exporters),
+            "lifecycle": {"shutdownGracePeriod": "100ms"},
+            **spec,
+        }
+    )
 
 
 @contextlib.asynccontextmanager
 async def reloading_agent(file: ConfigFile, **args: Any) -> AsyncIterator[RunningAgent]:
-    agent = Agent(
-        loader.load_file(file.link), host="127.0.0.1", config_path=file.link, reload_interval=0.01, **args
-    )
-    await agent.start()
-    try:
-        yield RunningAgent(agent)
-    finally:
-        await agent.shutdown()
+    pipeline = loader.load_file(file.link)
+    async with pipeline_running(pipeline, config_path=file.link, reload_interval=0.01, **args) as agent:
+        yield agent
 
 
 def reloads(agent: RunningAgent, outcome: str) -> float:
@@ -95,7 +86,7 @@ async def test_a_new_config_takes_over_and_the_old_queue_drains_to_its_backend(
                 assert (await post(agent, request_bytes(10)))[0] == 200
             await old_backend.wait_for_requests_async(2)
 
-            file.write(manifest(exporter(new_backend.http_endpoint), ports=ports_of(first)))
+            file.write(manifest(exporter(new_backend.http_endpoint)))
             await eventually(lambda: reloads(agent, "applied") == 1, what="the reload")
             assert agent.agent.http is listener, "same receiver settings: the listener was not restarted"
             assert (await post(agent, request_bytes(10)))[0] == 200
@@ -120,9 +111,7 @@ async def test_an_invalid_config_is_rejected_with_a_log_line_and_the_old_one_kee
         file = ConfigFile(tmp_path, first)
         async with reloading_agent(file) as agent:
             with caplog.at_level(logging.WARNING, logger="otlp_agent"):
-                broken = manifest(
-                    exporter(backend.http_endpoint, compression="brotli"), ports=ports_of(first)
-                )
+                broken = manifest(exporter(backend.http_endpoint, compression="brotli"))
                 file.write(broken)
                 await eventually(lambda: reloads(agent, "rejected") == 1, what="the rejection")
             [line] = [r.getMessage() for r in caplog.records if "invalid" in r.getMessage()]
@@ -144,9 +133,7 @@ async def test_a_persistent_queue_is_handed_over_through_its_file(tmp_path: path
             for _ in range(3):
                 assert (await post(agent, request_bytes(10)))[0] == 200
             await backend.wait_for_requests_async(1)
-            changed = manifest(
-                exporter(backend.http_endpoint, compression="zstd", **persistent), ports=ports_of(first)
-            )
+            changed = manifest(exporter(backend.http_endpoint, compression="zstd", **persistent))
             file.write(changed)
             await eventually(lambda: reloads(agent, "applied") == 1, what="the reload")
             assert agent.metric("otlp_agent_queue_recovered_batches_total", exporter="backend") >= 2
@@ -165,13 +152,15 @@ async def test_a_changed_port_restarts_that_listener_only(tmp_path: pathlib.Path
     async with OtlpBackend() as backend:
         first = manifest(exporter(backend.http_endpoint))
         file = ConfigFile(tmp_path, first)
-        async with reloading_agent(file) as agent:
-            grpc_listener = agent.agent.grpc
-            ports = ports_of(first)
-            ports["receivers"]["otlp"]["http"]["port"] = new_port = free_port()
-            file.write(manifest(exporter(backend.http_endpoint), ports=ports))
+        ready_file = tmp_path / "ready.json"
+        async with reloading_agent(file, ready_path=ready_file) as agent:
+            grpc_listener, http_listener = agent.agent.grpc, agent.agent.http
+            # The agent listens on ports the OS picks, so a new spec port shows as a new listener.
+            moved = {"receivers": {"otlp": {"http": {"port": 14318}}}}
+            file.write(manifest(exporter(backend.http_endpoint), **moved))
             await eventually(lambda: reloads(agent, "applied") == 1, what="the reload")
             assert agent.agent.grpc is grpc_listener
-            agent.http_endpoint = f"http://127.0.0.1:{new_port}"
+            assert agent.agent.http is not http_listener
+            assert json.loads(ready_file.read_text())["ports"] == agent.agent.ports(), "the new port is named"
             assert (await post(agent, request_bytes(10)))[0] == 200
             await backend.wait_for_items_async("traces", 10)

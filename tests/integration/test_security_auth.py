@@ -12,11 +12,8 @@ import aiohttp
 import grpc
 import grpc.aio
 import orjson
-import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent.api import secret_mounts
-from otlp_agent.security import secret_files as secret_reading
 from otlp_agent.telemetry import logs
 
 from tests.support.agent_runner import RunningAgent, agent_running
@@ -27,13 +24,6 @@ from tests.support.waiting import eventually, eventually_async
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 TOKEN = "tok-3f9a1c-never-log-me"
 API_KEY = "key-77d0e2-never-log-me"
-
-
-@pytest.fixture
-def secret_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> SecretFiles:
-    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
-    monkeypatch.setattr(secret_reading, "POLL_INTERVAL", 0.05)
-    return SecretFiles(tmp_path / "secrets")
 
 
 @contextlib.contextmanager

@@ -12,29 +12,15 @@ from typing import Any
 import aiohttp
 import grpc
 import grpc.aio
-import pytest
 import trustme
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent.api import secret_mounts
-from otlp_agent.security import secret_files as secret_reading
 
+from tests.support import network
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles, der
 from tests.support.waiting import eventually, eventually_async
-
-
-@pytest.fixture
-def secret_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> SecretFiles:
-    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
-    monkeypatch.setattr(secret_reading, "POLL_INTERVAL", 0.05)
-    return SecretFiles(tmp_path / "secrets")
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 def traces(name: str) -> bytes:
@@ -87,7 +73,7 @@ async def https_server(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = network.bound_port(runner)
     try:
         yield f"https://127.0.0.1:{port}", seen
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,28 +13,15 @@ import grpc.aio
 import pytest
 import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from otlp_agent.api import loader, secret_mounts
-from otlp_agent.process.agent import Agent
+from otlp_agent.api import loader
 from otlp_agent.security import secret_files as secret_reading
 
-from tests.support.agent_runner import RunningAgent, agent_running, pipeline_manifest
+from tests.support.agent_runner import RunningAgent, agent_running, loopback_agent, pipeline_manifest
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles, client_context, der
 from tests.support.waiting import eventually_async
 
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-@pytest.fixture
-def secret_files(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> SecretFiles:
-    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
-    monkeypatch.setattr(secret_reading, "POLL_INTERVAL", 0.05)
-    return SecretFiles(tmp_path / "secrets")
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 def server_cert(ca: trustme.CA) -> trustme.LeafCert:
@@ -56,12 +42,6 @@ def tls_spec(backend: OtlpBackend, tls: dict[str, Any]) -> dict[str, Any]:
         "processors": {"batch": {"timeout": "10ms"}},
         "exporters": [{"name": "backend", "endpoint": backend.http_endpoint, "protocol": "http/protobuf"}],
     }
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[OtlpBackend]:
-    async with OtlpBackend() as running:
-        yield running
 
 
 async def presented_certificate(port: int, context: ssl.SSLContext) -> bytes:
@@ -112,7 +92,7 @@ async def test_both_receivers_serve_tls_and_present_a_rotated_certificate_on_the
     first, second = server_cert(ca), server_cert(ca)
     secret_files.write_tls("agent-tls", first)
     async with agent_running(tls_spec(backend, {"certSecret": "agent-tls"})) as agent:
-        ports = (agent.agent.spec.receivers.otlp.grpc.port, agent.agent.spec.receivers.otlp.http.port)
+        ports = (agent.grpc_port, agent.http_port)
         trusting = client_context(ca)
         for port in ports:
             assert await presented_certificate(port, trusting) == der(first)
@@ -185,7 +165,7 @@ async def test_an_agent_whose_certificate_secret_is_not_mounted_refuses_to_start
     secret_files: SecretFiles, backend: OtlpBackend
 ) -> None:
     pipeline = loader.load_document(pipeline_manifest(tls_spec(backend, {"certSecret": "agent-tls"})))
-    agent = Agent(pipeline, host="127.0.0.1")
+    agent = loopback_agent(pipeline)
     try:
         with pytest.raises(secret_reading.SecretError, match=r"agent-tls/tls\.crt"):
             await agent.start()

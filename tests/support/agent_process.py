@@ -1,101 +1,102 @@
-"""`otlp-agent run` as a real child process on loopback, for tests that judge the process the way an
-operator would: its peak memory (VmHWM), its stderr (every line JSON), its /metrics."""
+"""`otlp-agent run` as a child process on loopback ports the OS picks, as a parent process drives it.
+
+The child runs with `--any-free-port --ready-file`; `start()` returns once the ready file names the ports
+it got (a restarted agent gets new ones). Output goes to a log file the failures quote.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
+import signal
 import subprocess
 import sys
-from typing import Any
 
-import aiohttp
-import yaml
+from tests.support import waiting
 
-from tests.support.waiting import eventually_async
+_STOP_TIMEOUT = 10.0
 
 
 class AgentProcess:
-    """An agent child process for `spec` (receivers and telemetry ports must be set by the caller)."""
+    """One `otlp-agent run --config CONFIG` process at a time, restartable."""
 
-    def __init__(self, folder: pathlib.Path, spec: dict[str, Any], env: dict[str, str] | None = None) -> None:
-        self.spec = spec
-        self.config = folder / "pipeline.yaml"
-        manifest = {
-            "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
-            "kind": "OTLPPipeline",
-            "metadata": {"name": "hostile", "namespace": "tests"},
-            "spec": spec,
-        }
-        self.config.write_text(yaml.safe_dump(manifest))
-        self.log = folder / "agent.log"
-        self.env = {**os.environ, **(env or {})}
+    def __init__(
+        self,
+        config: pathlib.Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str = "agent",
+        program: list[str] | None = None,
+    ) -> None:
+        """`name` names its files beside `config` (`NAME.log`, `NAME.ready.json`); `program` is how to call
+        `otlp-agent` (default: this interpreter's `-m otlp_agent.process.cli`)."""
+        self.program = program or [sys.executable, "-m", "otlp_agent.process.cli"]
+        self.config = config
+        self.args = list(args)
+        self.env = env
+        self.log = config.with_name(f"{name}.log")
+        self.ready_file = config.with_name(f"{name}.ready.json")
         self.process: subprocess.Popen[bytes] | None = None
+        self.ports: dict[str, int | None] = {}
 
     @property
-    def telemetry_url(self) -> str:
-        return f"http://127.0.0.1:{self.spec['telemetry']['port']}"
+    def command(self) -> list[str]:
+        return [
+            *self.program, "run", "--config", str(self.config),
+            "--listen-host", "127.0.0.1", "--any-free-port", "--ready-file", str(self.ready_file),
+            *self.args,
+        ]  # fmt: skip
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "otlp_agent.process.cli", "run", "--config", str(self.config)]
-        command += ["--listen-host", "127.0.0.1"]
-        with self.log.open("ab") as log:  # stdout is unused; stderr holds the JSON log
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=self.env)
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start the process and wait until it is ready (its ready file names its ports)."""
+        self.launch()
+        await waiting.eventually(self._ready, timeout=timeout, what="the agent process to be ready")
+        self.ports = json.loads(self.ready_file.read_text())["ports"]
 
-    async def ready(self, session: aiohttp.ClientSession) -> None:
-        async def answers() -> bool:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()
-            try:
-                async with session.get(f"{self.telemetry_url}/readyz") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
+    def launch(self) -> None:
+        """Start the process without waiting for it."""
+        self.ready_file.unlink(missing_ok=True)  # a killed agent leaves its file behind
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
 
-        await eventually_async(answers, timeout=30, what="the agent process to be ready")
+    def _ready(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, (
+            f"the agent exited ({self.process and self.process.returncode}): {self.log_text()}"
+        )
+        return self.ready_file.exists()
 
-    async def metric(self, session: aiohttp.ClientSession, name: str, **labels: str) -> float:
-        """A sample's value from /metrics (0 when absent)."""
-        async with session.get(f"{self.telemetry_url}/metrics") as response:
-            text = await response.text()
-        wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
-        for line in text.splitlines():
-            if line.startswith("#"):
-                continue
-            sample, _, value = line.rpartition(" ")
-            sample_name, _, rest = sample.partition("{")
-            if sample_name == name and ",".join(sorted(rest.rstrip("}").split(","))) == wanted:
-                return float(value)
-        return 0.0
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def peak_rss_mib(self) -> float:
-        """VmHWM: the process's peak resident set, from /proc."""
+    def url(self, listener: str, path: str = "") -> str:
+        """http://127.0.0.1:PORT/path of `listener` ("http" or "telemetry")."""
+        return f"http://127.0.0.1:{self.port(listener)}{path}"
+
+    def port(self, listener: str) -> int:
+        port = self.ports.get(listener)
+        assert port is not None, f"the agent has no {listener} listener: {self.ports}"
+        return port
+
+    @property
+    def pid(self) -> int:
         assert self.process is not None
-        for line in pathlib.Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmHWM in /proc status")
+        return self.process.pid
 
-    def log_lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as when a node dies or the OOM killer strikes."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(_STOP_TIMEOUT)
 
-    def non_json_lines(self) -> list[str]:
-        """Lines of the agent's output that are not JSON objects (there should be none)."""
-        bad = []
-        for line in self.log_lines():
+    def stop(self) -> int | None:
+        """SIGTERM and wait (SIGKILL after a bounded wait); the exit code, None if it never ran."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
             try:
-                if not isinstance(json.loads(line), dict):
-                    bad.append(line)
-            except ValueError:
-                bad.append(line)
-        return bad
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+                self.process.wait(_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(_STOP_TIMEOUT)
+        return self.process.returncode

@@ -1,9 +1,12 @@
-"""Run a real agent in the test's event loop on free loopback ports, and stop it whatever happens."""
+"""Run a real agent in the test's event loop on loopback ports the OS picks, and stop it whatever happens.
+
+The agent binds every listener to port 0 (`Agent(any_free_port=True)`) and `RunningAgent` reads the ports
+it got from the agent, so endpoints stay right after a reload restarts a listener.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,20 +14,8 @@ from otlp_agent.api import loader
 from otlp_agent.process.agent import Agent
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def pipeline_manifest(spec: dict[str, Any], name: str = "test") -> dict[str, Any]:
-    """An OTLPPipeline manifest for `spec`, with receivers and telemetry moved to free ports."""
-    spec = dict(spec)
-    receivers = spec.setdefault("receivers", {}).setdefault("otlp", {})
-    for kind in ("grpc", "http"):
-        receivers.setdefault(kind, {}).setdefault("port", free_port())
-    spec.setdefault("telemetry", {}).setdefault("port", free_port())
+    """An OTLPPipeline manifest for `spec` (its ports are the spec's; the tests' agents bind others)."""
     return {
         "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
         "kind": "OTLPPipeline",
@@ -34,24 +25,60 @@ def pipeline_manifest(spec: dict[str, Any], name: str = "test") -> dict[str, Any
 
 
 class RunningAgent:
-    """Endpoints of a started agent."""
+    """Endpoints of a started agent, read from its bound listeners."""
 
     def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        otlp = agent.spec.receivers.otlp
-        self.grpc_endpoint = f"127.0.0.1:{otlp.grpc.port}"
-        self.http_endpoint = f"http://127.0.0.1:{otlp.http.port}"
-        self.telemetry_url = f"http://127.0.0.1:{agent.spec.telemetry.port}"
+
+    def _port(self, listener: str) -> int:
+        port = self.agent.ports()[listener]
+        assert port is not None, f"the agent has no {listener} listener"
+        return port
+
+    @property
+    def grpc_port(self) -> int:
+        return self._port("grpc")
+
+    @property
+    def http_port(self) -> int:
+        return self._port("http")
+
+    @property
+    def telemetry_port(self) -> int:
+        return self._port("telemetry")
+
+    @property
+    def grpc_endpoint(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def telemetry_url(self) -> str:
+        return f"http://127.0.0.1:{self.telemetry_port}"
 
     def metric(self, name: str, **labels: str) -> float:
         return self.agent.metrics.value(name, **labels)
 
 
+def loopback_agent(pipeline: loader.OTLPPipeline, **agent_args: Any) -> Agent:
+    """An agent for `pipeline` on 127.0.0.1, every listener on a port the OS picks (not started yet)."""
+    return Agent(pipeline, host="127.0.0.1", any_free_port=True, **agent_args)
+
+
 @contextlib.asynccontextmanager
 async def agent_running(spec: dict[str, Any], **agent_args: Any) -> AsyncIterator[RunningAgent]:
     """Start an agent for `spec` on 127.0.0.1; it is shut down (gracefully) on exit."""
-    pipeline = loader.load_document(pipeline_manifest(spec))
-    agent = Agent(pipeline, host="127.0.0.1", **agent_args)
+    async with pipeline_running(loader.load_document(pipeline_manifest(spec)), **agent_args) as agent:
+        yield agent
+
+
+@contextlib.asynccontextmanager
+async def pipeline_running(pipeline: loader.OTLPPipeline, **agent_args: Any) -> AsyncIterator[RunningAgent]:
+    """`agent_running` for a pipeline already loaded (e.g. from a file the agent reloads)."""
+    agent = loopback_agent(pipeline, **agent_args)
     await agent.start()
     try:
         yield RunningAgent(agent)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 
 class FakeClock:
     """Callable like `time.monotonic`; `sleep` is the matching awaitable and records what was asked."""
@@ -15,5 +17,8 @@ class FakeClock:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        """Move the clock on by `seconds` at once, then yield to the loop once, as any real sleep suspends
+        the task (so other tasks run, and a pending cancel is delivered here, as it would be)."""
         self.sleeps.append(seconds)
         self.now += seconds
+        await asyncio.sleep(0)

@@ -22,7 +22,7 @@ from otlp_operator.reconcile import pipeline_refs
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
-GOLDEN = pathlib.Path(__file__).parent / "golden"
+GOLDEN = ROOT / "tests" / "unit" / "golden"
 IMAGE = "registry.test/otlp-agent:1.2.3"
 OWNER = {
     "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from bench import profiling, report, runner, scenarios, stats, systems
+from bench import payloads, profiling, report, runner, scenarios, stats, systems
 
 
 def run(scenario, system, spans_per_s, cpu_per_m, rss=100.0, **extra):
@@ -54,6 +55,33 @@ def test_window_numbers_come_from_the_sink_and_the_system_cpu():
     assert numbers["compression_ratio"] == 8
     assert numbers["cpu_util"] == pytest.approx(0.9)
     assert numbers["mean_export_spans"] == 8000
+
+
+def test_requests_answered_count_refusals_too_and_give_the_cpu_per_request():
+    # tenants-b-down: every request refused for team B, the sink sees only team A's first copies
+    sink_d = {"spans": 0, "wire_bytes": 0, "decoded_bytes": 0, "requests": 0}
+    client_d = {
+        "accepted": 0,
+        "accepted_spans": 0,
+        "retryable": 9_000,
+        "non_retryable": 1_000,
+        "sent": 10_000,
+    }
+    client_d["not_sent"] = 0
+    numbers = runner.window_numbers(sink_d, client_d, cpu_s=2.0, client_cpu_s=1.0, seconds=10.0)
+    assert numbers["answered_requests_per_s"] == 1_000
+    assert numbers["cpu_us_per_request"] == pytest.approx(200)
+
+
+def test_two_team_bodies_hold_one_resource_per_team_and_half_the_spans_each():
+    [body] = payloads.build_two_team_bodies(1, spans=100)
+    request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+    teams = [
+        {kv.key: kv.value.string_value for kv in rs.resource.attributes}["team"]
+        for rs in request.resource_spans
+    ]
+    assert teams == ["a", "b"]
+    assert [len(rs.scope_spans[0].spans) for rs in request.resource_spans] == [50, 50]
 
 
 def test_nothing_delivered_gives_no_per_span_figures():

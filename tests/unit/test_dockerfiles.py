@@ -121,10 +121,23 @@ def test_the_build_context_leaves_out_what_the_images_do_not_need() -> None:
     assert not dockerignore_allows("agent/otlp_agent/__pycache__/app.cpython-311.pyc")
 
 
+#: The extra each image installs, and libraries of the other side that must not be in it.
+EXTRAS = {
+    "otlp-agent": ("agent", {"kopf", "kubernetes"}),
+    "otlp-operator": ("operator", {"grpcio", "isal", "zstandard"}),
+}
+
+
+def requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower() for requirement in requirements}
+
+
 @pytest.mark.parametrize("name", sorted(DOCKERFILES))
-def test_the_image_installs_the_project_wheel_into_the_final_stage(name: str) -> None:
+def test_the_image_installs_the_project_wheel_with_its_own_extra_into_the_final_stage(name: str) -> None:
+    extra, _ = EXTRAS[name]
     runs = " ".join(step.args for step in instructions(DOCKERFILES[name]) if step.keyword == "RUN")
-    assert "pip wheel --no-deps --wheel-dir /wheels ." in runs and "pip install /wheels/*.whl" in runs
+    assert "pip wheel --no-deps --wheel-dir /wheels ." in runs
+    assert f'pip install "$(ls /wheels/*.whl)[{extra}]"' in runs
     copies = [step.args for step in final_stage(DOCKERFILES[name]) if step.keyword == "COPY"]
     assert copies == ["--from=build /opt/otlp /opt/otlp"]
     env = " ".join(step.args for step in final_stage(DOCKERFILES[name]) if step.keyword == "ENV")
@@ -166,3 +179,11 @@ def test_the_agent_image_is_the_one_the_operator_and_chart_name() -> None:
     # The DaemonSet's queue-directory init container runs `python3` from the agent image: the official
     # python base puts it on PATH, and the final stage is that base.
     assert final_stage(DOCKERFILES["otlp-agent"])[0].args == "${PYTHON_IMAGE}"
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_the_images_extra_leaves_out_the_other_sides_libraries(name: str) -> None:
+    extra, absent = EXTRAS[name]
+    project = PYPROJECT["project"]
+    installed = requirement_names(project["dependencies"] + project["optional-dependencies"][extra])
+    assert installed and not installed & absent, installed & absent

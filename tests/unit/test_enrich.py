@@ -1,5 +1,6 @@
-"""k8sAttributes adds only what is true where the agent runs, only where missing, by rewriting resources on
-the wire: items, scopes and every existing attribute come through unchanged."""
+"""k8sAttributes sets only what is true where the agent runs, by rewriting resources on the wire: added where
+missing, and stamped over what the client said for the attributes in `overwrite` (by default a sidecar's
+pod identity); items, scopes and every other attribute come through unchanged."""
 
 from __future__ import annotations
 
@@ -154,3 +155,71 @@ def test_repeated_resources_give_the_same_result_from_the_cache() -> None:
     data = serialize(request(Signal.metrics, [[1], [2]]))
     assert enricher.apply(data) == enricher.apply(data)
     assert resource_attributes(Signal.metrics, enricher.apply(data)) == [{"r": "0", **ADD}, {"r": "1", **ADD}]
+
+
+# --- overwrite: identities clients cannot fake -------------------------------------------------------------
+
+POD = {"k8s.namespace.name": "team-a", "k8s.pod.name": "web-1"}
+
+
+def test_a_sidecar_overwrites_its_pod_identity_by_default_and_other_modes_nothing() -> None:
+    sidecar = pipeline_spec("sidecar").processors.k8s_attributes
+    assert sidecar is not None and sidecar.overwritten(spec.Mode.sidecar) == (
+        "k8s.namespace.name",
+        "k8s.pod.name",
+        "k8s.pod.uid",
+        "k8s.node.name",
+    )
+    for mode in (spec.Mode.daemonset, spec.Mode.deployment):
+        assert sidecar.overwritten(mode) == ()
+    assert spec.K8sAttributes(overwrite=[]).overwritten(spec.Mode.sidecar) == ()
+
+
+@pytest.mark.parametrize("signal", list(Signal))
+def test_a_forged_value_is_replaced_and_every_copy_of_it_removed(signal: Signal) -> None:
+    message = request(signal, [[2], [1]])
+    entries = getattr(message, message.DESCRIPTOR.fields_by_number[1].name)
+    entries[0].resource.attributes.extend(
+        [text("k8s.namespace.name", "team-b"), text("service.name", "web"), text("k8s.namespace.name", "x")]
+    )
+    entries[1].resource.attributes.append(
+        common_pb2.KeyValue(key="k8s.namespace.name", value=common_pb2.AnyValue(int_value=7))
+    )
+    data = serialize(message)
+    enriched = enrich.Enricher(POD, overwrite=["k8s.namespace.name"]).apply(data)
+    parsed = getattr(wire.parse(signal, enriched), message.DESCRIPTOR.fields_by_number[1].name)
+    keys = [[kv.key for kv in entry.resource.attributes] for entry in parsed]
+    assert keys == [
+        ["r", "service.name", "k8s.namespace.name", "k8s.pod.name"],
+        ["r", "k8s.namespace.name", "k8s.pod.name"],
+    ]
+    assert resource_attributes(signal, enriched) == [
+        {"r": "0", "service.name": "web", **POD},
+        {"r": "1", **POD},
+    ]
+    assert list(placed_items(signal, wire.parse(signal, enriched))) == list(placed_items(signal, message))
+
+
+def test_an_attribute_not_in_overwrite_keeps_the_clients_value() -> None:
+    message = request(Signal.traces, [[1]])
+    message.resource_spans[0].resource.attributes.append(text("k8s.pod.name", "the-apps-own"))
+    enriched = enrich.Enricher(POD, overwrite=["k8s.namespace.name"]).apply(serialize(message))
+    assert resource_attributes(Signal.traces, enriched) == [
+        {"r": "0", "k8s.pod.name": "the-apps-own", "k8s.namespace.name": "team-a"}
+    ]
+
+
+def test_a_resource_that_already_holds_the_agents_values_is_passed_on_as_the_same_bytes() -> None:
+    # The common case: injection set OTEL_RESOURCE_ATTRIBUTES to the very values the sidecar stamps.
+    message = request(Signal.traces, [[3]])
+    message.resource_spans[0].resource.attributes.extend(text(key, value) for key, value in POD.items())
+    data = serialize(message)
+    assert enrich.Enricher(POD, overwrite=POD).apply(data) is data
+
+
+def test_for_spec_stamps_only_what_this_mode_knows() -> None:
+    enricher = enrich.for_spec(pipeline_spec("sidecar", overwrite=["k8s.pod.name"]), ENV)
+    assert enricher is not None and enricher.overwrite == {"k8s.pod.name"}
+    assert enrich.for_spec(pipeline_spec("deployment"), ENV) is None, (
+        "a gateway without clusterName sets nothing"
+    )

@@ -138,8 +138,25 @@ async def test_the_circuit_opens_after_consecutive_failures_and_only_then() -> N
     assert circuit.state == State.closed and states == []
     circuit.record(False, retryable=True)
     assert circuit.state == State.open and states == [State.open]
-    assert await circuit.admit(clock.sleep) == 30.0, "an attempt waits for the cool-down"
+    await circuit.admit(clock.sleep)
+    assert clock.now == 30.0, "an attempt waits for the cool-down"
     assert circuit.state == State.half_open
+
+
+async def test_the_circuit_counts_every_second_it_spends_away_from_closed() -> None:
+    clock = FakeClock()
+    circuit = Circuit(1, 30.0, clock)
+    clock.now = 5.0
+    assert circuit.held_back() == 0.0
+    circuit.record(False, retryable=True)  # opens at 5s
+    clock.now = 20.0
+    assert circuit.held_back() == 15.0, "counted while still open, whoever waits and how"
+    await circuit.admit(clock.sleep)  # half-open at 35s: still held back
+    circuit.record(False, retryable=True)  # the probe failed: open again until 65s
+    clock.now = 70.0
+    circuit.record(True, retryable=False)  # closed at 70s
+    clock.now = 100.0
+    assert circuit.held_back() == 65.0, "5s..70s; the closed time before and after does not count"
 
 
 async def test_while_half_open_one_probe_goes_through_and_the_others_wait_for_its_answer() -> None:
@@ -169,7 +186,8 @@ async def test_a_server_hint_longer_than_the_cool_down_keeps_the_circuit_open_lo
     clock = FakeClock()
     circuit = Circuit(1, 10.0, clock)
     circuit.record(False, retryable=True, server_hint=45.0)
-    assert await circuit.admit(clock.sleep) == 45.0
+    await circuit.admit(clock.sleep)
+    assert clock.now == 45.0
 
 
 async def test_an_abandoned_probe_lets_the_next_caller_probe_at_once() -> None:
@@ -178,4 +196,6 @@ async def test_an_abandoned_probe_lets_the_next_caller_probe_at_once() -> None:
     circuit.record(False, retryable=True)
     await circuit.admit(clock.sleep)
     circuit.abandon()
-    assert await circuit.admit(clock.sleep) == 0.0
+    abandoned_at = clock.now
+    await circuit.admit(clock.sleep)
+    assert clock.now == abandoned_at and circuit.state == State.half_open

@@ -20,6 +20,10 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 FILES = generate.generated_files()
 
 
+def test_the_generator_writes_into_this_repository() -> None:
+    assert generate.REPO_ROOT == REPO, "else make generate writes (and this reads) files outside the tree"
+
+
 def test_committed_generated_files_are_up_to_date() -> None:
     stale = generate.stale_files()
     assert stale == [], f"generated files are stale: {stale}; run `make generate` and commit them"

@@ -27,7 +27,10 @@ SECURE: dict[str, Any] = {
         "otlp": {
             "grpc": {
                 "tls": {"certSecret": "gw-tls", "clientCaSecret": {"name": "clients-ca", "key": "ca.crt"}},
-                "auth": {"bearerTokenSecret": {"name": "ingest-token", "key": "token"}},
+                "auth": {
+                    "bearerTokenSecret": {"name": "ingest-token", "key": "token"},
+                    "tenants": [{"name": "ta", "bearerTokenSecret": {"name": "team-a-ingest", "key": "t"}}],
+                },
             },
             "http": {
                 "tls": {"certSecret": "gw-tls", "clientCaSecret": {"name": "gw-tls", "key": "ca.crt"}},
@@ -57,6 +60,7 @@ READ = {
     ("gw-tls", "tls.crt"),
     ("gw-tls", "tls.key"),
     ("ingest-token", "token"),
+    ("team-a-ingest", "t"),
     ("vendor-ca", "bundle.pem"),
     ("vendor-keys", "apiKey"),
     ("vendor-keys", "tenant"),

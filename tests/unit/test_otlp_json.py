@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import sys
 from typing import Any
 
 import orjson
@@ -18,6 +19,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import otlp_json
 from otlp_agent.otlp.signals import SIGNALS
+
+from tests.support import fuzz_requests
 
 TRACE_ID = bytes.fromhex("5b8efff798038103d269b633813fc60c")
 SPAN_ID = bytes.fromhex("eee19b7ec3c1b174")
@@ -403,3 +406,15 @@ def test_a_span_with_an_out_of_range_integer_is_rejected_alone(bad: dict[str, An
     assert converted.rejected == 1
     assert converted.error.startswith("Span[0].") and "out of range" in converted.error
     assert [s.name for s in converted.message.resource_spans[0].scope_spans[0].spans] == ["good"]
+
+
+def test_a_request_nested_deeper_than_the_stack_allows_is_refused_as_invalid() -> None:
+    body = fuzz_requests.deeply_nested_json(Signal.traces, 100)  # 300 levels: orjson accepts up to 1024
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(250)  # how deep a stack a request handler has left varies; here it is too shallow
+    try:
+        with pytest.raises(otlp_json.JsonError, match="nested too deeply"):
+            otlp_json.parse_request(Signal.traces, body)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert otlp_json.parse_request(Signal.traces, body).rejected == 0, "with room on the stack it converts"

@@ -1,11 +1,14 @@
 """The persistent queue, by failure mode: reopen after a stop or a crash, an export cut short, a corrupt row,
-a file that is not a database, a full disk, and every whenFull policy bounded by bytes on disk."""
+a file that is not a database, a full disk, a file of the previous format, and every whenFull policy
+bounded by bytes on disk."""
 
 from __future__ import annotations
 
 import asyncio
 import pathlib
 import sqlite3
+import time
+import zlib
 
 import pytest
 from otlp_agent.api import spec
@@ -133,6 +136,77 @@ async def test_the_file_follows_the_documented_contract(tmp_path: pathlib.Path) 
     await queue.close()
 
 
+async def test_the_stop_counts_every_row_left_on_disk_exports_under_way_included(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The bug: "4 batches left" logged while 6 rows remained (the two being exported were not counted).
+    path = tmp_path / "backend.sqlite3"
+    queue = await opened(path)
+    for tag in range(1, 7):
+        await queue.put(batch(tag))
+    await queue.get(), await queue.get()  # two consumers are exporting when the agent stops
+    assert len(queue) == 4
+    assert await queue.close() == 6
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM batches").fetchone() == (6,)
+
+
+async def test_a_requeued_batch_waits_behind_the_others_and_its_row_stays(tmp_path: pathlib.Path) -> None:
+    queue = await opened(tmp_path / "q.sqlite3")
+    for tag in (1, 2, 3):
+        await queue.put(batch(tag))
+    first = await queue.get()
+    await queue.requeue(first)
+    assert (len(queue), queue.items, queue.bytes) == (3, 6, 300)
+    got = [await queue.get() for _ in range(3)]
+    assert [(b.items, b.payload()) for b in got] == [
+        (2, b"\x02" * 100),
+        (3, b"\x03" * 100),
+        (1, b"\x01" * 100),
+    ]
+    for taken in got:
+        await queue.done(taken)
+    assert (queue.items, queue.bytes) == (0, 0)
+    assert await queue.close() == 0
+
+
+async def test_when_a_batch_was_made_survives_a_restart_for_max_age(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    queue = await opened(path)
+    old = batch(1)
+    old.created = time.monotonic() - 3600  # batched an hour ago
+    await queue.put(old)
+    await queue.close()
+    queue = await opened(path)
+    age = time.monotonic() - (await queue.get()).created
+    assert 3600 <= age < 3600 + 60
+    await queue.close()
+
+
+async def test_a_file_of_format_1_is_upgraded_in_place_and_its_rows_count_as_batched_at_open(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "q.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT, signal TEXT NOT NULL, items INTEGER "
+            "NOT NULL, size INTEGER NOT NULL, crc32 INTEGER NOT NULL, payload BLOB NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO batches (signal, items, size, crc32, payload) VALUES ('logs', 2, 3, ?, ?)",
+            (zlib.crc32(b"abc"), b"abc"),
+        )
+        db.execute("PRAGMA user_version = 1")
+    queue = await opened(path)
+    assert queue.recovered == 1
+    taken = await queue.get()
+    assert (taken.signal, taken.items, taken.payload()) == (spec.Signal.logs, 2, b"abc")
+    assert time.monotonic() - taken.created < 60, "no age is made up for an old row"
+    await queue.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (FORMAT_VERSION,) == (2,)
+
+
 async def test_a_full_disk_drops_the_batch_with_a_reason_and_the_queue_keeps_working(
     tmp_path: pathlib.Path,
 ) -> None:
@@ -176,13 +250,16 @@ async def test_drop_oldest_deletes_the_oldest_rows_to_make_room(tmp_path: pathli
         assert db.execute("SELECT items FROM batches ORDER BY id").fetchall() == [(3,), (4,)]
 
 
-async def test_block_holds_the_producer_until_a_consumer_takes_a_batch(tmp_path: pathlib.Path) -> None:
+async def test_block_holds_the_producer_until_a_consumer_is_done_with_a_batch(tmp_path: pathlib.Path) -> None:
     queue = await opened(tmp_path / "q.sqlite3", maxBytes=1024, whenFull="block")
     await queue.put(batch(1, size=1000))
     blocked = asyncio.create_task(queue.put(batch(2, size=1000)))
     await eventually(lambda: queue.blocked_producers == 1, what="the producer waiting for room")
     assert not blocked.done()
-    assert (await queue.get()).items == 1
+    taken = await queue.get()
+    assert taken.items == 1
+    assert not blocked.done(), "a batch being exported still holds its room"
+    await queue.done(taken)
     assert await blocked
     assert (await queue.get()).items == 2
     await queue.close()

@@ -1,5 +1,5 @@
-"""The exporter's in-memory queue: bounded by bytes and items, and when full it refuses (counted), drops
-the oldest (counted) or makes the producer wait, as configured."""
+"""The exporter's in-memory queue: bounded by bytes and items (batches being exported included), and when
+full it refuses (counted), drops the oldest (counted) or makes the producer wait, as configured."""
 
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ def make(**settings: Any) -> tuple[memory.MemoryQueue, list[tuple[int, str]]]:
 
 
 async def contents(queue: memory.MemoryQueue) -> list[int]:
+    """Take every waiting batch and finish it, as consumers do."""
     out = []
     while len(queue):
-        out.append(int((await queue.get()).chunks[0][6:]))
+        taken = await queue.get()
+        await queue.done(taken)
+        out.append(int(taken.chunks[0][6:]))
     return out
 
 
@@ -63,11 +66,36 @@ async def test_drop_oldest_evicts_the_oldest_batches_to_make_room() -> None:
     assert await contents(queue) == [2, 3]
 
 
-async def test_a_batch_larger_than_the_whole_queue_still_goes_into_an_empty_queue() -> None:
-    queue, drops = make(maxItems=5, whenFull="refuse")
-    await queue.put(batch(0, items=50))
-    assert (len(queue), drops) == (1, [])
-    assert queue.is_full()
+async def test_a_batch_being_exported_counts_in_the_bound_until_it_is_done() -> None:
+    queue, _ = make(maxItems=20)
+    await queue.put(batch(0))
+    taken = await queue.get()
+    assert (len(queue), queue.items, queue.bytes) == (0, 10, 1000), "taken, not yet done: still held"
+    await queue.done(taken)
+    assert (queue.items, queue.bytes) == (0, 0)
+
+
+async def test_a_requeued_batch_goes_behind_the_waiting_ones_and_stays_counted() -> None:
+    queue, drops = make()
+    for tag in range(3):
+        await queue.put(batch(tag))
+    first = await queue.get()
+    await queue.requeue(first)
+    assert (len(queue), queue.items) == (3, 30)
+    assert await contents(queue) == [1, 2, 0]
+    assert drops == []
+
+
+async def test_drop_oldest_drops_the_new_batch_when_batches_being_exported_leave_no_room() -> None:
+    # maxItems 15 and a batch of 10 being exported: nothing waiting can be evicted for a second batch of 10.
+    queue, drops = make(maxItems=15, whenFull="dropOldest")
+    await queue.put(batch(0))
+    in_flight = await queue.get()
+    assert not await queue.put(batch(1))
+    assert drops == [(1, "queue_full")]
+    assert (len(queue), queue.items) == (0, 10), "the bound held: only the batch being exported"
+    await queue.done(in_flight)
+    assert await queue.put(batch(2))
 
 
 async def test_is_full_once_either_bound_is_reached() -> None:
@@ -92,7 +120,11 @@ async def test_block_makes_the_producer_wait_until_a_consumer_frees_space() -> N
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(asyncio.shield(putting), timeout=30)  # virtual time: still blocked after 30 s
     assert not putting.done() and len(queue) == 2
-    assert int((await queue.get()).chunks[0][6:]) == 0
+    taken = await queue.get()
+    assert int(taken.chunks[0][6:]) == 0
+    with pytest.raises(TimeoutError):  # taken is not enough: it is still being exported
+        await asyncio.wait_for(asyncio.shield(putting), timeout=30)
+    await queue.done(taken)
     await asyncio.wait_for(putting, timeout=1)
     assert drops == []
     assert await contents(queue) == [1, 2]
@@ -111,7 +143,9 @@ async def test_blocked_producers_resume_in_turn_as_space_frees() -> None:
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in started)), timeout=1)
     got = []
     for _ in range(4):
-        got.append(int((await asyncio.wait_for(queue.get(), timeout=1)).chunks[0][6:]))
+        taken = await asyncio.wait_for(queue.get(), timeout=1)
+        await queue.done(taken)
+        got.append(int(taken.chunks[0][6:]))
     await asyncio.wait_for(asyncio.gather(*producers), timeout=1)
     assert got == [0, 1, 2, 3]
 

@@ -3,6 +3,7 @@ partial success and permanent failures never retried, and an open circuit that p
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from typing import Any
 
@@ -173,3 +174,20 @@ def test_retry_after_as_an_http_date_is_the_time_left_until_then() -> None:
 @pytest.mark.parametrize("value", [None, "", "soon", "-5", "1.5e3 seconds"])
 def test_an_absent_or_unreadable_retry_after_is_no_hint(value: str | None) -> None:
     assert errors.parse_retry_after(value) is None
+
+
+async def test_a_cancel_arriving_as_an_attempt_completes_stops_the_sender() -> None:
+    """An agent stopping while a backend answers: the cancel must not be lost (else a sender that retries for
+    ever keeps the shutdown waiting for ever)."""
+    sender, transport, _, _ = make_sender(FAIL)
+    sending = asyncio.create_task(sender.send(batch()))
+    answer = transport.export
+
+    async def cancel_then_answer(b: Batch, timeout: float) -> ExportResult:
+        sending.cancel()  # arrives while the attempt is finishing, before the sender has looked at it
+        return await answer(b, timeout)
+
+    transport.export = cancel_then_answer  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert len(transport.attempts) == 1, "no retry after the cancel"

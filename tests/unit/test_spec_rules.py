@@ -288,27 +288,6 @@ def test_the_path_prefix_is_the_callers() -> None:
     )
 
 
-NOT_IMPLEMENTED = [
-    (
-        {"processors": {"resource": {"actions": [{"key": "a", "action": "delete"}]}}},
-        "spec.processors.resource",
-    ),
-    (
-        {"processors": {"attributes": {"actions": [{"key": "a", "action": "hash"}]}}},
-        "spec.processors.attributes",
-    ),
-    ({"processors": {"sampling": {"ratio": 0.5}}}, "spec.processors.sampling"),
-]
-
-
-@pytest.mark.parametrize(("fields", "path"), NOT_IMPLEMENTED, ids=[path for _, path in NOT_IMPLEMENTED])
-def test_designed_but_unbuilt_features_are_refused_at_their_field(fields: dict[str, Any], path: str) -> None:
-    found = all_problems({"exporters": [GRPC], **fields})
-    assert len(found) == 1, found
-    assert found[0][0] == path
-    assert found[0][1].startswith("not implemented yet (")
-
-
 def test_default_values_of_unbuilt_features_are_not_refused() -> None:
     body = {
         "allowedReferrerNamespaces": [],

@@ -1,9 +1,7 @@
 """Validation of a whole OTLPPipeline: field errors from the models plus cross-field rules.
 
 `validate_spec` reports every problem at once, each with its field path (``spec.exporters[1].compression``),
-so a user fixes a manifest in one pass. Features that are designed but not built yet are refused here with
-"not implemented yet" rather than silently accepted: a field that does nothing is a misconfiguration
-waiting to happen. Each refusal names the issue that lifts it.
+so a user fixes a manifest in one pass. The processors' rules live in `processor_rules`.
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ from typing import Any
 
 import pydantic
 
-from otlp_agent.api import spec, units
+from otlp_agent.api import processor_rules, spec, units
 from otlp_agent.api.problems import Problem, SpecError
 
 _RESERVED_HEADERS = {"content-type", "content-encoding", "content-length", "te", "host", "grpc-encoding"}
@@ -74,13 +72,13 @@ def _remove(document: Any, loc: tuple[Any, ...]) -> bool:
 
 
 def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
-    """Every rule that needs more than one field, plus the not-implemented refusals."""
+    """Every rule that needs more than one field."""
     return [
         *_receiver_problems(s),
         *_exporter_problems(s),
         *_processor_problems(s),
         *_route_problems(s),
-        *_not_implemented(s),
+        *processor_rules.problems(s),  # resource, attributes, filter, sampling: their own module
     ]
 
 
@@ -142,6 +140,9 @@ def _receiver_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
             yield Problem(path, f"port {port} is already used by {ports[port]}")
         elif enabled:
             ports[port] = path
+    for kind, receiver in (("grpc", otlp.grpc), ("http", otlp.http)):
+        if receiver.auth is not None:
+            yield from _auth_problems(receiver.auth, f"receivers.otlp.{kind}.auth")
     yield from _request_size_problems(s)
 
 
@@ -160,6 +161,40 @@ def _request_size_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
                 f"twice this ({units.format_bytes(2 * size)}: a compressed request and its decompressed "
                 f"copy) must fit in processors.memoryLimiter.limit ({units.format_bytes(limit)})",
             )
+
+
+def _auth_problems(auth: spec.ReceiverAuth, path: str) -> Iterator[Problem]:
+    if auth.bearer_token_secret is None and not auth.tenants:
+        yield Problem(path, "set bearerTokenSecret, tenants, or both: without a token nobody gets in")
+    names: dict[str, int] = {}
+    refs: dict[tuple[str, str], str] = {}
+    if auth.bearer_token_secret is not None:
+        refs[(auth.bearer_token_secret.name, auth.bearer_token_secret.key)] = f"{path}.bearerTokenSecret"
+    for index, tenant in enumerate(auth.tenants):
+        where = f"{path}.tenants[{index}]"
+        if tenant.name in names:
+            yield Problem(
+                f"{where}.name", f"duplicate tenant {tenant.name!r} (also tenants[{names[tenant.name]}])"
+            )
+        names.setdefault(tenant.name, index)
+        ref = (tenant.bearer_token_secret.name, tenant.bearer_token_secret.key)
+        if ref in refs:
+            yield Problem(
+                f"{where}.bearerTokenSecret",
+                f"the same Secret key as {refs[ref]}: each tenant needs its own token",
+            )
+        refs.setdefault(ref, where)
+
+
+def _tenants(s: spec.OTLPPipelineSpec) -> set[str]:
+    """Tenants some enabled receiver authenticates."""
+    otlp = s.receivers.otlp
+    return {
+        tenant.name
+        for receiver in (otlp.grpc, otlp.http)
+        if receiver.enabled and receiver.auth is not None
+        for tenant in receiver.auth.tenants
+    }
 
 
 def _exporter_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
@@ -255,6 +290,8 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     limiter = s.processors.memory_limiter
     if limiter.spike_limit >= limiter.limit:
         yield Problem("processors.memoryLimiter.spikeLimit", "must be smaller than limit")
+    if s.processors.k8s_attributes is not None:
+        yield from _k8s_attributes_problems(s.processors.k8s_attributes, s.mode)
     if s.autoscaling and s.autoscaling.min_replicas > s.autoscaling.max_replicas:
         yield Problem("autoscaling.minReplicas", "must not exceed maxReplicas")
     if s.autoscaling and s.mode != spec.Mode.deployment:
@@ -272,6 +309,24 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
             f"only for mode deployment (a {s.mode.value} runs one agent per "
             f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})",
         )
+
+
+def _k8s_attributes_problems(k8s: spec.K8sAttributes, mode: spec.Mode) -> Iterator[Problem]:
+    known = [attribute for attribute, _ in spec.K8S_ATTRIBUTES_FROM_ENV[mode]]
+    if k8s.cluster_name:
+        known.append(spec.K8S_CLUSTER)
+    seen: set[str] = set()
+    for index, attribute in enumerate(k8s.overwrite or []):
+        path = f"processors.k8sAttributes.overwrite[{index}]"
+        if attribute in seen:
+            yield Problem(path, f"lists {attribute} twice")
+        elif attribute not in known:
+            yield Problem(
+                path,
+                f"a {mode.value} agent does not set {attribute}, so it cannot overwrite it; it sets: "
+                f"{', '.join(known) or 'nothing (set clusterName for k8s.cluster.name)'}",
+            )
+        seen.add(attribute)
 
 
 def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
@@ -292,6 +347,7 @@ def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
             yield Problem(f"{path}.signals", "lists a signal twice")
         for at, match in enumerate(rule.match):
             yield from _match_problems(match, f"{path}.match[{at}]")
+        yield from _rule_tenant_problems(rule.tenants, _tenants(s), f"{path}.tenants")
         for at, name in enumerate(rule.exporters):
             yield from _route_exporter_problems(
                 exporters.get(name), name, rule.signals, f"{path}.exporters[{at}]"
@@ -299,6 +355,18 @@ def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     for at, name in enumerate(s.routes.default):
         if name not in exporters:
             yield Problem(f"routes.default[{at}]", f"no exporter is named {name!r}")
+
+
+def _rule_tenant_problems(tenants: list[str], known: set[str], path: str) -> Iterator[Problem]:
+    if len(set(tenants)) != len(tenants):
+        yield Problem(path, "lists a tenant twice")
+    for at, tenant in enumerate(tenants):
+        if tenant not in known:
+            yield Problem(
+                f"{path}[{at}]",
+                f"no enabled receiver authenticates tenant {tenant!r} (receivers.otlp.*.auth.tenants): "
+                "this rule would never match",
+            )
 
 
 def _route_exporter_problems(
@@ -327,13 +395,3 @@ def _match_problems(match: spec.AttributeMatch, path: str) -> Iterator[Problem]:
             re.compile(match.regex)
         except re.error as exc:
             yield Problem(f"{path}.regex", f"not a valid regular expression: {exc}")
-
-
-# Designed but not built yet: each entry names the issue that lifts it.
-def _not_implemented(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
-    def refuse(path: str, issue: str) -> Problem:
-        return Problem(path, f"not implemented yet ({issue})")
-
-    for field in ("resource", "attributes", "sampling"):
-        if getattr(s.processors, field) is not None:
-            yield refuse(f"processors.{field}", "no processor of this kind is built yet")

@@ -2,18 +2,25 @@
 
 Each exporter has its own queue and consumers, so a slow backend never stalls the others. Every batch
 leaves through exactly one outcome — exported, failed (backend said no, or retries gave up), or dropped
-(queue policy, shutdown) — each counted; a persistent queue's batches may also stay on disk at stop, for
-the next start. A batch's memory is its `Batch.lease` (see `memory`), taken by the batcher and released
-here once its outcome is final: `_finish` after an export attempt, `_dropped_from_queue` for the queue's
-policies, `_enqueue` when the hand-over fails. A persistent queue releases the lease once the batch is on
-disk and gives the batch it reads back a lease of its own. Clients waiting on a batch (delivery durable /
-endToEnd) are answered here.
+(queue policy, queue.maxAge, shutdown) — each counted; a persistent queue's batches may also stay on
+disk at stop, for the next start. With delivery durable or endToEnd a batch is never given up by time:
+after `retry.maxElapsed` it goes back to the end of the queue (counted in
+otlp_agent_export_requeued_batches_total) and waits its turn again.
+
+Batches are capped at the queue's bounds (`queue.maxItems` / `maxBytes`, when smaller than the batch
+settings), so one batch always fits the queue; `room_for` tells admission whether a request fits now,
+later, or never. A batch's memory is its `Batch.lease` (see `memory`), taken by the batcher and released
+once its outcome is final: at the end of `_consume` (unless a memory queue took it back), in
+`_dropped_from_queue` for the queue's policies, in `_enqueue` when the hand-over fails. A persistent queue
+releases the lease once the batch is on disk and gives the batch it reads back a lease of its own.
+Clients waiting on a batch (delivery durable / endToEnd) are answered here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import pathlib
 import time
 
@@ -30,6 +37,18 @@ from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.exporter.transport.factory import make_transport
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
+
+
+class Room(enum.Enum):
+    """Whether a request fits an exporter's queue."""
+
+    yes = "yes"
+    full = "full"  # not now (whenFull: refuse); retry later
+    never = "never"  # larger than the whole queue: retrying cannot help
+
+
+# Looking an enum member up costs ~0.2 µs on Python 3.11: the per-request path uses these.
+_YES, _FULL, _NEVER = Room.yes, Room.full, Room.never
 
 
 class ExporterLane:
@@ -49,11 +68,20 @@ class ExporterLane:
         self.limiter = limiter
         self.metrics = metrics
         self.delivery = exporter.delivery
+        self._refuse_when_full = exporter.queue.when_full == spec.WhenFull.refuse
         self._track = exporter.delivery != spec.Delivery.fast
         self.queue: BatchQueue = factory.make_queue(
             exporter, queue_dir, self._dropped_from_queue, self._corrupt, limiter
         )
-        self.batchers = {signal: Batcher(signal, batch, self._enqueue, limiter) for signal in self.signals}
+        capped = batch.model_copy(
+            update={
+                "max_items": min(batch.max_items, exporter.queue.max_items),
+                "max_bytes": min(batch.max_bytes, exporter.queue.max_bytes),
+            }
+        )
+        self.batchers = {
+            signal: Batcher(signal, capped, self._enqueue, self.limiter) for signal in self.signals
+        }
         self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
         self._consumer_count = exporter.queue.consumers
         self._consumers: list[asyncio.Task[None]] = []
@@ -63,6 +91,9 @@ class ExporterLane:
         self._idle.set()
         self._stopped = False
         self._waited_on: set[asyncio.Future[None]] = set()  # futures of batches clients wait for
+        # Requests being split into several batches are only partly in the batchers' counts while their
+        # first batches are handed over, so admission counts them whole here until they are in.
+        self._arriving_bytes = self._arriving_items = 0
 
     async def start(self) -> None:
         """Open the queue and start the consumers (before any producer, so nothing waits on a queue nobody
@@ -83,42 +114,46 @@ class ExporterLane:
             for i in range(self._consumer_count)
         ]
 
-    def never_fits(self, size: int, items: int) -> str | None:
-        """Why a request of `size` bytes and `items` items can never be queued under `refuse` (its answer
-        must not be "retry later" forever), or None."""
+    def room_for(self, size: int, items: int) -> Room:
+        """Whether a request of `size` bytes and `items` items may be accepted: never when it is larger than
+        the whole queue; under `refuse`, only when the queue has room for it plus everything already
+        accepted on its way in (in batchers), or a request answered 200 could later find the queue full."""
         queue = self.queue
-        if queue.when_full != spec.WhenFull.refuse:
-            return None
-        if items > queue.max_items:
-            return f"{items} items exceed exporter {self.name}'s queue.maxItems ({queue.max_items})"
-        if size > queue.max_bytes:
-            return f"{size} bytes exceed exporter {self.name}'s queue.maxBytes ({queue.max_bytes})"
-        return None
-
-    def refuses(self, size: int, items: int) -> bool:
-        """True when a request of `size` bytes and `items` items must be refused under the `refuse` policy:
-        the queue must have room for it plus everything already accepted on its way in (in batchers), or a
-        request answered 200 could later find the queue full. An empty queue always takes one request."""
-        queue = self.queue
-        if queue.when_full != spec.WhenFull.refuse:
-            return False
-        pending_bytes = sum(batcher.pending_bytes for batcher in self.batchers.values())
-        pending_items = sum(batcher.pending_items for batcher in self.batchers.values())
-        held_bytes, held_items = queue.bytes + pending_bytes, queue.items + pending_items
-        if held_bytes == 0 and held_items == 0:
-            return False
-        return held_bytes + size > queue.max_bytes or held_items + items > queue.max_items
+        if size > queue.max_bytes or items > queue.max_items:
+            return _NEVER
+        if not self._refuse_when_full:
+            return _YES
+        pending_bytes = self._arriving_bytes + sum(b.pending_bytes for b in self.batchers.values())
+        pending_items = self._arriving_items + sum(b.pending_items for b in self.batchers.values())
+        if queue.bytes + pending_bytes + size > queue.max_bytes:
+            return _FULL
+        return _FULL if queue.items + pending_items + items > queue.max_items else _YES
 
     async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
         """Batch a request (its bytes count from here: see `Batch.lease`); for durable / endToEnd delivery,
         the futures its client must wait for."""
-        futures = await self.batchers[signal].add(data, items, self._track)
+        batcher = self.batchers[signal]
+        if items > batcher.max_items or len(data) > batcher.max_bytes:
+            futures = await self._add_split(batcher, data, items)
+        else:
+            futures = await batcher.add(data, items, self._track)
         self._update_gauges()
         for future in futures:
             if future not in self._waited_on:
                 self._waited_on.add(future)
                 future.add_done_callback(self._waited_on.discard)
         return futures
+
+    async def _add_split(self, batcher: Batcher, data: bytes, items: int) -> list[asyncio.Future[None]]:
+        """A request the batcher splits into several batches, counted whole for admission until it is in
+        (for a moment it is counted twice: that errs on the safe side)."""
+        self._arriving_bytes += len(data)
+        self._arriving_items += items
+        try:
+            return await batcher.add(data, items, self._track)
+        finally:
+            self._arriving_bytes -= len(data)
+            self._arriving_items -= items
 
     def abandon_waiters(self, message: str) -> None:
         """Answer every client still waiting on this exporter with a retryable refusal (at shutdown)."""
@@ -142,11 +177,17 @@ class ExporterLane:
             batch = await self.queue.get()
             self._in_flight += 1
             self._update_gauges()
+            requeued = False
             try:
                 result = await self.sender.send(batch)
-                self._account(batch, result)
-                await self.queue.done(batch)
-                _answer_waiters(batch, result)
+                requeued = result.gave_up and self.delivery != spec.Delivery.fast
+                if requeued:
+                    self._requeued(batch, result)
+                    await self.queue.requeue(batch)
+                else:
+                    self._account(batch, result)
+                    await self.queue.done(batch)
+                    _answer_waiters(batch, result)
             except asyncio.CancelledError:  # stopping while this batch was in flight
                 if not self.queue.persistent:  # a persistent queue keeps the row for the next start
                     self._count_dropped(batch, "shutdown")
@@ -161,7 +202,8 @@ class ExporterLane:
                 await self.queue.done(batch)
             finally:
                 self._in_flight -= 1
-                batch.lease.release()  # whatever the outcome, the batch leaves memory here
+                if self.queue.persistent or not requeued:  # a requeued memory batch is still held
+                    batch.lease.release()  # otherwise the batch leaves memory here, whatever the outcome
                 self._update_gauges()
                 if self._in_flight == 0 and not len(self.queue):
                     self._idle.set()
@@ -183,11 +225,23 @@ class ExporterLane:
                     exporter=self.name,
                 )
             return
+        if result.expired:
+            self._count_dropped(batch, "max_age")
+            return
         reason = "retries_exhausted" if result.retryable or result.gave_up else "rejected"
         m.failed_items.labels(self.name, signal, reason).inc(batch.items)
         logs.event(
             f"export_failed_{self.name}",
             f"exporter {self.name}: {batch.items} items lost: {result.message}",
+            exporter=self.name,
+        )
+
+    def _requeued(self, batch: Batch, result: ExportResult) -> None:
+        self.metrics.requeued_batches.labels(self.name, batch.signal.value).inc()
+        logs.event(
+            f"export_requeued_{self.name}",
+            f"exporter {self.name}: {result.message}; the batch goes back to the end of the queue "
+            f"(delivery {self.delivery.value} never gives data up by time)",
             exporter=self.name,
         )
 
@@ -246,7 +300,10 @@ class ExporterLane:
         left = await self.queue.close()
         if left and self.queue.persistent:
             logs.info(
-                f"exporter {self.name}: {left} batches left on disk for the next start", exporter=self.name
+                f"exporter {self.name}: {left} batches left on disk for the next start (waiting and "
+                "interrupted exports alike)",
+                exporter=self.name,
+                batches=left,
             )
         self._update_gauges()
         await self.sender.transport.close()
@@ -256,7 +313,7 @@ def _answer_waiters(batch: Batch, result: ExportResult) -> None:
     """endToEnd clients hear what the backend said (durable ones were answered at commit)."""
     if result.ok:
         delivery.settle(batch.done)
-    elif result.retryable or result.gave_up:
+    elif result.retryable or result.gave_up or result.expired:
         delivery.settle(batch.done, delivery.not_delivered(f"not exported: {result.message}"))
     else:
         delivery.settle(batch.done, delivery.rejected_downstream(f"the backend refused it: {result.message}"))

@@ -16,6 +16,7 @@ class ExportResult:
     message: str = ""
     wire_bytes: int = 0  # bytes sent after compression
     gave_up: bool = False  # retryable, but retries ran out (retry.maxElapsed)
+    expired: bool = False  # never sent again: older than queue.maxAge
 
     @classmethod
     def success(cls, wire_bytes: int = 0, rejected: int = 0, message: str = "") -> ExportResult:

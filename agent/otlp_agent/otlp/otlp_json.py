@@ -84,6 +84,8 @@ def parse_request(signal: Signal, body: bytes) -> Converted:
         kwargs = _convert(request_type.DESCRIPTOR, document, rejection)
     except JsonError as exc:
         raise JsonError(exc.reason, exc.path) from None
+    except RecursionError:  # orjson accepts 1024 levels of nesting: more than the stack holds to convert them
+        raise JsonError("nested too deeply") from None
     try:
         message = request_type(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -1,15 +1,24 @@
 """The pipeline between receivers and exporters: enrichment, routing, admission (memory limiter, queue
-policy) and fan-out.
+room) and fan-out.
 
 Without `routes`, every exporter gets every request of its signals: fan-out hands the same bytes object to
 every exporter, no copy per exporter. With `routes`, the router says which exporter gets which resource
-entries (see `routing`); data no route takes is counted and answered as partial success. With
-`processors.k8sAttributes`, resources are completed first (see `enrich`), so routes can match what it adds.
+entries (see `routing`), possibly depending on the client's authenticated tenant; data no route takes is
+counted and answered as partial success. With `processors.k8sAttributes`, resources are completed (or
+stamped) first (see `enrich`), then the processors run (see `processors.chain`), so routes see the
+processed resources.
 
-A request is admitted whole or refused whole with a retryable status: if any exporter it is bound for is
-full, the client keeps the data and sends it again, which may duplicate it at the other exporters but never
-loses it. A client is answered when the strictest delivery mode among its exporters is satisfied (see
-`delivery`).
+Admission is per exporter, so tenants are isolated: each exporter's part is accepted if its queue has room,
+whatever the others say. A part that does not fit now (`whenFull: refuse`) makes the answer a retryable
+refusal for the whole request — the client keeps the data and sends it again — while the parts that did
+fit stay accepted; their exporters remember the request's fingerprint (see `fingerprints`) and skip their
+part when the same request comes back, so nothing is delivered twice and nothing is lost. A part larger
+than its exporter's whole queue can never be accepted: it is rejected for good (partial success, or a
+non-retryable error when nothing of the request could be taken). Refusals never name an exporter: on a
+shared gateway that would tell one tenant about another's; the agent's log names them.
+
+A client is answered when the strictest delivery mode among its exporters is satisfied (see `delivery`).
+The memory limiter is shared by every exporter, so over it the whole request is refused (retryable).
 """
 
 from __future__ import annotations
@@ -22,17 +31,20 @@ from collections.abc import Mapping
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.exporter import delivery
-from otlp_agent.exporter.lane import ExporterLane
+from otlp_agent.exporter.lane import ExporterLane, Room
 from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.otlp import errors
 from otlp_agent.otlp.signals import SIGNALS
-from otlp_agent.pipeline import enrich, routing
+from otlp_agent.pipeline import enrich, fingerprints, routing
+from otlp_agent.pipeline.processors import chain as processors
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 #: What refused clients are told to wait, in seconds: about one export round-trip.
 REFUSAL_RETRY_AFTER = 1.0
+
+Part = tuple[ExporterLane, bytes, int]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +53,10 @@ class Accepted:
 
     rejected: int = 0
     message: str = ""
+
+
+_ACCEPTED = Accepted()  # everything taken: the common answer, made once
+_ROOM, _FULL = Room.yes, Room.full  # (enum members are slow to look up on Python 3.11)
 
 
 class Intake:
@@ -68,71 +84,155 @@ class Intake:
             for e in s.exporters
         ]
         self._targets = {signal: [e for e in self.exporters if signal in e.signals] for signal in Signal}
+        self._may_block = any(e.queue.when_full == spec.WhenFull.block for e in s.exporters)
         self._by_name = {e.name: e for e in self.exporters}
         self.router = (
             routing.Router(s.routes, {e.name: e.signals for e in self.exporters}) if s.routes else None
         )
-        added = enrich.attributes_for(s, environ)
-        self.enricher = enrich.Enricher(added) if added else None
-        if s.processors.k8s_attributes is not None:
-            logs.info(f"k8sAttributes: adding where missing: {sorted(added) or 'nothing'}", added=added)
+        self.enricher = enrich.for_spec(s, environ)
+        self.processors = processors.build(s.processors, metrics)  # None when none is configured
+        self.fingerprints = fingerprints.Fingerprints()
+        _warn_if_queues_share_memory(s)
 
     async def start(self) -> None:
         for exporter in self.exporters:
             await exporter.start()
 
-    async def consume(self, signal: Signal, payload: bytes, items: int) -> Accepted:
-        """Admit a validated request or raise a retryable ReceiveError."""
+    async def consume(
+        self, signal: Signal, payload: bytes, items: int, tenant: str | None = None
+    ) -> Accepted:
+        """Admit a validated request (from `tenant`, when its client authenticated as one), or raise a
+        ReceiveError saying whether to send it again."""
+        received = payload
         if self.enricher is not None:
             payload = self.enricher.apply(payload)
-        if self.router is not None:
-            return await self._consume_routed(signal, payload, items)
-        targets = self._targets[signal]
-        if not targets:
-            noun = SIGNALS[signal].item_noun
-            return Accepted(
-                items, f"this pipeline has no exporter for {signal.value}; {items} {noun} dropped"
-            )
-        await self._deliver(signal, [(exporter, payload, items) for exporter in targets])
-        return Accepted()
-
-    async def _consume_routed(self, signal: Signal, payload: bytes, items: int) -> Accepted:
-        assert self.router is not None
-        routed = self.router.route(signal, payload, items)
+        # -- processors (resource, filter, sampling, attributes; see pipeline/processors) ---------------
+        if self.processors is not None:
+            payload, items = await self.processors.run(signal, payload, items)
+            if not payload:
+                return _ACCEPTED  # all filtered or sampled out: the user's choice, not a rejection
+        # -- end of processors ---------------------------------------------------------------------------
+        if self.router is None:
+            targets = self._targets[signal]
+            if not targets:
+                noun = SIGNALS[signal].item_noun
+                return Accepted(
+                    items, f"this pipeline has no exporter for {signal.value}; {items} {noun} dropped"
+                )
+            # Every part is the whole request, so what is rejected never exceeds `items`.
+            return await self._deliver(signal, tenant, received, [(e, payload, items) for e in targets])
+        routed = self.router.route(signal, payload, items, tenant)
         parts = [(self._by_name[name], data, n) for name, (data, n) in routed.deliveries.items()]
-        if parts:
-            await self._deliver(signal, parts)
+        answer = await self._deliver(signal, tenant, received, parts) if parts else _ACCEPTED
         routing.count(self.metrics, signal, routed)
         if not routed.unrouted:
-            return Accepted()
+            return answer
         noun = SIGNALS[signal].item_noun
         message = f"{routed.unrouted} {noun} matched no route and this pipeline has no default route; dropped"
         logs.event(f"unrouted_{signal.value}", message, signal=signal.value)
-        return Accepted(routed.unrouted, message)
+        rejected = min(items, answer.rejected + routed.unrouted)
+        return Accepted(rejected, "; ".join(m for m in (message, answer.message) if m))
 
-    async def _deliver(self, signal: Signal, parts: list[tuple[ExporterLane, bytes, int]]) -> None:
-        """Admit every part (memory, then each exporter's queue) or refuse the whole request; then hand each
-        exporter its part and wait for what the delivery modes require."""
-        if not self.limiter.would_admit(sum(len(data) for _, data, _ in parts)):
+    async def _deliver(
+        self, signal: Signal, tenant: str | None, received: bytes, parts: list[Part]
+    ) -> Accepted:
+        """Hand each exporter its part if it has room (skipping exporters that hold it from an earlier
+        attempt of the same request), then wait for what the delivery modes require. `received` is the
+        request as the client sent it (its fingerprint)."""
+        key = None
+        held: dict[str, fingerprints.Futures] = {}  # exporters holding their part, and what to wait for
+        if self.fingerprints.active:  # never on the fast path: nothing is remembered there
+            key = self.fingerprints.key(signal, tenant, received)
+            held = self.fingerprints.taken(key)
+            if held:
+                self._count_held(signal, [part for part in parts if part[0].name in held])
+                parts = [part for part in parts if part[0].name not in held]
+        if parts and not self.limiter.would_admit(sum(len(data) for _, data, _ in parts)):
             raise errors.refused(
                 f"memory limit reached ({self.limiter.held} bytes held); retry later",
                 REFUSAL_RETRY_AFTER,
                 "memory_limit",
             )
-        for exporter, data, items in parts:
-            too_big = exporter.never_fits(len(data), items)
-            if too_big is not None:  # "retry later" would be a lie: refused for good
-                raise errors.too_large(f"{too_big}; it can never be queued")
-        for exporter, data, items in parts:
-            if exporter.refuses(len(data), items):
-                raise errors.refused(
-                    f"exporter {exporter.name} queue is full; retry later", REFUSAL_RETRY_AFTER, "queue_full"
-                )
-        waits: list[asyncio.Future[None]] = []
-        for exporter, data, items in parts:
-            waits += await exporter.accept(signal, data, items)
-        if waits:
+        full: list[Part] = []
+        never: list[Part] = []
+        remember = False
+        for exporter, data, items in self._blocking_last(parts) if self._may_block else parts:
+            room = exporter.room_for(len(data), items)  # checked and taken with no await in between
+            if room is _ROOM:
+                futures = held[exporter.name] = await exporter.accept(signal, data, items)
+                remember = remember or (bool(futures) and exporter.delivery is spec.Delivery.end_to_end)
+            else:
+                (full if room is _FULL else never).append((exporter, data, items))
+        if (full or remember) and held:
+            key = key or self.fingerprints.key(signal, tenant, received)
+            self.fingerprints.remember(key, held.items())
+        if full:
+            raise self._queue_full(signal, full, held)
+        if any(held.values()):
+            await self._wait(signal, tenant, received, key, held)
+        return self._too_large(signal, never, held) if never else _ACCEPTED
+
+    @staticmethod
+    def _blocking_last(parts: list[Part]) -> list[Part]:
+        """Exporters that may make the request wait for room (`block`) last, so the others have theirs."""
+        return sorted(parts, key=lambda part: part[0].queue.when_full == spec.WhenFull.block)
+
+    async def _wait(
+        self,
+        signal: Signal,
+        tenant: str | None,
+        received: bytes,
+        key: bytes | None,
+        held: dict[str, fingerprints.Futures],
+    ) -> None:
+        """Wait for the batches holding the request; if the client must send it again (a part was not
+        delivered) or went away, remember who holds their part."""
+        waits = [future for futures in held.values() for future in futures]
+        try:
             await delivery.wait_all(waits)
+        except (errors.ReceiveError, asyncio.CancelledError):
+            key = key or self.fingerprints.key(signal, tenant, received)
+            self.fingerprints.remember(key, held.items())  # failed batches are forgotten at lookup
+            raise
+
+    def _queue_full(
+        self, signal: Signal, full: list[Part], held: dict[str, fingerprints.Futures]
+    ) -> errors.ReceiveError:
+        names = sorted(exporter.name for exporter, _, _ in full)
+        logs.event(
+            f"queue_full_{signal.value}",
+            f"exporters {', '.join(names)}: queue full; the client is told to send the request again "
+            f"({len(held)} other exporters took their part and will skip it then)",
+            exporters=names,
+        )
+        accepted = " (what was accepted will not be taken twice if the same request is sent again)"
+        return errors.refused(
+            f"part of this request does not fit an exporter's queue now; retry later"
+            f"{accepted if held else ''}",
+            REFUSAL_RETRY_AFTER,
+            "queue_full",
+        )
+
+    def _too_large(
+        self, signal: Signal, never: list[Part], held: dict[str, fingerprints.Futures]
+    ) -> Accepted:
+        names = sorted(exporter.name for exporter, _, _ in never)
+        # Fan-out hands several exporters the same bytes: count those items once (consume caps the total).
+        rejected = sum({data: items for _, data, items in never}.values())
+        noun = SIGNALS[signal].item_noun
+        queue = never[0][0].queue
+        message = (
+            f"{rejected} {noun} are more than an exporter's queue can ever hold (queue.maxBytes "
+            f"{queue.max_bytes}, maxItems {queue.max_items}); sending them again cannot help"
+        )
+        logs.event(f"too_large_for_queue_{signal.value}", f"exporters {', '.join(names)}: {message}")
+        if not held:
+            raise errors.too_large(message)
+        return Accepted(rejected, message)
+
+    def _count_held(self, signal: Signal, parts: list[Part]) -> None:
+        for exporter, _, items in parts:
+            self.metrics.deduplicated_items.labels(exporter.name, signal.value).inc(items)
 
     def abandon_waiters(self, message: str) -> None:
         for exporter in self.exporters:
@@ -166,3 +266,18 @@ class Intake:
             if exporter.name not in handed_over:
                 await exporter.drain(None)
         await self.stop()
+
+
+def _warn_if_queues_share_memory(s: spec.OTLPPipelineSpec) -> None:
+    """Isolation holds for memory only if one exporter's full memory queue cannot take what the others need:
+    say so at start when the memory queues together may hold more than the limiter lets in."""
+    in_memory = [e for e in s.exporters if e.queue.type == spec.QueueType.memory]
+    total = sum(e.queue.max_bytes for e in in_memory)
+    limiter = s.processors.memory_limiter
+    if len(in_memory) > 1 and total > limiter.limit - limiter.spike_limit:
+        logs.event(
+            "memory_queues_exceed_limit",
+            f"the memory queues of {len(in_memory)} exporters may hold {total} bytes, more than the memory "
+            f"limiter admits ({limiter.limit - limiter.spike_limit}): one exporter whose backend is down can "
+            "fill the memory the others need; lower queue.maxBytes or use persistent queues",
+        )

@@ -1,8 +1,11 @@
 """Routes (`spec.routes`): which exporters get which resource entries of a request.
 
 Rules are checked in order against a resource's attributes; the first rule whose signals include the
-request's and whose matches all hold wins, and data no rule takes goes to the default exporters — or, with
-no default, is *unrouted*: counted and reported to the client as partial success, never silently dropped.
+request's, whose `tenants` (if any) include the tenant the client authenticated as, and whose matches all
+hold wins, and data no rule takes goes to the default exporters — or, with no default, is *unrouted*:
+counted and reported to the client as partial success, never silently dropped. The tenant comes from the
+receiver's bearer token, not from the data, so a client cannot claim another's; each tenant gets its own
+rule table, built once, so it costs nothing per request.
 
 Routing works on the wire: a request is a concatenation of resource entries (ResourceSpans,
 ResourceMetrics, ResourceLogs), so it is cut at those boundaries into slices of the original bytes, and
@@ -34,8 +37,9 @@ from otlp_agent.telemetry.metrics import AgentMetrics
 
 #: The `route` label of data that went to the default exporters (rule names are DNS labels: no clash).
 DEFAULT_ROUTE = "_default"
-#: Distinct Resources whose decision is remembered per signal; the cache starts over when full. Only
-#: Resources up to CACHEABLE_BYTES are kept: the cache stays under ~16 MiB per signal whatever clients send.
+#: Distinct Resources whose decision is remembered per signal (all tenants' tables together); the cache
+#: starts over when full. Only Resources up to CACHEABLE_BYTES are kept: the cache stays under ~16 MiB per
+#: signal whatever clients send.
 CACHE_SIZE = 4096
 CACHEABLE_BYTES = 4096
 
@@ -63,16 +67,24 @@ class Routed:
 class _SignalTable:
     """The rules that apply to one signal, in order, with the default last."""
 
-    def __init__(self, rules: list[tuple[Target, list[Test]]], default: Target) -> None:
+    def __init__(
+        self,
+        rules: list[tuple[Target, list[Test]]],
+        default: Target,
+        cache: dict[tuple[str | None, bytes], int],
+        tenant: str | None,
+    ) -> None:
         self.targets = [target for target, _ in rules] + [default]
         self.tests = [tests for _, tests in rules]
         # The index every entry goes to when the rules cannot tell entries apart (no split needed).
         self.static: int | None = 0 if not rules or not rules[0][1] else None
-        self._cache: dict[bytes, int] = {}
+        self._cache = cache  # shared by the signal's tables, keyed by (tenant, Resource)
+        self._tenant = tenant
 
     def decide(self, resource: bytes) -> int:
         """The index of the target for a serialized Resource."""
-        decision = self._cache.get(resource)
+        key = (self._tenant, resource)
+        decision = self._cache.get(key)
         if decision is None:
             attributes = attribute_values(resource)
             decision = next(
@@ -82,7 +94,7 @@ class _SignalTable:
             if len(resource) <= CACHEABLE_BYTES:
                 if len(self._cache) >= CACHE_SIZE:
                     self._cache.clear()
-                self._cache[resource] = decision
+                self._cache[key] = decision
         return decision
 
 
@@ -90,10 +102,18 @@ class Router:
     """Routes requests by `routes`; `exporter_signals` names every exporter and the signals it accepts."""
 
     def __init__(self, routes: spec.Routes, exporter_signals: Mapping[str, frozenset[Signal]]) -> None:
-        self._tables = {signal: _table(routes, exporter_signals, signal) for signal in Signal}
+        tenants: list[str | None] = [None, *sorted({t for rule in routes.rules for t in rule.tenants})]
+        caches: dict[Signal, dict[tuple[str | None, bytes], int]] = {signal: {} for signal in Signal}
+        self._tables = {
+            (signal, tenant): _table(routes, exporter_signals, signal, tenant, caches[signal])
+            for signal in Signal
+            for tenant in tenants
+        }
 
-    def route(self, signal: Signal, payload: bytes, items: int) -> Routed:
-        table = self._tables[signal]
+    def route(self, signal: Signal, payload: bytes, items: int, tenant: str | None = None) -> Routed:
+        """Where each part of a request goes; `tenant`: what its client authenticated as (None: nothing
+        known, and a tenant no rule names is the same: only rules without `tenants` apply)."""
+        table = self._tables.get((signal, tenant)) or self._tables[(signal, None)]
         if table.static is not None:
             return _whole(table.targets[table.static], payload, items)
         groups: dict[int, list[tuple[int, int, int]]] = {}
@@ -108,7 +128,11 @@ class Router:
 
 
 def _table(
-    routes: spec.Routes, exporter_signals: Mapping[str, frozenset[Signal]], signal: Signal
+    routes: spec.Routes,
+    exporter_signals: Mapping[str, frozenset[Signal]],
+    signal: Signal,
+    tenant: str | None,
+    cache: dict[tuple[str | None, bytes], int],
 ) -> _SignalTable:
     def accepting(names: list[str]) -> tuple[str, ...]:
         return tuple(name for name in dict.fromkeys(names) if signal in exporter_signals.get(name, ()))
@@ -116,9 +140,9 @@ def _table(
     rules = [
         (Target(rule.name, accepting(rule.exporters)), [compile_match(m) for m in rule.match])
         for rule in routes.rules
-        if signal in rule.signals
+        if signal in rule.signals and (not rule.tenants or tenant in rule.tenants)
     ]
-    return _SignalTable(rules, Target(DEFAULT_ROUTE, accepting(routes.default)))
+    return _SignalTable(rules, Target(DEFAULT_ROUTE, accepting(routes.default)), cache, tenant)
 
 
 def _whole(target: Target, payload: bytes, items: int) -> Routed:

@@ -8,6 +8,10 @@ counted as dropped (memory queues) or stays on disk for the next start (persiste
 Reload (when started with `config_path`): the new pipeline is built; receivers switch to it (a listener is
 restarted only if its own settings changed); persistent queues are handed over through their files; the
 old pipeline's memory queues drain to their backends in the background. Nothing queued is dropped.
+
+Ports: each listener binds the spec's port, or with `any_free_port` one the OS picks (tests, and several
+agents on one machine); either way `ports()` reads them from the bound sockets, and the "ready" log line
+and the optional ready file (`ready_file.py`) tell them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from otlp_agent.api import loader, spec
 from otlp_agent.exporter.queue.factory import NoQueueDirectory
 from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.pipeline.intake import Intake
+from otlp_agent.process import ready_file
 from otlp_agent.process.reload import POLL_INTERVAL, ConfigWatcher
 from otlp_agent.receivers.grpc_receiver import GrpcReceiver
 from otlp_agent.receivers.http_receiver import HttpReceiver
@@ -45,11 +50,19 @@ class Agent:
         queue_dir: pathlib.Path | None = None,
         config_path: pathlib.Path | None = None,
         reload_interval: float = POLL_INTERVAL,
+        any_free_port: bool = False,
+        ready_path: pathlib.Path | None = None,
     ) -> None:
-        """Raises NoQueueDirectory when the pipeline cannot run here (e.g. no queue directory)."""
+        """Raises NoQueueDirectory when the pipeline cannot run here (e.g. no queue directory).
+
+        `any_free_port`: every listener binds a port the OS picks instead of the spec's (see `ports()`).
+        `ready_path`: where to write the ready file (see `ready_file`)."""
         self.config = pipeline
         self.spec = pipeline.spec
         self.host = host
+        self.any_free_port = any_free_port
+        self.ready_path = ready_path
+        self.telemetry_port: int | None = None
         self.queue_dir = queue_dir
         self.metrics = AgentMetrics()
         self._transports = transports
@@ -66,14 +79,28 @@ class Agent:
 
     def _grpc_receiver(self, s: spec.OTLPPipelineSpec) -> GrpcReceiver | None:
         grpc = s.receivers.otlp.grpc
-        return GrpcReceiver(grpc, self.host, self.pipeline, self.metrics) if grpc.enabled else None
+        if not grpc.enabled:
+            return None
+        return GrpcReceiver(grpc, self.host, self.pipeline, self.metrics, self._listen_port(grpc.port))
 
     def _http_receiver(self, s: spec.OTLPPipelineSpec) -> HttpReceiver | None:
         http = s.receivers.otlp.http
         stop_grace = min(_LISTENER_STOP_GRACE, s.lifecycle.shutdown_grace_period)
-        return (
-            HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace) if http.enabled else None
-        )
+        if not http.enabled:
+            return None
+        port = self._listen_port(http.port)
+        return HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace, listen_port=port)
+
+    def _listen_port(self, configured: int) -> int:
+        return 0 if self.any_free_port else configured
+
+    def ports(self) -> dict[str, int | None]:
+        """The ports the listeners are bound to (None: that receiver is off, or not started)."""
+        return {
+            "grpc": self.grpc.port if self.grpc else None,
+            "http": self.http.port if self.http else None,
+            "telemetry": self.telemetry_port,
+        }
 
     async def start(self) -> None:
         await self._start_telemetry()
@@ -87,17 +114,18 @@ class Agent:
             self._watch_task = asyncio.get_running_loop().create_task(
                 self._watcher.run(), name="config-watch"
             )
+        if self.ready_path is not None:
+            ready_file.write(self.ready_path, self.ports())
         logs.info(
             f"agent {self.config.namespace}/{self.config.name} ready",
-            grpc_port=self.grpc.port if self.grpc else None,
-            http_port=self.http.port if self.http else None,
+            **{f"{name}_port": port for name, port in self.ports().items()},
             exporters=[e.name for e in self.spec.exporters],
         )
 
     async def reload(self, new: loader.OTLPPipeline) -> bool:
         """Switch to `new` without dropping queued data; False (and the old config keeps running) if it
         cannot run here."""
-        old, old_spec = self.pipeline, self.spec
+        old, old_spec, old_ports = self.pipeline, self.spec, self.ports()
         try:
             pipeline = Intake(new.spec, self.metrics, self._transports, self.queue_dir, old.limiter)
         except (NoQueueDirectory, OSError, ValueError) as exc:
@@ -114,8 +142,12 @@ class Agent:
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
         if old_spec.telemetry.port != new.spec.telemetry.port:
             await self._restart_telemetry()
+        moved = self.ports() != old_ports
+        if moved and self.ready_path is not None:
+            ready_file.write(self.ready_path, self.ports())
         logs.info(
             f"config reloaded: agent {new.namespace}/{new.name}",
+            **({f"{name}_port": port for name, port in self.ports().items()} if moved else {}),
             exporters=[e.name for e in new.spec.exporters],
         )
         return True
@@ -142,6 +174,8 @@ class Agent:
     async def shutdown(self) -> None:
         """Stop within the configured grace period, exporting as much as the backends take."""
         self.ready = False
+        if self.ready_path is not None:
+            ready_file.remove(self.ready_path)
         deadline = time.monotonic() + self.spec.lifecycle.shutdown_grace_period
         if self._watch_task is not None:
             self._watch_task.cancel()
@@ -196,8 +230,10 @@ class Agent:
         app.router.add_get("/readyz", self._readyz)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        await web.TCPSite(runner, self.host, self.spec.telemetry.port, reuse_address=True).start()
+        port = self._listen_port(self.spec.telemetry.port)
+        await web.TCPSite(runner, self.host, port, reuse_address=True).start()
         self._telemetry = runner
+        self.telemetry_port = int(runner.addresses[0][1])
 
     async def _restart_telemetry(self) -> None:
         if self._telemetry is not None:

@@ -2,7 +2,9 @@
 
 FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec. Problems are printed one per
 line as `field.path: message` with exit status 2, never as a traceback. `run` reloads the file when its
-content changes. Persistent queues live in `--queue-dir`, else `$OTLP_AGENT_QUEUE_DIR`.
+content changes. Persistent queues live in `--queue-dir`, else `$OTLP_AGENT_QUEUE_DIR`. `--any-free-port`
+binds every listener on a port the OS picks (the spec's ports are ignored) and `--ready-file` tells a
+parent process which ones (see `ready_file`); the "ready" log line names them too.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get(QUEUE_DIR_ENV),
         help=f"directory of persistent queues (default: ${QUEUE_DIR_ENV})",
     )
+    run.add_argument(
+        "--any-free-port",
+        action="store_true",
+        help="listen on ports the OS picks instead of the spec's (see the ready log line or --ready-file)",
+    )
+    run.add_argument(
+        "--ready-file",
+        type=pathlib.Path,
+        help='write {"pid": ..., "ports": {"grpc": ..., "http": ..., "telemetry": ...}} here once ready',
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "validate":
@@ -50,13 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logs.configure(pipeline.spec.telemetry.log_level)
     logs.route_native_stderr()  # before grpc is imported: its own log lines join the JSON log
-    queue_dir = pathlib.Path(args.queue_dir) if args.queue_dir else None
-    return asyncio.run(_run(pipeline, args.listen_host, pathlib.Path(args.config), queue_dir))
+    return asyncio.run(_run(pipeline, args))
 
 
-async def _run(
-    pipeline: loader.OTLPPipeline, host: str, path: pathlib.Path, queue_dir: pathlib.Path | None
-) -> int:
+async def _run(pipeline: loader.OTLPPipeline, args: argparse.Namespace) -> int:
     from otlp_agent.exporter.queue.factory import NoQueueDirectory
     from otlp_agent.process.agent import Agent
 
@@ -65,7 +74,14 @@ async def _run(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        agent = Agent(pipeline, host=host, queue_dir=queue_dir, config_path=path)
+        agent = Agent(
+            pipeline,
+            host=args.listen_host,
+            queue_dir=pathlib.Path(args.queue_dir) if args.queue_dir else None,
+            config_path=pathlib.Path(args.config),
+            any_free_port=args.any_free_port,
+            ready_path=args.ready_file,
+        )
         await agent.run(stop)
     except (OSError, NoQueueDirectory) as exc:  # e.g. a port already in use, no queue directory
         print(f"otlp-agent: cannot start: {exc}", file=sys.stderr)

@@ -42,18 +42,25 @@ _TRANSPORT = "grpc"
 
 
 class GrpcReceiver:
-    """A grpc.aio server bound to one port."""
+    """A grpc.aio server bound to one port: `settings.port`, or `listen_port` (0: one the OS picks);
+    `port` is the one it got."""
 
     def __init__(
-        self, settings: spec.GrpcReceiver, host: str, consumer: Consumer, metrics: AgentMetrics
+        self,
+        settings: spec.GrpcReceiver,
+        host: str,
+        consumer: Consumer,
+        metrics: AgentMetrics,
+        listen_port: int | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
         self.consumer = consumer
         self.metrics = metrics
+        self.listen_port = settings.port if listen_port is None else listen_port
         self.port: int | None = None
         self._server: grpc.aio.Server | None = None
-        self._token: auth.BearerToken | None = None
+        self._token: auth.BearerTokens | None = None
         self.admission = admission.Admission(
             "gRPC receiver", settings.max_message_size, settings.max_items_per_request
         )
@@ -62,7 +69,7 @@ class GrpcReceiver:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
         # Secrets first: a grpc.aio server made and then dropped unstarted can crash grpc when collected.
         if self.settings.auth is not None:
-            self._token = auth.BearerToken(self.settings.auth, "gRPC receiver")
+            self._token = auth.BearerTokens(self.settings.auth, "gRPC receiver")
         credentials = None
         if self.settings.tls is not None:
             credentials = tls.ServerTls(self.settings.tls, "gRPC receiver").grpc_credentials()
@@ -73,7 +80,7 @@ class GrpcReceiver:
                 [grpc.method_handlers_generic_handler(info.grpc_service, {"Export": handler})]
             )
         host = f"[{self.host}]" if ":" in self.host else self.host
-        address = f"{host}:{self.settings.port}"
+        address = f"{host}:{self.listen_port}"
         try:
             if credentials is not None:
                 self.port = server.add_secure_port(address, credentials)
@@ -116,11 +123,13 @@ class GrpcReceiver:
         return outcome
 
     async def _answer(self, signal: Signal, context: grpc.aio.ServicerContext) -> bytes | errors.ReceiveError:
+        tenant = None
         if self._token is not None:
-            refusal = self._token.check(_metadata_value(context, "authorization"))
-            if refusal is not None:
-                self._refused(signal, 0, refusal.reason)
-                return refusal
+            identity = self._token.authenticate(_metadata_value(context, "authorization"))
+            if not isinstance(identity, auth.Identity):
+                self._refused(signal, 0, identity.reason)
+                return identity
+            tenant = identity.tenant
         try:
             request, items = await self._receive(signal, context)
         except errors.ReceiveError as exc:
@@ -130,7 +139,7 @@ class GrpcReceiver:
             self.metrics.received_bytes.labels(signal.value, _TRANSPORT).inc(len(request))
             return response_bytes(signal, 0, "")
         try:
-            answer = await self.consumer.consume(signal, request, items)
+            answer = await self.consumer.consume(signal, request, items, tenant)
         except errors.ReceiveError as exc:
             self._refused(signal, items, exc.reason)
             return errors.detached(exc)

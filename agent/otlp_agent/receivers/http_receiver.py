@@ -59,7 +59,8 @@ _SERVER_LOG.addFilter(_DropClientFaults())
 
 
 class HttpReceiver:
-    """An aiohttp server bound to one port."""
+    """An aiohttp server bound to one port: `settings.port`, or `listen_port` (0: one the OS picks);
+    `port` is the one it got, read from the listening socket."""
 
     def __init__(
         self,
@@ -68,15 +69,17 @@ class HttpReceiver:
         consumer: Consumer,
         metrics: AgentMetrics,
         shutdown_timeout: float = 5.0,
+        listen_port: int | None = None,
     ) -> None:
         self.settings = settings
+        self.listen_port = settings.port if listen_port is None else listen_port
         self.shutdown_timeout = shutdown_timeout
         self.host = host
         self.consumer = consumer
         self.metrics = metrics
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._token: auth.BearerToken | None = None
+        self._token: auth.BearerTokens | None = None
         self.admission = admission.Admission(
             "HTTP receiver", settings.max_body_size, settings.max_items_per_request
         )
@@ -84,7 +87,7 @@ class HttpReceiver:
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
         if self.settings.auth is not None:
-            self._token = auth.BearerToken(self.settings.auth, "HTTP receiver")
+            self._token = auth.BearerTokens(self.settings.auth, "HTTP receiver")
         ssl_context = None
         if self.settings.tls is not None:
             ssl_context = tls.ServerTls(self.settings.tls, "HTTP receiver").ssl_context()
@@ -107,7 +110,7 @@ class HttpReceiver:
             lingering_time=min(self.settings.read_timeout, _MAX_LINGER),
         )
         await runner.setup()
-        site = _Site(runner, self.host, self.settings.port, reuse_address=True, ssl_context=ssl_context)
+        site = _Site(runner, self.host, self.listen_port, reuse_address=True, ssl_context=ssl_context)
         site.handshake_timeout = self.settings.read_timeout
         await site.start()
         self._runner = runner
@@ -124,13 +127,15 @@ class HttpReceiver:
     async def _export(self, signal: Signal, request: web.Request) -> web.Response:
         content_type = request.content_type
         answer_type = _JSON if content_type == _JSON else _PROTOBUF
+        tenant = None
         if self._token is not None:
-            refusal = self._token.check(request.headers.get("Authorization"))
-            if refusal is not None:
-                self._refused(signal, 0, refusal.reason)
-                response = _error_response(refusal, answer_type)
+            identity = self._token.authenticate(request.headers.get("Authorization"))
+            if isinstance(identity, errors.ReceiveError):
+                self._refused(signal, 0, identity.reason)
+                response = _error_response(identity, answer_type)
                 response.headers["WWW-Authenticate"] = "Bearer"
                 return response
+            tenant = identity.tenant
         try:
             received = await self._receive(signal, request, content_type)
         except errors.ReceiveError as exc:
@@ -139,7 +144,7 @@ class HttpReceiver:
         if received.items == 0:  # nothing to export (no empty exports)
             return self._success(signal, answer_type, received, _NOTHING)
         try:
-            answer = await self.consumer.consume(signal, received.payload, received.items)
+            answer = await self.consumer.consume(signal, received.payload, received.items, tenant)
         except errors.ReceiveError as exc:
             self._refused(signal, received.items, exc.reason)
             return _error_response(exc, answer_type)

@@ -87,6 +87,13 @@ class AgentMetrics:
             ["signal"],
             registry=r,
         )
+        self.deduplicated_items = prom.Counter(
+            "otlp_agent_deduplicated_items",
+            "Items of a request sent again that this exporter already held from an earlier attempt (its "
+            "part was accepted while another exporter refused): not taken twice.",
+            ["exporter", "signal"],
+            registry=r,
+        )
         self.memory_held = prom.Gauge(
             "otlp_agent_memory_held_bytes", "Bytes held (memory limiter).", registry=r
         )
@@ -112,6 +119,7 @@ class AgentMetrics:
             registry=r,
         )
         self._reliability_metrics(r)
+        self._processor_metrics(r)
         r.register(_NativeLogLines())
 
     def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
@@ -133,6 +141,13 @@ class AgentMetrics:
             ["exporter"],
             registry=r,
         )
+        self.requeued_batches = prom.Counter(
+            "otlp_agent_export_requeued_batches",
+            "Batches put back at the end of their queue after retry.maxElapsed (delivery durable / endToEnd "
+            "never give data up by time).",
+            ["exporter", "signal"],
+            registry=r,
+        )
         self.queue_recovered = prom.Counter(
             "otlp_agent_queue_recovered_batches",
             "Batches found in a persistent queue at start (left by an earlier run; may be resent twice).",
@@ -147,6 +162,27 @@ class AgentMetrics:
         )
         self.reloads = prom.Counter(
             "otlp_agent_config_reloads", "Config file changes, by outcome.", ["outcome"], registry=r
+        )
+
+    def _processor_metrics(self, r: prom.CollectorRegistry) -> None:
+        self.processor_filtered = prom.Counter(
+            "otlp_agent_processor_filtered_items",
+            "Items (spans, log records, data points) dropped by each filter rule: the user's choice, never "
+            "reported to clients as rejected.",
+            ["rule", "signal"],
+            registry=r,
+        )
+        self.processor_sampled = prom.Counter(
+            "otlp_agent_processor_sampled_items",
+            "Items the sampler decided on: kept, dropped, or no_randomness (dropped: no trace id or rv).",
+            ["signal", "decision"],
+            registry=r,
+        )
+        self.processor_redacted = prom.Counter(
+            "otlp_agent_processor_redacted_values",
+            "Attribute values redacted, by processor (resource, attributes) and action index.",
+            ["processor", "action", "signal"],
+            registry=r,
         )
 
     def exposition(self) -> bytes:

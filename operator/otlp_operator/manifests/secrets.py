@@ -3,9 +3,10 @@
 Contract with the agent (`otlp_agent.api.secret_mounts`): key `<key>` of Secret `<name>` is the file
 `$OTLP_AGENT_SECRETS_DIR/<name>/<key>`. The container gets that variable explicitly, and each Secret
 named by the spec — a receiver's `tls.certSecret` (`tls.crt`, `tls.key`) and `tls.clientCaSecret`, its
-`auth.bearerTokenSecret`, an exporter's `tls.caSecret` and `tls.certSecret`, its `headersFrom` — is one
-Secret volume mounted read-only at `<dir>/<name>`, projecting only the keys the spec names (`items`), so a
-Secret that also holds unrelated keys does not expose them to the agent. Disabled receivers are skipped:
+`auth.bearerTokenSecret` and `auth.tenants[].bearerTokenSecret`, an exporter's `tls.caSecret` and
+`tls.certSecret`, its `headersFrom` — is one Secret volume mounted read-only at `<dir>/<name>`,
+projecting only the keys the spec names (`items`), so a Secret that also holds unrelated keys does not
+expose them to the agent. Disabled receivers are skipped:
 their Secrets are not read, and a missing one must not keep the pod from starting.
 
 No mount uses `subPath`, so the kubelet's atomic updates reach the files and a rotated Secret is picked
@@ -105,6 +106,8 @@ def _pairs(s: spec.OTLPPipelineSpec) -> list[tuple[str, str]]:
             pairs += _ref_pair(receiver.tls.client_ca_secret)
         if receiver.auth is not None:
             pairs += _ref_pair(receiver.auth.bearer_token_secret)
+            for tenant in receiver.auth.tenants:
+                pairs += _ref_pair(tenant.bearer_token_secret)
     for exporter in s.exporters:
         pairs += _ref_pair(exporter.tls.ca_secret)
         pairs += _tls_pair(exporter.tls.cert_secret)

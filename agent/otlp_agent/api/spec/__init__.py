@@ -28,6 +28,17 @@ from otlp_agent.api.spec.common import (
     SpecModel,
     dump,
 )
+from otlp_agent.api.spec.conditions import (
+    AttributeTest,
+    Match,
+    MatchCondition,
+    MetricType,
+    Severity,
+    SeverityRange,
+    SpanKind,
+    StatusCode,
+    TextTest,
+)
 from otlp_agent.api.spec.exporters import (
     ClientTLS,
     Compression,
@@ -44,14 +55,19 @@ from otlp_agent.api.spec.exporters import (
 )
 from otlp_agent.api.spec.pipeline import OTLPPipelineSpec
 from otlp_agent.api.spec.processors import (
+    K8S_ATTRIBUTES_FROM_ENV,
+    K8S_CLUSTER,
     AttributeAction,
     AttributeActionType,
     AttributeProcessor,
     BatchSettings,
+    Filter,
+    FilterRule,
     K8sAttributes,
     MemoryLimiter,
     Processors,
     Sampling,
+    SamplingMode,
 )
 from otlp_agent.api.spec.receivers import (
     Cors,
@@ -61,6 +77,7 @@ from otlp_agent.api.spec.receivers import (
     ReceiverAuth,
     Receivers,
     ServerTLS,
+    TenantToken,
 )
 from otlp_agent.api.spec.routes import AttributeMatch, RouteRule, Routes
 from otlp_agent.api.spec.status import Condition, Endpoints, OTLPPipelineStatus, ResolvedReference, Rollouts
@@ -80,6 +97,8 @@ from otlp_agent.api.spec.workload import (
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "K8S_ATTRIBUTES_FROM_ENV",
+    "K8S_CLUSTER",
     "KIND",
     "MAX_MESSAGE_HARD_CAP",
     "PLURAL",
@@ -88,6 +107,7 @@ __all__ = [
     "AttributeActionType",
     "AttributeMatch",
     "AttributeProcessor",
+    "AttributeTest",
     "Autoscaling",
     "BatchSettings",
     "ByteSize",
@@ -102,6 +122,8 @@ __all__ = [
     "Endpoints",
     "EnvVar",
     "Exporter",
+    "Filter",
+    "FilterRule",
     "GrpcReceiver",
     "HeaderFromSecret",
     "HttpReceiver",
@@ -109,7 +131,10 @@ __all__ = [
     "InjectionTarget",
     "K8sAttributes",
     "Lifecycle",
+    "Match",
+    "MatchCondition",
     "MemoryLimiter",
+    "MetricType",
     "MiB",
     "Mode",
     "OTLPPipelineSpec",
@@ -131,11 +156,18 @@ __all__ = [
     "RouteRule",
     "Routes",
     "Sampling",
+    "SamplingMode",
     "SecretKeyRef",
     "ServerTLS",
+    "Severity",
+    "SeverityRange",
     "Signal",
+    "SpanKind",
     "SpecModel",
+    "StatusCode",
     "Telemetry",
+    "TenantToken",
+    "TextTest",
     "Toleration",
     "WhenFull",
     "dump",

@@ -76,7 +76,12 @@ class Retry(SpecModel):
     multiplier: float = Field(default=1.5, ge=1.0, le=10.0, description="Growth of the wait per attempt.")
     jitter: float = Field(default=0.5, ge=0.0, le=1.0, description="Randomization: wait × (1 ± jitter).")
     max_elapsed: Duration = Field(
-        default=300.0, ge=0, le=86400, description="Give up on a batch after this long (0: never)."
+        default=300.0,
+        ge=0,
+        le=86400,
+        description="How long one batch is retried while the backend is up (time the circuit breaker holds "
+        "exports back never counts). Then: delivery fast gives the batch up (counted); durable and "
+        "endToEnd put it back at the end of the queue, never giving it up by time. 0: retry for ever.",
     )
 
 
@@ -87,12 +92,29 @@ class Queue(SpecModel):
         default=QueueType.memory, description="memory, or persistent (SQLite on a volume)."
     )
     max_bytes: ByteSize = Field(
-        default=64 * MiB, ge=1024, description="Bytes queued before whenFull applies."
+        default=64 * MiB,
+        ge=1024,
+        description="Most bytes the queue holds, batches being exported included (a hard bound). A request "
+        "larger than this is refused for good; batches never exceed it.",
     )
-    max_items: int = Field(default=1_000_000, ge=1, description="Items queued before whenFull applies.")
+    max_items: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most items the queue holds, batches being exported included (a hard bound). A request "
+        "with more is refused for good; batches never exceed it.",
+    )
     when_full: WhenFull = Field(
         default=WhenFull.refuse,
         description="refuse (clients get a retryable status), dropOldest (counted), or block (until space).",
+    )
+    max_age: Duration = Field(
+        default=0.0,
+        ge=0,
+        le=30 * 86400,
+        description="Drop (and count, reason max_age) a batch batched longer ago than this instead of "
+        "sending it again; checked when a consumer takes it and before every retry. 0: never (the "
+        "default): data leaves the queue only when delivered, refused for good, or evicted by whenFull: "
+        "dropOldest.",
     )
     storage_size: ByteSize | None = Field(
         default=None, description="Size of the volume for a persistent queue (required for persistent)."

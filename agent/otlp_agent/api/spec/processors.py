@@ -1,5 +1,5 @@
-"""What happens between receiving and exporting: memory limit, batching, attribute processors, sampling,
-Kubernetes enrichment."""
+"""What happens between receiving and exporting: memory limit, batching, Kubernetes enrichment, and the
+processors (resource, filter, sampling, attributes; conditions in `conditions`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,44 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from otlp_agent.api.spec.common import MAX_MESSAGE_HARD_CAP, ByteSize, Duration, MiB, SpecModel
+from otlp_agent.api.spec.common import (
+    MAX_MESSAGE_HARD_CAP,
+    ByteSize,
+    DnsLabel,
+    Duration,
+    MiB,
+    Signal,
+    SpecModel,
+)
+from otlp_agent.api.spec.conditions import MAX_PATTERN, Match
+from otlp_agent.api.spec.workload import Mode
+
+K8S_NAMESPACE, K8S_POD, K8S_POD_UID, K8S_NODE = (
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.pod.uid",
+    "k8s.node.name",
+)
+K8S_CLUSTER = "k8s.cluster.name"
+#: What an agent knows to be true of the data it receives, per mode: (attribute, downward-API variable the
+#: operator sets on the agent container). A sidecar shares the app's pod; a node agent only its node (apps
+#: reach their own node's agent); a gateway receives from anywhere. k8s.cluster.name comes from the spec.
+K8S_ATTRIBUTES_FROM_ENV: dict[Mode, tuple[tuple[str, str], ...]] = {
+    Mode.sidecar: (
+        (K8S_NAMESPACE, "OTLP_AGENT_POD_NAMESPACE"),
+        (K8S_POD, "OTLP_AGENT_POD_NAME"),
+        (K8S_POD_UID, "OTLP_AGENT_POD_UID"),
+        (K8S_NODE, "OTLP_AGENT_NODE_NAME"),
+    ),
+    Mode.daemonset: ((K8S_NODE, "OTLP_AGENT_NODE_NAME"),),
+    Mode.deployment: (),
+}
+#: `k8sAttributes.overwrite` when unset: a sidecar stamps the pod's identity over what the app says.
+K8S_OVERWRITTEN_BY_DEFAULT: dict[Mode, tuple[str, ...]] = {
+    Mode.sidecar: (K8S_NAMESPACE, K8S_POD, K8S_POD_UID, K8S_NODE),
+    Mode.daemonset: (),
+    Mode.deployment: (),
+}
 
 
 class MemoryLimiter(SpecModel):
@@ -39,17 +76,50 @@ class BatchSettings(SpecModel):
 
 class AttributeActionType(StrEnum):
     insert = "insert"
+    update = "update"
     upsert = "upsert"
     delete = "delete"
     hash = "hash"
+    redact = "redact"
 
 
 class AttributeAction(SpecModel):
-    """One change to attributes: insert (if missing), upsert, delete, or hash (SHA-256 of the value)."""
+    """One change to attributes.
 
-    key: str = Field(min_length=1, max_length=256, description="Attribute key.")
-    action: AttributeActionType = Field(description="insert | upsert | delete | hash.")
-    value: str | None = Field(default=None, max_length=4096, description="Value for insert and upsert.")
+    insert (only where the key is missing), update (only where present), upsert (both): set `key` to `value`
+    or to the value of `fromAttribute`. delete: remove. hash: replace the value with the lowercase hex
+    SHA-256 of its encoding (see docs/agent.md). redact: replace every match of `regex` in string values
+    with `replacement`. Select attributes by `key` or (delete, hash, redact) by `keyRegex`.
+    """
+
+    key: str | None = Field(default=None, min_length=1, max_length=256, description="Attribute key.")
+    key_regex: str | None = Field(
+        default=None,
+        max_length=MAX_PATTERN,
+        description="RE2 pattern that must match the whole key (delete, hash, redact).",
+    )
+    action: AttributeActionType = Field(description="insert | update | upsert | delete | hash | redact.")
+    value: str | None = Field(
+        default=None, max_length=4096, description="String value for insert, update and upsert."
+    )
+    from_attribute: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        description="insert, update, upsert: copy the value of this attribute of the same item instead.",
+    )
+    regex: str | None = Field(
+        default=None, max_length=MAX_PATTERN, description="redact: RE2 pattern of what to replace in values."
+    )
+    replacement: str = Field(default="****", max_length=256, description="redact: what replaces each match.")
+    signals: list[Signal] | None = Field(
+        default=None,
+        max_length=3,
+        description="Signals this action applies to (default: every signal its match can apply to).",
+    )
+    match: Match | None = Field(
+        default=None, description="Only items this matches (resource actions: resource conditions only)."
+    )
 
 
 class AttributeProcessor(SpecModel):
@@ -58,19 +128,74 @@ class AttributeProcessor(SpecModel):
     actions: list[AttributeAction] = Field(min_length=1, max_length=64, description="Applied in order.")
 
 
-class Sampling(SpecModel):
-    """Head sampling by trace id: the same trace is kept or dropped by every agent."""
+class FilterRule(Match):
+    """Drops what matches: whole resources, scopes, items (spans, log records, metrics) or data points —
+    the deepest level its conditions name (see docs/agent.md)."""
 
-    ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Fraction of traces kept.")
+    name: DnsLabel = Field(description="Rule name, used in metrics.")
+    signals: list[Signal] | None = Field(
+        default=None,
+        max_length=3,
+        description="Signals this rule applies to (default: every signal all its conditions apply to).",
+    )
+
+
+class Filter(SpecModel):
+    """Rules that drop data; a rule drops what it matches, so rules are OR-ed."""
+
+    rules: list[FilterRule] = Field(min_length=1, max_length=64, description="Filter rules; names unique.")
+
+
+class SamplingMode(StrEnum):
+    proportional = "proportional"
+    equalizing = "equalizing"
+
+
+class Sampling(SpecModel):
+    """Consistent probability sampling (OpenTelemetry tracestate `th`/`rv`): the same trace is kept or dropped
+    by every agent, and by SDKs sampling at the same ratio."""
+
+    ratio: float = Field(default=1.0, ge=0.0, le=1.0, description="Fraction of traces kept (1: all).")
+    mode: SamplingMode = Field(
+        default=SamplingMode.proportional,
+        description="proportional: keep `ratio` of what arrives; equalizing: bring every span down to "
+        "`ratio` overall, counting what upstream samplers already dropped.",
+    )
+    precision: int = Field(default=4, ge=1, le=14, description="Hex digits of the threshold written to th.")
+    signals: list[Signal] = Field(
+        default_factory=lambda: [Signal.traces],
+        min_length=1,
+        max_length=2,
+        description="traces and/or logs (log records by trace id).",
+    )
+    hash_seed: int = Field(
+        default=0,
+        ge=0,
+        le=2**32 - 1,
+        description="Seed of the hash that gives log records without a trace id their randomness; agents "
+        "with the same seed decide alike.",
+    )
 
 
 class K8sAttributes(SpecModel):
-    """Adds k8s.* resource attributes where missing, only those true where the agent runs: sidecar adds
-    namespace, pod, pod uid, node and cluster; daemonset node and cluster; deployment cluster only."""
+    """Sets k8s.* resource attributes, only those true where the agent runs: sidecar sets namespace, pod,
+    pod uid, node and cluster; daemonset node and cluster; deployment cluster only. Added where missing;
+    the attributes in `overwrite` replace what the client sent."""
 
     cluster_name: str | None = Field(
         default=None, max_length=253, description="Value of k8s.cluster.name (unset: not added)."
     )
+    overwrite: list[str] | None = Field(
+        default=None,
+        max_length=5,
+        description="Attributes set to the agent's value even when the data already has one, so clients "
+        "cannot fake them (routes may trust them). Unset: k8s.namespace.name, k8s.pod.name, k8s.pod.uid "
+        "and k8s.node.name in sidecar mode, none in other modes; []: none.",
+    )
+
+    def overwritten(self, mode: Mode) -> tuple[str, ...]:
+        """The attributes stamped over the client's values in `mode`."""
+        return K8S_OVERWRITTEN_BY_DEFAULT[mode] if self.overwrite is None else tuple(self.overwrite)
 
 
 class Processors(SpecModel):
@@ -78,11 +203,17 @@ class Processors(SpecModel):
 
     memory_limiter: MemoryLimiter = Field(default_factory=MemoryLimiter, description="Memory bound.")
     batch: BatchSettings = Field(default_factory=BatchSettings, description="Batching, applied per exporter.")
-    resource: AttributeProcessor | None = Field(default=None, description="Actions on resource attributes.")
-    attributes: AttributeProcessor | None = Field(
-        default=None, description="Actions on span, data point and log record attributes."
+    resource: AttributeProcessor | None = Field(
+        default=None, description="Actions on resource attributes (run first)."
     )
-    sampling: Sampling | None = Field(default=None, description="Trace sampling.")
+    filter: Filter | None = Field(default=None, description="Rules that drop data (after resource).")
+    sampling: Sampling | None = Field(
+        default=None, description="Probability sampling of traces and logs (after filter)."
+    )
+    attributes: AttributeProcessor | None = Field(
+        default=None,
+        description="Actions on span, span event, log record and data point attributes (run last).",
+    )
     k8s_attributes: K8sAttributes | None = Field(
         default=None, alias="k8sAttributes", description="Kubernetes metadata enrichment."
     )

@@ -25,10 +25,26 @@ class ServerTLS(SpecModel):
     )
 
 
-class ReceiverAuth(SpecModel):
-    """Bearer-token authentication for a receiver."""
+class TenantToken(SpecModel):
+    """A tenant and its token: requests bearing this token come from this tenant, whatever their data says."""
 
-    bearer_token_secret: SecretKeyRef = Field(description="Secret key holding the token clients must send.")
+    name: DnsLabel = Field(description="The tenant, as routes.rules[].tenants names it.")
+    bearer_token_secret: SecretKeyRef = Field(description="Secret key holding this tenant's token.")
+
+
+class ReceiverAuth(SpecModel):
+    """Bearer-token authentication for a receiver: a request must carry one of these tokens. Set
+    bearerTokenSecret, tenants, or both."""
+
+    bearer_token_secret: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding a token clients may send (it names no tenant)."
+    )
+    tenants: list[TenantToken] = Field(
+        default_factory=list,
+        max_length=64,
+        description="One token per tenant (each token must differ): routes can match the tenant a "
+        "request's token names, which a client cannot fake.",
+    )
 
 
 #: Default of `maxItemsPerRequest`: well above what SDKs (512) and collectors (8192) send in one request.

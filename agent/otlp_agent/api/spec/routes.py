@@ -24,6 +24,12 @@ class RouteRule(SpecModel):
 
     name: DnsLabel = Field(description="Name, used in metrics.")
     signals: list[Signal] = Field(default_factory=lambda: list(Signal), min_length=1, description="Signals.")
+    tenants: list[DnsLabel] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Only for requests whose client authenticated as one of these tenants (receivers' "
+        "auth.tenants): what a client cannot fake. Empty: any request.",
+    )
     match: list[AttributeMatch] = Field(default_factory=list, max_length=16, description="All must hold.")
     exporters: list[DnsLabel] = Field(min_length=1, description="Exporter names.")
 

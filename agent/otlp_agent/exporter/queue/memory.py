@@ -25,7 +25,7 @@ class MemoryQueue(BoundedQueue):
         self.when_full = settings.when_full
         self._on_drop = on_drop
         self._batches: collections.deque[Batch] = collections.deque()
-        self.bytes = 0
+        self.bytes = 0  # waiting and being exported
         self.items = 0
         self.blocked_producers = 0  # producers waiting for space under the `block` policy
         self._changed = asyncio.Condition()
@@ -35,27 +35,36 @@ class MemoryQueue(BoundedQueue):
 
     async def put(self, batch: Batch) -> bool:
         async with self._changed:
-            await self._make_room(
-                batch, lambda: self._remove(self._batches.popleft(), "queue_full_drop_oldest")
-            )
+            if not await self._make_room(batch, self._evict_oldest):
+                self._on_drop(batch, "queue_full")
+                return False
             self._batches.append(batch)
             self.bytes += batch.size
             self.items += batch.items
             self._changed.notify_all()
             return True
 
+    def _evict_oldest(self) -> bool:
+        if not self._batches:
+            return False
+        self._remove(self._batches.popleft(), "queue_full_drop_oldest")
+        return True
+
     async def get(self) -> Batch:
         async with self._changed:
             while not self._batches:
                 await self._changed.wait()
-            batch = self._batches.popleft()
-            self.bytes -= batch.size
-            self.items -= batch.items
-            self._changed.notify_all()
-            return batch
+            return self._batches.popleft()
 
     async def done(self, batch: Batch) -> None:
-        """Nothing to forget: the batch lived only in memory."""
+        self.bytes -= batch.size
+        self.items -= batch.items
+        await self._room_made()
+
+    async def requeue(self, batch: Batch) -> None:
+        async with self._changed:
+            self._batches.append(batch)
+            self._changed.notify_all()
 
     def _remove(self, batch: Batch, reason: str) -> None:
         self.bytes -= batch.size
@@ -63,7 +72,7 @@ class MemoryQueue(BoundedQueue):
         self._on_drop(batch, reason)
 
     def drain_all(self, reason: str) -> None:
-        """Drop everything left, counting it."""
+        """Drop everything waiting, counting it."""
         while self._batches:
             self._remove(self._batches.popleft(), reason)
 

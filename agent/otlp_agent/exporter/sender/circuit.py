@@ -7,8 +7,10 @@
   answer that is not retryable (the backend is up, it just refused that batch), closes the circuit; a
   retryable failure opens it again for another cool-down.
 
-Time spent waiting on an open circuit is reported to the caller so the retry policy can leave it out of
-`maxElapsed`: a dead backend costs queue space, never the data already accepted.
+The circuit also keeps the total time it has spent away from closed (`held_back`), so the retry policy can
+leave all of it out of `maxElapsed` — whether a consumer spent it waiting in `admit` or in its own backoff
+sleep, which overlaps the cool-down once the backoff reaches `maxInterval`: a dead backend costs queue
+space, never the data already accepted.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable
+
+#: A cool-down with less than this left is over: not worth a timer (and float noise in the reopen time must
+#: not turn into an endless series of zero-length sleeps on a clock that rounds, such as a virtual one).
+_MIN_WAIT = 1e-3
 
 
 class State(enum.IntEnum):
@@ -44,21 +50,31 @@ class Circuit:
         self._on_change = on_change
         self._reopen_at = 0.0
         self._changed = asyncio.Event()  # set whenever the probe finishes
+        self._held_total = 0.0  # seconds spent open or half-open, up to the last time it closed
+        self._held_since = 0.0  # when it last left closed
 
-    async def admit(self, sleep: Callable[[float], Awaitable[None]]) -> float:
-        """Wait until an attempt may be made; returns the seconds spent waiting on the circuit."""
-        began = self._clock()
+    def held_back(self) -> float:
+        """Seconds this circuit has spent open or half-open since it was made, up to now (monotonic)."""
+        if self.state == State.closed:
+            return self._held_total
+        return self._held_total + self._clock() - self._held_since
+
+    def open_for(self) -> float:
+        """Seconds until an open circuit lets the next probe through (0 when it is not open)."""
+        return max(0.0, self._reopen_at - self._clock()) if self.state == State.open else 0.0
+
+    async def admit(self, sleep: Callable[[float], Awaitable[None]]) -> None:
+        """Wait until an attempt may be made."""
         while self.state != State.closed:
             if self.state == State.open:
                 remaining = self._reopen_at - self._clock()
-                if remaining > 0:
+                if remaining > _MIN_WAIT:
                     await sleep(remaining)
                     continue
                 self._set(State.half_open)  # this caller is the probe
                 break
             self._changed.clear()
             await self._changed.wait()  # someone else is probing
-        return self._clock() - began
 
     def record(self, ok: bool, retryable: bool, server_hint: float | None = None) -> None:
         """The outcome of an attempt admitted by `admit`."""
@@ -79,6 +95,10 @@ class Circuit:
 
     def _set(self, state: State) -> None:
         if state != self.state:
+            if self.state == State.closed:
+                self._held_since = self._clock()
+            elif state == State.closed:
+                self._held_total += self._clock() - self._held_since
             self.state = state
             self._on_change(state)
         self._changed.set()
