@@ -98,7 +98,7 @@ async def test_a_batch_the_backend_refuses_is_released(result: ExportResult) -> 
 async def test_batches_the_drop_oldest_policy_evicts_are_released() -> None:
     limiter = memory.MemoryLimiter(64 * MiB, MiB)
     transport = GatedTransport()
-    lane = make_lane(transport, limiter, queue={"whenFull": "dropOldest", "maxItems": 10, "consumers": 1})
+    lane = make_lane(transport, limiter, queue={"whenFull": "dropOldest", "maxItems": 20, "consumers": 1})
     leases = Leases(lane)
     await lane.start()
     await lane.accept(Signal.traces, request(10), 10)
@@ -108,7 +108,7 @@ async def test_batches_the_drop_oldest_policy_evicts_are_released() -> None:
     dropped = lane.metrics.value(
         "otlp_agent_dropped_items_total", exporter="e", signal="traces", reason="queue_full_drop_oldest"
     )
-    assert dropped == 30  # 5 batches: one in flight, one queued, three evicted
+    assert dropped == 30  # 5 batches: one in flight, one queued (the bound counts both), three evicted
     transport.gate.set()
     await eventually(lambda: limiter.held == 0, what="released")
     assert leases.all_released() and len(leases.seen) == 5
@@ -180,7 +180,7 @@ async def test_a_batch_whose_hand_over_is_cancelled_is_released() -> None:
     """Under `block`, a producer waits for room; stopping then releases the batch it carried."""
     limiter = memory.MemoryLimiter(64 * MiB, MiB)
     transport = GatedTransport()
-    lane = make_lane(transport, limiter, queue={"whenFull": "block", "maxItems": 10, "consumers": 1})
+    lane = make_lane(transport, limiter, queue={"whenFull": "block", "maxItems": 20, "consumers": 1})
     leases = Leases(lane)
     await lane.start()
     await lane.accept(Signal.traces, request(10), 10)
