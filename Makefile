@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_QUICK ?=
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint typecheck generate verify bench clean
 
@@ -20,8 +21,12 @@ run: $(STAMP)
 	$(BIN)/python -m tools.demo examples/local.yaml
 
 ## test: lint, type-check, then the whole test suite (unit, integration, e2e)
-test: lint typecheck
+test: lint typecheck $(CHROMIUM)
 	$(BIN)/pytest -q tests
+
+# Headless Chromium for the WebSocket browser test: Debian's package, never a downloaded browser.
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 lint: $(STAMP)
 	$(BIN)/ruff check agent operator tools tests bench

@@ -24,13 +24,18 @@ class Response:
 
 
 def build_request(
-    host: str, port: int, body: bytes, path: str = "/v1/traces", headers: dict[str, str] | None = None
+    host: str,
+    port: int,
+    body: bytes,
+    path: str = "/v1/traces",
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/x-protobuf",
 ) -> bytes:
-    """A complete OTLP/HTTP protobuf POST: request line, headers, blank line, body."""
+    """A complete OTLP/HTTP POST (protobuf unless told otherwise): request line, headers, blank line, body."""
     lines = [
         f"POST {path} HTTP/1.1",
         f"Host: {host}:{port}",
-        "Content-Type: application/x-protobuf",
+        f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
         "User-Agent: otlp-bench/1",
     ]

@@ -35,7 +35,7 @@ ACCEPTED, RETRYABLE, NON_RETRYABLE = "accepted", "retryable", "non_retryable"
 
 @dataclass(frozen=True)
 class LoadConfig:
-    protocol: str  # "grpc" | "http"
+    protocol: str  # "grpc" | "http" | "http-json"
     port: int
     bodies: tuple[bytes, ...]
     spans_per_request: int
@@ -124,7 +124,11 @@ class HttpSender:
         self.host, self.port = config.host, config.port
         self.timeout = config.timeout
         self.recorder = recorder
-        self.prebuilt = {body: http1.build_request(config.host, config.port, body) for body in config.bodies}
+        content_type = "application/json" if config.protocol == "http-json" else "application/x-protobuf"
+        self.prebuilt = {
+            body: http1.build_request(config.host, config.port, body, content_type=content_type)
+            for body in config.bodies
+        }
         self.connections: list[http1.Connection] = []
 
     def new_slot(self) -> http1.Connection:

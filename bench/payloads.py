@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+from otlp_agent.otlp import otlp_json
 
 ROUTES = ("/api/v1/orders/{id}", "/api/v1/cart", "/api/v1/users/{id}", "/healthz", "/api/v1/search")
 METHODS = ("GET", "GET", "GET", "POST", "PUT")
@@ -126,3 +127,8 @@ def build_two_team_bodies(count: int = 8, spans: int = 100, seed: int = 1) -> li
             request.resource_spans.append(part)
         bodies.append(request.SerializeToString())
     return bodies
+
+
+def as_json(bodies: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """The same requests in OTLP/JSON (hex ids, camelCase), as a browser or a JSON-speaking SDK sends them."""
+    return tuple(otlp_json.to_json(trace_service_pb2.ExportTraceServiceRequest.FromString(b)) for b in bodies)

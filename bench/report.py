@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bench import stats
+from bench import stats, studies
 
 PLOT_NAME = "benchmarks.png"
 
@@ -312,6 +312,7 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
         if "hostile" in entry:
             lines += _hostile_table(entry)
     lines += _processors_section(summary)
+    lines += studies.markdown(document.get("studies", {}))
     lines += _profiles_section(document.get("profiles", {}))
     if document.get("errors"):
         lines += ["## Runs that failed", "", *[f"- {e}" for e in document["errors"]], ""]

@@ -24,7 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import payloads, profiling, report, runner, scenarios, stats, systems
+from bench import payloads, profiling, report, runner, scenarios, stats, studies, systems
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILED_TARGETS = {"head_to_head_efficiency": "grpc-http-gzip", "zstd_throughput": "grpc-http-zstd"}
@@ -34,7 +34,7 @@ RUN_OVERHEAD_S = 4.0  # starting the sink, the system and the load generator, an
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short repetition (under 2 minutes)")
-    parser.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
+    parser.add_argument("--scenario", action="append", help="only this scenario or study (repeatable)")
     parser.add_argument("--systems", default="agent,rotel", help="comma-separated: agent,rotel")
     parser.add_argument("--repetitions", type=int, help="override the profile's repetitions")
     parser.add_argument("--measure", type=float, help="override the measurement window (seconds)")
@@ -81,8 +81,38 @@ def schedule(
     return plan
 
 
+def select(keys: list[str] | None) -> tuple[tuple[scenarios.Scenario, ...], tuple[studies.Study, ...]]:
+    """The system scenarios and the studies `--scenario` asks for (all of both without it)."""
+    if not keys:
+        return scenarios.SCENARIOS, studies.STUDIES
+    known = {s.key for s in scenarios.SCENARIOS}
+    unknown = set(keys) - known - studies.keys()
+    if unknown:
+        raise SystemExit(
+            f"unknown scenario(s) {sorted(unknown)}; choose from {sorted(known | studies.keys())}"
+        )
+    return scenarios.by_key([k for k in keys if k in known]) if known & set(keys) else (), studies.by_key(
+        keys
+    )
+
+
+def run_studies(chosen: tuple[studies.Study, ...], quick: bool, errors: list[str]) -> dict[str, Any]:
+    results = {}
+    cpus = runner.SYSTEM_CPUS if runner.placement()["pinned"] else None
+    for study in chosen:
+        started = time.monotonic()
+        try:
+            results[study.key] = studies.run(study, quick, cpus)
+        except Exception as error:  # one failed study must not lose the rest
+            errors.append(f"study {study.key}: {error}")
+            print(f"study {study.key}: FAILED: {error}", flush=True)
+            continue
+        print(f"study {study.key}: done ({time.monotonic() - started:.0f} s)", flush=True)
+    return results
+
+
 def estimate_minutes(profile: scenarios.Profile) -> float:
-    total = 0.0
+    total = sum(study.minutes_full for study in studies.STUDIES)
     for scenario in scenarios.SCENARIOS:
         if scenario.overload:
             per = profile.overload_warmup_s + profile.overload_measure_s + RUN_OVERHEAD_S
@@ -161,7 +191,7 @@ def method(profile: scenarios.Profile) -> list[str]:
 
 def run_all(args: argparse.Namespace) -> dict[str, Any]:
     profile = build_profile(args)
-    chosen = scenarios.by_key(args.scenario)
+    chosen, chosen_studies = select(args.scenario)
     wanted = set(args.systems.split(","))
     meta = {
         "mode": profile.name,
@@ -206,9 +236,12 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         summary = stats.summarize(runs, list(chosen))
         verdicts = stats.targets(summary)
         profiles = take_profiles(args, profile, verdicts, bodies, Path(tmp), errors)
+    study_results = run_studies(chosen_studies, args.quick, errors)
+    verdicts.update(studies.targets(study_results))
     return {
         "meta": meta,
         "targets": verdicts,
+        "studies": study_results,
         "findings": stats.findings(summary),
         "scenarios": summary,
         "profiles": profiles,
@@ -227,7 +260,7 @@ def take_profiles(
 ) -> dict[str, Any]:
     if args.profile == "never" or (args.profile == "auto" and args.quick):
         return {}
-    chosen = {s.key for s in scenarios.by_key(args.scenario)}
+    chosen = {s.key for s in select(args.scenario)[0]}
     keys = [
         key
         for target, key in PROFILED_TARGETS.items()
@@ -269,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.results} and {args.docs / 'benchmarks.md'}")
     for name, item in document["targets"].items():
         print(f"target {name}: {item['met']} (measured {item['measured']})")
-    return 0 if document["runs"] else 1
+    return 0 if document["runs"] or document["studies"] else 1
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fleet, hostile, loadgen, measure, sink, systems
+from bench import fleet, hostile, loadgen, measure, payloads, sink, systems
 from bench.counters import delta, total
 from bench.scenarios import Profile, Scenario
 
@@ -49,7 +49,7 @@ def load_config(scenario: Scenario, profile: Profile, job: systems.Job, bodies: 
     return loadgen.LoadConfig(
         protocol=scenario.ingress,
         port=port,
-        bodies=bodies,
+        bodies=payloads.as_json(bodies) if scenario.ingress == "http-json" else bodies,
         spans_per_request=profile.spans_per_request,
         concurrency=concurrency,
         rate=rate,

@@ -16,7 +16,7 @@ from bench.systems import AGENT, ROTEL
 class Scenario:
     key: str
     title: str
-    ingress: str  # protocol the load generator sends: "grpc" | "http"
+    ingress: str  # protocol the load generator sends: "grpc" | "http" | "http-json" (OTLP/JSON bodies)
     egress: str  # protocol the system exports with: "http" | "grpc"
     compression: str  # export compression: "gzip" | "zstd" | "none"
     systems: tuple[str, ...] = (AGENT, ROTEL)
@@ -49,6 +49,14 @@ SCENARIOS = (
         "grpc-http-zstd",
         "gRPC in → batch → OTLP/HTTP out, zstd (ours only)",
         "grpc",
+        "http",
+        "zstd",
+        (AGENT,),
+    ),
+    Scenario(
+        "json-http-zstd",
+        "OTLP/JSON over HTTP in → batch → OTLP/HTTP out, zstd (ours only)",
+        "http-json",
         "http",
         "zstd",
         (AGENT,),

@@ -6,7 +6,9 @@ is told not to decode bodies itself), decompresses, counts spans with the wire-f
 with an empty success response. Spans are counted here, at the receiving end, so "delivered" means
 delivered.
 
-An optional throttle caps the sink at `max_spans_per_s`: each request is answered only when a shared
+An optional latency holds every answer for `latency_s` (a slow backend; an HTTP/1.1 connection carries one
+request at a time, so over HTTP that is a per-connection latency). An optional throttle caps the sink at
+`max_spans_per_s`: each request is answered only when a shared
 token schedule allows its spans, so however many exports a system keeps in flight, it cannot deliver
 faster than that. The overload scenario uses it to make the backend, not the CPU, the limit.
 """
@@ -33,6 +35,7 @@ GRPC_MAX_MESSAGE = 256 * 1024 * 1024
 @dataclass(frozen=True)
 class SinkConfig:
     max_spans_per_s: float | None = None  # None: unthrottled
+    latency_s: float = 0.0  # every answer is held this long
     cpus: tuple[int, ...] | None = None  # CPU placement of the sink process
 
 
@@ -62,9 +65,12 @@ class CountingSink:
     instead of growing. Throttled, a request must be counted before the answer, to know how long to hold it.
     """
 
-    def __init__(self, counters: SinkCounters, throttle: Throttle, backlog: int = 64) -> None:
+    def __init__(
+        self, counters: SinkCounters, throttle: Throttle, backlog: int = 64, latency: float = 0.0
+    ) -> None:
         self.counters = counters
         self.throttle = throttle
+        self.latency = latency
         self.pending: asyncio.Queue[tuple[bytes, str, int]] = asyncio.Queue(backlog)
         self.worker: asyncio.Task[None] | None = None
 
@@ -120,6 +126,8 @@ class CountingSink:
     async def http_handler(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()  # still compressed: the server runs with auto_decompress=False
         ok = await self.accept(body, request.headers.get("Content-Encoding", ""), len(body))
+        if self.latency:
+            await asyncio.sleep(self.latency)
         status = 200 if ok else 400
         return web.Response(status=status, body=b"", content_type="application/x-protobuf")
 
@@ -127,6 +135,8 @@ class CountingSink:
         # grpcio has already undone any grpc-encoding: the wire size is the message size (+5-byte frame).
         if not await self.accept(request, "", len(request) + 5):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "undecodable request")
+        if self.latency:
+            await asyncio.sleep(self.latency)
         return b""
 
 
@@ -160,7 +170,7 @@ async def start_grpc(sink: CountingSink, host: str = "127.0.0.1", port: int = 0)
 
 async def serve(config: SinkConfig, counters: SinkCounters, ports: Any, stop: Any) -> None:
     """Serve both protocols until `stop` (a multiprocessing Event) is set; report ports on `ports`."""
-    sink = CountingSink(counters, Throttle(config.max_spans_per_s))
+    sink = CountingSink(counters, Throttle(config.max_spans_per_s), latency=config.latency_s)
     sink.start()
     runner, http_port = await start_http(sink)
     server, grpc_port = await start_grpc(sink)

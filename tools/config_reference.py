@@ -27,6 +27,13 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
 - each exporter sets exactly one of `endpoint`, `endpoints`, `pipelineRef`, `debug`;
 - `compression: zstd` needs an HTTP protocol (gRPC clients cannot send zstd);
 - `compressionLevel` only with gzip/deflate (1-3, ISA-L) or zstd (1-19);
+- `compressionAuto` only with `compression: auto`; its candidates are none, gzip, deflate or zstd, each
+  optionally `:level` (as `compressionLevel`), listed once; over gRPC no zstd and no levels;
+- `connections.maxInFlight` above 1 only over gRPC (HTTP/1.1 carries one request per connection at a
+  time); no `connections` on a debug exporter;
+- `processors.batch.minTimeout` / `maxTimeout` only with `timeout: auto`, and `minTimeout` ≤ `maxTimeout`;
+- `receivers.otlp.websocket` needs the HTTP receiver (it serves on its port), on a path other than
+  `/v1/traces`, `/v1/metrics`, `/v1/logs`;
 - the gRPC, HTTP and telemetry ports differ; at least one receiver is enabled;
 - `processors.memoryLimiter.spikeLimit` is below `limit`; `retry.initialInterval` is at most `maxInterval`;
 - twice `receivers.otlp.grpc.maxMessageSize` and twice `receivers.otlp.http.maxBodySize` fit in

@@ -22,7 +22,7 @@ def generated_files() -> dict[str, str]:
     crd_text = _CRD_HEADER + yaml.safe_dump(crd.build_crd(), sort_keys=False, width=110)
     return {
         "crds/otlppipelines.yaml": crd_text,
-        "charts/otlp-operator/crds/otlppipelines.yaml": crd_text,
+        "charts/otlp-operator/files/otlppipelines.yaml": crd_text,
         "docs/configuration.md": config_reference.render(),
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 import kubernetes
 import pytest
 
+from tests.support.chart_install import Installed
 from tests.support.kube_emulator import KubeEmulator, ThreadedKubeEmulator
 from tests.support.kube_emulator.kubectl import Kubectl
 from tests.support.operator_harness import Cluster, cluster_for_tests
@@ -147,3 +148,16 @@ def cluster(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -> Iterator
     """The operator tests' cluster: the emulator with the CRD (or a real cluster, see operator_harness)."""
     with cluster_for_tests(monkeypatch, tmp_path) as found:
         yield found
+
+
+@pytest.fixture
+def chart_cluster(tmp_path: pathlib.Path) -> Iterator[Installed]:
+    """The emulator with the test kubelet running its pods and Helm bound to it (the chart not installed)."""
+    with ThreadedKubeEmulator() as kube:
+        setup = Installed(kube, tmp_path)
+        setup.start()
+        try:
+            yield setup
+        finally:
+            setup.stop()
+            setup.helm.close()

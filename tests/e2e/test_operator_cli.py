@@ -1,10 +1,12 @@
-"""`otlp-operator run` as the Helm chart runs it: a separate process with a liveness endpoint and the
-validating webhook, reconciling a pipeline applied with kubectl, and stopping cleanly on SIGTERM."""
+"""`otlp-operator run` as the Helm chart runs it: a separate process with its probes and the validating
+webhook (both on port 0: the process reports the ports it got), reconciling a pipeline applied with
+kubectl, and stopping cleanly on SIGTERM."""
 
 from __future__ import annotations
 
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -21,20 +23,23 @@ from tests.support.operator_harness import (
     Cluster,
     apply_yaml,
     example,
-    free_port,
     webhook_for_tests,
 )
 
+PROBES = re.compile(r"probes at http://127\.0\.0\.1:(\d+)/healthz")
 
-def command(tmp_path: pathlib.Path, liveness_port: int) -> list[str]:
+
+def command(tmp_path: pathlib.Path) -> list[str]:
     hook = webhook_for_tests(tmp_path)
     return [
         str(pathlib.Path(sys.executable).parent / "otlp-operator"),
         "run",
         "--namespace",
         NAMESPACE,
-        "--liveness",
-        f"http://127.0.0.1:{liveness_port}/healthz",
+        "--health-addr",
+        "127.0.0.1",
+        "--health-port",
+        "0",
         "--agent-image",
         IMAGE,
         "--webhook-port",
@@ -57,10 +62,9 @@ def command(tmp_path: pathlib.Path, liveness_port: int) -> list[str]:
 def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sigterm(
     cluster: Cluster, tmp_path: pathlib.Path
 ) -> None:
-    liveness = free_port()
     log = (tmp_path / "operator.log").open("w")
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-    process = subprocess.Popen(command(tmp_path, liveness), env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command(tmp_path), env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         cluster.wait_for(
             lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
@@ -75,8 +79,11 @@ def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sig
             ]
             == IMAGE
         )
-        with urllib.request.urlopen(f"http://127.0.0.1:{liveness}/healthz", timeout=5) as probe:
-            assert probe.status == 200
+        reported = PROBES.search((tmp_path / "operator.log").read_text())
+        assert reported, "the operator logs where its probes listen"
+        for path in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{reported.group(1)}{path}", timeout=5) as probe:
+                assert probe.status == 200
 
         invalid = example("gateway.yaml")
         invalid["spec"]["receivers"]["otlp"]["grpc"]["port"] = 8888  # the metrics port
@@ -97,6 +104,6 @@ def test_run_refuses_a_webhook_without_a_certificate_and_a_missing_scope(
     assert cli.main(["run", "--namespace", NAMESPACE, "--webhook-port", "9443"]) == 2
     assert "--webhook-port needs --webhook-cert and --webhook-key" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
-        cli.main(["run", "--liveness", "http://127.0.0.1:1/healthz"])
+        cli.main(["run", "--health-port", "0"])
     assert exited.value.code == 2
     assert "one of the arguments --namespace/-n --all-namespaces/-A is required" in capsys.readouterr().err

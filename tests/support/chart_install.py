@@ -6,11 +6,14 @@
   not expose it yet, hence the native call).
 - `RecordingProxy`: a loopback reverse proxy in front of the API server that records every request the
   operator makes (and only the operator: kubectl and Helm talk to the server directly), streaming watch
-  responses through. Given PolicyRules, it also plays the API server's RBAC authorizer: a resource
-  request the rules do not allow is answered 403 Forbidden (as for the ServiceAccount they are bound to)
-  and recorded as denied.
-- `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace) and
-  whether a set of PolicyRules allows it.
+  responses through. Given the PolicyRules that apply to a request (its namespace's Roles and the
+  ClusterRole, as bound to the operator's ServiceAccount), it also plays the API server's RBAC
+  authorizer: a resource request the rules do not allow is answered 403 Forbidden and recorded as denied.
+- `Installed`: the emulator with a test kubelet running its pods (the operator's through the proxy), and
+  Helm; the `chart_cluster` fixture (tests/e2e/conftest.py) gives one.
+- `Call` and `allowed()`: a request as RBAC sees it (verb, apiGroup, resource[/subresource], namespace,
+  name) and whether a set of PolicyRules allows it (`resourceNames` included: a rule naming objects
+  allows only requests for those names; list, watch and create never carry one).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import dataclasses
 import json
 import pathlib
 import re
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +31,17 @@ import helm_python
 import yaml
 from aiohttp import web
 from helm_python import _native
+
+from tests.support.kube_emulator import ThreadedKubeEmulator
+from tests.support.kube_emulator.kubectl import Kubectl
+from tests.support.kubelet import THIS_PROJECT, Kubelet
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "otlp-operator"
+# The names the README and docs/operations.md use: `helm install otlp-operator ... -n otlp-system`.
+RELEASE, NAMESPACE, FULLNAME = "otlp-operator", "otlp-system", "otlp-operator"
+#: Only the peering lifetime is shortened, so failover takes seconds rather than half a minute.
+VALUES: dict[str, Any] = {"peering": {"lifetime": 5}}
 
 # Request and response headers a proxy must not forward as they are.
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "upgrade"}
@@ -85,7 +100,7 @@ def manifest_objects(release: dict[str, Any]) -> list[dict[str, Any]]:
 class RecordingProxy:
     """`http://127.0.0.1:<port>` forwarding to `upstream`, recording (method, path, query) of each request."""
 
-    def __init__(self, upstream: str, rules: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(self, upstream: str, rules: Callable[[Call], list[dict[str, Any]]] | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.rules = rules
         self.requests: list[tuple[str, str, str]] = []
@@ -117,7 +132,7 @@ class RecordingProxy:
         assert self._session is not None
         self.requests.append((request.method, request.path, request.query_string))
         call = call_of(request.method, request.path, request.query_string)
-        if call is not None and self.rules is not None and not allowed(call, self.rules()):
+        if call is not None and self.rules is not None and not allowed(call, self.rules(call)):
             self.denied.append(call)
             return forbidden(call)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -170,10 +185,12 @@ class Call:
     group: str
     resource: str  # "plural" or "plural/subresource"
     namespace: str  # "" for cluster-scoped requests or requests across all namespaces
+    name: str = ""  # "" for list, watch (of a collection) and create
 
     def __str__(self) -> str:
         where = f" in {self.namespace}" if self.namespace else ""
-        return f"{self.verb} {self.group or 'core'}/{self.resource}{where}"
+        named = f" {self.name}" if self.name else ""
+        return f"{self.verb} {self.group or 'core'}/{self.resource}{named}{where}"
 
 
 _RESOURCE_PATH = re.compile(
@@ -199,7 +216,7 @@ def call_of(method: str, path: str, query: str) -> Call | None:
         "DELETE": "delete" if name else "deletecollection",
     }[method]
     resource = f"{plural}/{parts['sub']}" if parts["sub"] else plural
-    return Call(verb, parts["group"] or "", resource, namespace)
+    return Call(verb, parts["group"] or "", resource, namespace, name or "")
 
 
 def allowed(call: Call, rules: list[dict[str, Any]]) -> bool:
@@ -208,5 +225,66 @@ def allowed(call: Call, rules: list[dict[str, Any]]) -> bool:
         call.group in rule.get("apiGroups", [])
         and call.resource in rule.get("resources", [])
         and call.verb in rule.get("verbs", [])
+        and (not rule.get("resourceNames") or call.name in rule["resourceNames"])
         for rule in rules
     )
+
+
+class Installed:
+    """The emulator, a kubelet running its pods (the operator's through an RBAC-checking proxy), Helm."""
+
+    def __init__(self, kube: ThreadedKubeEmulator, tmp: pathlib.Path) -> None:
+        self.kube, self.tmp = kube, tmp
+        self.kubectl = Kubectl(kube.kubeconfig_path, tmp / "kubectl-cache")
+        self.helm = Helm(kube.kubeconfig_path, NAMESPACE)
+        self.proxy = RecordingProxy(kube.url, rules=self.rules_for)
+        self.kubelet: Kubelet | None = None
+
+    def rules_for(self, call: Call) -> list[dict[str, Any]]:
+        """The rules RBAC applies to the operator's ServiceAccount for `call` (runs on the emulator's loop):
+        the ClusterRole, plus the Roles bound in the request's namespace."""
+        rules = list((self.kube.emulator.get("clusterroles", FULLNAME) or {}).get("rules") or [])
+        if call.namespace:
+            for role in self.kube.emulator.list("roles", call.namespace):
+                rules += role.get("rules") or []
+        return rules
+
+    def start(self) -> Kubelet:
+        self.kube.run(self.proxy.start())
+        self.kubelet = Kubelet(self.kube.url, self.tmp / "kubelet", THIS_PROJECT, pod_api_url=self.proxy.url)
+        return self.kubelet.__enter__()
+
+    def stop(self) -> None:
+        if self.kubelet is not None:
+            self.kubelet.__exit__(None, None, None)
+        self.kube.run(self.proxy.stop())
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        found = self.kube.list("pods", NAMESPACE)
+        return [p for p in found if p["metadata"]["name"].startswith(f"{FULLNAME}-")]
+
+    def operator_logs(self) -> str:
+        assert self.kubelet is not None
+        names = [p["metadata"]["name"] for p in self.operator_pods()]
+        return "\n".join(f"--- {n}\n{self.kubelet.log(NAMESPACE, n, 'operator')[-4000:]}" for n in names)
+
+    def apply(self, document: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("apply", "-f", "-", input=yaml.safe_dump(document), check=check)
+
+    def wait(self, predicate: Any, what: str, timeout: float = 60) -> Any:
+        try:
+            return self.kube.wait_for(predicate, timeout=timeout)
+        except (AssertionError, TimeoutError) as exc:
+            raise AssertionError(f"timed out waiting for {what}\n{self.diagnosis()}") from exc
+
+    def diagnosis(self) -> str:
+        """What the cluster looks like: pods and their conditions, the kubelet's errors, operator logs."""
+        assert self.kubelet is not None
+        lines = [f"kubelet errors: {self.kubelet.errors[-3:]}"]
+        for pod in self.kube.list("pods"):
+            status = pod.get("status") or {}
+            conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+            meta = pod["metadata"]
+            where = f"{meta['namespace']}/{meta['name']} {status.get('podIP')}"
+            lines.append(f"pod {where} {conditions} {status.get('message', '')}")
+        return "\n".join(lines) + "\n" + self.operator_logs()

@@ -26,12 +26,13 @@ def pipeline(name: str = "agent", namespace: str = "shop", **fields: Any) -> loa
 
 
 def body(name: str = "agent", namespace: str = "shop", **fields: Any) -> dict[str, Any]:
-    """A pipeline object as the API server stores it."""
+    """A pipeline object as the API server stores it, its config published (status.configHash)."""
     return {
         "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
         "kind": spec.KIND,
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
         "spec": {"mode": "sidecar", "exporters": [EXPORTER], **fields},
+        "status": {"configHash": HASH},
     }
 
 

@@ -6,9 +6,11 @@ default, or against a real cluster when `OTLP_E2E_KUBECONFIG` names a kubeconfig
 
 - the OTLPPipeline CRD is applied from crds/ (kubectl apply, idempotent) and the namespace
   `observability` (the examples' namespace) is created if missing; pipelines are deleted afterwards;
-- the webhook listens on 0.0.0.0 and is advertised as `https://$OTLP_E2E_WEBHOOK_HOST:<port>` (default
-  127.0.0.1: only a cluster on this machine's network can call it), with a test CA; its kopf-managed
-  ValidatingWebhookConfiguration is deleted afterwards;
+- the webhook binds port 0 (any free port) and is advertised, with the port it got, as
+  `https://$OTLP_E2E_WEBHOOK_HOST:<port>` (default 127.0.0.1: only a cluster on this machine's network can
+  call it), with a test CA; its kopf-managed ValidatingWebhookConfiguration is deleted afterwards;
+- the probes (`/healthz`, `/readyz`) bind port 0 too; `RunningOperator.probe` finds the port in the
+  operator's log line (`PortLog`), as a user would;
 - agent pods become ready only if the cluster can pull the agent image (`OTLP_OPERATOR_AGENT_IMAGE`);
   on the emulator the tests play the workload controller (`Cluster.workload_ready`);
 - tests that inject API faults need the emulator and say so (`Cluster.emulator`).
@@ -23,10 +25,13 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import pathlib
-import socket
+import re
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -162,12 +167,6 @@ def cluster_for_tests(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path) -
         yield emulated
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def webhook_for_tests(tmp_path: pathlib.Path) -> settings.Webhook:
     """A managed webhook with a fresh test CA, reachable at the advertised host."""
     host = os.environ.get("OTLP_E2E_WEBHOOK_HOST", "127.0.0.1")
@@ -177,7 +176,7 @@ def webhook_for_tests(tmp_path: pathlib.Path) -> settings.Webhook:
     cert.private_key_pem.write_to_path(str(tmp_path / "tls.key"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.crt"))
     return settings.Webhook(
-        port=free_port(),
+        port=0,  # the server binds any free port and advertises the one it got
         certfile=str(tmp_path / "tls.crt"),
         keyfile=str(tmp_path / "tls.key"),
         cafile=str(tmp_path / "ca.crt"),
@@ -187,15 +186,67 @@ def webhook_for_tests(tmp_path: pathlib.Path) -> settings.Webhook:
     )
 
 
+class PortLog(logging.Handler):
+    """Collects the ports the operator's servers report in their start-up log lines."""
+
+    PATTERN = re.compile(r"probes at http://[^:]+:(\d+)/healthz")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.health_ports: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        found = self.PATTERN.search(record.getMessage())
+        if found:
+            self.health_ports.append(int(found.group(1)))
+
+
+@dataclasses.dataclass
+class RunningOperator:
+    """An operator started by `operator_running`: its kopf runner, settings and reported ports."""
+
+    runner: kopf.testing.KopfRunner
+    settings: kopf.OperatorSettings
+    ports: PortLog
+
+    @property
+    def webhook_port(self) -> int | None:
+        server = self.settings.admission.server
+        return getattr(server, "bound_port", None)
+
+    def probe(self, path: str) -> int:
+        """The status code of `/healthz` or `/readyz` (0 while the probes are not listening yet)."""
+        if not self.ports.health_ports:
+            return 0
+        url = f"http://127.0.0.1:{self.ports.health_ports[-1]}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as refused:
+            return int(refused.code)
+
+
 @contextlib.contextmanager
-def operator_running(config: settings.OperatorConfig) -> Iterator[kopf.testing.KopfRunner]:
-    """The real operator (its registry and kopf settings) watching the examples' namespace."""
+def operator_running(
+    config: settings.OperatorConfig, args: tuple[str, ...] = ("--standalone", "--namespace", NAMESPACE)
+) -> Iterator[RunningOperator]:
+    """The real operator (its registry and kopf settings) watching the examples' namespace, its probes on
+    a free port of 127.0.0.1 (unless `config.health` says otherwise)."""
+    if config.health is None:
+        config = dataclasses.replace(config, health=("127.0.0.1", 0))
     kopf_settings = settings.kopf_settings(config)
     kopf_settings.watching.server_timeout = 10  # shut down promptly at the end of a test
-    args = ["run", "--standalone", "--namespace", NAMESPACE, "--verbose"]
     registry = handlers.build_registry(config)
-    with kopf.testing.KopfRunner(args, registry=registry, settings=kopf_settings, timeout=30) as runner:
-        yield runner
+    ports = PortLog()
+    logger = logging.getLogger("otlp_operator.edge.health")
+    logger.addHandler(ports)
+    try:
+        with kopf.testing.KopfRunner(
+            ["run", *args, "--verbose"], registry=registry, settings=kopf_settings, timeout=30
+        ) as runner:
+            yield RunningOperator(runner, kopf_settings, ports)
+    finally:
+        logger.removeHandler(ports)
     assert runner.exception is None, runner.output
     assert runner.exit_code == 0, runner.output
 

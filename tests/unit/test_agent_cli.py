@@ -16,10 +16,14 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 AGENT = pathlib.Path(sys.executable).parent / "otlp-agent"
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
-# `otlp-agent validate` reads one pipeline per file: multi-document examples (several pipelines, like
-# two-teams.yaml) are checked document by document in test_examples.
-VALID_EXAMPLES = [p.name for p in EXAMPLES if "\n---" not in p.read_text(encoding="utf-8")]
+# Multi-document examples (several pipelines, like two-teams.yaml) are validated whole, one line each.
+VALID_EXAMPLES = [p.name for p in EXAMPLES]
+HEADER = "apiVersion: telemetry.otlp-operator.io/v1alpha1\nkind: OTLPPipeline\n"
 BAD_FILES = {
+    "bad-second-document.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n"
+    f"{HEADER}metadata: {{name: ok, namespace: a}}\nspec: {{exporters: [{{name: e, debug: {{}}}}]}}\n---\n"
+    f"{HEADER}metadata: {{name: broken, namespace: a}}\n"
+    "spec: {replicas: -1, exporters: [{name: e, debug: {}}]}\n",
     "bad.yaml": "spec:\n  exporters: [\n",
     "typos.yaml": "replicas: two\nexporters:\n  - name: a\n    endpoint: collector:4317\n"
     "    compresion: gzip\n    timeout: soon\n",
@@ -75,6 +79,22 @@ def test_every_example_is_valid(runs: dict[str, Run], example: str) -> None:
 
 def test_a_manifest_reports_its_namespace_and_name(runs: dict[str, Run]) -> None:
     assert runs["gateway.yaml"].stdout == "observability/gateway: valid\n"
+
+
+def test_a_multi_document_file_reports_each_pipeline(runs: dict[str, Run]) -> None:
+    assert runs["two-teams.yaml"].stdout.splitlines() == [
+        "observability/team-a-gateway: valid",
+        "observability/team-b-gateway: valid",
+        "team-a/apps: valid",
+        "team-b/apps: valid",
+        "observability/node-agent: valid",
+        "observability/platform-gateway: valid",
+    ]
+
+
+def test_a_bad_document_is_named_by_its_place_and_name(runs: dict[str, Run]) -> None:
+    [line] = refusal_lines(runs["bad-second-document.yaml"])
+    assert line.startswith("document 3 (a/broken): spec.replicas: ")
 
 
 def test_bad_yaml_is_one_line_with_its_position(runs: dict[str, Run]) -> None:

@@ -5,10 +5,13 @@ The operator's own calls all go through `otlp_operator.reconcile.kube.Kube` (kin
 kopf's calls
 follow from the handlers registered by `handlers.build_registry`: it lists and watches every resource a
 handler is registered for, patches its bookkeeping annotations on resources with change/timer handlers,
-posts Events, and (cluster-wide) watches CRDs. Sidecar injection adds kopf indexes (pipelines, namespaces)
+posts Events, and (cluster-wide) watches CRDs. Sidecar injection adds informers (pipelines, namespaces)
 and the rollout calls of `kube.INJECTION_KINDS`; namespaces are cluster-scoped, so they are granted by a
-ClusterRole even when the operator watches only some namespaces. The e2e install test checks the calls
-actually recorded against the same rules.
+ClusterRole even when the operator watches only some namespaces. kopf peering between the replicas adds
+list/watch of the peering objects and a patch of this release's one (by name). The operator's own webhook
+certificate (`kube.TLS_KINDS`) adds get/update of its one Secret and get/patch of the release's two webhook
+configurations, each limited by resourceNames. The e2e install test checks the calls actually recorded
+against the same rules, names included.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ PIPELINE_CALLS = {(spec.API_GROUP, spec.PLURAL, "get"), (spec.API_GROUP, f"{spec
 INJECTION_VERBS = {"Pod": ("list",), "StatefulSet": ("get", "patch")}
 CRDS = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
 NAMESPACES = kube.Resource("", "v1", "namespaces")  # cluster-scoped: never in a namespaced Role
+# kopf peering (settings.Peering): the peering objects are watched, this release's one patched (by name).
+CLUSTER_PEERING = {("kopf.dev", "clusterkopfpeerings", v) for v in ("list", "watch", "patch")}
+NAMESPACED_PEERING = {("kopf.dev", "kopfpeerings", v) for v in ("list", "watch", "patch")}
+# The operator's own certificate (webhook_tls): only by name.
+TLS_VERBS = {"Secret": ("get", "update"), "ValidatingWebhookConfiguration": ("get", "patch")}
+TLS_VERBS["MutatingWebhookConfiguration"] = ("get", "patch")
+BY_NAME_ONLY = {"secrets", "validatingwebhookconfigurations", "mutatingwebhookconfigurations"}
+BY_NAME_ONLY |= {"clusterkopfpeerings", "kopfpeerings"}
 
 
 def registry(injection: bool = True) -> Any:
@@ -78,11 +89,24 @@ def operator_calls(injection: bool = True) -> set[Call]:
         for kind in kube.INJECTION_KINDS:
             resource = kube.RESOURCES[kind]
             calls |= {(resource.group, resource.plural, verb) for verb in INJECTION_VERBS[kind]}
+        # The pod webhook's informers (injection_handlers): list and watch pipelines and namespaces.
+        for kind in (kube.PIPELINE, "Namespace"):
+            resource = kube.RESOURCES[kind]
+            calls |= {(resource.group, resource.plural, verb) for verb in ("list", "watch")}
     return calls | kopf_calls(injection)
+
+
+def tls_calls(injection: bool = True) -> set[Call]:
+    kinds = [k for k in kube.TLS_KINDS if injection or k != "MutatingWebhookConfiguration"]
+    return {(kube.RESOURCES[k].group, kube.RESOURCES[k].plural, verb) for k in kinds for verb in TLS_VERBS[k]}
 
 
 def cluster_scoped(calls: set[Call]) -> set[Call]:
     return {call for call in calls if call[:2] == (NAMESPACES.group, NAMESPACES.plural)}
+
+
+def webhook_configurations(calls: set[Call]) -> set[Call]:
+    return {call for call in calls if call[1].endswith("webhookconfigurations")}
 
 
 def granted(rules: list[dict[str, Any]]) -> set[Call]:
@@ -110,35 +134,70 @@ def test_no_rule_uses_wildcards_or_resource_less_verbs() -> None:
             assert rule["resources"] and "nonResourceURLs" not in rule
 
 
+def tls_role(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = [r for r in support.by_kind(objects, "Role") if r["metadata"]["name"].endswith("-webhook-tls")]
+    return found
+
+
+def watched_roles(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    roles = support.by_kind(objects, "Role")
+    return {
+        r["metadata"]["namespace"]: r for r in roles if not r["metadata"]["name"].endswith("-webhook-tls")
+    }
+
+
 def test_the_cluster_role_grants_exactly_the_calls_the_operator_makes() -> None:
-    cluster_role = support.one(rendered("default"), "ClusterRole")
-    assert granted(cluster_role["rules"]) == operator_calls() | CRDS
+    objects = rendered("default")
+    cluster_role = support.one(objects, "ClusterRole")
+    tls = tls_calls()
+    cluster_tls = webhook_configurations(tls)
+    assert granted(cluster_role["rules"]) == operator_calls() | CRDS | CLUSTER_PEERING | cluster_tls
+    assert granted(tls_role(objects)["rules"]) == tls - cluster_tls
 
 
 @pytest.mark.parametrize("namespace", ["team-a", "team-b"])
 def test_each_namespaced_role_grants_exactly_the_namespaced_calls(namespace: str) -> None:
     objects = rendered("single-namespace")
-    roles = {role["metadata"]["namespace"]: role for role in support.by_kind(objects, "Role")}
     calls = operator_calls()
-    assert granted(roles[namespace]["rules"]) == calls - cluster_scoped(calls)
-    assert granted(support.one(objects, "ClusterRole")["rules"]) == cluster_scoped(calls)
+    assert (
+        granted(watched_roles(objects)[namespace]["rules"])
+        == calls - cluster_scoped(calls) | NAMESPACED_PEERING
+    )
+    cluster_tls = webhook_configurations(tls_calls())
+    assert granted(support.one(objects, "ClusterRole")["rules"]) == cluster_scoped(calls) | cluster_tls
 
 
 def test_without_injection_the_role_grants_exactly_the_reconcile_calls() -> None:
-    (role,) = support.by_kind(rendered("single-namespace-no-injection"), "Role")
+    objects = rendered("single-namespace-no-injection")
+    (role,) = watched_roles(objects).values()
     calls = operator_calls(injection=False)
     assert cluster_scoped(calls) == set()
-    assert granted(role["rules"]) == calls
+    assert granted(role["rules"]) == calls | NAMESPACED_PEERING
+    cluster_tls = webhook_configurations(tls_calls(injection=False))
+    assert granted(support.one(objects, "ClusterRole")["rules"]) == cluster_tls
 
 
-def test_the_operator_reads_secrets_never() -> None:
-    # The webhook certificate is a mounted volume: the operator needs no API access to any Secret.
-    assert not [call for call in operator_calls() if call[1] == "secrets"]
-    assert not [
-        call
-        for call in granted(support.one(rendered("default"), "ClusterRole")["rules"])
-        if call[1] == "secrets"
-    ]
+@pytest.mark.parametrize("scenario", sorted(support.CI_VALUES))
+def test_secrets_webhook_configurations_and_peering_objects_are_reached_only_by_name(scenario: str) -> None:
+    objects = rendered(scenario)
+    for role in [*support.by_kind(objects, "ClusterRole"), *support.by_kind(objects, "Role")]:
+        for rule in role["rules"]:
+            limited = set(rule["resources"]) & BY_NAME_ONLY
+            if limited and not {"list", "watch"} & set(rule["verbs"]):  # list/watch cannot be limited by name
+                assert rule["resourceNames"] == [
+                    f"{support.FULLNAME}-webhook-tls" if "secrets" in limited else support.FULLNAME
+                ], rule
+            elif limited:
+                assert limited <= {"clusterkopfpeerings", "kopfpeerings"}, rule
+
+
+def test_with_a_mounted_certificate_the_operator_reads_secrets_never() -> None:
+    for scenario in ("cert-manager", "existing-secret"):
+        for role in [
+            *support.by_kind(rendered(scenario), "ClusterRole"),
+            *support.by_kind(rendered(scenario), "Role"),
+        ]:
+            assert not [call for call in granted(role["rules"]) if call[1] == "secrets"], scenario
 
 
 def test_the_derivation_notices_a_new_child_kind(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -73,14 +73,19 @@ def test_each_template_file_holds_one_kind(scenario: str) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_names_are_dns_labels_and_namespaced_objects_live_in_the_release_namespace(scenario: str) -> None:
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"}
-    cluster_scoped |= {"MutatingWebhookConfiguration"}
+    cluster_scoped |= {"MutatingWebhookConfiguration", "CustomResourceDefinition", "ClusterKopfPeering"}
     watched = support.CI_VALUES[scenario].get("watchNamespaces") or []
     for obj in rendered(scenario):
         name = obj["metadata"]["name"]
-        assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63, name
+        if obj["kind"] == "CustomResourceDefinition":  # <plural>.<group>: a DNS subdomain
+            assert name == "otlppipelines.telemetry.otlp-operator.io"
+        else:
+            assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) and len(name) <= 63, name
         if obj["kind"] in cluster_scoped:
             assert "namespace" not in obj["metadata"]
-        elif obj["kind"] in ("Role", "RoleBinding"):
+        elif obj["kind"] in ("Role", "RoleBinding") and name.endswith("-webhook-tls"):
+            assert obj["metadata"]["namespace"] == support.NAMESPACE  # the operator's own certificate
+        elif obj["kind"] in ("Role", "RoleBinding", "KopfPeering"):
             assert obj["metadata"]["namespace"] in watched
         else:
             assert obj["metadata"]["namespace"] == support.NAMESPACE
@@ -94,7 +99,9 @@ def test_a_long_release_name_still_gives_valid_names() -> None:
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_the_operator_pod_is_locked_down_and_probed_on_kopfs_liveness_endpoint(scenario: str) -> None:
+def test_the_operator_pod_is_locked_down_live_while_it_answers_and_ready_when_its_webhooks_are(
+    scenario: str,
+) -> None:
     objects = rendered(scenario)
     pod = support.one(objects, "Deployment")["spec"]["template"]["spec"]
     container = support.operator_container(objects)
@@ -106,15 +113,42 @@ def test_the_operator_pod_is_locked_down_and_probed_on_kopfs_liveness_endpoint(s
     assert security["capabilities"]["drop"] == ["ALL"]
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
     health = next(port for port in container["ports"] if port["name"] == "health")
-    assert f"--liveness=http://0.0.0.0:{health['containerPort']}/healthz" in container["args"]
-    for probe in (container["livenessProbe"], container["readinessProbe"]):
-        assert probe["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert f"--health-port={health['containerPort']}" in container["args"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
 
 
-def test_the_operator_runs_one_replica_replaced_never_alongside_another() -> None:
-    deployment = support.one(rendered("default"), "Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+def test_two_replicas_roll_one_at_a_time_and_share_one_peering_object() -> None:
+    objects = rendered("default")
+    deployment = support.one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+    args = support.operator_container(objects)["args"]
+    assert f"--peering={support.FULLNAME}" in args and "--peering-lifetime=30" in args
+    peering = support.one(objects, "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == support.FULLNAME
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert spread[0]["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_a_namespaced_install_has_a_peering_object_in_each_watched_namespace() -> None:
+    objects = support.render({"watchNamespaces": ["team-a", "team-b"]})
+    peerings = support.by_kind(objects, "KopfPeering")
+    assert {p["metadata"]["namespace"] for p in peerings} == {"team-a", "team-b"}
+    assert not support.by_kind(objects, "ClusterKopfPeering")
+
+
+def test_the_crd_is_a_template_kept_on_uninstall_and_identical_to_the_generated_one() -> None:
+    crd = support.strip(support.one(rendered("default"), "CustomResourceDefinition"))
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    generated = yaml.safe_load((support.ROOT / "crds" / "otlppipelines.yaml").read_text(encoding="utf-8"))
+    del crd["metadata"]["annotations"]
+    assert crd == generated
+    assert not support.by_kind(support.render({"crd": {"install": False}}), "CustomResourceDefinition")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -152,7 +186,10 @@ def test_cluster_wide_by_default() -> None:
     objects = rendered("default")
     assert "--all-namespaces" in support.operator_container(objects)["args"]
     assert {obj["kind"] for obj in objects} >= {"ClusterRole", "ClusterRoleBinding"}
-    assert not support.by_kind(objects, "Role")
+    # Only the operator's own certificate Secret is granted by a Role (in the release namespace).
+    assert [role["metadata"]["name"] for role in support.by_kind(objects, "Role")] == [
+        f"{support.FULLNAME}-webhook-tls"
+    ]
     assert "namespaceSelector" not in support.validating_webhook(objects)
 
 
@@ -164,18 +201,31 @@ def test_watching_namespaces_uses_a_role_per_namespace_and_scopes_the_webhooks()
         "--namespace=team-a",
         "--namespace=team-b",
     ]
-    # Cluster-wide only what sidecar injection needs (namespaces are cluster-scoped); nothing without it.
+    # Cluster-wide only what sidecar injection needs (namespaces are cluster-scoped) and the caBundle of
+    # this release's two webhook configurations (by name).
+    configurations = {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"],
+        "resourceNames": [support.FULLNAME],
+        "verbs": ["get", "patch"],
+    }
     assert support.one(objects, "ClusterRole")["rules"] == [
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        configurations,
     ]
     plain = rendered("single-namespace-no-injection")
-    assert not support.by_kind(plain, "ClusterRole") and not support.by_kind(plain, "ClusterRoleBinding")
-    assert [role["metadata"]["namespace"] for role in support.by_kind(plain, "Role")] == ["team-a"]
-    assert sorted(obj["metadata"]["namespace"] for obj in support.by_kind(objects, "Role")) == [
-        "team-a",
-        "team-b",
+    assert support.one(plain, "ClusterRole")["rules"] == [
+        {**configurations, "resources": ["validatingwebhookconfigurations"]}
     ]
+    namespaced = [
+        r for r in support.by_kind(plain, "Role") if not r["metadata"]["name"].endswith("-webhook-tls")
+    ]
+    assert [role["metadata"]["namespace"] for role in namespaced] == ["team-a"]
+    watched_roles = [r for r in support.by_kind(objects, "Role") if r["metadata"]["name"] == support.FULLNAME]
+    assert sorted(obj["metadata"]["namespace"] for obj in watched_roles) == ["team-a", "team-b"]
     for binding in support.by_kind(objects, "RoleBinding"):
+        if binding["metadata"]["name"].endswith("-webhook-tls"):
+            continue
         assert binding["roleRef"] == {
             "apiGroup": "rbac.authorization.k8s.io",
             "kind": "Role",
@@ -244,16 +294,24 @@ def test_the_injection_webhook_fails_open_on_pod_creation_outside_the_release_na
 
 def test_disabling_webhooks_removes_the_service_the_secret_and_the_operator_flags() -> None:
     objects = rendered("locked-down")
-    assert {obj["kind"] for obj in objects} == {"Deployment", "PodDisruptionBudget"}
+    assert {obj["kind"] for obj in objects} == {
+        "Deployment",
+        "PodDisruptionBudget",
+        "CustomResourceDefinition",
+        "ClusterKopfPeering",
+    }
     container = support.operator_container(objects)
     assert not [arg for arg in container["args"] if arg.startswith("--webhook")]
     assert [mount["name"] for mount in container["volumeMounts"]] == ["tmp"]
 
 
-def test_the_pod_disruption_budget_never_blocks_a_drain_by_default_and_can_be_made_strict() -> None:
-    assert support.one(rendered("default"), "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
-    strict = support.one(rendered("locked-down"), "PodDisruptionBudget")["spec"]
-    assert strict["minAvailable"] == 1 and "maxUnavailable" not in strict
+def test_the_pod_disruption_budget_keeps_one_replica_up_through_a_drain() -> None:
+    budget = support.one(rendered("default"), "PodDisruptionBudget")["spec"]
+    assert budget["minAvailable"] == 1 and "maxUnavailable" not in budget
+    loose = support.one(
+        support.render({"podDisruptionBudget": {"minAvailable": None}}), "PodDisruptionBudget"
+    )
+    assert loose["spec"]["maxUnavailable"] == 1 and "minAvailable" not in loose["spec"]
 
 
 def test_the_service_monitor_scrapes_the_agents_metrics_port() -> None:

@@ -1,20 +1,20 @@
-"""Webhook TLS, the three ways: chart-generated, cert-manager, and the user's own Secret.
+"""Webhook TLS, the three ways: issued by the operator (the default), cert-manager, and the user's own Secret.
 
-In each, the API server's trust (caBundle, or cert-manager's CA injection) and the certificate the operator
-serves (the mounted Secret, passed to `otlp-operator run`) must belong together, and the certificate must
-name the host the API server calls. Checked with `cryptography` on the actual rendered PEMs.
+With cert-manager or a Secret of yours, the API server's trust (caBundle, or cert-manager's CA injection)
+and the certificate the operator serves (the mounted Secret, passed to `otlp-operator run`) must belong
+together, and the certificate must name the host the API server calls (checked with `cryptography` on the
+rendered PEMs). By default the chart renders no certificate and no caBundle at all: the operator is told
+where to keep its own (Secret, names, configurations), so rendering twice gives the same objects, and a
+re-render can never replace or reset it.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime
 import functools
-import ipaddress
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.support import chart_render as support
 
@@ -36,19 +36,6 @@ def pem(b64: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(base64.b64decode(b64))
 
 
-def signed_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    key = ca.public_key()
-    assert isinstance(key, rsa.RSAPublicKey)
-    assert cert.signature_hash_algorithm is not None
-    try:
-        key.verify(
-            cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), cert.signature_hash_algorithm
-        )
-    except Exception:
-        return False
-    return cert.issuer == ca.subject
-
-
 def san(cert: x509.Certificate) -> x509.SubjectAlternativeName:
     return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
 
@@ -62,74 +49,56 @@ def mounted_secret(objects: list[dict[str, Any]]) -> tuple[str, str]:
     return volume["secret"]["secretName"], mount["mountPath"]
 
 
-def test_generated_the_webhooks_trust_the_ca_that_signed_the_served_certificate() -> None:
-    objects = rendered("injection")
-    secret = support.one(objects, "Secret")
-    assert secret["type"] == "kubernetes.io/tls"
-    ca, cert = pem(secret["data"]["ca.crt"]), pem(secret["data"]["tls.crt"])
-    bundles = {hook["clientConfig"]["caBundle"] for hook in support.webhooks(objects)}
-    assert bundles == {secret["data"]["ca.crt"]}, "both webhook configurations carry the same CA"
-    assert signed_by(cert, ca)
-    assert set(san(cert).get_values_for_type(x509.DNSName)) == SERVICE_NAMES
-    days = (cert.not_valid_after_utc - cert.not_valid_before_utc).days
-    assert 3649 <= days <= 3650
+def without_release_noise(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [support.strip(obj) for obj in objects]
 
 
-def test_generated_the_operator_serves_the_secret_it_mounts() -> None:
-    objects = rendered("default")
-    name, path = mounted_secret(objects)
-    secret = support.one(objects, "Secret")
-    assert name == secret["metadata"]["name"]
-    args = support.operator_container(objects)["args"]
-    assert f"--webhook-cert={path}/tls.crt" in args and f"--webhook-key={path}/tls.key" in args
-    assert {"tls.crt", "tls.key"} <= set(secret["data"])
-
-
-def test_generated_the_private_key_belongs_to_the_certificate() -> None:
-    from cryptography.hazmat.primitives import serialization
-
-    secret = support.one(rendered("default"), "Secret")
-    key = serialization.load_pem_private_key(base64.b64decode(secret["data"]["tls.key"]), password=None)
-    assert key.public_key() == pem(secret["data"]["tls.crt"]).public_key()
-
-
-def test_generated_each_render_has_its_own_ca_and_the_pods_roll_when_it_changes() -> None:
-    first, second = support.render(), support.render()
-    assert support.one(first, "Secret")["data"]["ca.crt"] != support.one(second, "Secret")["data"]["ca.crt"]
-
-    def checksum(objects: list[dict[str, Any]]) -> str:
-        return str(
-            support.one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"][
-                "checksum/webhook-tls"
-            ]
-        )
-
-    assert checksum(first) != checksum(second)
-
-
-def test_generated_the_secret_records_when_to_reissue() -> None:
-    secret = support.one(rendered("default"), "Secret")
-    annotations = secret["metadata"]["annotations"]
-    cert = pem(secret["data"]["tls.crt"])
-    not_after = datetime.datetime.fromtimestamp(
-        int(annotations["telemetry.otlp-operator.io/not-after"]), datetime.UTC
+def test_by_default_rendering_twice_gives_the_same_objects_and_no_certificate() -> None:
+    first, second = (
+        support.render(support.CI_VALUES["injection"]),
+        support.render(support.CI_VALUES["injection"]),
     )
-    assert abs((not_after - cert.not_valid_after_utc).total_seconds()) < 120
-    assert annotations["telemetry.otlp-operator.io/sans"]
+    assert without_release_noise(first) == without_release_noise(second)
+    secret = support.one(first, "Secret")
+    assert "data" not in secret and "stringData" not in secret, "the operator fills the Secret in"
+    assert all("caBundle" not in hook["clientConfig"] for hook in support.webhooks(first))
 
 
-def test_generated_certificate_covers_an_out_of_cluster_webhook_url() -> None:
+def test_by_default_the_operator_issues_its_certificate_for_the_service_names_and_both_configurations() -> (
+    None
+):
+    objects = rendered("injection")
+    args = support.operator_container(objects)["args"]
+    secret = support.one(objects, "Secret")["metadata"]["name"]
+    assert f"--webhook-tls-secret={support.NAMESPACE}/{secret}" in args
+    assert {
+        a.removeprefix("--webhook-tls-san=") for a in args if a.startswith("--webhook-tls-san=")
+    } == SERVICE_NAMES
+    configurations = [
+        a.removeprefix("--webhook-tls-configuration=") for a in args if "tls-configuration" in a
+    ]
+    assert configurations == [f"validating/{support.FULLNAME}", f"mutating/{support.FULLNAME}"]
+    assert {"--webhook-cert=/tmp/webhook-tls/tls.crt", "--webhook-key=/tmp/webhook-tls/tls.key"} <= set(args)
+    pod = support.one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert [v["name"] for v in pod["volumes"]] == ["tmp"], "nothing to mount: the operator writes its files"
+    role = next(r for r in support.by_kind(objects, "Role") if r["metadata"]["name"].endswith("-webhook-tls"))
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get", "update"]}
+    ]
+
+
+def test_by_default_an_out_of_cluster_webhook_url_is_covered_by_the_operators_certificate() -> None:
     objects = rendered("out-of-cluster-webhook")
     urls = sorted(hook["clientConfig"]["url"] for hook in support.webhooks(objects))
     assert urls == ["https://127.0.0.1:9443/inject", "https://127.0.0.1:9443/validate"]
     assert all("service" not in hook["clientConfig"] for hook in support.webhooks(objects))
-    cert = pem(support.one(objects, "Secret")["data"]["tls.crt"])
-    assert ipaddress.ip_address("127.0.0.1") in san(cert).get_values_for_type(x509.IPAddress)
-    hostname = support.render({"webhook": {"url": "https://operator.dev.example:8443/base"}})
-    named = support.validating_webhook(hostname)
-    assert named["clientConfig"]["url"] == "https://operator.dev.example:8443/base/validate"
-    names = san(pem(support.one(hostname, "Secret")["data"]["tls.crt"])).get_values_for_type(x509.DNSName)
-    assert "operator.dev.example" in names
+    assert "--webhook-tls-san=127.0.0.1" in support.operator_container(objects)["args"]
+    named = support.render({"webhook": {"url": "https://operator.dev.example:8443/base"}})
+    assert (
+        support.validating_webhook(named)["clientConfig"]["url"]
+        == "https://operator.dev.example:8443/base/validate"
+    )
+    assert "--webhook-tls-san=operator.dev.example" in support.operator_container(named)["args"]
 
 
 def test_existing_secret_is_mounted_and_its_ca_bundle_is_trusted() -> None:

@@ -72,7 +72,8 @@ def test_the_defaults_and_every_ci_value_set_pass_the_schema() -> None:
 
 
 WRONG_VALUES = [
-    ({"replicaCount": 3}, "additional properties 'replicaCount' not allowed"),
+    ({"replicas": 3}, "additional properties 'replicas' not allowed"),
+    ({"replicaCount": 0}, "/replicaCount"),
     ({"webhook": {"validating": {"failurePolicy": "Sometimes"}}}, "/webhook/validating/failurePolicy"),
     ({"webhook": {"tls": {"existingSecret": "my-cert"}}}, "/webhook/tls/caBundle"),
     (

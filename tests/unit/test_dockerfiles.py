@@ -170,7 +170,7 @@ def test_the_operator_images_default_command_is_accepted_by_the_operator() -> No
         exec_form(step) for step in final_stage(DOCKERFILES["otlp-operator"]) if step.keyword == "CMD"
     ]
     args = cli.build_parser().parse_args(command)
-    assert args.command == "run" and args.all_namespaces and args.liveness.endswith("/healthz")
+    assert args.command == "run" and args.all_namespaces and args.health_port == 8080
 
 
 def test_the_agent_image_is_the_one_the_operator_and_chart_name() -> None:

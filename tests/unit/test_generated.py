@@ -62,8 +62,8 @@ def test_a_deleted_generated_file_is_detected(fresh_tree: pathlib.Path) -> None:
     assert generate.stale_files(fresh_tree) == ["docs/configuration.md"]
 
 
-def test_the_chart_ships_the_same_crd_as_crds_folder() -> None:
-    assert FILES["crds/otlppipelines.yaml"] == FILES["charts/otlp-operator/crds/otlppipelines.yaml"]
+def test_the_chart_ships_the_same_crd_as_the_crds_folder() -> None:
+    assert FILES["crds/otlppipelines.yaml"] == FILES["charts/otlp-operator/files/otlppipelines.yaml"]
 
 
 def _models_in(annotation: object) -> Iterator[tuple[type[pydantic.BaseModel], bool]]:

@@ -114,9 +114,16 @@ def test_an_invalid_pipeline_warns_with_its_problems() -> None:
     assert "spec.receivers.otlp.grpc.port" in found.message
 
 
-def test_a_target_carries_the_config_hash_reconcile_publishes() -> None:
-    from otlp_operator.manifests import agentconfig
+def test_a_target_carries_the_config_hash_reconcile_published() -> None:
+    # Not one computed here: a pipeline with a pipelineRef is published resolved, which only reconcile can do.
+    published = body("agent", exporters=[{"name": "up", "pipelineRef": {"name": "gateway"}}])
+    published["status"] = {"configHash": "f00dfeed12"}
+    assert resolve.target_of(published).config_hash == "f00dfeed12"
 
-    found = target("agent")
-    assert found.pipeline is not None
-    assert found.config_hash == agentconfig.render(found.pipeline).hash
+
+def test_a_sidecar_pipeline_with_nothing_published_injects_nothing_and_says_so() -> None:
+    fresh = body("agent")
+    del fresh["status"]
+    unpublished = resolve.target_of(fresh)
+    found = decide(pod("agent"), None, unpublished)
+    assert (found.target, found.reason, found.warning) == (None, "NotPublished", True)

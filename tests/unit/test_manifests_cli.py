@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import subprocess
+from typing import Any
 
 import yaml
 
@@ -88,3 +89,60 @@ def test_a_missing_file_is_a_one_line_error() -> None:
     result = render("/nonexistent/pipeline.yaml")
     assert result.returncode == 2
     assert "cannot read file" in result.stderr and "Traceback" not in result.stderr
+
+
+TWO_TEAMS = support.ROOT / "examples" / "two-teams.yaml"
+HEADER = "apiVersion: telemetry.otlp-operator.io/v1alpha1\nkind: OTLPPipeline\n"
+
+
+def config_of(documents: list[Any], namespace: str, prefix: str) -> Any:
+    (found,) = [
+        d
+        for d in documents
+        if d["kind"] == "ConfigMap"
+        and d["metadata"]["namespace"] == namespace
+        and d["metadata"]["name"].startswith(prefix)
+    ]
+    return yaml.safe_load(found["data"]["pipeline.yaml"])
+
+
+def test_a_multi_document_file_renders_every_pipeline_with_its_references_resolved() -> None:
+    result = render(str(TWO_TEAMS))
+    assert result.returncode == 0, result.stderr
+    documents = list(yaml.safe_load_all(result.stdout))
+    workloads = {
+        (d["metadata"]["namespace"], d["metadata"]["name"])
+        for d in documents
+        if d["kind"] in ("Deployment", "DaemonSet")
+    }
+    assert ("observability", "team-a-gateway-agent") in workloads and (
+        "observability",
+        "node-agent-agent",
+    ) in workloads
+    # What the operator deploys: the Service endpoint, in-cluster plaintext gRPC, no reference left.
+    [exporter] = config_of(documents, "team-a", "apps-")["spec"]["exporters"][:1]
+    assert exporter["endpoint"] == "team-a-gateway-otlp.observability.svc:4317"
+    assert exporter["tls"]["insecure"] is True and "pipelineRef" not in exporter
+
+
+def test_an_unresolved_reference_is_named_and_its_pipeline_is_not_printed(tmp_path: pathlib.Path) -> None:
+    bundle = tmp_path / "bundle.yaml"
+    bundle.write_text(
+        HEADER
+        + "metadata: {name: gw, namespace: obs}\nspec: {exporters: [{name: e, debug: {}}]}\n---\n"
+        + HEADER
+        + "metadata: {name: app, namespace: team}\n"
+        "spec: {exporters: [{name: up, pipelineRef: {name: gw, namespace: obs}}]}\n---\n"
+        + HEADER
+        + "metadata: {name: lost, namespace: obs}\n"
+        "spec: {exporters: [{name: up, pipelineRef: {name: nowhere}}]}\n",
+        encoding="utf-8",
+    )
+    result = render(str(bundle))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, result.stderr
+    assert "team/app: exporter up -> obs/gw" in lines[0] and "(NotAllowed)" in lines[0]
+    assert "obs/lost: exporter up -> obs/nowhere" in lines[1] and "(TargetNotFound)" in lines[1]
+    printed = {d["metadata"]["name"] for d in yaml.safe_load_all(result.stdout) if d}
+    assert "gw-agent" in printed and not any(n.startswith(("app-", "lost-")) for n in printed)

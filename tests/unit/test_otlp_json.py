@@ -17,7 +17,7 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import otlp_json
+from otlp_agent.otlp import otlp_json, wire
 from otlp_agent.otlp.signals import SIGNALS
 
 from tests.support import fuzz_requests
@@ -408,13 +408,70 @@ def test_a_span_with_an_out_of_range_integer_is_rejected_alone(bad: dict[str, An
     assert [s.name for s in converted.message.resource_spans[0].scope_spans[0].spans] == ["good"]
 
 
-def test_a_request_nested_deeper_than_the_stack_allows_is_refused_as_invalid() -> None:
+def test_a_request_nested_past_the_value_depth_limit_costs_its_item_even_on_a_shallow_stack() -> None:
     body = fuzz_requests.deeply_nested_json(Signal.traces, 100)  # 300 levels: orjson accepts up to 1024
     limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(250)  # how deep a stack a request handler has left varies; here it is too shallow
+    sys.setrecursionlimit(250)  # how deep a stack a request handler has left varies; here it is shallow
     try:
-        with pytest.raises(otlp_json.JsonError, match="nested too deeply"):
-            otlp_json.parse_request(Signal.traces, body)
+        converted = otlp_json.parse_request(Signal.traces, body)
     finally:
         sys.setrecursionlimit(limit)
-    assert otlp_json.parse_request(Signal.traces, body).rejected == 0, "with room on the stack it converts"
+    assert converted.rejected == 1, (
+        "the span nested past the limit is rejected alone, before the stack runs out"
+    )
+    assert "nested" in converted.error
+
+
+def nested_value(depth: int, arrays: bool = True) -> dict[str, Any]:
+    """An AnyValue with `depth` kvlists (and arrays, every other level, if `arrays`) around a string."""
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for level in range(depth):
+        if level % 2 and arrays:
+            value = {"arrayValue": {"values": [value]}}
+        else:
+            value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+def test_values_nested_to_the_limit_in_the_deepest_place_are_kept_and_parse_as_protobuf() -> None:
+    # kvlists cost 3 message levels each, and exemplar attributes sit 9 levels down: the worst case.
+    deepest = nested_value(otlp_json.MAX_VALUE_DEPTH, arrays=False)
+    exemplar = {"filteredAttributes": [{"key": "v", "value": deepest}]}
+    metric = {"name": "h", "histogram": {"dataPoints": [{"exemplars": [exemplar]}]}}
+    document = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]}
+    converted = convert(Signal.metrics, document)
+    assert converted.rejected == 0
+    assert wire.validate_and_count(Signal.metrics, converted.payload) == 1  # upb parses it
+
+
+def test_a_value_nested_deeper_rejects_its_item_alone() -> None:
+    too_deep = nested_value(otlp_json.MAX_VALUE_DEPTH + 1)
+    deep = {"name": "deep", "attributes": [{"key": "v", "value": too_deep}]}
+    converted = convert(Signal.traces, spans_document(deep, {"name": "flat"}))
+    assert converted.rejected == 1
+    assert f"values nested more than {otlp_json.MAX_VALUE_DEPTH} deep" in converted.error
+    assert [s.name for s in converted.message.resource_spans[0].scope_spans[0].spans] == ["flat"]
+
+
+def test_the_common_attribute_shapes_and_the_general_path_agree() -> None:
+    """Attributes take a fast path when plain ({"key", "value": {one scalar}}); the same attributes spelled
+    so they take the general path (snake_case, an extra unknown field) must give the same bytes."""
+    plain = [
+        {"key": "s", "value": {"stringValue": "x" * 300}},
+        {"key": "é", "value": {"stringValue": ""}},
+        {"key": "i", "value": {"intValue": 8080}},
+        {"key": "big", "value": {"intValue": "-5"}},
+        {"key": "b", "value": {"boolValue": False}},
+        {"key": "d", "value": {"doubleValue": -0.0}},
+        {"key": "", "value": {"stringValue": "keyless"}},
+    ]
+    general = [{"key": a["key"], "value": a["value"], "x": 1} for a in plain]
+    fast = convert(Signal.traces, spans_document({"attributes": plain})).message
+    slow = convert(Signal.traces, spans_document({"attributes": general})).message
+    assert wire_bytes(fast) == wire_bytes(slow)
+    values = fast.resource_spans[0].scope_spans[0].spans[0].attributes
+    assert (values[2].value.int_value, values[3].value.int_value, values[4].value.HasField("bool_value")) == (
+        8080,
+        -5,
+        True,
+    )

@@ -4,7 +4,9 @@ Checked here, beyond what test_manifests_invariants (every Deployment/DaemonSet 
 test_chart_render / test_chart_rbac (the operator pod; exact RBAC; nothing cluster-wide for one namespace
 without injection) already prove: the injected sidecar is locked down whatever the app's pod says; the
 node agent's queue-directory init container is the one container that runs as root, with CAP_CHOWN only;
-and no chart value set grants the operator any verb on Secrets.
+and no chart value set grants the operator any verb on Secrets but `get`/`update` of the one Secret that
+holds its own webhook certificate (by resourceNames, in its namespace, only when it issues that
+certificate itself: issue 15).
 """
 
 from __future__ import annotations
@@ -100,16 +102,34 @@ def rules(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("scenario", sorted(chart.CI_VALUES))
-def test_no_chart_value_set_grants_any_verb_on_secrets(scenario: str) -> None:
-    # The kubelet mounts the agents' Secrets and the webhook certificate; the operator never reads one.
+def test_no_chart_value_set_grants_any_verb_on_secrets_but_the_operators_own_certificate(
+    scenario: str,
+) -> None:
+    # The kubelet mounts the agents' Secrets (and a cert-manager or user certificate); the operator reads
+    # no Secret but the one it keeps its own webhook certificate in.
     values = chart.CI_VALUES[scenario]
     objects = chart.render(values)
     found = rules(objects)
     # With rbac.create false the chart grants nothing (you bring your own RBAC); otherwise rules exist.
     assert bool(found) == (values.get("rbac") or {}).get("create", True), scenario
+    own = f"{chart.FULLNAME}-webhook-tls"
     for rule in found:
-        assert "secrets" not in rule["resources"], rule
+        if "secrets" in rule["resources"]:
+            assert rule == {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [own],
+                "verbs": ["get", "update"],
+            }
         assert "*" not in rule["resources"] and "*" not in rule["apiGroups"], rule
+    mounted = values.get("certManager", {}).get("enabled") or values.get("webhook", {}).get("tls", {}).get(
+        "existingSecret"
+    )
+    if mounted:
+        assert not [rule for rule in found if "secrets" in rule["resources"]], scenario
     bindings = [o for o in objects if o["kind"].endswith("RoleBinding")]
     assert all(b["roleRef"]["kind"] in ("Role", "ClusterRole") for b in bindings)
-    assert {b["roleRef"]["name"] for b in bindings} <= {chart.FULLNAME}  # no built-in role (edit, admin…)
+    assert {b["roleRef"]["name"] for b in bindings} <= {
+        chart.FULLNAME,
+        own,
+    }  # no built-in role (edit, admin…)

@@ -1,7 +1,9 @@
 """Loading an agent's configuration from a file: an OTLPPipeline manifest, or just its spec.
 
 The same YAML a user applies with kubectl runs the agent locally, and the operator's rendered ConfigMap is
-exactly such a manifest. Every failure (unreadable file, bad YAML, wrong kind, invalid spec) becomes a
+exactly such a manifest. `load_all_file` reads a multi-document file (several pipelines, like a
+`kubectl apply -f` bundle); documents of other kinds (a Namespace) are skipped. Every failure
+(unreadable file, bad YAML, wrong kind, invalid spec) becomes a
 `problems.SpecError` listing problems with field paths, never a traceback.
 """
 
@@ -30,15 +32,24 @@ class OTLPPipeline:
 
 def load_file(path: str | pathlib.Path) -> OTLPPipeline:
     """Read and validate one pipeline file; raise SpecError with every problem."""
+    return load_text(_read(path), source=str(path))
+
+
+def load_all_file(path: str | pathlib.Path) -> list[OTLPPipeline]:
+    """Every OTLPPipeline of a (multi-document) file, validated; SpecError with every problem of every
+    document, each path prefixed with the document's place and name when the file has several."""
+    return load_all_text(_read(path), source=str(path))
+
+
+def _read(path: str | pathlib.Path) -> str:
     try:
-        text = pathlib.Path(path).read_text(encoding="utf-8")
+        return pathlib.Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError([Problem(str(path), f"cannot read file: {exc.strerror or exc}")]) from None
     except UnicodeDecodeError as exc:
         raise SpecError(
             [Problem(str(path), f"not UTF-8 text (byte {exc.start}): is this a YAML file?")]
         ) from None
-    return load_text(text, source=str(path))
 
 
 def load_runnable(path: str | pathlib.Path) -> OTLPPipeline:
@@ -64,17 +75,50 @@ def load_runnable(path: str | pathlib.Path) -> OTLPPipeline:
 
 def load_text(text: str, source: str = "<config>") -> OTLPPipeline:
     """Validate pipeline YAML text (a manifest or a bare spec)."""
+    documents = _documents(text, source)
+    if len(documents) != 1:
+        raise SpecError([Problem(source, f"expected one YAML document, found {len(documents)}")])
+    return load_document(documents[0], source)
+
+
+def load_all_text(text: str, source: str = "<config>") -> list[OTLPPipeline]:
+    """Validate every OTLPPipeline of a YAML stream (documents of other kinds are skipped)."""
+    documents = _documents(text, source)
+    if len(documents) == 1:
+        return [load_document(documents[0], source)]
+    pipelines: list[OTLPPipeline] = []
+    problems: list[Problem] = []
+    for number, document in enumerate(documents, start=1):
+        if isinstance(document, dict) and document.get("kind") not in (None, spec.KIND):
+            continue  # a Namespace or a Secret beside the pipelines
+        try:
+            pipelines.append(load_document(document, source))
+        except SpecError as exc:
+            where = f"document {number}{_named(document)}"
+            problems += [Problem(f"{where}: {p.path}", p.message) for p in exc.problems]
+    if problems:
+        raise SpecError(problems)
+    if not pipelines:
+        raise SpecError([Problem(source, f"no {spec.KIND} in {len(documents)} YAML documents")])
+    return pipelines
+
+
+def _named(document: Any) -> str:
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    if not isinstance(metadata, dict) or "name" not in metadata:
+        return ""
+    return f" ({metadata.get('namespace', 'default')}/{metadata['name']})"
+
+
+def _documents(text: str, source: str) -> list[Any]:
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         raise SpecError(
             [Problem(source, f"invalid YAML at {where}: {getattr(exc, 'problem', exc)}")]
         ) from None
-    if len(documents) != 1:
-        raise SpecError([Problem(source, f"expected one YAML document, found {len(documents)}")])
-    return load_document(documents[0], source)
 
 
 def load_document(document: Any, source: str = "<config>") -> OTLPPipeline:

@@ -77,6 +77,8 @@ def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
         *_receiver_problems(s),
         *_exporter_problems(s),
         *_processor_problems(s),
+        *_batching_problems(s),
+        *_websocket_problems(s),
         *_route_problems(s),
         *processor_rules.problems(s),  # resource, attributes, filter, sampling: their own module
     ]
@@ -241,6 +243,7 @@ def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
         yield Problem(f"{path}.signals", "lists a signal twice")
     yield from _tls_problems(e, path)
     yield from _queue_problems(e, path)
+    yield from _transport_problems(e, path)
     if e.retry.initial_interval > e.retry.max_interval:
         yield Problem(f"{path}.retry.initialInterval", "must not exceed retry.maxInterval")
 
@@ -272,6 +275,50 @@ def _queue_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
         yield Problem(f"{path}.queue.storageSize", "only used with queue type persistent")
     if e.delivery == spec.Delivery.durable and queue.type != spec.QueueType.persistent:
         yield Problem(f"{path}.delivery", "durable delivery needs queue type persistent")
+
+
+def _transport_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    """compression auto and its candidates; connection pools."""
+    auto = e.compression_auto
+    if auto is not None and e.compression != spec.Compression.auto:
+        yield Problem(f"{path}.compressionAuto", "only used with compression auto")
+    candidates = (auto.candidates if auto is not None else None) or []
+    for index, candidate in enumerate(candidates):
+        problem = _candidate_problem(candidate, e.protocol)
+        if problem:
+            yield Problem(f"{path}.compressionAuto.candidates[{index}]", problem)
+    if auto is not None and auto.candidates and len(set(auto.candidates)) != len(auto.candidates):
+        yield Problem(f"{path}.compressionAuto.candidates", "lists a candidate twice")
+    pool = e.connections
+    if pool is not None and e.debug is not None:
+        yield Problem(f"{path}.connections", "only for exporters that send (the debug exporter opens none)")
+    if pool is not None and pool.max_in_flight > 1 and e.protocol != spec.Protocol.grpc:
+        yield Problem(
+            f"{path}.connections.maxInFlight",
+            "HTTP/1.1 carries one request at a time on a connection: raise connections.count instead",
+        )
+
+
+def _candidate_problem(candidate: str, protocol: spec.Protocol) -> str | None:
+    name, _, level = candidate.partition(":")
+    try:
+        codec = spec.Compression(name)
+    except ValueError:
+        codec = spec.Compression.auto
+    if codec == spec.Compression.auto:
+        return f"{candidate!r}: use none, gzip, deflate or zstd, optionally with :level (e.g. zstd:3)"
+    if codec == spec.Compression.zstd and protocol == spec.Protocol.grpc:
+        return "zstd is only available over HTTP (gRPC clients cannot send it)"
+    if not level:
+        return None
+    top = _LEVEL_RANGE.get(codec)
+    if top is None:
+        return f"{codec.value} has no levels"
+    if not level.isdigit() or not 1 <= int(level) <= top:
+        return f"{codec.value} levels go from 1 to {top}"
+    if protocol == spec.Protocol.grpc:
+        return "gRPC compresses at a level of its own: give gzip or deflate without a level"
+    return None
 
 
 def _endpoint_problem(endpoint: str, protocol: spec.Protocol) -> str | None:
@@ -327,6 +374,30 @@ def _k8s_attributes_problems(k8s: spec.K8sAttributes, mode: spec.Mode) -> Iterat
                 f"{', '.join(known) or 'nothing (set clusterName for k8s.cluster.name)'}",
             )
         seen.add(attribute)
+
+
+def _websocket_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    """The WebSocket receiver lives on the HTTP receiver's port, beside its /v1/<signal> paths."""
+    otlp = s.receivers.otlp
+    if otlp.websocket is None or not otlp.websocket.enabled:
+        return
+    if not otlp.http.enabled:
+        yield Problem("receivers.otlp.websocket.enabled", "needs receivers.otlp.http (it serves on its port)")
+    if otlp.websocket.path in {f"/v1/{signal.value}" for signal in spec.Signal}:
+        yield Problem("receivers.otlp.websocket.path", "is an OTLP/HTTP path: choose another")
+
+
+def _batching_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    """batch.timeout auto and its bounds."""
+    batch = s.processors.batch
+    path = "processors.batch"
+    if batch.timeout != spec.AUTO:
+        for field in ("min_timeout", "max_timeout"):
+            if getattr(batch, field) is not None:
+                alias = spec.BatchSettings.model_fields[field].alias or field
+                yield Problem(f"{path}.{alias}", "only used with timeout auto")
+    elif batch.timeout_bounds[0] > batch.timeout_bounds[1]:
+        yield Problem(f"{path}.minTimeout", "must not exceed maxTimeout")
 
 
 def _route_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:

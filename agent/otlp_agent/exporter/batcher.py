@@ -5,6 +5,16 @@ protobuf merge of its parts), so batching never parses or copies items. A batch 
 maxItems or maxBytes, or `timeout` after its first request; a request larger than the limits is first
 split at resource/scope/item boundaries (`wire.split`).
 
+With `timeout: auto` the wait comes from the exporter's `AdaptiveTimeout`, shared by its batchers: each time
+a batch is handed to the queue, the lane reports how busy the exporter is, and the wait doubles while the
+exporter is busy (a batch already waiting in the queue, or every consumer exporting: the backend is slow or
+the load high, so larger batches cost fewer exports), halves while it is idle (nothing queued or in flight:
+the data might as well go now), between `minTimeout` and `maxTimeout`; it starts at `minTimeout`. A timer
+already running keeps its deadline.
+
+When the exporter learns its backend's size limit (payload too large, see `sender/split.py`), the lane caps
+`max_bytes` below `maxBytes` with `cap_bytes`.
+
 A request whose client waits for more than "batched" (delivery durable or endToEnd) asks `add(...,
 track=True)` for the futures of the batches its data landed in; one future per batch, shared by every
 request in it, resolved by the exporter runtime when the batch is on disk or exported.
@@ -48,6 +58,41 @@ class Batch:
         return self.chunks[0]
 
 
+_SMALLEST_BATCH = 1024  # bytes: what batch.maxBytes accepts at least
+
+
+class AdaptiveTimeout:
+    """`timeout: auto` for one exporter (see the module docstring); `on_change` hears every new value."""
+
+    def __init__(
+        self, settings: spec.BatchSettings, on_change: Callable[[float], None] = lambda seconds: None
+    ) -> None:
+        self.minimum, self.maximum = settings.timeout_bounds
+        self.current = self.minimum
+        self._on_change = on_change
+        on_change(self.current)
+
+    @classmethod
+    def for_settings(
+        cls, settings: spec.BatchSettings, on_change: Callable[[float], None] = lambda seconds: None
+    ) -> AdaptiveTimeout | None:
+        """The adaptive timeout when the settings ask for one, else None."""
+        return cls(settings, on_change) if settings.timeout == spec.AUTO else None
+
+    def handed_over(self, waiting: int, in_flight: int, consumers: int) -> None:
+        """A batch is being handed to the queue, which holds `waiting` batches; `in_flight` of the
+        exporter's `consumers` are exporting."""
+        if waiting or in_flight >= consumers:
+            current = min(self.maximum, self.current * 2)
+        elif not in_flight:
+            current = max(self.minimum, self.current / 2)
+        else:
+            return
+        if current != self.current:
+            self.current = current
+            self._on_change(current)
+
+
 class Batcher:
     """Accumulates requests into batches and hands each full batch to `emit`."""
 
@@ -57,13 +102,18 @@ class Batcher:
         settings: spec.BatchSettings,
         emit: Callable[[Batch], Awaitable[None]],
         limiter: memory.MemoryLimiter,
+        *,
+        adaptive: AdaptiveTimeout | None = None,
     ) -> None:
+        """`adaptive`: the exporter's adaptive timeout, for `timeout: auto` (required then)."""
         self.signal = signal
         self._limiter = limiter
         self._lease = limiter.lease()  # the open batch's
         self.max_items = settings.max_items
-        self.max_bytes = settings.max_bytes
-        self.timeout = settings.timeout
+        self.max_bytes = self._configured_max_bytes = settings.max_bytes
+        assert (adaptive is None) == (settings.timeout != spec.AUTO), "timeout auto needs an AdaptiveTimeout"
+        self._fixed_timeout = settings.timeout if adaptive is None else 0.0
+        self._adaptive = adaptive
         self._emit = emit
         self._chunks: list[bytes] = []
         self._items = 0
@@ -77,6 +127,15 @@ class Batcher:
         self._emitting_items = 0
         self._splitting_bytes = 0  # requests being split on the worker thread
         self._splitting_items = 0
+
+    def cap_bytes(self, cap: int) -> None:
+        """Build batches of at most `cap` bytes from now on (never above maxBytes, never below 1 KiB)."""
+        self.max_bytes = max(_SMALLEST_BATCH, min(self._configured_max_bytes, cap))
+
+    @property
+    def timeout(self) -> float:
+        """How long the next partial batch may wait."""
+        return self._adaptive.current if self._adaptive is not None else float(self._fixed_timeout)
 
     @property
     def pending_bytes(self) -> int:

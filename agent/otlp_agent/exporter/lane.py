@@ -26,13 +26,14 @@ import time
 
 from otlp_agent.api import spec
 from otlp_agent.exporter import delivery
-from otlp_agent.exporter.batcher import Batch, Batcher
+from otlp_agent.exporter.batcher import AdaptiveTimeout, Batch, Batcher
 from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.exporter.queue import factory
 from otlp_agent.exporter.queue.base import BatchQueue
 from otlp_agent.exporter.queue.persistent import PersistentQueue
 from otlp_agent.exporter.result import ExportResult
 from otlp_agent.exporter.sender.retry import RetrySender
+from otlp_agent.exporter.sender.split import SplittingSender
 from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.exporter.transport.factory import make_transport
 from otlp_agent.telemetry import logs
@@ -79,10 +80,15 @@ class ExporterLane:
                 "max_bytes": min(batch.max_bytes, exporter.queue.max_bytes),
             }
         )
+        self.adaptive_timeout = AdaptiveTimeout.for_settings(
+            capped, metrics.batch_timeout.labels(self.name).set
+        )
         self.batchers = {
-            signal: Batcher(signal, capped, self._enqueue, self.limiter) for signal in self.signals
+            signal: Batcher(signal, capped, self._enqueue, self.limiter, adaptive=self.adaptive_timeout)
+            for signal in self.signals
         }
-        self.sender = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
+        retry = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
+        self.sender = SplittingSender(retry, metrics, self._cap_batches)
         self._consumer_count = exporter.queue.consumers
         self._consumers: list[asyncio.Task[None]] = []
         self._in_flight = 0
@@ -113,6 +119,11 @@ class ExporterLane:
             loop.create_task(self._consume(), name=f"exporter-{self.name}-{i}")
             for i in range(self._consumer_count)
         ]
+
+    def _cap_batches(self, cap: int) -> None:
+        """The backend's size limit was learned: batches are built within it (see sender/split.py)."""
+        for batcher in self.batchers.values():
+            batcher.cap_bytes(cap)
 
     def room_for(self, size: int, items: int) -> Room:
         """Whether a request of `size` bytes and `items` items may be accepted: never when it is larger than
@@ -161,6 +172,8 @@ class ExporterLane:
             delivery.settle(future, delivery.not_delivered(message))
 
     async def _enqueue(self, batch: Batch) -> None:
+        if self.adaptive_timeout is not None:
+            self.adaptive_timeout.handed_over(len(self.queue), self._in_flight, self._consumer_count)
         self._idle.clear()
         try:
             stored = await self.queue.put(batch)
@@ -212,7 +225,8 @@ class ExporterLane:
         signal = batch.signal.value
         m = self.metrics
         if result.ok:
-            m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected)
+            # Items the splitting sender dropped or failed were counted there.
+            m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected - result.dropped)
             m.batch_items.labels(self.name, signal).observe(batch.items)
             m.uncompressed_bytes.labels(self.name).inc(batch.size)
             m.wire_bytes.labels(self.name).inc(result.wire_bytes)
@@ -311,7 +325,11 @@ class ExporterLane:
 
 def _answer_waiters(batch: Batch, result: ExportResult) -> None:
     """endToEnd clients hear what the backend said (durable ones were answered at commit)."""
-    if result.ok:
+    if result.ok and result.dropped:
+        delivery.settle(
+            batch.done, delivery.rejected_downstream(f"not all of it was exported: {result.message}")
+        )
+    elif result.ok:
         delivery.settle(batch.done)
     elif result.retryable or result.gave_up or result.expired:
         delivery.settle(batch.done, delivery.not_delivered(f"not exported: {result.message}"))

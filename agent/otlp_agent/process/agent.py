@@ -31,6 +31,7 @@ from otlp_agent.process import ready_file
 from otlp_agent.process.reload import POLL_INTERVAL, ConfigWatcher
 from otlp_agent.receivers.grpc_receiver import GrpcReceiver
 from otlp_agent.receivers.http_receiver import HttpReceiver
+from otlp_agent.receivers.websocket_receiver import WebSocketEndpoint
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
 
@@ -89,7 +90,12 @@ class Agent:
         if not http.enabled:
             return None
         port = self._listen_port(http.port)
-        return HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace, listen_port=port)
+        receiver = HttpReceiver(http, self.host, self.pipeline, self.metrics, stop_grace, listen_port=port)
+        websocket = s.receivers.otlp.websocket
+        if websocket is not None and websocket.enabled:  # on the HTTP port: its TLS, auth and limits
+            endpoint = WebSocketEndpoint(websocket, http, lambda: receiver.consumer, self.metrics, stop_grace)
+            receiver.extensions.append(endpoint.install)
+        return receiver
 
     def _listen_port(self, configured: int) -> int:
         return 0 if self.any_free_port else configured
@@ -154,7 +160,10 @@ class Agent:
 
     async def _switch_receivers(self, old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> None:
         same_grpc = old.receivers.otlp.grpc == new.receivers.otlp.grpc
-        same_http = old.receivers.otlp.http == new.receivers.otlp.http
+        same_http = (old.receivers.otlp.http, old.receivers.otlp.websocket) == (
+            new.receivers.otlp.http,
+            new.receivers.otlp.websocket,
+        )
         for receiver in (self.grpc, self.http):
             if receiver is not None:
                 receiver.consumer = self.pipeline  # requests from now on go to the new pipeline

@@ -1,6 +1,7 @@
 """`otlp-agent`: validate a pipeline file, or run an agent from one.
 
-FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec. Problems are printed one per
+FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec; `validate` also takes a
+multi-document file (every pipeline in it is checked, other kinds are skipped). Problems are printed one per
 line as `field.path: message` with exit status 2, never as a traceback. `run` reloads the file when its
 content changes. Persistent queues live in `--queue-dir`, else `$OTLP_AGENT_QUEUE_DIR`. `--any-free-port`
 binds every listener on a port the OS picks (the spec's ports are ignored) and `--ready-file` tells a
@@ -50,16 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "validate":
-            pipeline = loader.load_file(args.file)
-        else:
-            pipeline = loader.load_runnable(args.config)
+            for valid in loader.load_all_file(args.file):
+                print(f"{valid.namespace}/{valid.name}: valid")
+            return 0
+        pipeline = loader.load_runnable(args.config)
     except SpecError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
-    if args.command == "validate":
-        print(f"{pipeline.namespace}/{pipeline.name}: valid")
-        return 0
     logs.configure(pipeline.spec.telemetry.log_level)
     logs.route_native_stderr()  # before grpc is imported: its own log lines join the JSON log
     return asyncio.run(_run(pipeline, args))

@@ -83,6 +83,8 @@ class HttpReceiver:
         self.admission = admission.Admission(
             "HTTP receiver", settings.max_body_size, settings.max_items_per_request
         )
+        # What else serves on this port (the WebSocket receiver): each adds its routes to the application.
+        self.extensions: list[Callable[[web.Application], None]] = []
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
@@ -96,6 +98,8 @@ class HttpReceiver:
             app.router.add_post(info.http_path, self._handler(signal))
             if self.settings.cors is not None:
                 app.router.add_route("OPTIONS", info.http_path, self._preflight)
+        for extend in self.extensions:
+            extend(app)
         # auto_decompress=False: we decode with a bound (see module docstring).
         runner = web.AppRunner(
             app,

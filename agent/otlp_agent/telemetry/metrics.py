@@ -120,6 +120,7 @@ class AgentMetrics:
         )
         self._reliability_metrics(r)
         self._processor_metrics(r)
+        self._transport_metrics(r)
         r.register(_NativeLogLines())
 
     def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
@@ -182,6 +183,91 @@ class AgentMetrics:
             "otlp_agent_processor_redacted_values",
             "Attribute values redacted, by processor (resource, attributes) and action index.",
             ["processor", "action", "signal"],
+            registry=r,
+        )
+
+    def _transport_metrics(self, r: prom.CollectorRegistry) -> None:
+        """compression auto, connection pools, payload-too-large splitting, adaptive batching."""
+        self.compression_chosen = prom.Gauge(
+            "otlp_agent_exporter_compression_chosen",
+            "compression auto: 1 for the codec the exporter sends with now, 0 for its other candidates.",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.compression_measured_ratio = prom.Gauge(
+            "otlp_agent_exporter_compression_measured_ratio",
+            "compression auto: bytes before per byte after compression, measured on samples of live batches.",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.compression_measured_cpu = prom.Gauge(
+            "otlp_agent_exporter_compression_measured_cpu_seconds_per_mib",
+            "compression auto: CPU seconds to compress one MiB, measured on samples of live batches.",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.compression_refused = prom.Counter(
+            "otlp_agent_exporter_compression_refused",
+            "compression auto: batches refused for their encoding (then sent with the next best).",
+            ["exporter", "codec"],
+            registry=r,
+        )
+        self.pool_open = prom.Gauge(
+            "otlp_agent_exporter_connections_open",
+            "Connections (HTTP) or channels (gRPC) the exporter holds open now.",
+            ["exporter"],
+            registry=r,
+        )
+        self.pool_in_flight = prom.Gauge(
+            "otlp_agent_exporter_connection_in_flight",
+            "Requests in flight on each connection of the exporter's pool.",
+            ["exporter", "connection"],
+            registry=r,
+        )
+        self.pool_connections = prom.Counter(
+            "otlp_agent_exporter_connections",
+            "Connections opened, and closed after idleTimeout (recycled).",
+            ["exporter", "event"],
+            registry=r,
+        )
+        self.too_large_refusals = prom.Counter(
+            "otlp_agent_exporter_too_large_refusals",
+            "Batches (or parts) the backend refused for their size; each is split and sent again in parts.",
+            ["exporter"],
+            registry=r,
+        )
+        self.batch_bytes_cap = prom.Gauge(
+            "otlp_agent_exporter_batch_bytes_cap",
+            "Batch bytes (uncompressed) the exporter learned its backend takes: batches are capped to it.",
+            ["exporter"],
+            registry=r,
+        )
+        self.websocket_connections = prom.Gauge(
+            "otlp_agent_websocket_connections", "Open OTLP WebSocket connections.", registry=r
+        )
+        self.websocket_refused_connections = prom.Counter(
+            "otlp_agent_websocket_refused_connections",
+            "WebSocket connections refused at the upgrade (origin, unauthenticated, too_many_connections).",
+            ["reason"],
+            registry=r,
+        )
+        self.websocket_closed = prom.Counter(
+            "otlp_agent_websocket_closed_connections",
+            "WebSocket connections closed, by why: client, idle, too_large (a message over maxBodySize).",
+            ["reason"],
+            registry=r,
+        )
+        self.batch_timeout = prom.Gauge(
+            "otlp_agent_batch_timeout_seconds",
+            "With batch timeout auto: how long the exporter's next partial batch may wait.",
+            ["exporter"],
+            registry=r,
+        )
+        self.pool_wait = prom.Histogram(
+            "otlp_agent_exporter_connection_wait_seconds",
+            "Time an export waited for a connection with room (every connection at maxInFlight).",
+            ["exporter"],
+            buckets=_LATENCY_BUCKETS,
             registry=r,
         )
 

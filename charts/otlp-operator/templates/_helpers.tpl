@@ -88,7 +88,9 @@ app.kubernetes.io/part-of: otlp-operator
 - --namespace={{ . }}
 {{- end }}
 {{- end }}
-- --liveness=http://0.0.0.0:{{ .Values.healthPort }}/healthz
+- --health-port={{ .Values.healthPort }}
+- --peering={{ include "otlp-operator.fullname" . }}
+- --peering-lifetime={{ .Values.peering.lifetime }}
 {{- if eq .Values.logLevel "verbose" }}
 - --verbose
 {{- else if eq .Values.logLevel "debug" }}
@@ -96,8 +98,7 @@ app.kubernetes.io/part-of: otlp-operator
 {{- end }}
 {{- if .Values.webhook.enabled }}
 - --webhook-port={{ .Values.webhook.port }}
-- --webhook-cert={{ include "otlp-operator.webhookCertDir" . }}/tls.crt
-- --webhook-key={{ include "otlp-operator.webhookCertDir" . }}/tls.key
+{{- include "otlp-operator.tlsArgs" . | nindent 0 }}
 {{- if .Values.webhook.mutating.enabled }}
 - --inject-sidecars
 {{- end }}

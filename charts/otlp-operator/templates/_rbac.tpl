@@ -33,6 +33,17 @@ watched namespace.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if not (include "otlp-operator.clusterWide" .) }}
+# Peering between the replicas (one handles pipelines): kopf watches the peering objects and patches its
+# own entry into the one of this release.
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["list", "watch"]
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  resourceNames: [{{ include "otlp-operator.fullname" . | quote }}]
+  verbs: ["patch"]
+{{- end }}
 {{- if include "otlp-operator.injection" . }}
 # Sidecar injection: find pods running a stale sidecar, and `rollout restart` their workloads.
 - apiGroups: [""]
@@ -53,6 +64,30 @@ and relies on its start-up discovery, which is enough.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["list", "watch"]
+# Peering between the replicas (one handles pipelines), as in the namespaced rules.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["list", "watch"]
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  resourceNames: [{{ include "otlp-operator.fullname" . | quote }}]
+  verbs: ["patch"]
+{{- end }}
+
+{{/*
+The operator's own webhook certificate (tlsMode "operator"): it puts its CA into the caBundle of this
+release's two webhook configurations, and nothing else (resourceNames).
+*/}}
+{{- define "otlp-operator.webhookConfigurationRules" -}}
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations"{{ if include "otlp-operator.injection" . }}, "mutatingwebhookconfigurations"{{ end }}]
+  resourceNames: [{{ include "otlp-operator.fullname" . | quote }}]
+  verbs: ["get", "patch"]
+{{- end }}
+
+{{/* "true" when the operator issues its own webhook certificate. */}}
+{{- define "otlp-operator.ownTls" -}}
+{{- if and .Values.webhook.enabled (eq (include "otlp-operator.tlsMode" .) "operator") }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -65,7 +100,7 @@ so this is granted by a ClusterRole even when the operator watches only some nam
   verbs: ["list", "watch"]
 {{- end }}
 
-{{/* "true" when a ClusterRole is needed: cluster-wide, or sidecar injection. */}}
+{{/* "true" when a ClusterRole is needed: cluster-wide, sidecar injection, or the operator's own TLS. */}}
 {{- define "otlp-operator.needsClusterRole" -}}
-{{- if and .Values.rbac.create (or (include "otlp-operator.clusterWide" .) (include "otlp-operator.injection" .)) }}true{{ end }}
+{{- if and .Values.rbac.create (or (include "otlp-operator.clusterWide" .) (include "otlp-operator.injection" .) (include "otlp-operator.ownTls" .)) }}true{{ end }}
 {{- end }}

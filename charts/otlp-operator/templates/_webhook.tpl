@@ -4,10 +4,10 @@ Webhook names, paths and TLS material.
 TLS comes one of three ways (docs/operations.md):
   * certManager.enabled: cert-manager issues the Secret; cainjector fills in the caBundle.
   * webhook.tls.existingSecret: the user's Secret; the user's webhook.tls.caBundle.
-  * otherwise the chart generates a CA and a serving certificate. They are computed once per render and
-    cached in .Values, so the Secret and both webhook configurations carry the same CA. On upgrades the
-    Secret in the cluster is reused (lookup) while it still covers the current host names and has more
-    than 30 days to live; otherwise a new CA and certificate replace it in the same release.
+  * otherwise ("operator") the operator issues and rotates its own CA and serving certificate
+    (operator/otlp_operator/reconcile/webhook_tls.py): it keeps them in the (empty at install) Secret
+    below and puts the CA into both webhook configurations. The chart renders no certificate and no
+    caBundle, so a re-render (helm upgrade, a GitOps sync without a cluster) never changes either.
 */}}
 
 {{- define "otlp-operator.webhookServiceName" -}}
@@ -73,56 +73,25 @@ tests/unit/test_chart_rbac.py checks both against the operator's registry.
 {{- end }}
 {{- end }}
 
-{{/* A short fingerprint of the host names and IPs, stored on the Secret to know when to re-issue. */}}
-{{- define "otlp-operator.webhookSansDigest" -}}
-{{- printf "%s|%s" (include "otlp-operator.webhookDnsNames" .) (include "otlp-operator.webhookIPs" .) | sha256sum | trunc 16 }}
-{{- end }}
-
-{{/*
-The generated TLS material as JSON {"ca", "crt", "key", "notAfter"} (PEMs base64-encoded, notAfter in
-Unix seconds). Computed once per render.
-*/}}
-{{- define "otlp-operator.generatedTls" -}}
-{{- if not (hasKey .Values "otlpOperatorGeneratedTls") }}
-{{- $tls := dict }}
-{{- $secret := lookup "v1" "Secret" .Release.Namespace (include "otlp-operator.webhookSecretName" .) }}
-{{- $annotations := dig "metadata" "annotations" dict $secret }}
-{{- $data := dig "data" dict $secret }}
-{{- $notAfter := atoi (dig "telemetry.otlp-operator.io/not-after" "0" $annotations) }}
-{{- $fresh := gt $notAfter (add (now | unixEpoch | atoi) 2592000) }}
-{{- $sameNames := eq (dig "telemetry.otlp-operator.io/sans" "" $annotations) (include "otlp-operator.webhookSansDigest" .) }}
-{{- if and $fresh $sameNames (hasKey $data "ca.crt") (hasKey $data "tls.crt") (hasKey $data "tls.key") }}
-{{- $tls = dict "ca" (index $data "ca.crt") "crt" (index $data "tls.crt") "key" (index $data "tls.key") "notAfter" $notAfter }}
-{{- else }}
-{{- $days := int .Values.webhook.tls.validityDays }}
-{{- $dnsNames := include "otlp-operator.webhookDnsNames" . | fromJsonArray }}
-{{- $ips := include "otlp-operator.webhookIPs" . | fromJsonArray }}
-{{- $ca := genCA (printf "%s-webhook-ca" (include "otlp-operator.fullname" .)) $days }}
-{{- $cert := genSignedCert (first $dnsNames) $ips $dnsNames $days $ca }}
-{{- $expires := add (now | unixEpoch | atoi) (mul $days 86400) }}
-{{- $tls = dict "ca" ($ca.Cert | b64enc) "crt" ($cert.Cert | b64enc) "key" ($cert.Key | b64enc) "notAfter" $expires }}
-{{- end }}
-{{- $_ := set .Values "otlpOperatorGeneratedTls" $tls }}
-{{- end }}
-{{- toJson (get .Values "otlpOperatorGeneratedTls") }}
-{{- end }}
-
-{{/* "generated", "certManager" or "existingSecret". */}}
+{{/* "operator", "certManager" or "existingSecret". */}}
 {{- define "otlp-operator.tlsMode" -}}
 {{- if .Values.certManager.enabled }}certManager
 {{- else if .Values.webhook.tls.existingSecret }}existingSecret
-{{- else }}generated
+{{- else }}operator
 {{- end }}
 {{- end }}
 
-{{/* The base64 caBundle the API server trusts; "" with cert-manager (cainjector writes it). */}}
+{{/* The base64 caBundle the API server trusts; "" with cert-manager (cainjector writes it) and with the
+operator's own certificate (the operator writes it). */}}
 {{- define "otlp-operator.caBundle" -}}
-{{- $mode := include "otlp-operator.tlsMode" . }}
-{{- if eq $mode "existingSecret" }}
+{{- if eq (include "otlp-operator.tlsMode" .) "existingSecret" }}
 {{- required "webhook.tls.caBundle is required with webhook.tls.existingSecret" .Values.webhook.tls.caBundle }}
-{{- else if eq $mode "generated" }}
-{{- (include "otlp-operator.generatedTls" . | fromJson).ca }}
 {{- end }}
+{{- end }}
+
+{{/* Where the operator writes its own certificate (the pod's /tmp emptyDir). */}}
+{{- define "otlp-operator.ownCertDir" -}}
+/tmp/webhook-tls
 {{- end }}
 
 {{/* Annotations of both webhook configurations. */}}
@@ -159,14 +128,29 @@ caBundle: {{ $caBundle }}
     {{- toYaml .Values.watchNamespaces | nindent 4 }}
 {{- end }}
 
-{{/* A digest of the serving material, on the pod template so a new certificate restarts the operator. */}}
-{{- define "otlp-operator.tlsChecksum" -}}
-{{- $mode := include "otlp-operator.tlsMode" . }}
-{{- if eq $mode "generated" }}
-{{- (include "otlp-operator.generatedTls" . | fromJson).crt | sha256sum | trunc 16 }}
-{{- else if eq $mode "existingSecret" }}
-{{- .Values.webhook.tls.caBundle | sha256sum | trunc 16 }}
+{{/*
+The operator's TLS flags. A mounted Secret (cert-manager, existingSecret) is read from its mount and
+reloaded in place when the kubelet updates it; the operator's own certificate is written to /tmp.
+*/}}
+{{- define "otlp-operator.tlsArgs" -}}
+{{- if eq (include "otlp-operator.tlsMode" .) "operator" }}
+{{- $dir := include "otlp-operator.ownCertDir" . }}
+- --webhook-cert={{ $dir }}/tls.crt
+- --webhook-key={{ $dir }}/tls.key
+- --webhook-ca={{ $dir }}/ca.crt
+- --webhook-tls-secret={{ .Release.Namespace }}/{{ include "otlp-operator.webhookSecretName" . }}
+{{- range (include "otlp-operator.webhookDnsNames" . | fromJsonArray) }}
+- --webhook-tls-san={{ . }}
+{{- end }}
+{{- range (include "otlp-operator.webhookIPs" . | fromJsonArray) }}
+- --webhook-tls-san={{ . }}
+{{- end }}
+- --webhook-tls-configuration=validating/{{ include "otlp-operator.fullname" . }}
+{{- if include "otlp-operator.injection" . }}
+- --webhook-tls-configuration=mutating/{{ include "otlp-operator.fullname" . }}
+{{- end }}
 {{- else }}
-{{- "cert-manager" }}
+- --webhook-cert={{ include "otlp-operator.webhookCertDir" . }}/tls.crt
+- --webhook-key={{ include "otlp-operator.webhookCertDir" . }}/tls.key
 {{- end }}
 {{- end }}

@@ -11,6 +11,15 @@ that knows kopf's error types).
 - every `drift_interval` seconds: `reconciler.drift_check` over every known pipeline, which restores
   anything no event told us about (a child that lost its label, a missed watch event).
 
+The startup handler also starts the probes (`health`): `/readyz` is ready once the webhook server listens
+with its certificate and, with injection, the pod webhook's caches are filled. With peering, kopf runs the
+startup handlers on every replica (they are not paused), so every replica serves probes and webhooks,
+while the resource handlers above run only on the replica that is not paused.
+
+With `--webhook-tls-secret`, a task on every replica keeps the webhook's own certificate current
+(`reconcile.webhook_tls`): until its first round succeeds the webhook server has no certificate and the
+replica is not ready.
+
 The drift check is one operator-wide task rather than a `kopf.timer`: kopf puts a finalizer on every
 object that has timers, and the operator wants none, so a pipeline can be deleted (and its children
 garbage-collected) even while the operator is down or uninstalled.
@@ -20,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -28,9 +38,9 @@ import kopf
 from otlp_agent.api import spec
 
 from otlp_operator import naming, validation
-from otlp_operator.edge import injection_handlers, pipeline_webhook
+from otlp_operator.edge import health, injection_handlers, injection_state, pipeline_webhook, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
-from otlp_operator.reconcile import kube, reconciler
+from otlp_operator.reconcile import kube, reconciler, webhook_tls
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 _log = logging.getLogger(__name__)
@@ -41,6 +51,18 @@ def raise_for(outcome: reconciler.Outcome, retry_delay: float) -> None:
     error = outcome.error
     if error is not None and error.transient:
         raise kopf.TemporaryError(f"applying children failed: {error}", delay=retry_delay)
+
+
+async def tls_loop(client: kube.Kube, tls: webhook_tls.Tls, retry_delay: float) -> None:
+    """Keep the webhook certificate, its files and the configurations' caBundle current until cancelled."""
+    while True:
+        try:
+            await webhook_tls.sync(client, tls, datetime.datetime.now(datetime.UTC))
+        except (kube.ApiError, OSError, ValueError) as exc:  # API, files, a corrupt Secret: retry
+            _log.warning("keeping the webhook certificate current failed (retrying): %s", exc)
+            await asyncio.sleep(retry_delay)
+            continue
+        await asyncio.sleep(tls.interval)
 
 
 async def drift_loop(ctx: reconciler.Context, interval: float) -> None:
@@ -56,8 +78,19 @@ def context_of(memo: kopf.Memo) -> reconciler.Context:
 
     kopf gives every resource handler a shallow copy of the operator-wide memo, made when kopf first sees
     the object (after startup), so the one Context is shared by every handler."""
-    found: reconciler.Context = memo["reconcile_context"]
+    found: reconciler.Context = memo[injection_handlers.RECONCILE_CONTEXT]
     return found
+
+
+def readiness(config: OperatorConfig, memo: kopf.Memo, settings: kopf.OperatorSettings) -> list[health.Check]:
+    """What must hold before this replica may receive admission reviews."""
+    checks: list[health.Check] = []
+    server = settings.admission.server
+    if isinstance(server, webhook_server.WebhookServer):
+        checks.append(server.waiting_for)
+    if config.injection and config.webhook is not None:
+        checks.append(lambda: injection_state.waiting_for(memo))
+    return checks
 
 
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -69,20 +102,34 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
-    async def start(memo: kopf.Memo, **_: Any) -> None:
-        ctx = memo["reconcile_context"] = reconciler.Context(kube.Kube.connect(), config.agent_image)
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        ctx = memo[injection_handlers.RECONCILE_CONTEXT] = reconciler.Context(
+            kube.Kube.connect(), config.agent_image
+        )
         memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
+        if config.webhook is not None and config.webhook.tls is not None and "tls_task" not in memo:
+            loop = tls_loop(ctx.client, config.webhook.tls, config.retry_delay)
+            memo["tls_task"] = asyncio.create_task(loop, name="webhook certificate")
+        if config.health is not None and "health" not in memo:
+            probes = memo["health"] = health.HealthServer(
+                *config.health, checks=readiness(config, memo, settings)
+            )
+            await probes.start()
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
-        drift: asyncio.Task[None] | None = memo.pop("drift_task", None)
-        if drift is not None:
-            drift.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drift
-        ctx: reconciler.Context | None = memo.pop("reconcile_context", None)
+        for key in ("drift_task", "tls_task"):
+            task: asyncio.Task[None] | None = memo.pop(key, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        ctx: reconciler.Context | None = memo.pop(injection_handlers.RECONCILE_CONTEXT, None)
         if ctx is not None:
             ctx.client.close()
+        probes: health.HealthServer | None = memo.pop("health", None)
+        if probes is not None:
+            await probes.stop()
 
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile-on-resume")
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-on-create")

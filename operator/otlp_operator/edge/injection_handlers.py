@@ -1,9 +1,15 @@
 """The kopf edge of sidecar injection: the mutating webhook on Pod CREATE and stale-sidecar rollouts.
 
-- Two kopf indexes keep what the webhook needs in memory, updated by watch events: every pipeline,
-  parsed, validated and hashed once per change (`resolve.Target`, by namespace), and the `inject`
-  annotation of every namespace that has one. The webhook makes no API call: it answers from memory
-  within milliseconds, far inside the API server's timeout.
+- `catalog.Catalog` keeps what the webhook needs in memory: every pipeline of the watched namespaces,
+  parsed and validated once per change with the config hash reconcile published, and the `inject`
+  annotation of every namespace that has one (removed at once when the annotation is). Two informers fill
+  it by list and watch on every replica (`injection_state`; kopf's indexes would pause on replicas that do
+  not reconcile). The webhook makes no API
+  call: it answers from memory within milliseconds, far inside the API server's timeout. Until both
+  informers have listed, the replica is not ready (`waiting_for`, `/readyz`), and a review that still
+  arrives (a URL-configured webhook has no Service to hold it back) waits for them at the server's gate
+  (`webhook_server.GATE_WAIT`), then gets a 503 (the webhook's failurePolicy applies): it is never
+  answered from empty caches.
 - `inject` (webhook id, so the chart's `/inject` path reaches it): `resolve.decide`, then
   `transform.inject`; the pod is replaced through kopf's patch (sent as a JSONPatch).
 - Fail-open: whatever goes wrong (no such pipeline, an ambiguous "true", a pod the pipeline does not
@@ -14,13 +20,16 @@
   the background, at most once a minute per object and reason; none on a dry run (the webhook
   declares `sideEffects: NoneOnDryRun`).
 - `publish-sidecar-config`: a sidecar pipeline allowing other namespaces gets its ConfigMap copied
-  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace.
+  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace: the config as
+  reconcile publishes it, its pipelineRefs resolved (`reconciler.resolved`).
 - `rollout-stale-sidecars`: on create, update and resume of a sidecar pipeline with
-  `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of stale pods and the result is
+  `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of pods whose config hash is
+  not the one reconcile publishes (pipelineRefs resolved, `reconciler.resolved`); the result is
   written to `status.rollouts` (and a Normal Event `RolloutRestarted`); workloads left by the rate limit
   make the handler retry when the limiter allows the next restart.
 
-The cluster version (native sidecars from 1.29) is read once at start-up.
+The cluster version (native sidecars from 1.29) is read once at start-up. Everything the handlers share
+lives in kopf's memo (an `injection_state.Injection`), created by the startup handler.
 """
 
 from __future__ import annotations
@@ -28,65 +37,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import dataclasses
 import logging
 import re
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import kopf
 from otlp_agent.api import spec
 
 from otlp_operator import validation
+from otlp_operator.edge import injection_state, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
-from otlp_operator.injection import configcopy, markers, resolve, transform, workload
+from otlp_operator.injection import configcopy, resolve, transform, workload
+from otlp_operator.manifests import agentconfig
 from otlp_operator.reconcile import kube, reconciler, sidecar_restarts
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 WEBHOOK_ID = "inject"
-PIPELINES_INDEX = "injection_pipelines"
-NAMESPACES_INDEX = "injection_namespaces"
+#: Where handlers.build_registry's startup handler keeps the reconcile context (pipelineRef resolution).
+RECONCILE_CONTEXT = "reconcile_context"
 EVENT_INTERVAL = 60.0
-#: Until the server's version is known: regular containers work on every version.
-UNKNOWN_VERSION = (1, 0)
 _log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class State:
-    """What the injection handlers share for the life of the operator."""
-
-    config: OperatorConfig
-    client: kube.Kube | None = None
-    version: tuple[int, int] = UNKNOWN_VERSION
-    limiter: sidecar_restarts.Limiter = dataclasses.field(default_factory=sidecar_restarts.Limiter)
-    posted: dict[tuple[str, ...], float] = dataclasses.field(default_factory=dict)
-    tasks: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
 
 
 def parse_version(info: dict[str, Any]) -> tuple[int, int]:
     """(major, minor) from `/version`; providers append "+" to the minor ("29+")."""
     digits = [re.sub(r"\D", "", str(info.get(key, ""))) for key in ("major", "minor")]
-    return (int(digits[0]), int(digits[1])) if all(digits) else UNKNOWN_VERSION
+    return (int(digits[0]), int(digits[1])) if all(digits) else injection_state.UNKNOWN_VERSION
 
 
-def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> State:
-    """Add the injection webhook, its indexes and the rollout handler to `registry`."""
-    state = State(config)
-    _register_lifecycle(registry, state)
+def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    """Add the injection webhook, its caches and the rollout handler to `registry`."""
+    _register_lifecycle(registry, config)
     if config.webhook is not None:  # kopf refuses admission handlers without a webhook server
-        _register_indexes(registry)
-        _register_webhook(registry, state)
-    _register_config_copies(registry, state)
-    _register_rollout(registry, state)
-    return state
+        _register_webhook(registry)
+    _register_config_copies(registry)
+    _register_rollout(registry)
 
 
-def _register_lifecycle(registry: kopf.OperatorRegistry, state: State) -> None:
+def _register_lifecycle(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     @kopf.on.startup(registry=registry, id="injection-start")
-    async def start(**_: Any) -> None:
-        state.client = state.client or kube.Kube.connect()
+    async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        state = injection_state.injection_of(memo)
+        if state is None:
+            state = memo[injection_state.MEMO_KEY] = injection_state.Injection(config, kube.Kube.connect())
+            if config.webhook is not None:
+                injection_state.start_informers(state)
+                if isinstance(settings.admission.server, webhook_server.WebhookServer):
+                    settings.admission.server.gates[WEBHOOK_ID] = state.wait_synced
         try:
             state.version = parse_version(await state.client.server_version())
         except kube.ApiError as exc:
@@ -95,29 +93,21 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, state: State) -> None:
             ) from exc
 
     @kopf.on.cleanup(registry=registry, id="injection-stop")
-    async def stop(**_: Any) -> None:
+    async def stop(memo: kopf.Memo, **_: Any) -> None:
+        state = memo.pop(injection_state.MEMO_KEY, None)
+        if state is None:
+            return
+        for running in state.informers:
+            running.stop()
         for task in list(state.tasks):
             task.cancel()
         for task in list(state.tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if state.client is not None:
-            state.client.close()
-            state.client = None
+        state.client.close()
 
 
-def _register_indexes(registry: kopf.OperatorRegistry) -> None:
-    @kopf.index(*RESOURCE, id=PIPELINES_INDEX, registry=registry)
-    def pipelines(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, resolve.Target]:
-        return {namespace or "": resolve.target_of(validation.plain(body))}
-
-    @kopf.index("", "v1", "namespaces", id=NAMESPACES_INDEX, registry=registry)
-    def namespaces(name: str, annotations: kopf.Annotations, **_: Any) -> dict[str, str] | None:
-        value = annotations.get(markers.INJECT_ANNOTATION)
-        return None if value is None else {name: value}
-
-
-def _register_webhook(registry: kopf.OperatorRegistry, state: State) -> None:
+def _register_webhook(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.mutate(
         "",
         "v1",
@@ -129,11 +119,16 @@ def _register_webhook(registry: kopf.OperatorRegistry, state: State) -> None:
         registry=registry,
     )
     async def inject(
-        body: kopf.Body, patch: kopf.Patch, warnings: list[str], dryrun: bool, **kwargs: Any
+        body: kopf.Body, patch: kopf.Patch, warnings: list[str], dryrun: bool, memo: kopf.Memo, **_: Any
     ) -> None:
+        state = injection_state.injection_of(memo)
+        if state is None or not state.synced:  # the server's gate holds reviews back: fail open if not
+            warnings.append("no OTLP agent injected (NotReady): the operator's caches are not filled yet")
+            _log.warning("a pod was admitted unchanged: the pod webhook's caches are not filled yet")
+            return
         try:
             pod = validation.plain(body)
-            injected = admit(state, pod, kwargs[PIPELINES_INDEX], kwargs[NAMESPACES_INDEX], warnings, dryrun)
+            injected = admit(state, pod, warnings, dryrun)
         except Exception:  # a bug of ours must never block a pod
             _log.exception("sidecar injection failed; the pod is admitted unchanged")
             return
@@ -147,22 +142,12 @@ def _replace(raw: Any, injected: dict[str, Any]) -> None:
 
 
 def admit(
-    state: State,
-    pod: dict[str, Any],
-    pipelines: Any,
-    namespaces: Any,
-    warnings: list[str],
-    dryrun: bool,
+    state: injection_state.Injection, pod: dict[str, Any], warnings: list[str], dryrun: bool
 ) -> dict[str, Any] | None:
     """The injected pod, or None to admit `pod` unchanged (saying why when the pod asked)."""
     namespace = str((pod.get("metadata") or {}).get("namespace") or "")
-    inherited = next(iter(namespaces.get(namespace, ())), None)
-    namespace_annotations = None if inherited is None else {markers.INJECT_ANNOTATION: inherited}
-
-    def catalog(ns: str) -> Iterable[resolve.Target]:
-        return list(pipelines.get(ns, ()))
-
-    decision = resolve.decide(pod, namespace, namespace_annotations, catalog)
+    namespace_annotations = state.catalog.namespace_annotations(namespace)
+    decision = resolve.decide(pod, namespace, namespace_annotations, state.catalog.pipelines)
     target = decision.target
     if target is None or target.pipeline is None:
         if decision.warning:
@@ -182,7 +167,7 @@ def admit(
 
 
 def _skip(
-    state: State,
+    state: injection_state.Injection,
     pod: dict[str, Any],
     reason: str,
     message: str,
@@ -194,7 +179,7 @@ def _skip(
     warnings.append(text)
     subject = _subject(pod)
     _log.warning("%s %s/%s: %s", subject["kind"], subject["metadata"]["namespace"], _name(subject), text)
-    if dryrun or state.client is None:
+    if dryrun:
         return
     _post(state, subject, reason, text)
     if about is not None:
@@ -224,7 +209,7 @@ def _name(obj: dict[str, Any]) -> str:
     return str(obj["metadata"]["name"])
 
 
-def _post(state: State, regarding: dict[str, Any], reason: str, message: str) -> None:
+def _post(state: injection_state.Injection, regarding: dict[str, Any], reason: str, message: str) -> None:
     """Post a Warning Event in the background, at most once per EVENT_INTERVAL per object and reason."""
     meta = regarding["metadata"]
     key = (regarding["kind"], meta["namespace"], meta["name"], reason)
@@ -237,9 +222,9 @@ def _post(state: State, regarding: dict[str, Any], reason: str, message: str) ->
     task.add_done_callback(state.tasks.discard)
 
 
-async def _post_now(state: State, regarding: dict[str, Any], reason: str, message: str) -> None:
-    if state.client is None:
-        return
+async def _post_now(
+    state: injection_state.Injection, regarding: dict[str, Any], reason: str, message: str
+) -> None:
     try:
         await state.client.post_event(regarding, True, reason, message, reconciler.utc_now())
     except kube.ApiError as exc:  # the admission warning and the log already say it
@@ -256,17 +241,25 @@ def _publishes_copies(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("mode") == "sidecar" and bool(allowed.get("namespaces"))
 
 
-def _register_config_copies(registry: kopf.OperatorRegistry, state: State) -> None:
+def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
     common: dict[str, Any] = {"registry": registry, "id": "publish-sidecar-config", "when": _publishes_copies}
 
     @kopf.on.resume(*RESOURCE, **common)
     @kopf.on.create(*RESOURCE, **common)
     @kopf.on.update(*RESOURCE, **common)
-    async def publish(body: kopf.Body, **_: Any) -> None:
-        target = resolve.target_of(validation.plain(body))
-        if target.pipeline is None or state.client is None:
+    async def publish(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        state = injection_state.injection_of(memo)
+        if state is None:
             return
-        for obj in configcopy.build(target.pipeline):
+        try:
+            resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
+        except kube.ApiError as exc:
+            raise kopf.TemporaryError(
+                f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay
+            ) from exc
+        if resolution is None or resolution.failures:
+            return  # nothing is published while the spec is invalid or a reference does not resolve
+        for obj in configcopy.build(resolution.pipeline):
             try:
                 await state.client.create(obj)
             except kube.ApiError as exc:
@@ -279,24 +272,34 @@ def _register_config_copies(registry: kopf.OperatorRegistry, state: State) -> No
                 )
 
 
-def _register_rollout(registry: kopf.OperatorRegistry, state: State) -> None:
+def _register_rollout(registry: kopf.OperatorRegistry) -> None:
     common: dict[str, Any] = {"registry": registry, "id": "rollout-stale-sidecars", "when": _rolls_on_change}
 
     @kopf.on.resume(*RESOURCE, **common)
     @kopf.on.create(*RESOURCE, **common)
     @kopf.on.update(*RESOURCE, **common)
-    async def roll(body: kopf.Body, **_: Any) -> None:
-        target = resolve.target_of(validation.plain(body))
-        if target.pipeline is None or target.config_hash is None or state.client is None:
-            return  # an invalid spec publishes no new config: nothing is stale
-        injection = target.pipeline.spec.injection or spec.Injection()
-        namespaces = {target.namespace, *injection.allowed.namespaces}
+    async def roll(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+        state = injection_state.injection_of(memo)
+        if state is None:
+            return
+        try:
+            resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
+        except kube.ApiError as exc:
+            raise kopf.TemporaryError(
+                f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay
+            ) from exc
+        if resolution is None or resolution.failures:
+            return  # nothing new is published: nothing is stale
+        pipeline = resolution.pipeline
+        config_hash = agentconfig.render(pipeline).hash  # the hash reconcile publishes
+        injection = pipeline.spec.injection or spec.Injection()
+        namespaces = {pipeline.namespace, *injection.allowed.namespaces}
         try:
             report = await sidecar_restarts.roll(
                 state.client,
-                (target.namespace, target.name),
+                (pipeline.namespace, pipeline.name),
                 namespaces,
-                target.config_hash,
+                config_hash,
                 state.limiter,
                 reconciler.utc_now(),
             )

@@ -1,5 +1,12 @@
 """The operator's own settings (one typed place for every knob) and the kopf settings derived from them.
 
+High availability is kopf's peering: every replica runs the webhooks and their caches, and only the
+replica with the highest priority among the live peers (a KopfPeering / ClusterKopfPeering object named
+`Peering.name`, which the chart installs) handles pipelines; the others pause their watches. The default
+priority prefers the oldest replica (priority = minus its start time in milliseconds), so a new replica
+never takes over from a running one: it waits until that one leaves (its peering entry is removed on a
+clean exit) or is presumed dead (no keep-alive for `lifetime` seconds).
+
 kopf keeps its bookkeeping on the pipeline objects under our prefix (annotations only, never in
 `status`, which belongs to the operator's report): `telemetry.otlp-operator.io/last-handled-configuration`
 and per-handler progress annotations. No finalizer is added: children go away by ownerReference garbage
@@ -10,10 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import kopf
 
 from otlp_operator import naming
+from otlp_operator.edge import webhook_server
+from otlp_operator.reconcile import webhook_tls
 
 PREFIX = naming.PREFIX.rstrip("/")
 
@@ -24,7 +34,8 @@ class Webhook:
 
     `managed` names a ValidatingWebhookConfiguration the operator creates and keeps pointed at
     `https://<host>:<port>` (for development and tests); leave it None when the Helm chart owns the
-    configuration (a Service in front of the operator pod, and a caBundle from the chart's certificate).
+    configuration (a Service in front of the operator pods, and a caBundle the operator keeps current with
+    `tls`, or cert-manager's, or the user's).
     """
 
     port: int
@@ -34,6 +45,23 @@ class Webhook:
     addr: str = "0.0.0.0"  # the API server connects from outside the pod
     host: str | None = None
     managed: str | None = None
+    #: The operator issues and rotates the certificate itself (`webhook_tls`), writing the three files.
+    tls: webhook_tls.Tls | None = None
+
+
+def default_priority() -> int:
+    """The oldest replica wins: minus this process's start time in milliseconds (unique enough)."""
+    return -int(time.time() * 1000)
+
+
+@dataclasses.dataclass(frozen=True)
+class Peering:
+    """kopf peering between the operator's replicas: who handles pipelines (one at a time)."""
+
+    name: str
+    priority: int = dataclasses.field(default_factory=default_priority)
+    #: Seconds without a keep-alive after which a replica is presumed dead and another takes over.
+    lifetime: int = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +78,17 @@ class OperatorConfig:
     #: Sidecar injection (`otlp_operator.edge.injection_handlers`): the pod mutating webhook (needs `webhook`)
     #: and stale-sidecar rollouts. Off by default: it needs RBAC on namespaces, pods and app workloads.
     injection: bool = False
+    #: Namespaces whose pipelines are handled (globs allowed); empty: every namespace.
+    namespaces: tuple[str, ...] = ()
+    #: Where the probes (`/healthz`, `/readyz`) listen: (address, port); port 0 picks a free one. None: off.
+    health: tuple[str, int] | None = None
+    #: None: this is the only replica (standalone). Else peering with the other replicas.
+    peering: Peering | None = None
 
 
 def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
-    """kopf settings for this operator (peering is chosen on the command line: standalone)."""
+    """kopf settings for this operator: bookkeeping under our prefix, peering (or standalone), the webhook
+    server."""
     settings = kopf.OperatorSettings()
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -64,14 +99,21 @@ def kopf_settings(config: OperatorConfig) -> kopf.OperatorSettings:
     settings.watching.server_timeout = 300  # re-list now and then, so a stuck watch heals itself
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 30
+    settings.peering.standalone = config.peering is None
+    if config.peering is not None:
+        settings.peering.name = config.peering.name
+        settings.peering.priority = config.peering.priority
+        settings.peering.lifetime = config.peering.lifetime
+        settings.peering.mandatory = True  # never run unpaused beside another replica for want of the CRD
+        settings.peering.clusterwide = not config.namespaces
     if config.webhook is not None:
         settings.admission.server = _webhook_server(config.webhook)
         settings.admission.managed = config.webhook.managed
     return settings
 
 
-def _webhook_server(webhook: Webhook) -> kopf.WebhookServer:
-    return kopf.WebhookServer(
+def _webhook_server(webhook: Webhook) -> webhook_server.WebhookServer:
+    return webhook_server.WebhookServer(
         addr=webhook.addr,
         port=webhook.port,
         host=webhook.host,

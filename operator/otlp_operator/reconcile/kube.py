@@ -14,6 +14,9 @@ off `RESOURCES` and the `Kube` methods:
 | list (label selector) | pods (stale-sidecar rollouts: pods injected from a pipeline) |
 | get, patch (JSON merge patch) | deployments, statefulsets, daemonsets of injected pods (rollout restart) |
 | get | `/version` (the webhook picks native sidecars on Kubernetes >= 1.29) |
+| list, watch | otlppipelines (watched namespaces) and namespaces: the pod webhook's caches (`informer`) |
+| get, create, update | the one Secret of the webhook's serving certificate (`webhook_tls`, by name) |
+| get, patch (JSON patch) | the two webhook configurations, by name: their `caBundle` (`webhook_tls`) |
 
 The `kubernetes` client is synchronous, so each call runs in a worker thread (`asyncio.to_thread`):
 a handful of calls per reconcile never needs more. Credentials come from the in-cluster service account
@@ -23,9 +26,11 @@ when running in a pod, else from `$KUBECONFIG` / `~/.kube/config` (the client's 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import json
 import os
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kubernetes
@@ -49,8 +54,9 @@ class Resource:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+        """The object's (or with `name` None the collection's) path; `namespace` "" for every namespace."""
         root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{root}/namespaces/{namespace}/{self.plural}"
+        path = f"{root}/namespaces/{namespace}/{self.plural}" if namespace else f"{root}/{self.plural}"
         if name is not None:
             path += f"/{name}"
         if subresource is not None:
@@ -74,9 +80,23 @@ RESOURCES: dict[str, Resource] = {
     # Sidecar restarts (reconcile.sidecar_restarts): the application workloads it restarts, never children.
     "Pod": Resource("", "v1", "pods"),
     "StatefulSet": Resource("apps", "v1", "statefulsets"),
+    # The pod webhook's cache of namespace annotations (cluster-scoped: its path ignores a namespace).
+    "Namespace": Resource("", "v1", "namespaces"),
+    # The webhook's serving certificate, and the configurations that trust its CA (cluster-scoped).
+    "Secret": Resource("", "v1", "secrets"),
+    "ValidatingWebhookConfiguration": Resource(
+        "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations"
+    ),
+    "MutatingWebhookConfiguration": Resource(
+        "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"
+    ),
 }
+#: Kinds of the webhook's own TLS (`webhook_tls`), never children.
+TLS_KINDS = ("Secret", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
 INJECTION_KINDS = ("Pod", "StatefulSet")
-CHILD_KINDS = tuple(kind for kind in RESOURCES if kind not in (PIPELINE, "Event", *INJECTION_KINDS))
+CHILD_KINDS = tuple(
+    kind for kind in RESOURCES if kind not in (PIPELINE, "Event", "Namespace", *INJECTION_KINDS, *TLS_KINDS)
+)
 COMPONENT = "otlp-operator"
 
 
@@ -141,6 +161,20 @@ class Kube:
         path = RESOURCES[kind].path(namespace, name, subresource)
         return await self._call("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
+    async def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace `obj` (PUT); its `metadata.resourceVersion` makes a concurrent change a 409."""
+        meta = obj["metadata"]
+        return await self._call(
+            "PUT", RESOURCES[obj["kind"]].path(meta.get("namespace", ""), meta["name"]), body=obj
+        )
+
+    async def json_patch(
+        self, kind: str, namespace: str, name: str, operations: builtins.list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Apply a JSON patch (RFC 6902); a failed `test` operation is a 422."""
+        path = RESOURCES[kind].path(namespace, name)
+        return await self._call("PATCH", path, body=operations, content_type="application/json-patch+json")
+
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete an object (dependents are garbage-collected in the background); gone already is fine."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
@@ -181,12 +215,50 @@ class Kube:
         }
         await self.create(event)
 
+    def collection_sync(self, path: str) -> dict[str, Any]:
+        """A whole collection (`items` and `metadata.resourceVersion`), blocking: for informer threads."""
+        return self._call_sync("GET", path, None, None, "application/json")
+
+    def watch_sync(
+        self, path: str, resource_version: str, timeout: int, opened: Callable[[Any], None]
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events of a collection from `resource_version`, blocking, until the server ends the
+        watch after `timeout` seconds. `opened` gets the open response, so another thread can end the
+        watch at once (`response.shutdown()`)."""
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout),
+            "allowWatchBookmarks": "true",
+        }
+        headers = {"Accept": "application/json"}
+        try:
+            _, url, headers, _, _ = self._client.param_serialize(
+                "GET",
+                path,
+                query_params=list(query.items()),
+                header_params=headers,
+                auth_settings=["BearerToken"],
+            )
+            response = self._client.call_api(
+                "GET", url, headers, None, _request_timeout=(REQUEST_TIMEOUT, timeout + 30)
+            )
+        except kubernetes.client.ApiException as exc:
+            raise ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason)) from exc
+        except Exception as exc:
+            raise ApiError(0, type(exc).__name__, f"watch {path}: {exc}") from exc
+        raw = response.response
+        if raw.status >= 400:
+            _decode(raw.status, raw.read())
+        opened(raw)
+        yield from _lines(raw)
+
     async def _call(
         self,
         method: str,
         path: str,
         *,
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | builtins.list[Any] | None = None,
         query: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
@@ -196,7 +268,7 @@ class Kube:
         self,
         method: str,
         path: str,
-        body: dict[str, Any] | None,
+        body: dict[str, Any] | builtins.list[Any] | None,
         query: dict[str, str] | None,
         content_type: str,
     ) -> dict[str, Any]:
@@ -217,6 +289,22 @@ class Kube:
         except Exception as exc:  # connection refused, timeouts, TLS: all "server not reached"
             raise ApiError(0, type(exc).__name__, f"{method} {path}: {exc}") from exc
         return _decode(response.status, data)
+
+
+def _lines(raw: Any) -> Iterator[dict[str, Any]]:
+    """The JSON watch events of a streamed response, one per line."""
+    pending = b""
+    try:
+        for chunk in raw.stream(65536, decode_content=True):
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                if line.strip():
+                    yield json.loads(line)
+    except Exception as exc:  # shut down from another thread, or the connection broke
+        raise ApiError(0, type(exc).__name__, f"watch ended: {exc}") from exc
+    finally:
+        raw.release_conn()
 
 
 def _decode(status: int, data: bytes) -> dict[str, Any]:

@@ -120,14 +120,14 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
     except SpecError as exc:
         ctx.referrers.forget(key)
         problems = tuple(str(p) for p in exc.problems)
-        obs = await _held(ctx, obj, selector, status.Observation(generation, problems))
+        sidecar = (obj.get("spec") or {}).get("mode") == spec.Mode.sidecar.value
+        obs = await _held(ctx, obj, selector, status.Observation(generation, problems, sidecar=sidecar))
     else:
         resolution = await _resolve(ctx, pipeline)
         if resolution.failures:
             failures = tuple(status.ReferenceFailure(f.reason, str(f)) for f in resolution.failures)
-            # A sidecar pipeline whose config was published before keeps serving it to injected pods.
-            published = bool((obj.get("status") or {}).get("configHash"))
-            sidecar = pipeline.spec.mode == spec.Mode.sidecar and published
+            # A sidecar pipeline has no workload: its status speaks of the published config (if any).
+            sidecar = pipeline.spec.mode == spec.Mode.sidecar
             held = status.Observation(generation, sidecar=sidecar, reference_failures=failures)
             obs = await _held(ctx, obj, selector, held)
         else:
@@ -139,6 +139,17 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
     for transition in transitions:
         await _post(ctx, obj, transition.warning, transition.condition.reason, transition.message)
     return Outcome(new_status, transitions, changes, error)
+
+
+async def resolved(ctx: Context, body: Mapping[str, Any]) -> pipeline_refs.Resolution | None:
+    """The pipeline `body` as reconcile publishes it (every pipelineRef resolved), with the outcomes; None
+    when the spec is invalid. Sidecar rollouts and config copies use it, so they agree with the config
+    hash and the ConfigMap reconcile writes."""
+    try:
+        pipeline = validation.parse(validation.plain(body))
+    except SpecError:
+        return None
+    return await _resolve(ctx, pipeline)
 
 
 async def _resolve(ctx: Context, pipeline: Any) -> pipeline_refs.Resolution:

@@ -3,17 +3,19 @@
 Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `observedGeneration`):
 
 - ConfigValid: the spec passes the agent's own validation. `Valid` / `InvalidSpec`.
-- Ready: every agent pod of the workload is ready and up to date; in sidecar mode, the config is
-  published. `AgentsReady`, `ConfigPublished` / `AgentsNotReady`, `NoAgentsScheduled`, `WorkloadMissing`.
+- Ready: every agent pod of the workload is ready and up to date; in sidecar mode (no workload), a config
+  is published for injection. `AgentsReady`, `ConfigPublished` / `AgentsNotReady`, `NoAgentsScheduled`,
+  `WorkloadMissing`, `NotPublished` (a sidecar pipeline that never had a valid, resolved config).
 - Progressing: a rollout is under way. `RollingOut` / `RolloutComplete`, `ConfigPublished`,
-  `ProgressDeadlineExceeded`.
+  `NotPublished`, `ProgressDeadlineExceeded`.
 - Degraded: the operator cannot make the cluster match the spec. `InvalidSpec`, `ApplyFailed`,
   `ChildConflict`, `ProgressDeadlineExceeded`, `ReferenceUnresolved` / `AsExpected`.
 - ReferencesResolved: every exporter's `pipelineRef` resolved to its target's Service (see
   `pipelinerefs`). `Resolved`, `NoReferences` / the first failure's reason (`TargetNotFound`,
   `NotAllowed`, `TargetInvalid`, `TargetHasNoService`, `ProtocolNotServed`, `SelfReference`,
   `TargetUnreadable`, `ReferenceCycle`), with every failure in the message. While False nothing is
-  applied: the agents keep their last good config. While the spec is invalid it keeps its previous value
+  applied: the agents keep their last good config (when there is one: the Degraded message says which
+  hash, or that nothing was ever deployed). While the spec is invalid it keeps its previous value
   (`InvalidSpec` if none).
 
 `lastTransitionTime` changes only when a condition's status changes. A `Transition` is reported when a
@@ -160,6 +162,8 @@ def _config_valid(obs: Observation) -> Condition:
 
 
 def _ready(obs: Observation, state: Rollout | None) -> Condition:
+    if obs.sidecar and not obs.config_hash:
+        return Condition("Ready", False, "NotPublished", "no config is published: pods get no agent yet")
     if obs.sidecar:
         return Condition("Ready", True, "ConfigPublished", "the agent config is ready for injection")
     if state is None:
@@ -173,6 +177,8 @@ def _ready(obs: Observation, state: Rollout | None) -> Condition:
 
 
 def _progressing(obs: Observation, state: Rollout | None) -> Condition:
+    if obs.sidecar and not obs.config_hash:
+        return Condition("Progressing", False, "NotPublished", "waiting for a valid, resolved spec")
     if obs.sidecar:
         return Condition("Progressing", False, "ConfigPublished", "sidecars roll with their workloads")
     if state is None:
@@ -186,14 +192,9 @@ def _progressing(obs: Observation, state: Rollout | None) -> Condition:
 
 def _degraded(obs: Observation, state: Rollout | None) -> Condition:
     if obs.problems:
-        message = "the spec is invalid; the agents keep running the last good config"
-        if obs.config_hash:
-            message += f" ({obs.config_hash})"
-        return Condition("Degraded", True, "InvalidSpec", message)
+        return Condition("Degraded", True, "InvalidSpec", f"the spec is invalid; {_held_back(obs)}")
     if obs.reference_failures:
-        message = "a pipelineRef does not resolve; the agents keep running the last good config"
-        if obs.config_hash:
-            message += f" ({obs.config_hash})"
+        message = f"a pipelineRef does not resolve; {_held_back(obs)}"
         return Condition("Degraded", True, "ReferenceUnresolved", message)
     if obs.apply_error is not None:
         reason, message = obs.apply_error
@@ -201,6 +202,15 @@ def _degraded(obs: Observation, state: Rollout | None) -> Condition:
     if state is not None and state.deadline_exceeded:
         return Condition("Degraded", True, "ProgressDeadlineExceeded", state.message)
     return Condition("Degraded", False, "AsExpected", "the agents match the spec")
+
+
+def _held_back(obs: Observation) -> str:
+    """What keeps running while nothing is applied: the last good config, if there ever was one."""
+    if obs.config_hash is None:
+        return "nothing is deployed until it is fixed"
+    if obs.sidecar:
+        return f"injected sidecars keep the last published config ({obs.config_hash})"
+    return f"the agents keep running the last good config ({obs.config_hash})"
 
 
 def compute(obs: Observation, previous: dict[str, Any], now: str) -> tuple[dict[str, Any], list[Transition]]:

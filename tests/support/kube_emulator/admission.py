@@ -5,8 +5,12 @@ Matching follows the API server: rules (operations, apiGroups, apiVersions, reso
 and objectSelector (against the new or the old object's labels). Mutating webhooks run in order of
 configuration name and may return a JSONPatch; validating webhooks run concurrently. Denials become
 ``admission webhook "<name>" denied the request: <message>`` with the webhook's code (at least 400);
-call failures honour failurePolicy (default Fail) and timeoutSeconds (default 10). Only
-clientConfig.url is supported (no in-cluster Services here); its caBundle is verified over TLS.
+call failures honour failurePolicy (default Fail) and timeoutSeconds (default 10). clientConfig.url is
+called as given; clientConfig.service as the real API server calls it: one of the Service's ready
+endpoints (pods matching its selector with a `status.podIP` and Ready=True, as the test kubelet in
+tests/support/kubelet reports them) at the target port, the certificate checked against
+`<service>.<namespace>.svc`; none ready is a call failure ("no endpoints available"). The caBundle is
+verified over TLS either way.
 reinvocationPolicy and matchConditions (CEL) are not evaluated.
 """
 
@@ -173,15 +177,18 @@ class Admission:
     async def _call(self, hook: dict[str, Any], req: Request) -> dict[str, Any] | None:
         """POST the review; on failure raise (failurePolicy Fail) or return None (Ignore)."""
         timeout = hook.get("timeoutSeconds", 10)
-        url = (hook.get("clientConfig") or {}).get("url")
+        client_config = hook.get("clientConfig") or {}
+        url, hostname = client_config.get("url"), None
         review = req.review()
         try:
             if not url:
-                raise RuntimeError("only clientConfig.url is supported by the emulator (no cluster Services)")
-            context = _ssl_context(hook.get("clientConfig") or {})
+                url, hostname = self._service_url(client_config.get("service") or {})
+            context = _ssl_context(client_config)
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
-                session.post(f"{url}?timeout={timeout}s", json=review, ssl=context) as rsp,
+                session.post(
+                    f"{url}?timeout={timeout}s", json=review, ssl=context, server_hostname=hostname
+                ) as rsp,
             ):
                 if rsp.status != 200:
                     raise RuntimeError(f"expected webhook response of 200, got {rsp.status}")
@@ -199,6 +206,43 @@ class Admission:
                 f'failed calling webhook "{hook["name"]}": failed to call webhook: '
                 f'Post "{url}?timeout={timeout}s": {why}'
             ) from exc
+
+    def _service_url(self, service: dict[str, Any]) -> tuple[str, str]:
+        """https://<ready endpoint>:<target port><path>, and the name its certificate must carry."""
+        name, namespace = service.get("name"), service.get("namespace")
+        found = self._store.get(("", "services"), str(namespace), str(name))
+        if not found:
+            raise RuntimeError(f'service "{name}" not found')
+        port = int(service.get("port") or 443)
+        entry = next((p for p in found["spec"].get("ports") or [] if p.get("port") == port), None)
+        if entry is None:
+            raise RuntimeError(f"service {namespace}/{name} has no port {port}")
+        wanted = (found["spec"].get("selector") or {}).items()
+        for pod in self._store.list(("", "pods"), str(namespace)):
+            if wanted and wanted <= ((pod["metadata"].get("labels") or {}).items()) and _serving(pod):
+                target = _target_port(pod, entry.get("targetPort", port))
+                url = f"https://{pod['status']['podIP']}:{target}{service.get('path') or ''}"
+                return url, f"{name}.{namespace}.svc"
+        raise RuntimeError(f'no endpoints available for service "{name}"')
+
+
+def _serving(pod: dict[str, Any]) -> bool:
+    """An endpoint a Service sends traffic to: an IP, Ready, not terminating."""
+    status = pod.get("status") or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+    )
+    return ready and bool(status.get("podIP")) and not pod["metadata"].get("deletionTimestamp")
+
+
+def _target_port(pod: dict[str, Any], target: Any) -> int:
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target:
+                return int(port["containerPort"])
+    raise RuntimeError(f"no container port named {target}")
 
 
 def _ssl_context(client_config: dict[str, Any]) -> ssl.SSLContext:

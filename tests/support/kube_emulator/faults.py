@@ -58,6 +58,10 @@ class FaultPlan:
         text = message or f"injected fault: {status} for {method} {path_regex}"
         self._faults.append(Fault(method.upper(), re.compile(path_regex), status, times, text))
 
+    def clear(self) -> None:
+        """Drop every fault not fired yet (the API answers normally again)."""
+        self._faults.clear()
+
     def check(self, method: str, path_qs: str) -> None:
         for fault in self._faults:
             if fault.times > 0 and fault.method in ("*", method) and fault.path.search(path_qs):

@@ -121,6 +121,9 @@ class KubeEmulator:
     ) -> None:
         self.faults.fail_next(method, path_regex, status, times, message)
 
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
     @property
     def requests(self) -> list[faults.RecordedRequest]:
         return self.faults.requests

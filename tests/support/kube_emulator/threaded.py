@@ -79,6 +79,9 @@ class ThreadedKubeEmulator:
     ) -> None:
         self.call(self.emulator.fail_next, method, path_regex, status, times, message)
 
+    def clear_faults(self) -> None:
+        self.call(self.emulator.clear_faults)
+
     @property
     def requests(self) -> list[Any]:
         return self.call(lambda: list(self.emulator.requests))

@@ -25,6 +25,7 @@ class Incoming:
     content_encoding: str
     headers: dict[str, Any]
     wire: bytes
+    peer: str = ""  # the client's address and port: one per connection
 
 
 class Answers(Protocol[T_co]):
@@ -59,6 +60,8 @@ class Exchange(Generic[T]):
             self._record(b"", 0, "invalid", None, status=self._invalid_status(problem), error=str(problem))
             return await self.answers.invalid(problem)
         fault = self.store.next_fault(self.incoming.signal.name)
+        if fault is not None:
+            fault = fault.applied_to(self.incoming.content_encoding, len(body))
         if fault is None:
             return await self._accept(body, items, None)
         return await self._apply(fault, body, items)
@@ -117,5 +120,6 @@ class Exchange(Generic[T]):
                 status=status,
                 fault=fault,
                 error=error,
+                peer=incoming.peer,
             )
         )

@@ -73,6 +73,9 @@ class Fault:
     drop_connection: bool = False  # close the connection without any answer
     partial_rejected: int | None = None  # answer success with partial_success rejecting this many items
     message: str = "fault injected by the test backend"
+    # Conditional faults: they refuse only the requests they describe and accept the others.
+    refused_encodings: frozenset[str] = frozenset()  # 415 / UNIMPLEMENTED for a body in these encodings
+    max_body_bytes: int | None = None  # 413 / RESOURCE_EXHAUSTED for a larger (decompressed) body
 
     @classmethod
     def unavailable(cls, retry_after: float | None = None) -> Fault:
@@ -89,6 +92,31 @@ class Fault:
     def invalid(cls) -> Fault:
         """The backend refuses the data for good: gRPC INVALID_ARGUMENT / HTTP 400 (never retryable)."""
         return cls(grpc_code=grpc.StatusCode.INVALID_ARGUMENT, http_status=400)
+
+    @classmethod
+    def refusing_encodings(cls, *encodings: str) -> Fault:
+        """A backend that cannot read these Content-Encodings (or gRPC compression algorithms): HTTP 415,
+        gRPC UNIMPLEMENTED naming the algorithm, as grpc-core says it. Other requests are accepted."""
+        return cls(refused_encodings=frozenset(encodings))
+
+    @classmethod
+    def size_limit(cls, max_body_bytes: int) -> Fault:
+        """A backend that refuses requests whose decompressed body is larger than `max_body_bytes`: HTTP
+        413, gRPC RESOURCE_EXHAUSTED with a size message and no RetryInfo. Other requests are accepted."""
+        return cls(max_body_bytes=max_body_bytes)
+
+    def applied_to(self, encoding: str, size: int) -> Fault | None:
+        """What a conditional fault does to a request in `encoding` with a `size`-byte body: the refusal,
+        or None (accept it). A fault without conditions applies to every request as it is."""
+        if encoding in self.refused_encodings:
+            message = f"Compression algorithm '{encoding}' is not supported"
+            return Fault(grpc_code=grpc.StatusCode.UNIMPLEMENTED, http_status=415, message=message)
+        if self.max_body_bytes is not None and size > self.max_body_bytes:
+            message = f"request of {size} bytes exceeds the size limit of {self.max_body_bytes} bytes"
+            return Fault(grpc_code=grpc.StatusCode.RESOURCE_EXHAUSTED, http_status=413, message=message)
+        if self.refused_encodings or self.max_body_bytes is not None:
+            return None
+        return self
 
     @property
     def is_error(self) -> bool:

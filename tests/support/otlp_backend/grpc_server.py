@@ -67,6 +67,7 @@ class GrpcReceiver:
             content_encoding=wire.sniff_grpc_compression(request),
             headers=_metadata_dict(context.invocation_metadata()),
             wire=request,
+            peer=context.peer(),
         )
         answers = _GrpcAnswers(context, self._relay)
         return await exchange.Exchange(self._store, incoming, self._decoder(incoming), answers).run()

@@ -72,6 +72,7 @@ class HttpReceiver:
             content_encoding=_content_encoding(request),
             headers=_headers_dict(request),
             wire=body,
+            peer=str(request.transport.get_extra_info("peername") if request.transport else ""),
         )
         answers = _HttpAnswers(request, wire.JSON if request.content_type == wire.JSON else wire.PROTOBUF)
         return await exchange.Exchange(self._store, incoming, self._decoder(incoming), answers).run()

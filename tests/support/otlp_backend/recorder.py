@@ -43,6 +43,7 @@ class ReceivedRequest:
     status: str | None = None  # answered gRPC code name or HTTP status; None if nothing was answered
     fault: faults.Fault | None = None
     error: str | None = None  # why an "invalid" request was refused
+    peer: str = ""  # the client's address and port as the backend saw it: one per connection
     received_at: float = dataclasses.field(default_factory=time.monotonic)
 
     @property

@@ -42,6 +42,8 @@ from otlp_agent.api.spec.conditions import (
 from otlp_agent.api.spec.exporters import (
     ClientTLS,
     Compression,
+    CompressionAuto,
+    Connections,
     DebugExporter,
     Delivery,
     Exporter,
@@ -55,6 +57,7 @@ from otlp_agent.api.spec.exporters import (
 )
 from otlp_agent.api.spec.pipeline import OTLPPipelineSpec
 from otlp_agent.api.spec.processors import (
+    AUTO,
     K8S_ATTRIBUTES_FROM_ENV,
     K8S_CLUSTER,
     AttributeAction,
@@ -78,6 +81,7 @@ from otlp_agent.api.spec.receivers import (
     Receivers,
     ServerTLS,
     TenantToken,
+    WebSocketReceiver,
 )
 from otlp_agent.api.spec.routes import AttributeMatch, RouteRule, Routes
 from otlp_agent.api.spec.status import Condition, Endpoints, OTLPPipelineStatus, ResolvedReference, Rollouts
@@ -97,6 +101,7 @@ from otlp_agent.api.spec.workload import (
 __all__ = [
     "API_GROUP",
     "API_VERSION",
+    "AUTO",
     "K8S_ATTRIBUTES_FROM_ENV",
     "K8S_CLUSTER",
     "KIND",
@@ -113,7 +118,9 @@ __all__ = [
     "ByteSize",
     "ClientTLS",
     "Compression",
+    "CompressionAuto",
     "Condition",
+    "Connections",
     "Cors",
     "DebugExporter",
     "Delivery",
@@ -169,6 +176,7 @@ __all__ = [
     "TenantToken",
     "TextTest",
     "Toleration",
+    "WebSocketReceiver",
     "WhenFull",
     "dump",
 ]

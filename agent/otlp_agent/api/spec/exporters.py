@@ -20,6 +20,7 @@ class Compression(StrEnum):
     gzip = "gzip"
     deflate = "deflate"
     zstd = "zstd"
+    auto = "auto"
 
 
 class QueueType(StrEnum):
@@ -123,6 +124,56 @@ class Queue(SpecModel):
     consumers: int = Field(default=2, ge=1, le=64, description="Exports in flight at once.")
 
 
+class CompressionAuto(SpecModel):
+    """How `compression: auto` picks a codec: every `evaluateEvery`, the exporter compresses a sample of a
+    live batch with each candidate, measuring its ratio and its CPU time; it then sends with the candidate
+    that makes the fewest bytes among those costing at most `cpuBudget` per MiB (candidates within 2% of
+    the fewest bytes count as equal, and the cheaper wins; if none fits the budget, the cheapest wins). A
+    codec the backend refuses (HTTP 415, gRPC UNIMPLEMENTED about compression) is dropped from the choice
+    and the batch is sent again with the next best."""
+
+    candidates: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="Codecs to choose from, each `codec` or `codec:level` (none, gzip, deflate, zstd; "
+        "levels as compressionLevel). Default: zstd, gzip, none over HTTP; gzip, none over gRPC.",
+    )
+    cpu_budget: Duration = Field(
+        default=0.005,
+        ge=0,
+        le=10,
+        description="CPU time a codec may spend compressing one MiB of batch data (0: only none fits).",
+    )
+    evaluate_every: Duration = Field(
+        default=60.0, ge=1, le=86400, description="How often every candidate is measured again."
+    )
+    sample_size: ByteSize = Field(
+        default=128 * 1024,
+        ge=1024,
+        le=4 * MiB,
+        description="Bytes of a batch each candidate compresses when measured (the start of the batch).",
+    )
+
+
+class Connections(SpecModel):
+    """A pool of connections (HTTP) or channels (gRPC) for one exporter. Batches go to the connection
+    with the fewest requests in flight; a connection idle for `idleTimeout` is closed and opened again
+    when needed."""
+
+    count: int = Field(default=1, ge=1, le=64, description="Connections (HTTP) or channels (gRPC) to open.")
+    max_in_flight: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Requests in flight on one connection. HTTP/1.1 carries one at a time, so 1 over HTTP; "
+        "gRPC multiplexes streams on its HTTP/2 connection.",
+    )
+    idle_timeout: Duration = Field(
+        default=60.0, ge=0.1, le=3600, description="Close a connection that sent nothing for this long."
+    )
+
+
 class DebugExporter(SpecModel):
     """Writes what arrives to stdout or a file, for checking a pipeline by eye."""
 
@@ -149,7 +200,12 @@ class Exporter(SpecModel):
     debug: DebugExporter | None = Field(default=None, description="Print instead of sending.")
     protocol: Protocol = Field(default=Protocol.grpc, description="grpc | http/protobuf | http/json.")
     compression: Compression = Field(
-        default=Compression.gzip, description="none | gzip | deflate | zstd (zstd only over HTTP)."
+        default=Compression.gzip,
+        description="none | gzip | deflate | zstd (zstd only over HTTP) | auto (chosen by measuring, see "
+        "compressionAuto).",
+    )
+    compression_auto: CompressionAuto | None = Field(
+        default=None, description="How compression auto chooses (its defaults when unset)."
     )
     compression_level: int | None = Field(
         default=None,
@@ -163,6 +219,11 @@ class Exporter(SpecModel):
     )
     tls: ClientTLS = Field(default_factory=ClientTLS, description="TLS settings.")
     timeout: Duration = Field(default=10.0, ge=0.001, le=600, description="Per-attempt timeout.")
+    connections: Connections | None = Field(
+        default=None,
+        description="A pool of connections or channels. Unset: over HTTP, one connection per export in "
+        "flight (queue.consumers), kept alive 15s; over gRPC, one channel.",
+    )
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     queue: Queue = Field(default_factory=Queue, description="Queue policy.")
     delivery: Delivery = Field(

@@ -4,9 +4,12 @@ processors (resource, filter, sampling, attributes; conditions in `conditions`).
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Literal
 
+import pydantic
 from pydantic import Field
 
+from otlp_agent.api import units
 from otlp_agent.api.spec.common import (
     MAX_MESSAGE_HARD_CAP,
     ByteSize,
@@ -46,6 +49,36 @@ K8S_OVERWRITTEN_BY_DEFAULT: dict[Mode, tuple[str, ...]] = {
     Mode.deployment: (),
 }
 
+AUTO = "auto"
+AUTO_MIN_TIMEOUT = 0.02
+AUTO_MAX_TIMEOUT = 1.0
+_TIMEOUT_RANGE = (0.001, 60.0)
+
+
+def _timeout_or_auto(value: object) -> object:
+    if value == AUTO:
+        return value
+    seconds = units.parse_duration(value)
+    low, high = _TIMEOUT_RANGE
+    if isinstance(seconds, float) and seconds < low:
+        raise ValueError(f"must be at least {units.format_duration(low)}")
+    if isinstance(seconds, float) and seconds > high:
+        raise ValueError(f"must be at most {units.format_duration(high)}")
+    return seconds
+
+
+def _format_timeout(value: float | str) -> str:
+    return value if isinstance(value, str) else units.format_duration(value)
+
+
+# A duration, or "auto" (the batcher adapts it between minTimeout and maxTimeout).
+DurationOrAuto = Annotated[
+    float | Literal["auto"],
+    pydantic.BeforeValidator(_timeout_or_auto),
+    pydantic.PlainSerializer(_format_timeout, when_used="json"),
+    pydantic.WithJsonSchema({"type": "string", "pattern": r"^auto$|^\d+(\.\d+)?(ms|s|m|h)$"}),
+]
+
 
 class MemoryLimiter(SpecModel):
     """Bounds the bytes the agent holds (batches, queues, requests in flight)."""
@@ -71,7 +104,27 @@ class BatchSettings(SpecModel):
     max_bytes: ByteSize = Field(
         default=4 * MiB, ge=1024, le=MAX_MESSAGE_HARD_CAP, description="Serialized bytes before compression."
     )
-    timeout: Duration = Field(default=0.2, ge=0.001, le=60, description="Longest a partial batch waits.")
+    timeout: DurationOrAuto = Field(
+        default=0.2,
+        description="Longest a partial batch waits (1ms to 1m), or auto: adapted per exporter between "
+        "minTimeout and maxTimeout, longer while the exporter is busy, shorter while it is idle.",
+    )
+    min_timeout: Duration | None = Field(
+        default=None, ge=0.001, le=60, description="With timeout auto: the shortest wait, at low load (20ms)."
+    )
+    max_timeout: Duration | None = Field(
+        default=None,
+        ge=0.001,
+        le=60,
+        description="With timeout auto: the longest wait, when the backend is slow or the queue grows (1s).",
+    )
+
+    @property
+    def timeout_bounds(self) -> tuple[float, float]:
+        """(shortest, longest) wait with timeout auto, defaults applied."""
+        low = self.min_timeout if self.min_timeout is not None else AUTO_MIN_TIMEOUT
+        high = self.max_timeout if self.max_timeout is not None else AUTO_MAX_TIMEOUT
+        return low, high
 
 
 class AttributeActionType(StrEnum):

@@ -141,11 +141,42 @@ class HttpReceiver(SpecModel):
     cors: Cors | None = Field(default=None, description="Answer CORS preflights for these origins.")
 
 
+class WebSocketReceiver(SpecModel):
+    """OTLP over a WebSocket, on a path of the OTLP/HTTP receiver's port (its TLS, auth, allowed origins
+    and maxBodySize apply): one connection carries many export requests, each answered by its id. The
+    protocol is in docs/websocket.md."""
+
+    enabled: bool = Field(default=False, description="Serve OTLP over WebSocket (needs the HTTP receiver).")
+    path: str = Field(
+        default="/v1/websocket",
+        pattern=r"^/[A-Za-z0-9._~/-]{0,200}$",
+        description="Path on the HTTP receiver's port where clients open the WebSocket.",
+    )
+    max_in_flight: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Requests of one connection handled at once; beyond that the agent stops reading it.",
+    )
+    max_connections: int = Field(
+        default=256, ge=1, le=65536, description="Open WebSocket connections; more are refused with 503."
+    )
+    idle_timeout: Duration = Field(
+        default=300.0,
+        ge=1,
+        le=86400,
+        description="Close a connection that sent no complete message for this long.",
+    )
+
+
 class OtlpReceivers(SpecModel):
-    """OTLP over gRPC and HTTP; at least one must be enabled."""
+    """OTLP over gRPC and HTTP (and WebSocket); at least one of gRPC and HTTP must be enabled."""
 
     grpc: GrpcReceiver = Field(default_factory=GrpcReceiver, description="OTLP/gRPC receiver.")
     http: HttpReceiver = Field(default_factory=HttpReceiver, description="OTLP/HTTP receiver.")
+    websocket: WebSocketReceiver | None = Field(
+        default=None, description="OTLP over WebSocket, on the HTTP receiver's port (off unless enabled)."
+    )
 
 
 class Receivers(SpecModel):

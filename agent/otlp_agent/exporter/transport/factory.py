@@ -23,18 +23,18 @@ def make_transport(exporter: spec.Exporter, metrics: AgentMetrics | None = None)
         for index, endpoint in enumerate(endpoints):
             metrics.endpoint_active.labels(exporter.name, endpoint).set(1 if index == 0 else 0)
     if len(endpoints) == 1:
-        return _one_endpoint(exporter)
+        return _one_endpoint(exporter, metrics)
     transports = [
-        _one_endpoint(exporter.model_copy(update={"endpoint": endpoint, "endpoints": None}))
+        _one_endpoint(exporter.model_copy(update={"endpoint": endpoint, "endpoints": None}), metrics)
         for endpoint in endpoints
     ]
     return FailoverTransport(endpoints, transports, _reporter(exporter.name, endpoints, metrics))
 
 
-def _one_endpoint(exporter: spec.Exporter) -> Transport:
+def _one_endpoint(exporter: spec.Exporter, metrics: AgentMetrics | None) -> Transport:
     if exporter.protocol == spec.Protocol.grpc:
-        return GrpcTransport(exporter)
-    return HttpTransport(exporter)
+        return GrpcTransport(exporter, metrics)
+    return HttpTransport(exporter, metrics)
 
 
 def _reporter(name: str, endpoints: list[str], metrics: AgentMetrics | None) -> Callable[[int, int], None]:

@@ -1,17 +1,25 @@
 """OTLP/gRPC export with grpc.aio: raw request bytes out, status and partial success back.
 
-Compression none/gzip/deflate (grpcio cannot send zstd). TLS when the endpoint is https:// or TLS is
-configured, plaintext for http:// or `tls.insecure`; a bare host:port uses TLS unless `tls.insecure`, as the
-OTLP exporter specification says.
+Compression none/gzip/deflate (grpcio cannot send zstd), or `auto`: the exporter's `codec_choice.Chooser`
+measures what grpcio's compression would make of a sample of the batch (in a worker thread) and picks per
+call; an UNIMPLEMENTED answer about compression drops that codec and the batch goes again with the next
+best. TLS when the endpoint is https:// or TLS is configured, plaintext for http:// or `tls.insecure`; a
+bare host:port uses TLS unless `tls.insecure`, as the OTLP exporter specification says.
+
+Channels come from a `pool.Pool`: without `connections`, one channel; with it, `count` channels, each its
+own HTTP/2 connection (a local subchannel pool, so grpcio does not share one connection between them), at
+most `maxInFlight` calls each, closed after `idleTimeout` unused.
 
 TLS trust and client certificates come from `tls.ClientTls` (Secrets or caFile); when their files change the
-transport opens a new channel for the next export and lets the old one finish its calls. Headers from
+transport opens new channels for the next exports and lets the old ones finish their calls. Headers from
 Secrets are sent as metadata on every call and redacted from every failure message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,18 +28,22 @@ import grpc.aio
 from google.rpc import error_details_pb2, status_pb2
 
 from otlp_agent.api import spec
+from otlp_agent.api.spec import Signal
 from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.result import ExportResult
+from otlp_agent.exporter.transport import codec_choice, pool
 from otlp_agent.otlp import errors
 from otlp_agent.otlp.signals import SIGNALS
 from otlp_agent.security import auth, tls
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 _COMPRESSION = {
-    spec.Compression.none: grpc.Compression.NoCompression,
-    spec.Compression.gzip: grpc.Compression.Gzip,
-    spec.Compression.deflate: grpc.Compression.Deflate,
+    "none": grpc.Compression.NoCompression,
+    "gzip": grpc.Compression.Gzip,
+    "deflate": grpc.Compression.Deflate,
 }
 _MAX_MESSAGE = 128 * 1024 * 1024
+_SIZE = re.compile(r"larger than|too large|too big|exceeds|size limit|message length|max(imum)? size", re.I)
 
 
 def target_and_security(endpoint: str, tls: spec.ClientTLS) -> tuple[str, bool]:
@@ -43,66 +55,137 @@ def target_and_security(endpoint: str, tls: spec.ClientTLS) -> tuple[str, bool]:
     return endpoint.rstrip("/"), not tls.insecure
 
 
-class GrpcTransport:
-    """One channel per exporter; one unary call per batch."""
+@dataclasses.dataclass
+class _Channel:
+    channel: grpc.aio.Channel
+    methods: dict[Signal, Any]
 
-    def __init__(self, exporter: spec.Exporter) -> None:
+
+class GrpcTransport:
+    """A pool of channels per exporter endpoint; one unary call per batch."""
+
+    def __init__(self, exporter: spec.Exporter, metrics: AgentMetrics | None = None) -> None:
         assert exporter.endpoint is not None
+        self.name = exporter.name
         self._target, secure = target_and_security(exporter.endpoint, exporter.tls)
         what = f"exporter {exporter.name}"
         self._tls = tls.ClientTls(exporter.tls, what) if secure else None
+        self._tls_version = self._tls.refresh() if self._tls is not None else None
         self._secret_headers = auth.SecretHeaders(exporter.headers_from, what)
-        self._compression = _COMPRESSION[exporter.compression]
+        self._metrics = metrics
+        self._fixed = codec_choice.Codec(exporter.compression.value)
+        self._chooser: codec_choice.Chooser | None = None
+        if exporter.compression == spec.Compression.auto:
+            settings = exporter.compression_auto or spec.CompressionAuto()
+            self._chooser = codec_choice.Chooser(settings, exporter.protocol, self._report_choice)
         self._metadata = tuple((key.lower(), value) for key, value in exporter.headers.items())
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._open_channel()
+        self._close_grace = exporter.timeout
+        pooled = exporter.connections
+        self._local_subchannels = pooled is not None
+        self._pool: pool.Pool[_Channel] = (
+            pool.Pool(1, None, None, self._open_channel, self._close_channel)
+            if pooled is None
+            else pool.Pool(
+                pooled.count,
+                pooled.max_in_flight,
+                pooled.idle_timeout,
+                self._open_channel,
+                self._close_channel,
+                exporter.name,
+                metrics,
+            )
+        )
 
-    def _open_channel(self) -> None:
+    def _open_channel(self) -> _Channel:
         options = [
             ("grpc.max_send_message_length", _MAX_MESSAGE),
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ]
+        if self._local_subchannels:  # one HTTP/2 connection per channel, not one shared by all
+            options.append(("grpc.use_local_subchannel_pool", 1))
         if self._tls is not None:
-            self._tls_version = self._tls.refresh()
-            credentials = self._tls.grpc_credentials()
-            self._channel = grpc.aio.secure_channel(self._target, credentials, options=options)
+            channel = grpc.aio.secure_channel(self._target, self._tls.grpc_credentials(), options=options)
         else:
-            self._channel = grpc.aio.insecure_channel(self._target, options=options)
-        self._methods = {
-            signal: self._channel.unary_unary(f"/{info.grpc_service}/Export")
-            for signal, info in SIGNALS.items()
+            channel = grpc.aio.insecure_channel(self._target, options=options)
+        methods = {
+            signal: channel.unary_unary(f"/{info.grpc_service}/Export") for signal, info in SIGNALS.items()
         }
+        return _Channel(channel, methods)
 
-    def _reopen_if_rotated(self, grace: float) -> None:
-        """A new channel when the TLS files changed; the old one gets `grace` seconds for its calls."""
-        if self._tls is None or self._tls.refresh() == self._tls_version:
+    async def _close_channel(self, client: _Channel) -> None:
+        await client.channel.close(self._close_grace)  # calls in flight get this long to finish
+
+    def _reopen_if_rotated(self) -> None:
+        """New channels when the TLS files changed; the old ones finish their calls first."""
+        if self._tls is None:
             return
-        old = self._channel
-        self._open_channel()
-        task = asyncio.get_running_loop().create_task(old.close(grace))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        version = self._tls.refresh()
+        if version != self._tls_version:
+            self._tls_version = version
+            self._pool.retire_all()
+
+    @property
+    def codec(self) -> codec_choice.Codec:
+        return self._chooser.current if self._chooser is not None else self._fixed
 
     async def export(self, batch: Batch, timeout: float) -> ExportResult:
         payload = batch.payload()
-        self._reopen_if_rotated(timeout)
+        self._reopen_if_rotated()
         metadata = self._metadata + tuple(
             (key.lower(), value) for key, value in self._secret_headers.current().items()
         )
-        try:
-            response: bytes = await self._methods[batch.signal](
-                payload, timeout=timeout, metadata=metadata, compression=self._compression
+        await self._evaluate(payload)
+        while True:
+            codec = self.codec
+            try:
+                async with self._pool.lease() as client:
+                    response: bytes = await client.methods[batch.signal](
+                        payload, timeout=timeout, metadata=metadata, compression=_COMPRESSION[codec.name]
+                    )
+            except grpc.aio.AioRpcError as exc:
+                if _refuses_encoding(exc) and self._refuse(codec):
+                    continue  # the backend cannot read this encoding: the next best, at once
+                return _failure(exc, self._secret_headers.redact)
+            rejected, message = _partial_success(batch, response)
+            return ExportResult.success(
+                wire_bytes=len(payload), rejected=rejected, message=self._secret_headers.redact(message)
             )
-        except grpc.aio.AioRpcError as exc:
-            return _failure(exc, self._secret_headers.redact)
-        rejected, message = _partial_success(batch, response)
-        return ExportResult.success(
-            wire_bytes=len(payload), rejected=rejected, message=self._secret_headers.redact(message)
-        )
+
+    async def _evaluate(self, payload: bytes) -> None:
+        """compression auto: measure the candidates on this batch when an evaluation is due, before it is
+        sent, so it already goes out with the new choice."""
+        if self._chooser is None:
+            return
+        measure = self._chooser.to_measure(len(payload))
+        if measure:
+            samples = await asyncio.get_running_loop().run_in_executor(
+                codec_choice.WORKERS,
+                codec_choice.measure,
+                self._chooser.sample(payload),
+                measure,
+                self._chooser.compress,
+            )
+            self._chooser.record(samples)
+
+    def _refuse(self, codec: codec_choice.Codec) -> bool:
+        if self._chooser is None or not self._chooser.refuse(codec):
+            return False
+        if self._metrics is not None:
+            self._metrics.compression_refused.labels(self.name, codec.label).inc()
+        return True
+
+    def _report_choice(self, chooser: codec_choice.Chooser) -> None:
+        if self._metrics is not None:
+            codec_choice.report(self._metrics, self.name, chooser)
 
     async def close(self) -> None:
-        await self._channel.close()
-        await asyncio.gather(*self._retiring, return_exceptions=True)
+        await self._pool.close()
+
+
+def _refuses_encoding(exc: grpc.aio.AioRpcError) -> bool:
+    """grpc-core answers a message in an encoding it does not accept with UNIMPLEMENTED naming it."""
+    details = (exc.details() or "").lower()
+    return exc.code() == grpc.StatusCode.UNIMPLEMENTED and ("compress" in details or "encoding" in details)
 
 
 def _partial_success(batch: Batch, response: bytes) -> tuple[int, str]:
@@ -121,7 +204,14 @@ def _failure(exc: grpc.aio.AioRpcError, redact: Callable[[str], str]) -> ExportR
     code = exc.code()
     retryable = errors.grpc_retryable(code, delay is not None)
     message = redact(f"gRPC {code.name}: {exc.details()}")
-    return ExportResult.failure(message, retryable=retryable, retry_after=delay)
+    # RESOURCE_EXHAUSTED with RetryInfo is throttling; without it and about size, the message is too large
+    # (grpc-core says "Received message larger than max (N vs. M)"; OTLP receivers say similar).
+    too_large = (
+        code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        and delay is None
+        and bool(_SIZE.search(exc.details() or ""))
+    )
+    return ExportResult.failure(message, retryable=retryable, retry_after=delay, too_large=too_large)
 
 
 def _retry_info_delay(metadata: Any) -> float | None:

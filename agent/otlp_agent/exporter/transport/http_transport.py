@@ -1,7 +1,13 @@
-"""OTLP/HTTP export with aiohttp: protobuf or JSON bodies, none/gzip/deflate/zstd compression.
+"""OTLP/HTTP export with aiohttp: protobuf or JSON bodies, none/gzip/deflate/zstd or `auto` compression.
 
 Large bodies are compressed in a worker thread (zlib and zstd release the GIL), with a codec object made per
-call so no compressor is shared between threads.
+call so no compressor is shared between threads. With `compression: auto` the codec comes from the
+exporter's `codec_choice.Chooser`, measured in that same thread; a 415 answer to a compressed body drops
+its codec from the choice and the batch goes again with the next best.
+
+Connections come from a `pool.Pool` of aiohttp sessions: without `connections`, one session that opens a
+connection per request in flight and keeps it alive 15 s (aiohttp's default); with it, `count` sessions of
+one connection each (HTTP/1.1 carries one request at a time), closed after `idleTimeout` unused.
 
 https:// endpoints verify the server with the system CAs, or the CA from caSecret/caFile, and present the
 client certificate from certSecret; each request takes the SSL context current at that moment, so rotated
@@ -12,7 +18,6 @@ failure message.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -21,14 +26,19 @@ from google.rpc import status_pb2
 from otlp_agent.api import spec
 from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.result import ExportResult
+from otlp_agent.exporter.transport import codec_choice, pool
 from otlp_agent.otlp import compression, errors, otlp_json, wire
 from otlp_agent.otlp.signals import SIGNALS
 from otlp_agent.security import auth, tls
+from otlp_agent.telemetry.metrics import AgentMetrics
 
 _THREAD_COMPRESS_MIN = 64 * 1024
-_COMPRESS_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="otlp-compress")
 _USER_AGENT = "otlp-agent/0.1"
 _MESSAGE_LIMIT = 512
+_UNSUPPORTED_MEDIA_TYPE = 415
+_PAYLOAD_TOO_LARGE = 413
+_SHARED_SESSION_LIMIT = 64  # connections of the one session used without `connections`
+_AIOHTTP_KEEPALIVE = 15.0  # aiohttp's default: an idle connection of that session closes after this long
 
 
 def signal_url(endpoint: str, path: str) -> str:
@@ -40,13 +50,18 @@ def signal_url(endpoint: str, path: str) -> str:
 
 
 class HttpTransport:
-    """One aiohttp session per exporter; one POST per batch."""
+    """A pool of aiohttp sessions per exporter endpoint; one POST per batch."""
 
-    def __init__(self, exporter: spec.Exporter) -> None:
+    def __init__(self, exporter: spec.Exporter, metrics: AgentMetrics | None = None) -> None:
         assert exporter.endpoint is not None
+        self.name = exporter.name
         self._json = exporter.protocol == spec.Protocol.http_json
-        self._encoding = exporter.compression.value
-        self._level = exporter.compression_level
+        self._metrics = metrics
+        self._chooser: codec_choice.Chooser | None = None
+        self._fixed = codec_choice.Codec(exporter.compression.value, exporter.compression_level)
+        if exporter.compression == spec.Compression.auto:
+            settings = exporter.compression_auto or spec.CompressionAuto()
+            self._chooser = codec_choice.Chooser(settings, exporter.protocol, self._report_choice)
         self._urls = {
             signal: signal_url(exporter.endpoint, info.http_path) for signal, info in SIGNALS.items()
         }
@@ -55,58 +70,103 @@ class HttpTransport:
             "Content-Type": "application/json" if self._json else "application/x-protobuf",
             "User-Agent": _USER_AGENT,
         }
-        if self._encoding != "none":
-            self._headers["Content-Encoding"] = self._encoding
         what = f"exporter {exporter.name}"
         secure = exporter.endpoint.startswith("https://")
         self._tls = tls.ClientTls(exporter.tls, what) if secure else None
         self._secret_headers = auth.SecretHeaders(exporter.headers_from, what)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool = _session_pool(exporter.connections, exporter.name, metrics)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily: a session belongs to the running loop
-            connector = aiohttp.TCPConnector(limit=64)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-        return self._session
+    @property
+    def codec(self) -> codec_choice.Codec:
+        """What the next batch is compressed with."""
+        return self._chooser.current if self._chooser is not None else self._fixed
 
     async def export(self, batch: Batch, timeout: float) -> ExportResult:
-        body = await self._encode(batch)
-        try:
-            async with self._client().post(
-                self._urls[batch.signal],
-                data=body,
-                headers={**self._secret_headers.current(), **self._headers},
-                timeout=aiohttp.ClientTimeout(total=timeout),
-                ssl=self._tls.ssl_context() if self._tls is not None else True,
-            ) as response:
-                content = await response.read()
-                redact = self._secret_headers.redact
-                if 200 <= response.status < 300:
-                    rejected, message = self._partial_success(batch, content, response.content_type)
-                    return ExportResult.success(
-                        wire_bytes=len(body), rejected=rejected, message=redact(message)
-                    )
-                return ExportResult.failure(
-                    redact(f"HTTP {response.status}: {_error_message(content, response.content_type)}"),
-                    retryable=errors.http_retryable(response.status),
-                    retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
-                )
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            message = self._secret_headers.redact(f"{type(exc).__name__}: {exc or 'connection failed'}")
-            return ExportResult.failure(message, retryable=True)
-
-    async def _encode(self, batch: Batch) -> bytes:
         payload = batch.payload()
         if self._json:
             payload = otlp_json.to_json(wire.parse(batch.signal, payload))
-        if self._encoding == "none":
+        await self._evaluate(payload)
+        while True:
+            codec = self.codec
+            body = await self._compress(payload, codec)
+            result, status = await self._post(batch, codec, body, timeout)
+            if status == _UNSUPPORTED_MEDIA_TYPE and self._refuse(codec):
+                continue  # the backend cannot read this encoding: the next best, at once
+            return result
+
+    def _refuse(self, codec: codec_choice.Codec) -> bool:
+        if self._chooser is None or not self._chooser.refuse(codec):
+            return False
+        if self._metrics is not None:
+            self._metrics.compression_refused.labels(self.name, codec.label).inc()
+        return True
+
+    async def _post(
+        self, batch: Batch, codec: codec_choice.Codec, body: bytes, timeout: float
+    ) -> tuple[ExportResult, int | None]:
+        """The result, and the HTTP status when there was one."""
+        headers = {**self._secret_headers.current(), **self._headers}
+        if codec.name != "none":
+            headers["Content-Encoding"] = codec.name
+        try:
+            async with (
+                self._pool.lease() as session,
+                session.post(
+                    self._urls[batch.signal],
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    ssl=self._tls.ssl_context() if self._tls is not None else True,
+                ) as response,
+            ):
+                content = await response.read()
+                return self._result(batch, len(body), response, content), response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            message = self._secret_headers.redact(f"{type(exc).__name__}: {exc or 'connection failed'}")
+            return ExportResult.failure(message, retryable=True), None
+
+    def _result(
+        self, batch: Batch, size: int, response: aiohttp.ClientResponse, content: bytes
+    ) -> ExportResult:
+        redact = self._secret_headers.redact
+        if 200 <= response.status < 300:
+            rejected, message = self._partial_success(batch, content, response.content_type)
+            return ExportResult.success(wire_bytes=size, rejected=rejected, message=redact(message))
+        return ExportResult.failure(
+            redact(f"HTTP {response.status}: {_error_message(content, response.content_type)}"),
+            retryable=errors.http_retryable(response.status),
+            retry_after=errors.parse_retry_after(response.headers.get("Retry-After")),
+            too_large=response.status == _PAYLOAD_TOO_LARGE,
+        )
+
+    async def _evaluate(self, payload: bytes) -> None:
+        """compression auto: measure the candidates on this batch when an evaluation is due, before the
+        batch is compressed, so it already goes out with the new choice."""
+        if self._chooser is None:
+            return
+        measure = self._chooser.to_measure(len(payload))
+        if measure:
+            samples = await asyncio.get_running_loop().run_in_executor(
+                codec_choice.WORKERS,
+                codec_choice.measure,
+                self._chooser.sample(payload),
+                measure,
+                self._chooser.compress,
+            )
+            self._chooser.record(samples)
+
+    async def _compress(self, payload: bytes, codec: codec_choice.Codec) -> bytes:
+        if codec.name == "none":
             return payload
         if len(payload) < _THREAD_COMPRESS_MIN:
-            return compression.encode(payload, self._encoding, self._level)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            _COMPRESS_POOL, compression.encode, payload, self._encoding, self._level
+            return compression.encode(payload, codec.name, codec.level)
+        return await asyncio.get_running_loop().run_in_executor(
+            codec_choice.WORKERS, compression.encode, payload, codec.name, codec.level
         )
+
+    def _report_choice(self, chooser: codec_choice.Chooser) -> None:
+        if self._metrics is not None:
+            codec_choice.report(self._metrics, self.name, chooser)
 
     def _partial_success(self, batch: Batch, content: bytes, content_type: str) -> tuple[int, str]:
         info = SIGNALS[batch.signal]
@@ -122,8 +182,26 @@ class HttpTransport:
         return int(getattr(partial, info.rejected_field)), str(partial.error_message)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._pool.close()
+
+
+def _session_pool(
+    connections: spec.Connections | None, exporter: str, metrics: AgentMetrics | None
+) -> pool.Pool[aiohttp.ClientSession]:
+    if connections is None:
+        return pool.Pool(1, None, None, lambda: _session(_SHARED_SESSION_LIMIT, None), _close_session)
+    idle = connections.idle_timeout
+    return pool.Pool(connections.count, 1, idle, lambda: _session(1, idle), _close_session, exporter, metrics)
+
+
+def _session(limit: int, keepalive: float | None) -> aiohttp.ClientSession:
+    """A session of at most `limit` connections (made inside the running loop, which it belongs to)."""
+    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=keepalive or _AIOHTTP_KEEPALIVE)
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True)
+
+
+async def _close_session(session: aiohttp.ClientSession) -> None:
+    await session.close()
 
 
 def _json_partial_success(content: bytes, rejected_field: str) -> tuple[int, str]:

@@ -1,0 +1,204 @@
+"""OTLP/JSON attributes to protobuf bytes, by hand: KeyValue and AnyValue are most of every request.
+
+The common attribute, `{"key": "k", "value": {"stringValue": "v"}}` (or an int, bool or double value), takes
+an inline fast path; anything else (snake_case, unknown fields, nested arrays and kvlists, bytes, errors)
+takes the general path, which says precisely what is wrong. AnyValue nesting is bounded (`MAX_VALUE_DEPTH`)
+so every accepted request parses with upb's default limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otlp_agent.otlp import json_values
+
+# Module-level names for the hot paths: a global lookup per use, not a module attribute lookup.
+_I32 = json_values.I32
+_I64 = json_values.I64
+_MASK64 = json_values.MASK64
+_SHORT = json_values.SHORT
+_VARINTS = json_values.VARINTS
+_base64_bytes = json_values.base64_bytes
+_boolean = json_values.boolean
+_double = json_values.double
+_integer = json_values.integer
+_length = json_values.length
+_pack_double = json_values.pack_double
+_tag = json_values.tag
+_utf8 = json_values.utf8
+_varint = json_values.varint
+JsonError = json_values.JsonError
+Out = json_values.Out
+Rejection = json_values.Rejection
+Encoder = json_values.Encoder
+
+#: Arrays / kvlists nested in one attribute value at most; a deeper value rejects its item. 30 levels keep
+#: the deepest request (request > resource > scope > item > KeyValue, then 3 messages a level) under upb's
+#: parse depth limit of 100.
+MAX_VALUE_DEPTH = 30
+
+
+# -- attributes: KeyValue and AnyValue by hand, nesting depth counted -----------------------------------
+
+_KEY_TAG, _VALUE_TAG, _KEY_STRINDEX_TAG = _tag(1, 2), _tag(2, 2), _tag(3, 0)
+_STRING_TAG, _BOOL_TAG, _INT_TAG, _DOUBLE_TAG = _tag(1, 2), _tag(2, 0), _tag(3, 0), _tag(4, 1)
+_ARRAY_TAG, _KVLIST_TAG, _BYTES_TAG, _STRINDEX_TAG = _tag(5, 2), _tag(6, 2), _tag(7, 2), _tag(8, 0)
+_VALUES_TAG = _tag(1, 2)
+
+
+def attributes_field(number: int) -> Encoder:
+    tag = _tag(number, 2)
+
+    def attributes(value: Any, out: Out, rejection: Rejection) -> None:
+        if type(value) is not list:
+            raise JsonError("expected an array")
+        for index, item in enumerate(value):
+            # Inline fast path (a function call per attribute is a tenth of the cost): a non-empty key and
+            # a short stringValue, the common attribute. Anything else goes the general way.
+            if type(item) is dict and len(item) == 2:
+                key = item.get("key")
+                member = item.get("value")
+                if type(key) is str and key and type(member) is dict and len(member) == 1:
+                    text = member.get("stringValue")
+                    if type(text) is str and len(text) < _SHORT_TEXT and len(key) < _SHORT_TEXT:
+                        name = key.encode()
+                        data = text.encode()
+                        head = _VARINTS[len(data)]
+                        data = b"".join((
+                            _KEY_TAG, _VARINTS[len(name)], name,
+                            _VALUE_TAG, _VARINTS[1 + len(head) + len(data)], _STRING_TAG, head, data,
+                        ))  # fmt: skip
+                    else:
+                        data = _scalar_key_value(key, member) or _general_key_value(item, index)
+                else:
+                    data = _general_key_value(item, index)
+            else:
+                data = _general_key_value(item, index)
+            size = len(data)
+            out += (tag, _VARINTS[size] if size < 16384 else _varint(size), data)
+
+    return attributes
+
+
+# A str of fewer characters encodes to fewer than _SHORT bytes (at most 4 bytes per character).
+_SHORT_TEXT = _SHORT // 4
+
+
+def _general_key_value(item: Any, index: int) -> bytes:
+    try:
+        return _key_value(item, 0)
+    except JsonError as exc:
+        raise exc.within(index) from None
+
+
+def any_value_field(number: int) -> Encoder:
+    tag = _tag(number, 2)
+
+    def any_value(value: Any, out: Out, rejection: Rejection) -> None:
+        data = _any_value(value, 0)
+        out += (tag, _length(len(data)), data)
+
+    return any_value
+
+
+def _scalar_key_value(key: str, member: dict[str, Any]) -> bytes | None:
+    """An attribute with an int, bool or double value, in one go; None for anything else (the general path
+    then converts it, or says precisely what is wrong)."""
+    [(kind, scalar)] = member.items()
+    if kind == "intValue":
+        if type(scalar) is int and 0 <= scalar < 16384:
+            value = _INT_TAG + _VARINTS[scalar]
+        else:
+            try:
+                value = _INT_TAG + _varint(_integer(scalar, *_I64) & _MASK64)
+            except JsonError:
+                return None
+    elif kind == "boolValue" and type(scalar) is bool:
+        value = _BOOL_TAG + (b"\x01" if scalar else b"\x00")
+    elif kind == "doubleValue" and type(scalar) is float:
+        value = _DOUBLE_TAG + _pack_double(scalar)
+    else:
+        return None
+    name = key.encode()
+    return b"".join((_KEY_TAG, _length(len(name)), name, _VALUE_TAG, _VARINTS[len(value)], value))
+
+
+def _key_value(item: Any, depth: int) -> bytes:
+    if type(item) is not dict:
+        raise JsonError("expected an object")
+    out: Out = []
+    for key, value in item.items():
+        if value is None:
+            continue
+        try:
+            if key == "key":
+                data = _utf8(value)
+                if data:
+                    out += (_KEY_TAG, _length(len(data)), data)
+            elif key == "value":
+                data = _any_value(value, depth)
+                out += (_VALUE_TAG, _length(len(data)), data)
+            elif key in ("keyStrindex", "key_strindex"):
+                number = _integer(value, *_I32)
+                if number:
+                    out += (_KEY_STRINDEX_TAG, _varint(number & _MASK64))
+        except JsonError as exc:
+            raise exc.within(key) from None
+    return b"".join(out)
+
+
+def _any_value(value: Any, depth: int) -> bytes:
+    if type(value) is not dict:
+        raise JsonError("expected an object")
+    out: Out = []
+    for key, member in value.items():
+        if member is None:
+            continue
+        try:
+            _any_value_member(key, member, depth, out)
+        except JsonError as exc:
+            raise exc.within(key) from None
+    return b"".join(out)
+
+
+def _any_value_member(key: str, member: Any, depth: int, out: Out) -> None:
+    """One member of AnyValue's oneof (written even when it holds a default: oneof members have presence)."""
+    if key in ("stringValue", "string_value"):
+        data = _utf8(member)
+        out += (_STRING_TAG, _length(len(data)), data)
+    elif key in ("intValue", "int_value"):
+        out += (_INT_TAG, _varint(_integer(member, *_I64) & _MASK64))
+    elif key in ("boolValue", "bool_value"):
+        out += (_BOOL_TAG, _boolean(member))
+    elif key in ("doubleValue", "double_value"):
+        out += (_DOUBLE_TAG, _pack_double(_double(member)))
+    elif key in ("arrayValue", "array_value", "kvlistValue", "kvlist_value"):
+        if depth >= MAX_VALUE_DEPTH:
+            raise JsonError(f"values nested more than {MAX_VALUE_DEPTH} deep")
+        if type(member) is not dict:
+            raise JsonError("expected an object")
+        array = key.startswith("array")
+        data = _value_list(member, depth + 1, array)
+        out += (_ARRAY_TAG if array else _KVLIST_TAG, _length(len(data)), data)
+    elif key in ("bytesValue", "bytes_value"):
+        data = _base64_bytes(member)
+        out += (_BYTES_TAG, _length(len(data)), data)
+    elif key in ("stringValueStrindex", "string_value_strindex"):
+        out += (_STRINDEX_TAG, _varint(_integer(member, *_I32) & _MASK64))
+
+
+def _value_list(member: dict[str, Any], depth: int, array: bool) -> bytes:
+    """ArrayValue (of AnyValues) or KeyValueList (of KeyValues): one repeated field, `values`."""
+    values = member.get("values")
+    if values is None:
+        return b""
+    if type(values) is not list:
+        raise JsonError("expected an array", "values")
+    out: Out = []
+    for index, item in enumerate(values):
+        try:
+            data = _any_value(item, depth) if array else _key_value(item, depth)
+        except JsonError as exc:
+            raise exc.within(index).within("values") from None
+        out += (_VALUES_TAG, _length(len(data)), data)
+    return b"".join(out)
