@@ -68,6 +68,17 @@ def summarize_system(runs: list[dict[str, Any]]) -> dict[str, Any]:
     foreign = [run["foreign_cpu_util"]["system_cpu"] for run in runs if run.get("foreign_cpu_util")]
     summary["foreign_load_on_system_cpu"] = max(foreign) if foreign else None
     summary["agent_counters"] = agent_counters(runs)
+    hostile = [run["hostile"] for run in runs if run.get("hostile")]
+    if hostile:
+        summary["hostile"] = {
+            key: spread([h.get(key) for h in hostile])
+            for key in ("probe_p50_ms", "probe_p99_ms", "probe_max_ms", "probe_requests")
+        }
+        answers: dict[str, int] = {}
+        for h in hostile:
+            for label, n in h["flood_answers"].items():
+                answers[label] = answers.get(label, 0) + n
+        summary["hostile"]["flood_answers"] = answers
     return summary
 
 
@@ -125,6 +136,8 @@ def summarize(runs: list[dict[str, Any]], scenarios: list[Any]) -> dict[str, Any
         entry: dict[str, Any] = {"title": scenario.title, "systems": systems, "ratios": None}
         if "agent" in systems and "rotel" in systems:
             entry["ratios"] = ratios(systems["agent"], systems["rotel"])
+        if scenario.hostile:
+            entry["hostile"] = {"memory_limit_mib": scenario.memory_limit_mib}
         if scenario.tenants:
             entry["tenants"] = scenario.tenants
         if scenario.overload:

@@ -43,6 +43,8 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
   `/v1/traces`, `/v1/metrics`, `/v1/logs`;
 - the gRPC, HTTP and telemetry ports differ; at least one receiver is enabled;
 - `processors.memoryLimiter.spikeLimit` is below `limit`; `retry.initialInterval` is at most `maxInterval`;
+- twice `receivers.otlp.grpc.maxMessageSize` and twice `receivers.otlp.http.maxBodySize` fit in
+  `processors.memoryLimiter.limit` (a largest compressed request and its decompressed copy);
 - a persistent queue needs `storageSize`; `delivery: durable` needs a persistent queue;
 - `replicas` and `autoscaling` only for mode `deployment`; `injection` only for mode `sidecar`;
 - `Content-Type`, `Content-Encoding` and similar headers are set by the exporter and cannot be overridden.

@@ -15,10 +15,10 @@ import pydantic.json_schema
 from otlp_agent.api import spec
 from pydantic_core import core_schema
 
-# `ge` / `le`: pydantic leaves a field's numeric bounds beside the schema of an optional unit type
-# (`Duration | None`): they are not JSON schema (the API server would refuse them) and the string they
-# bound is checked by the agent's validation, which reports them in the field's units.
-_DROP_KEYS = {"title", "additionalProperties", "$defs", "ge", "le"}
+# pydantic writes a field's numeric bounds as ge/le/gt/lt when its type renders as a string (an optional
+# duration): not OpenAPI, and the API server refuses them. Such bounds are checked by the loader and the
+# webhook, and stated in the field's description.
+_DROP_KEYS = {"title", "additionalProperties", "$defs", "ge", "le", "gt", "lt"}
 
 
 class _SchemaWithFactoryDefaults(pydantic.json_schema.GenerateJsonSchema):

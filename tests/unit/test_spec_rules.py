@@ -203,7 +203,7 @@ def test_autoscaling_outside_deployments_and_inverted_bounds_are_reported() -> N
     assert ("spec.autoscaling", "only for mode deployment") in found
 
 
-@pytest.mark.parametrize(("limit", "spike"), [("64Mi", "64Mi"), ("64Mi", "100Mi"), ("2Mi", "64Mi")])
+@pytest.mark.parametrize(("limit", "spike"), [("64Mi", "64Mi"), ("64Mi", "100Mi"), ("32Mi", "64Mi")])
 def test_spike_limit_must_be_below_the_limit(limit: str, spike: str) -> None:
     body = {**with_exporter(), "processors": {"memoryLimiter": {"limit": limit, "spikeLimit": spike}}}
     assert problems(body) == {"spec.processors.memoryLimiter.spikeLimit": "must be smaller than limit"}
@@ -236,6 +236,8 @@ def test_several_cross_field_problems_are_all_reported_at_once() -> None:
         "spec.replicas",
         "spec.telemetry.port",
         "spec.processors.memoryLimiter.spikeLimit",
+        "spec.receivers.otlp.grpc.maxMessageSize",
+        "spec.receivers.otlp.http.maxBodySize",
         "spec.exporters[0].compression",
         "spec.exporters[1].name",
         "spec.exporters[1].headers.Content-Type",

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         return EXIT_INVALID
     logs.configure(pipeline.spec.telemetry.log_level)
+    logs.route_native_stderr()  # before grpc is imported: its own log lines join the JSON log
     return asyncio.run(_run(pipeline, args))
 
 

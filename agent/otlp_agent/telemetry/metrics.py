@@ -5,7 +5,13 @@ Names follow Prometheus conventions; every drop carries a `reason` label, and ev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import prometheus_client as prom
+from prometheus_client import core as prom_core
+from prometheus_client import registry as prom_registry
+
+from otlp_agent.telemetry import logs
 
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 8192, 20000, 50000)
@@ -115,6 +121,7 @@ class AgentMetrics:
         self._reliability_metrics(r)
         self._processor_metrics(r)
         self._transport_metrics(r)
+        r.register(_NativeLogLines())
 
     def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
         self.circuit_state = prom.Gauge(
@@ -270,3 +277,14 @@ class AgentMetrics:
     def value(self, name: str, **labels: str) -> float:
         """A sample's current value (0 when absent): for `make run`'s summary and for tests."""
         return self.registry.get_sample_value(name, labels) or 0.0
+
+
+class _NativeLogLines(prom_registry.Collector):
+    """Lines C libraries (grpc core) wrote to stderr: logged rate-limited, all counted here."""
+
+    def collect(self) -> Iterator[prom_core.Metric]:
+        yield prom_core.CounterMetricFamily(
+            "otlp_agent_native_log_lines",
+            "Lines C libraries (grpc core) wrote to stderr, routed into the JSON log (rate-limited).",
+            value=logs.native_lines(),
+        )

@@ -110,13 +110,17 @@ class BatchSettings(SpecModel):
         "minTimeout and maxTimeout, longer while the exporter is busy, shorter while it is idle.",
     )
     min_timeout: Duration | None = Field(
-        default=None, ge=0.001, le=60, description="With timeout auto: the shortest wait, at low load (20ms)."
+        default=None,
+        ge=0.001,
+        le=60,
+        description="With timeout auto: the shortest wait, at low load (1ms to 1m; default 20ms).",
     )
     max_timeout: Duration | None = Field(
         default=None,
         ge=0.001,
         le=60,
-        description="With timeout auto: the longest wait, when the backend is slow or the queue grows (1s).",
+        description="With timeout auto: the longest wait, when the backend is slow or the queue grows "
+        "(1ms to 1m; default 1s).",
     )
 
     @property
