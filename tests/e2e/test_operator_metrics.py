@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_injection import create, pipeline, pod, published
+from tests.support import metrics_docs
 from tests.support.operator_harness import (
     Cluster,
     RunningOperator,
@@ -24,9 +25,6 @@ from tests.support.operator_harness import (
     operator_running,
     webhook_for_tests,
 )
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-OPERATIONS = ROOT / "docs" / "operations.md"
 
 
 def scrape(operator: RunningOperator) -> dict[str, Any]:
@@ -46,14 +44,6 @@ def scrape(operator: RunningOperator) -> dict[str, Any]:
 def value(found: dict[str, Any], sample: str, **labels: str) -> float:
     family = re.sub(r"_(total|count|sum|bucket)$", "", sample)
     return float(found.get(family, {}).get((sample, frozenset(labels.items())), 0.0))
-
-
-def documented_families() -> set[str]:
-    """Metric names in the operator metrics table of docs/operations.md (between its two markers)."""
-    text = OPERATIONS.read_text(encoding="utf-8")
-    table = text.split("<!-- operator-metrics -->")[1].split("<!-- /operator-metrics -->")[0]
-    names = set(re.findall(r"`((?:otlp_operator|process)_[a-z_]+)`", table))
-    return {re.sub(r"_(total)$", "", name) for name in names}
 
 
 def post_review(port: int, body: bytes) -> int:
@@ -100,7 +90,7 @@ def test_the_operator_counts_what_it_does_and_the_docs_list_every_metric(
             ),
             what="the failed API call counted",
         )
-        documented = documented_families()
+        documented = metrics_docs.operator_documented()
 
     release = importlib.metadata.version("otlp-operator")
     assert value(found, "otlp_operator_build_info", version=release, python=platform.python_version()) == 1

@@ -108,9 +108,7 @@ async def test_fan_out_delivers_everything_to_every_exporter() -> None:
             await first.wait_for_items_async("traces", 40)
             await second.wait_for_items_async("traces", 40)
             await eventually(
-                lambda: (
-                    agent.metric("otlp_agent_exported_items_total", exporter="second", signal="traces") == 40
-                ),
+                lambda: agent.metric("otelcol_exporter_sent_spans_total", exporter="second") == 40,
                 what="the second exporter to count 40 exported spans",
             )
         assert_spans_intact(first, spans)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from tests.support import chart_render as support
+from tests.support import metrics_docs
 
 ROOT = support.ROOT
 OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
-AGENT_DOCS = (ROOT / "docs" / "agent.md").read_text(encoding="utf-8")
 APP_VERSION = support.chart().metadata["appVersion"]
 ALL_MONITORING = {
     "serviceMonitor": {"enabled": True},
@@ -168,16 +168,6 @@ def alerts(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
 
 
-def documented_metrics() -> set[str]:
-    """Every metric name the agent's and the operator's metric tables document."""
-    agent_table = AGENT_DOCS.split("## Self-telemetry", 1)[1]
-    operator_table = OPERATIONS.split("<!-- operator-metrics -->")[1].split("<!-- /operator-metrics -->")[0]
-    names = set(
-        re.findall(r"`((?:otelcol|otlp_agent|otlp_operator|process)_[a-z_]+)`", agent_table + operator_table)
-    )
-    return names
-
-
 def metrics_in(expression: str) -> set[str]:
     """Metric names an expression selects: the names a `__name__` regex of the form prefix_(a|b)_suffix
     spells out, and every identifier left once label matchers, ranges, groupings and function or
@@ -210,9 +200,9 @@ def test_every_alert_has_a_runbook_section_and_is_in_the_docs_table() -> None:
 
 
 def test_every_metric_an_alert_reads_is_one_the_agent_or_the_operator_documents() -> None:
-    documented = documented_metrics() | {"up"}
+    documented = metrics_docs.agent_documented() | metrics_docs.operator_documented() | {"up"}
     for name, rule in alerts(ALL_MONITORING).items():
-        used = metrics_in(rule["expr"])
+        used = {metrics_docs.family(metric) for metric in metrics_in(rule["expr"])}
         assert used, name
         assert used <= documented, f"{name} reads undocumented metrics: {sorted(used - documented)}"
         expr = rule["expr"]
