@@ -9,6 +9,7 @@ compares that list with a live /metrics. No `_created` series are served (the co
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import prometheus_client as prom
 from prometheus_client import core as prom_core
@@ -136,6 +137,7 @@ class AgentMetrics:
         self._processor_metrics(r)
         self._transport_metrics(r)
         collector_metrics.processor_metrics(self, r)
+        self._batch_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         process_metrics.register(r)
         r.register(_NativeLogLines())
 
@@ -290,13 +292,22 @@ class AgentMetrics:
     def batch_sent(self, exporter: str, signal: str, items: int, size: int, trigger: str) -> None:
         """A batch handed to `exporter`'s queue (the batch processor's metrics); `trigger`: size, timeout
         or flush (shutdown, reload)."""
-        labels = (collector_metrics.BATCH_PROCESSOR, exporter, signal)
-        self.batch_items.labels(*labels).observe(items)
-        self.batch_bytes.labels(*labels).observe(size)
+        children = self._batch_children.get((exporter, signal))
+        if children is None:
+            labels = (collector_metrics.BATCH_PROCESSOR, exporter, signal)
+            children = self._batch_children[(exporter, signal)] = (
+                self.batch_items.labels(*labels),
+                self.batch_bytes.labels(*labels),
+                self.batch_size_trigger.labels(*labels),
+                self.batch_timeout_trigger.labels(*labels),
+            )
+        sizes, sizes_bytes, by_size, by_timeout = children
+        sizes.observe(items)
+        sizes_bytes.observe(size)
         if trigger == "size":
-            self.batch_size_trigger.labels(*labels).inc()
+            by_size.inc()
         elif trigger == "timeout":
-            self.batch_timeout_trigger.labels(*labels).inc()
+            by_timeout.inc()
 
     def exposition(self) -> bytes:
         return bytes(prom.generate_latest(self.registry))
