@@ -230,6 +230,31 @@ def _overload_table(entry: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _hostile_table(entry: dict[str, Any]) -> list[str]:
+    limit = entry["hostile"]["memory_limit_mib"]
+    lines = [
+        "While the load generator runs, a hostile client sends round after round of: ~8M empty spans "
+        "(16 MiB, HTTP), ~8M empty resource entries (gRPC), then 16 valid 16 MiB bodies over HTTP and 16 "
+        "over gRPC at once; a probe sends a 10-span request over each protocol every 20 ms and times every "
+        f"answer. Memory limit {limit}Mi.",
+        "",
+        "| system | probe p50 ms | probe p99 ms | probe max ms | probe answers | worst peak RSS MiB "
+        "| flood answers |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in entry["systems"].items():
+        h = s.get("hostile")
+        if not h:
+            continue
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(h["flood_answers"].items()))
+        lines.append(
+            f"| {name} | {fmt(h['probe_p50_ms']['median'], 1)} | {fmt(h['probe_p99_ms']['median'], 1)} "
+            f"| {fmt(h['probe_max_ms']['max'], 0)} | {fmt(h['probe_requests']['median'])} "
+            f"| {fmt(s['spread']['peak_rss_mib']['max'], 0)} (limit {limit}) | {answers} |"
+        )
+    return [*lines, ""]
+
+
 def _profiles_section(profiles: dict[str, Any]) -> list[str]:
     if not profiles:
         return []
@@ -284,6 +309,8 @@ def markdown(document: dict[str, Any], plot_rel: str) -> str:
             lines += _tenants_note(entry)
         if "overload" in entry:
             lines += _overload_table(entry)
+        if "hostile" in entry:
+            lines += _hostile_table(entry)
     lines += _processors_section(summary)
     lines += studies.markdown(document.get("studies", {}))
     lines += _profiles_section(document.get("profiles", {}))

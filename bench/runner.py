@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import fleet, loadgen, measure, payloads, sink, systems
+from bench import fleet, hostile, loadgen, measure, payloads, sink, systems
 from bench.counters import delta, total
 from bench.scenarios import Profile, Scenario
 
@@ -194,12 +194,16 @@ def _drive(
         _await_first_answer(generator, running)
         time.sleep(warmup)
         client_pids = [*generator.pids, sink_handle.pid]
+        floods = (
+            hostile.Hostile(hostile.HostileConfig(job.grpc_port, job.http_port)) if scenario.hostile else None
+        )
         before = _snapshot(running, generator, sink_handle, client_pids)
         if probe is None:
             time.sleep(seconds)
         else:
             probe(running, seconds)
         after = _snapshot(running, generator, sink_handle, client_pids)
+        hostile_result = floods.stop() if floods is not None else None
         alive = running.alive()
         agent_metrics = systems.scrape_metrics(job.telemetry_port) if running.name == "agent" else None
     finally:
@@ -225,6 +229,8 @@ def _drive(
         refused_items_metric=systems.metric_sum(agent_metrics, REFUSED_METRIC),
         agent_metrics=agent_metrics,
     )
+    if scenario.hostile:
+        result["hostile"] = hostile_result
     return result
 
 

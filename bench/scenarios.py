@@ -33,6 +33,8 @@ class Scenario:
     tenants: str | None = None
     # A processor family (bench/processors.py) both systems run; None: plain forwarding.
     processors: str | None = None
+    # Hostile mix: floods and large bodies arrive during the window (see bench/hostile.py).
+    hostile: bool = False
 
     @property
     def overload(self) -> bool:
@@ -85,6 +87,15 @@ SCENARIOS = (
         "http",
         "gzip",
         sink_spans_per_s=40_000,
+    ),
+    Scenario(
+        "hostile-mix",
+        "Hostile mix: gRPC in → OTLP/HTTP gzip out while item floods and 16 MiB bodies arrive, 256Mi limit",
+        "grpc",
+        "http",
+        "gzip",
+        (AGENT,),
+        hostile=True,
     ),
     *(
         Scenario(

@@ -68,14 +68,27 @@ def summarize_system(runs: list[dict[str, Any]]) -> dict[str, Any]:
     foreign = [run["foreign_cpu_util"]["system_cpu"] for run in runs if run.get("foreign_cpu_util")]
     summary["foreign_load_on_system_cpu"] = max(foreign) if foreign else None
     summary["agent_counters"] = agent_counters(runs)
+    hostile = [run["hostile"] for run in runs if run.get("hostile")]
+    if hostile:
+        summary["hostile"] = {
+            key: spread([h.get(key) for h in hostile])
+            for key in ("probe_p50_ms", "probe_p99_ms", "probe_max_ms", "probe_requests")
+        }
+        answers: dict[str, int] = {}
+        for h in hostile:
+            for label, n in h["flood_answers"].items():
+                answers[label] = answers.get(label, 0) + n
+        summary["hostile"]["flood_answers"] = answers
     return summary
 
 
+_ITEMS = ("spans", "metric_points", "log_records")
+#: The agent's item counters (each the sum of these metrics: the collector's are split by signal).
 AGENT_COUNTERS = {
-    "received": "otlp_agent_received_items_total",
-    "exported": "otlp_agent_exported_items_total",
-    "refused": "otlp_agent_refused_items_total",
-    "dropped": "otlp_agent_dropped_items_total",
+    "received": tuple(f"otelcol_receiver_accepted_{items}_total" for items in _ITEMS),
+    "exported": tuple(f"otelcol_exporter_sent_{items}_total" for items in _ITEMS),
+    "refused": ("otlp_agent_refused_items_total",),
+    "dropped": ("otlp_agent_dropped_items_total",),
 }
 
 
@@ -85,12 +98,12 @@ def agent_counters(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not metrics:
         return None
     out: dict[str, Any] = {}
-    for label, name in AGENT_COUNTERS.items():
-        out[label] = sum(_sum(m, name) for m in metrics)
+    for label, names in AGENT_COUNTERS.items():
+        out[label] = sum(_sum(m, name) for m in metrics for name in names)
     reasons: dict[str, float] = {}
     for m in metrics:
         for series, value in m.items():
-            if series.startswith(AGENT_COUNTERS["dropped"] + "{") and 'reason="' in series:
+            if series.startswith(AGENT_COUNTERS["dropped"][0] + "{") and 'reason="' in series:
                 reason = series.split('reason="', 1)[1].split('"', 1)[0]
                 reasons[reason] = reasons.get(reason, 0) + value
     out["dropped_by_reason"] = reasons
@@ -125,6 +138,8 @@ def summarize(runs: list[dict[str, Any]], scenarios: list[Any]) -> dict[str, Any
         entry: dict[str, Any] = {"title": scenario.title, "systems": systems, "ratios": None}
         if "agent" in systems and "rotel" in systems:
             entry["ratios"] = ratios(systems["agent"], systems["rotel"])
+        if scenario.hostile:
+            entry["hostile"] = {"memory_limit_mib": scenario.memory_limit_mib}
         if scenario.tenants:
             entry["tenants"] = scenario.tenants
         if scenario.overload:

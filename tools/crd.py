@@ -7,6 +7,7 @@ object shows every default (`kubectl get -o yaml`), and descriptions kept so `ku
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any, cast
 
 import pydantic
@@ -14,7 +15,10 @@ import pydantic.json_schema
 from otlp_agent.api import spec
 from pydantic_core import core_schema
 
-_DROP_KEYS = {"title", "additionalProperties", "$defs"}
+# pydantic writes a field's numeric bounds as ge/le/gt/lt when its type renders as a string (an optional
+# duration): not OpenAPI, and the API server refuses them. Such bounds are checked by the loader and the
+# webhook, and stated in the field's description.
+_DROP_KEYS = {"title", "additionalProperties", "$defs", "ge", "le", "gt", "lt"}
 
 
 class _SchemaWithFactoryDefaults(pydantic.json_schema.GenerateJsonSchema):
@@ -99,7 +103,7 @@ def build_crd() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{spec.PLURAL}.{spec.API_GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "otlp-operator"},
+            "labels": _labels(),
         },
         "spec": {
             "group": spec.API_GROUP,
@@ -146,10 +150,25 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+def _labels() -> dict[str, str]:
+    """The recommended labels, with this release's version."""
+    return {
+        "app.kubernetes.io/component": "crd",
+        "app.kubernetes.io/name": "otlp-operator",
+        "app.kubernetes.io/part-of": "otlp-operator",
+        "app.kubernetes.io/version": importlib.metadata.version("otlp-operator"),
+    }
+
+
 def _printer_columns() -> list[dict[str, Any]]:
+    """`kubectl get otlpp`: MODE, VERSION (of the agent image), READY ("2/3" agents), STATUS (the Ready
+    condition's reason), ENDPOINT, AGE."""
+    ready_reason = '.status.conditions[?(@.type=="Ready")].reason'
     return [
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Version", "type": "string", "jsonPath": ".status.agentVersion"},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.readyAgents"},
+        {"name": "Status", "type": "string", "jsonPath": ready_reason},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoints.grpc"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

@@ -10,6 +10,7 @@ import pytest
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.exporter import batcher
+from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.otlp import wire
 
 from tests.unit import test_wire as samples
@@ -44,7 +45,8 @@ class Collector:
 
 def make(signal: Signal = Signal.traces, **settings: Any) -> tuple[batcher.Batcher, Collector]:
     collector = Collector()
-    return batcher.Batcher(signal, spec.BatchSettings.model_validate(settings), collector), collector
+    limiter = MemoryLimiter(1 << 30, 0)
+    return batcher.Batcher(signal, spec.BatchSettings.model_validate(settings), collector, limiter), collector
 
 
 def one_request(signal: Signal, items: int, tag: int, padding: int = 0) -> tuple[bytes, int]:
@@ -159,7 +161,8 @@ async def test_close_waits_for_a_timer_flush_already_under_way(looptime: Any) ->
         await release.wait()
         emitted.append(batch.items)
 
-    b = batcher.Batcher(Signal.traces, spec.BatchSettings.model_validate({"timeout": "100ms"}), slow_emit)
+    settings = spec.BatchSettings.model_validate({"timeout": "100ms"})
+    b = batcher.Batcher(Signal.traces, settings, slow_emit, MemoryLimiter(1 << 30, 0))
     await b.add(*one_request(Signal.traces, 2, 0))
     closing = asyncio.create_task(b.close())
     loop = asyncio.get_running_loop()

@@ -322,6 +322,7 @@ def test_a_pipeline_allowing_other_namespaces_gets_its_config_copied_there_and_o
         assert "ownerReferences" not in found["metadata"]
         assert "telemetry.otlp-operator.io/pipeline" not in found["metadata"]["labels"]  # not a child
         assert found["metadata"]["labels"]["telemetry.otlp-operator.io/config-of"] == "agent"
+        assert found["metadata"]["labels"]["app.kubernetes.io/version"] == "1.2.3"  # the agent image's tag
     assert configcopy.build(pipeline(), IMAGE) == []
 
 

@@ -13,6 +13,7 @@ import zlib
 import pytest
 from otlp_agent.api import spec
 from otlp_agent.exporter.batcher import Batch
+from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.exporter.queue.persistent import FORMAT_VERSION, PersistentQueue
 
 from tests.support.waiting import eventually
@@ -35,7 +36,9 @@ def settings(**fields: object) -> spec.Queue:
 
 async def opened(path: pathlib.Path, events: Events | None = None, **fields: object) -> PersistentQueue:
     events = events or Events()
-    queue = PersistentQueue(path, settings(**fields), events.drop, events.corrupt.append)
+    queue = PersistentQueue(
+        path, settings(**fields), events.drop, events.corrupt.append, MemoryLimiter(1 << 30, 0)
+    )
     await queue.open()
     return queue
 

@@ -205,7 +205,7 @@ def test_autoscaling_outside_deployments_and_inverted_bounds_are_reported() -> N
     assert ("spec.autoscaling", "only for mode deployment or statefulset") in found
 
 
-@pytest.mark.parametrize(("limit", "spike"), [("64Mi", "64Mi"), ("64Mi", "100Mi"), ("2Mi", "64Mi")])
+@pytest.mark.parametrize(("limit", "spike"), [("64Mi", "64Mi"), ("64Mi", "100Mi"), ("32Mi", "64Mi")])
 def test_spike_limit_must_be_below_the_limit(limit: str, spike: str) -> None:
     body = {**with_exporter(), "processors": {"memoryLimiter": {"limit": limit, "spikeLimit": spike}}}
     assert problems(body) == {"spec.processors.memoryLimiter.spikeLimit": "must be smaller than limit"}
@@ -238,6 +238,8 @@ def test_several_cross_field_problems_are_all_reported_at_once() -> None:
         "spec.replicas",
         "spec.telemetry.port",
         "spec.processors.memoryLimiter.spikeLimit",
+        "spec.receivers.otlp.grpc.maxMessageSize",
+        "spec.receivers.otlp.http.maxBodySize",
         "spec.exporters[0].compression",
         "spec.exporters[1].name",
         "spec.exporters[1].headers.Content-Type",
@@ -372,7 +374,7 @@ def test_unparseable_sizes_and_durations_say_what_to_write() -> None:
     }
     found = problems(body)
     assert "is not a duration" in found["spec.exporters[0].timeout"]
-    assert "200ms" in found["spec.exporters[0].timeout"]
+    assert "1m30s" in found["spec.exporters[0].timeout"]
     assert "is not a byte size" in found["spec.processors.batch.maxBytes"]
     assert "16Mi" in found["spec.processors.batch.maxBytes"]
 
@@ -412,7 +414,7 @@ def test_a_duration_without_a_unit_is_refused_like_the_crd_refuses_it() -> None:
     with pytest.raises(SpecError) as caught:
         rules.validate_spec({"exporters": [{"name": "b", "debug": {}, "timeout": 5}]})
     assert [str(p) for p in caught.value.problems] == [
-        "spec.exporters[0].timeout: 5 has no unit: write it like 200ms, 5s, 1m or 1h"
+        "spec.exporters[0].timeout: 5 has no unit: write it like 300ms, 5s, 1m30s or 1h"
     ]
 
 

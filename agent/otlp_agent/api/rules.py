@@ -146,6 +146,24 @@ def _receiver_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
     for kind, receiver in (("grpc", otlp.grpc), ("http", otlp.http)):
         if receiver.auth is not None:
             yield from _auth_problems(receiver.auth, f"receivers.otlp.{kind}.auth")
+    yield from _request_size_problems(s)
+
+
+def _request_size_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    """A largest compressed request (its raw bytes and its decompressed copy) must fit in the memory limit,
+    or every such request would be refused."""
+    otlp, limit = s.receivers.otlp, s.processors.memory_limiter.limit
+    sizes = [
+        ("receivers.otlp.grpc.maxMessageSize", otlp.grpc.max_message_size, otlp.grpc.enabled),
+        ("receivers.otlp.http.maxBodySize", otlp.http.max_body_size, otlp.http.enabled),
+    ]
+    for path, size, enabled in sizes:
+        if enabled and 2 * size > limit:
+            yield Problem(
+                path,
+                f"twice this ({units.format_bytes(2 * size)}: a compressed request and its decompressed "
+                f"copy) must fit in processors.memoryLimiter.limit ({units.format_bytes(limit)})",
+            )
 
 
 def _auth_problems(auth: spec.ReceiverAuth, path: str) -> Iterator[Problem]:

@@ -18,6 +18,11 @@ When the exporter learns its backend's size limit (payload too large, see `sende
 A request whose client waits for more than "batched" (delivery durable or endToEnd) asks `add(...,
 track=True)` for the futures of the batches its data landed in; one future per batch, shared by every
 request in it, resolved by the exporter runtime when the batch is on disk or exported.
+
+Each batch owns one `memory.Lease`: the open batch's lease grows by every request added to it (so a
+request's bytes are counted from the moment the lane accepts them), and the lane releases it once, when
+the batch's outcome is final. Splitting a large request is per-item Python work, so it runs on the
+`inspection` worker thread, never on the event loop; the request's bytes stay counted meanwhile.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from collections.abc import Awaitable, Callable
 
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import wire
+from otlp_agent.exporter import memory
+from otlp_agent.otlp import inspection, wire
 
 
 @dataclasses.dataclass
@@ -43,6 +49,8 @@ class Batch:
     created: float = dataclasses.field(default_factory=time.monotonic)
     done: asyncio.Future[None] | None = None  # resolved when waiting clients may be answered
     key: int | None = None  # the persistent queue's row id
+    trigger: str = "flush"  # why it left its batcher: size, timeout, or flush (shutdown, reload, split)
+    lease: memory.Lease = dataclasses.field(default_factory=memory.no_lease)  # its bytes, until released
 
     def payload(self) -> bytes:
         """The batch as one serialized request."""
@@ -94,11 +102,14 @@ class Batcher:
         signal: Signal,
         settings: spec.BatchSettings,
         emit: Callable[[Batch], Awaitable[None]],
+        limiter: memory.MemoryLimiter,
         *,
         adaptive: AdaptiveTimeout | None = None,
     ) -> None:
         """`adaptive`: the exporter's adaptive timeout, for `timeout: auto` (required then)."""
         self.signal = signal
+        self._limiter = limiter
+        self._lease = limiter.lease()  # the open batch's
         self.max_items = settings.max_items
         self.max_bytes = self._configured_max_bytes = settings.max_bytes
         assert (adaptive is None) == (settings.timeout != spec.AUTO), "timeout auto needs an AdaptiveTimeout"
@@ -115,6 +126,8 @@ class Batcher:
         # so the queue always has room for everything the agent already said yes to.
         self._emitting_bytes = 0
         self._emitting_items = 0
+        self._splitting_bytes = 0  # requests being split on the worker thread
+        self._splitting_items = 0
 
     def cap_bytes(self, cap: int) -> None:
         """Build batches of at most `cap` bytes from now on (never above maxBytes, never below 1 KiB)."""
@@ -128,11 +141,11 @@ class Batcher:
     @property
     def pending_bytes(self) -> int:
         """Bytes accepted here and not yet in the exporter's queue (buffered or being handed over)."""
-        return self._size + self._emitting_bytes
+        return self._size + self._emitting_bytes + self._splitting_bytes
 
     @property
     def pending_items(self) -> int:
-        return self._items + self._emitting_items
+        return self._items + self._emitting_items + self._splitting_items
 
     async def add(self, data: bytes, items: int, track: bool = False) -> list[asyncio.Future[None]]:
         """Add one request; awaits only when a full batch is handed on (which may wait for queue space).
@@ -140,27 +153,44 @@ class Batcher:
         With `track`, returns the futures of the batches holding the request (else an empty list)."""
         futures: list[asyncio.Future[None]] = []
         if items > self.max_items or len(data) > self.max_bytes:
-            for part, part_items in wire.split(self.signal, data, self.max_items, self.max_bytes):
-                await self._add_one(part, part_items, futures if track else None)
+            # The request and its parts (at most as large again) stay counted until every part is in a
+            # batch, whose lease then counts it too: erring on the safe side for a moment.
+            lease = self._limiter.lease(2 * len(data))
+            try:
+                for part, part_items in await self._split(data, items):
+                    await self._add_one(part, part_items, futures if track else None)
+            finally:
+                lease.release()
         else:
             await self._add_one(data, items, futures if track else None)
         return futures
+
+    async def _split(self, data: bytes, items: int) -> list[tuple[bytes, int]]:
+        """`wire.split` on the worker thread, the request counted as pending meanwhile (for admission)."""
+        self._splitting_bytes += len(data)
+        self._splitting_items += items
+        try:
+            return await inspection.off_loop(wire.split, self.signal, data, self.max_items, self.max_bytes)
+        finally:
+            self._splitting_bytes -= len(data)
+            self._splitting_items -= items
 
     async def _add_one(self, data: bytes, items: int, futures: list[asyncio.Future[None]] | None) -> None:
         # State changes happen before the first await, so pending_bytes is exact whenever others look.
         ready: list[Batch] = []
         if self._chunks and (self._items + items > self.max_items or self._size + len(data) > self.max_bytes):
-            ready.append(self._detach())
+            ready.append(self._detach("size"))
         self._chunks.append(data)
         self._items += items
         self._size += len(data)
+        self._lease.grow(len(data))
         if futures is not None:
             if self._done is None:
                 self._done = asyncio.get_running_loop().create_future()
             if not futures or futures[-1] is not self._done:
                 futures.append(self._done)
         if self._items >= self.max_items or self._size >= self.max_bytes:
-            ready.append(self._detach())
+            ready.append(self._detach("size"))
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
         for batch in ready:
@@ -168,22 +198,31 @@ class Batcher:
 
     def _on_timeout(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self.flush())
+        task = asyncio.get_running_loop().create_task(self.flush("timeout"))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def flush(self) -> None:
+    async def flush(self, trigger: str = "flush") -> None:
         """Emit what is buffered now, if anything."""
         if self._chunks:
-            await self._hand_over(self._detach())
+            await self._hand_over(self._detach(trigger))
 
-    def _detach(self) -> Batch:
+    def _detach(self, trigger: str) -> Batch:
         """Take the buffered requests out as a batch (synchronously), counting it as being handed over."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch = Batch(self.signal, self._chunks, self._items, self._size, done=self._done)
+        batch = Batch(
+            self.signal,
+            self._chunks,
+            self._items,
+            self._size,
+            done=self._done,
+            lease=self._lease,
+            trigger=trigger,
+        )
         self._chunks, self._items, self._size, self._done = [], 0, 0, None
+        self._lease = self._limiter.lease()
         self._emitting_bytes += batch.size
         self._emitting_items += batch.items
         return batch

@@ -2,16 +2,18 @@
 
 Each exporter has its own queue and consumers, so a slow backend never stalls the others. Every batch
 leaves through exactly one outcome — exported, failed (backend said no, or retries gave up), or dropped
-(queue policy, queue.maxAge, shutdown) — each counted, and its bytes released from the memory limiter; a
-persistent queue's batches may also stay on disk at stop, for the next start. With delivery durable or
-endToEnd a batch is never given up by time: after `retry.maxElapsed` it goes back to the end of the queue
-(counted in otlp_agent_export_requeued_batches_total) and waits its turn again.
+(queue policy, queue.maxAge, shutdown) — each counted; a persistent queue's batches may also stay on
+disk at stop, for the next start. With delivery durable or endToEnd a batch is never given up by time:
+after `retry.maxElapsed` it goes back to the end of the queue (counted in
+otlp_agent_export_requeued_batches_total) and waits its turn again.
 
 Batches are capped at the queue's bounds (`queue.maxItems` / `maxBytes`, when smaller than the batch
 settings), so one batch always fits the queue; `room_for` tells admission whether a request fits now,
-later, or never. The memory limiter counts bytes in
-memory: with a persistent queue, a batch's bytes are released once it is on disk and taken again while a
-consumer exports it. Clients waiting on a batch (delivery durable / endToEnd) are answered here.
+later, or never. A batch's memory is its `Batch.lease` (see `memory`), taken by the batcher and released
+once its outcome is final: at the end of `_consume` (unless a memory queue took it back), in
+`_dropped_from_queue` for the queue's policies, in `_enqueue` when the hand-over fails. A persistent queue
+releases the lease once the batch is on disk and gives the batch it reads back a lease of its own.
+Clients waiting on a batch (delivery durable / endToEnd) are answered here.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class ExporterLane:
         self._refuse_when_full = exporter.queue.when_full == spec.WhenFull.refuse
         self._track = exporter.delivery != spec.Delivery.fast
         self.queue: BatchQueue = factory.make_queue(
-            exporter, queue_dir, self._dropped_from_queue, self._corrupt
+            exporter, queue_dir, self._dropped_from_queue, self._corrupt, limiter
         )
         capped = batch.model_copy(
             update={
@@ -82,7 +84,7 @@ class ExporterLane:
             capped, metrics.batch_timeout.labels(self.name).set
         )
         self.batchers = {
-            signal: Batcher(signal, capped, self._enqueue, adaptive=self.adaptive_timeout)
+            signal: Batcher(signal, capped, self._enqueue, self.limiter, adaptive=self.adaptive_timeout)
             for signal in self.signals
         }
         retry = RetrySender(exporter, transport or make_transport(exporter, metrics), metrics)
@@ -111,6 +113,7 @@ class ExporterLane:
                     exporter=self.name,
                 )
                 self._idle.clear()
+        self._publish_bounds()
         self._update_gauges()
         loop = asyncio.get_running_loop()
         self._consumers = [
@@ -139,14 +142,14 @@ class ExporterLane:
         return _FULL if queue.items + pending_items + items > queue.max_items else _YES
 
     async def accept(self, signal: spec.Signal, data: bytes, items: int) -> list[asyncio.Future[None]]:
-        """Batch a request; for durable / endToEnd delivery, the futures its client must wait for."""
-        self.limiter.acquire(len(data))
-        self._update_gauges()
+        """Batch a request (its bytes count from here: see `Batch.lease`); for durable / endToEnd delivery,
+        the futures its client must wait for."""
         batcher = self.batchers[signal]
         if items > batcher.max_items or len(data) > batcher.max_bytes:
             futures = await self._add_split(batcher, data, items)
         else:
             futures = await batcher.add(data, items, self._track)
+        self._update_gauges()
         for future in futures:
             if future not in self._waited_on:
                 self._waited_on.add(future)
@@ -173,18 +176,20 @@ class ExporterLane:
         if self.adaptive_timeout is not None:
             self.adaptive_timeout.handed_over(len(self.queue), self._in_flight, self._consumer_count)
         self._idle.clear()
-        stored = await self.queue.put(batch)
-        if self.queue.persistent:
-            self.limiter.release(batch.size)  # on disk now (or dropped): no longer held in memory
-            if stored and self.delivery == spec.Delivery.durable:
-                delivery.settle(batch.done)
+        try:
+            stored = await self.queue.put(batch)
+        except BaseException:  # e.g. cancelled while `block` waited for room: the batch is not queued
+            batch.lease.release()
+            delivery.settle(batch.done, delivery.not_delivered("the agent stopped before queueing it"))
+            raise
+        if stored and self.queue.persistent and self.delivery == spec.Delivery.durable:
+            delivery.settle(batch.done)
+        self.metrics.batch_sent(self.name, batch.signal.value, batch.items, batch.size, batch.trigger)
         self._update_gauges()
 
     async def _consume(self) -> None:
         while True:
             batch = await self.queue.get()
-            if self.queue.persistent:
-                self.limiter.acquire(batch.size)  # read back from disk
             self._in_flight += 1
             self._update_gauges()
             requeued = False
@@ -213,7 +218,7 @@ class ExporterLane:
             finally:
                 self._in_flight -= 1
                 if self.queue.persistent or not requeued:  # a requeued memory batch is still held
-                    self.limiter.release(batch.size)
+                    batch.lease.release()  # otherwise the batch leaves memory here, whatever the outcome
                 self._update_gauges()
                 if self._in_flight == 0 and not len(self.queue):
                     self._idle.set()
@@ -224,7 +229,6 @@ class ExporterLane:
         if result.ok:
             # Items the splitting sender dropped or failed were counted there.
             m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected - result.dropped)
-            m.batch_items.labels(self.name, signal).observe(batch.items)
             m.uncompressed_bytes.labels(self.name).inc(batch.size)
             m.wire_bytes.labels(self.name).inc(result.wire_bytes)
             self._update_ratio(batch.size, result.wire_bytes)
@@ -266,8 +270,7 @@ class ExporterLane:
         """A batch leaves through the queue's policy, never reaching a consumer."""
         self._count_dropped(batch, reason)
         delivery.settle(batch.done, delivery.not_delivered(f"exporter {self.name}: dropped ({reason})"))
-        if not self.queue.persistent:
-            self.limiter.release(batch.size)
+        batch.lease.release()
 
     def _corrupt(self, message: str) -> None:
         self.metrics.queue_corrupt.labels(self.name).inc()
@@ -275,11 +278,20 @@ class ExporterLane:
 
     def _count_dropped(self, batch: Batch, reason: str) -> None:
         self.metrics.dropped_items.labels(self.name, batch.signal.value, reason).inc(batch.items)
+        if reason == "queue_full":  # the batch itself found no room: the collector's enqueue failure
+            self.metrics.enqueue_failed.labels(self.name, batch.signal.value).inc(batch.items)
         logs.event(
             f"dropped_{reason}",
             f"exporter {self.name}: dropped {batch.items} items ({reason})",
             exporter=self.name,
         )
+
+    def _publish_bounds(self) -> None:
+        """The queue's bounds, and its item count read at scrape time (no cost per request)."""
+        queue = self.queue
+        self.metrics.queue_capacity.labels(self.name).set(queue.max_bytes)
+        self.metrics.queue_capacity_items.labels(self.name).set(queue.max_items)
+        self.metrics.queue_items.labels(self.name).set_function(lambda: queue.items)
 
     def _update_gauges(self) -> None:
         self.metrics.queue_batches.labels(self.name).set(len(self.queue))

@@ -25,7 +25,7 @@ _GRPC_RETRYABLE = {
 _HTTP_RETRYABLE = {429, 502, 503, 504}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(eq=False)  # not frozen: Python sets __traceback__ on exceptions it raises
 class ReceiveError(Exception):
     """A request the agent will not take; `http_status` and `grpc_code` say how clients hear about it."""
 
@@ -39,12 +39,30 @@ class ReceiveError(Exception):
         return self.message
 
 
+def detached(error: ReceiveError) -> ReceiveError:
+    """`error` without its traceback and chained exceptions: their frames hold the request's bytes, and
+    a refusal kept for later (grpc keeps the exception its handler raised) would keep them alive."""
+    error.__traceback__ = error.__context__ = error.__cause__ = None
+    return error
+
+
 def bad_request(message: str) -> ReceiveError:
     return ReceiveError(message, 400, grpc.StatusCode.INVALID_ARGUMENT, "malformed")
 
 
 def too_large(message: str) -> ReceiveError:
+    """Too big for this agent, ever: RESOURCE_EXHAUSTED without RetryInfo is not retried (OTLP spec)."""
     return ReceiveError(message, 413, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_large")
+
+
+def too_many_items(message: str) -> ReceiveError:
+    """More entries than one request may hold: refused for good, like `too_large`."""
+    return ReceiveError(message, 413, grpc.StatusCode.RESOURCE_EXHAUSTED, "too_many_items")
+
+
+def too_slow(message: str) -> ReceiveError:
+    """The client did not deliver its request in time."""
+    return ReceiveError(message, 408, grpc.StatusCode.DEADLINE_EXCEEDED, "timeout")
 
 
 def unsupported_media_type(message: str) -> ReceiveError:

@@ -1,9 +1,10 @@
 """Protobuf wire-format helpers for OTLP requests kept as bytes.
 
 The fast path never builds per-item Python objects: a request is validated and counted with one upb parse
-(C speed; loops only over resources and scopes), and batches are built by concatenating serialized
-requests — in protobuf, the concatenation of two messages is their merge. Splitting an oversized request
-slices the original bytes at resource, scope and item boundaries with a small varint walker.
+(C speed; loops only over resources and scopes; `inspection` bounds that for requests from clients), and
+batches are built by concatenating serialized requests — in protobuf, the concatenation of two messages is
+their merge. Splitting an oversized request slices the original bytes at resource, scope and item
+boundaries with a small varint walker.
 """
 
 from __future__ import annotations
@@ -40,20 +41,22 @@ def count_parsed(signal: Signal, message: Any) -> int:
     if signal == Signal.logs:
         return sum(len(scope.log_records) for rl in message.resource_logs for scope in rl.scope_logs)
     return sum(
-        _metric_points(metric)
+        metric_points(metric)
         for rm in message.resource_metrics
         for scope in rm.scope_metrics
         for metric in scope.metrics
     )
 
 
-def _metric_points(metric: Any) -> int:
+def metric_points(metric: Any) -> int:
+    """Data points of a parsed Metric."""
     kind = metric.WhichOneof("data")
     return len(getattr(metric, kind).data_points) if kind else 0
 
 
 def validate_and_count(signal: Signal, data: bytes) -> int:
-    """Validate `data` fully (upb parse, UTF-8 included) and return its item count."""
+    """Validate `data` fully (upb parse, UTF-8 included) and return its item count. For requests from
+    clients, `inspection.validate_and_count` bounds the memory and time this takes."""
     return count_parsed(signal, parse(signal, data))
 
 
@@ -73,7 +76,9 @@ def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
             raise MalformedPayload("varint too long")
 
 
-def fields(data: bytes, start: int = 0, end: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+def fields(
+    data: bytes | memoryview, start: int = 0, end: int | None = None
+) -> Iterator[tuple[int, int, int, int]]:
     """(field number, field start, value start, field end) of each top-level field in data[start:end]."""
     end = len(data) if end is None else end
     pos = start
@@ -121,24 +126,28 @@ def split(signal: Signal, data: bytes, max_items: int, max_bytes: int) -> list[t
     the enclosing resource and scope are repeated in each part. A single item larger than the limits is
     kept whole. Returns (request bytes, item count) pairs whose concatenation holds every item once.
     """
-    return _group(_pieces(signal, data, 0, max_items, max_bytes), max_items, max_bytes)
+    # Memoryviews down the tree: slicing bytes would copy every resource and scope being split.
+    return list(_group(_pieces(signal, memoryview(data), 0, max_items, max_bytes), max_items, max_bytes))
 
 
-def _group(pieces: Iterator[tuple[bytes, int]], max_items: int, max_bytes: int) -> list[tuple[bytes, int]]:
-    """Greedily concatenate consecutive pieces while they fit the limits."""
-    groups: list[tuple[bytes, int]] = []
-    current: list[bytes] = []
+_Piece = bytes | memoryview
+
+
+def _group(
+    pieces: Iterator[tuple[_Piece, int]], max_items: int, max_bytes: int
+) -> Iterator[tuple[bytes, int]]:
+    """Greedily concatenate consecutive pieces while they fit the limits (lazily: one group at a time)."""
+    current: list[_Piece] = []
     items = size = 0
     for piece, piece_items in pieces:
         if current and (items + piece_items > max_items or size + len(piece) > max_bytes):
-            groups.append((b"".join(current), items))
+            yield b"".join(current), items
             current, items, size = [], 0, 0
         current.append(piece)
         items += piece_items
         size += len(piece)
     if current:
-        groups.append((b"".join(current), items))
-    return groups
+        yield b"".join(current), items
 
 
 # Depths of the request tree: 0 request -> 1 resource (field 1) -> 2 scope (field 2) -> items (field 2).
@@ -146,8 +155,8 @@ _SCOPE_DEPTH = 2
 
 
 def _pieces(
-    signal: Signal, message: bytes, depth: int, max_items: int, max_bytes: int
-) -> Iterator[tuple[bytes, int]]:
+    signal: Signal, message: memoryview, depth: int, max_items: int, max_bytes: int
+) -> Iterator[tuple[_Piece, int]]:
     """The repeated child fields of `message` (tag included) with their item counts; a child too big for
     the limits is itself split, each part wrapped in a copy of the child's other fields."""
     child_number = 1 if depth == 0 else 2
@@ -166,10 +175,11 @@ def _pieces(
         for part, part_items in _group(
             _pieces(signal, child, depth + 1, max_items, max_bytes), max_items, max_bytes
         ):
-            yield _wrap(child_number, header + part), part_items
+            tag = _encode_varint(child_number << 3 | _LENGTH_DELIMITED)
+            yield b"".join((tag, _encode_varint(len(header) + len(part)), header, part)), part_items
 
 
-def _count_subtree(signal: Signal, message: bytes, depth: int) -> int:
+def _count_subtree(signal: Signal, message: memoryview, depth: int) -> int:
     """Items below a resource (depth 1) or scope (depth 2) message."""
     children = [message[v:e] for n, _, v, e in fields(message) if n == 2]
     if depth < _SCOPE_DEPTH:
@@ -182,7 +192,7 @@ def _count_subtree(signal: Signal, message: bytes, depth: int) -> int:
 _METRIC_DATA_FIELDS = {5, 7, 9, 10, 11}  # gauge, sum, histogram, exponential_histogram, summary
 
 
-def _metric_points_wire(metric: bytes) -> int:
+def _metric_points_wire(metric: memoryview) -> int:
     for number, _, value_start, end in fields(metric):
         if number in _METRIC_DATA_FIELDS:
             return sum(1 for n, *_ in fields(metric, value_start, end) if n == 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from otlp_agent.api.spec import Signal
+from otlp_agent.exporter.memory import MemoryLimiter
 
 
 class Answer(Protocol):
@@ -19,6 +20,11 @@ class Answer(Protocol):
 
 class Consumer(Protocol):
     """What receivers deliver to (the pipeline): raises errors.ReceiveError to refuse."""
+
+    @property
+    def limiter(self) -> MemoryLimiter:
+        """The memory limiter requests are reserved in while they are received."""
+        ...
 
     async def consume(self, signal: Signal, payload: bytes, items: int, tenant: str | None = None) -> Answer:
         """`tenant`: what the client's bearer token says it is (receivers' auth.tenants), else None."""

@@ -29,6 +29,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,11 +37,13 @@ from otlp_agent.api import spec
 from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
+from otlp_operator import metrics as operator_metrics
 from otlp_operator.reconcile import (
     apply,
     child_events,
     config_rollout,
     config_status,
+    injected_pods,
     kube,
     pipeline_refs,
     status,
@@ -62,6 +65,11 @@ class Context:
     index: child_events.ChildIndex = dataclasses.field(default_factory=child_events.ChildIndex)
     referrers: pipeline_refs.ReferrerIndex = dataclasses.field(default_factory=pipeline_refs.ReferrerIndex)
     clock: Callable[[], str] = utc_now
+    #: Count the pods injected from sidecar pipelines (`injected_pods`; needs RBAC to list pods).
+    count_injected: bool = False
+    metrics: operator_metrics.OperatorMetrics = dataclasses.field(
+        default_factory=operator_metrics.OperatorMetrics
+    )
     rollout_settings: config_rollout.Settings = dataclasses.field(default_factory=config_rollout.Settings)
     rollouts: config_rollout.Memory = dataclasses.field(default_factory=config_rollout.Memory)
     #: Pipelines to reconcile again, and when (event-loop time): their agents are picking up a config.
@@ -87,7 +95,14 @@ async def reconcile(ctx: Context, body: Mapping[str, Any]) -> Outcome:
     obj = validation.plain(body)
     key = naming.PipelineKey.of(obj)
     async with ctx.lock(key):
-        return await _reconcile(ctx, obj, key)
+        started = time.monotonic()
+        try:
+            outcome = await _reconcile(ctx, obj, key)
+        except kube.ApiError:
+            ctx.metrics.reconciled(key, time.monotonic() - started, None)
+            raise
+        ctx.metrics.reconciled(key, time.monotonic() - started, outcome.report)
+        return outcome
 
 
 async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | None:
@@ -96,6 +111,7 @@ async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | 
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.index.forget(key)
         ctx.referrers.forget(key)
+        ctx.metrics.forget(key)
         ctx.followups.pop(key, None)
         ctx.rollouts.confirmed.pop(key, None)
         return None
@@ -235,6 +251,7 @@ async def _apply(
         endpoints=naming.endpoints(pipeline),
         selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
         references=[r.status() for r in resolution.references],
+        agent_version=naming.version_label(pipeline.spec.image or ctx.agent_image),
     )
     applied = apply.Applied()
     ctx.index.remember(key, desired)
@@ -256,16 +273,33 @@ async def _apply(
         return failed, applied.changes, exc
     if workload is not None:
         ctx.index.observed(workload)
-    published = (obs.config_hash or "", str(desired[0]["metadata"]["name"]))
+    config_map = str(desired[0]["metadata"]["name"])
+    injected = await _injected(ctx, pipeline, key, config_map) if sidecar else None
+    obs = dataclasses.replace(obs, workload=workload, injected=injected)
     try:
         rollout = await config_rollout.observe(
-            ctx.client, ctx.rollout_settings, ctx.rollouts, pipeline, published, obj.get("status") or {},
-            ctx.clock(), sidecar,
+            ctx.client, ctx.rollout_settings, ctx.rollouts, pipeline, (obs.config_hash or "", config_map),
+            obj.get("status") or {}, ctx.clock(), sidecar,
         )  # fmt: skip
     except kube.ApiError as exc:  # e.g. pods may not be listed: ConfigApplied keeps its previous value
         _log.warning("cannot tell which config the agents of %s run: %s", key, exc)
-        return dataclasses.replace(obs, workload=workload), applied.changes, exc if exc.transient else None
-    return dataclasses.replace(obs, workload=workload, rollout=rollout), applied.changes, None
+        return obs, applied.changes, exc if exc.transient else None
+    return dataclasses.replace(obs, rollout=rollout), applied.changes, None
+
+
+async def _injected(
+    ctx: Context, pipeline: Any, key: naming.PipelineKey, config_map: str
+) -> dict[str, Any] | None:
+    """The sidecar pipeline's injected pods by the ConfigMap they mount (None: not counted, the status keeps
+    its own)."""
+    if not ctx.count_injected:
+        return None
+    allowed = (pipeline.spec.injection or spec.Injection()).allowed.namespaces
+    try:
+        return await injected_pods.census(ctx.client, key, {key.namespace, *allowed}, config_map)
+    except kube.ApiError as exc:  # the next reconcile counts again
+        _log.warning("counting the pods injected from %s failed: %s", key, exc)
+        return None
 
 
 def _workload(live: list[dict[str, Any]]) -> dict[str, Any] | None:

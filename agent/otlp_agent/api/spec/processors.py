@@ -78,7 +78,7 @@ DurationOrAuto = Annotated[
     float | Literal["auto"],
     pydantic.BeforeValidator(_timeout_or_auto),
     pydantic.PlainSerializer(_format_timeout, when_used="json"),
-    pydantic.WithJsonSchema({"type": "string", "pattern": r"^auto$|^\d+(\.\d+)?(ms|s|m|h)$"}),
+    pydantic.WithJsonSchema({"type": "string", "pattern": f"^auto$|{units.DURATION_PATTERN}"}),
 ]
 
 
@@ -112,13 +112,17 @@ class BatchSettings(SpecModel):
         "minTimeout and maxTimeout, longer while the exporter is busy, shorter while it is idle.",
     )
     min_timeout: Duration | None = Field(
-        default=None, ge=0.001, le=60, description="With timeout auto: the shortest wait, at low load (20ms)."
+        default=None,
+        ge=0.001,
+        le=60,
+        description="With timeout auto: the shortest wait, at low load (1ms to 1m; default 20ms).",
     )
     max_timeout: Duration | None = Field(
         default=None,
         ge=0.001,
         le=60,
-        description="With timeout auto: the longest wait, when the backend is slow or the queue grows (1s).",
+        description="With timeout auto: the longest wait, when the backend is slow or the queue grows "
+        "(1ms to 1m; default 1s).",
     )
 
     @property

@@ -47,6 +47,22 @@ class ReceiverAuth(SpecModel):
     )
 
 
+#: Default of `maxItemsPerRequest`: well above what SDKs (512) and collectors (8192) send in one request.
+DEFAULT_MAX_ITEMS_PER_REQUEST = 100_000
+
+
+def _max_items_per_request() -> int:
+    return Field(
+        default=DEFAULT_MAX_ITEMS_PER_REQUEST,
+        ge=100,
+        le=1_000_000,
+        description="Most entries one request may hold: spans, data points or log records, plus its "
+        "resource, scope (and metric) entries. Larger requests are refused for good (HTTP 413, gRPC "
+        "RESOURCE_EXHAUSTED) after at most this many are looked at, so a flood of tiny items costs bounded "
+        "memory and time.",
+    )
+
+
 class GrpcReceiver(SpecModel):
     """The OTLP/gRPC receiver (TraceService, MetricsService, LogsService)."""
 
@@ -57,7 +73,28 @@ class GrpcReceiver(SpecModel):
         ge=1024,
         le=MAX_MESSAGE_HARD_CAP,
         description="Largest request accepted, after decompression (bytes or quantity; at most 64Mi). "
-        "Larger requests get RESOURCE_EXHAUSTED.",
+        "Larger requests get RESOURCE_EXHAUSTED. Each call being read reserves this much of the memory "
+        "limit until its real size is known.",
+    )
+    max_items_per_request: int = _max_items_per_request()
+    read_timeout: Duration = Field(
+        default=30.0,
+        ge=0.1,
+        le=600,
+        description="Longest a connection may take for its TLS / HTTP/2 handshake, and a call to deliver "
+        "its message once it is read (DEADLINE_EXCEEDED).",
+    )
+    max_concurrent_streams: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Calls in progress at once on one connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS).",
+    )
+    max_connection_idle: Duration = Field(
+        default=300.0,
+        ge=1,
+        le=86_400,
+        description="A connection without calls for this long is closed (GOAWAY; clients reconnect).",
     )
     tls: ServerTLS | None = Field(default=None, description="Serve TLS instead of plaintext.")
     auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")
@@ -91,12 +128,13 @@ class HttpReceiver(SpecModel):
         description="Largest body accepted, checked after decompression too (bytes or quantity; at most "
         "64Mi). Larger bodies get 413.",
     )
+    max_items_per_request: int = _max_items_per_request()
     read_timeout: Duration = Field(
         default=30.0,
         ge=0.1,
         le=600,
-        description="Longest wait for a request's headers, for its body, and on an idle keep-alive "
-        "connection; slower clients (slowloris) are disconnected, or get 408 mid-body.",
+        description="Longest wait for a TLS handshake, a request's headers, its body, and on an idle "
+        "keep-alive connection; slower clients (slowloris) are disconnected, or get 408 mid-body.",
     )
     tls: ServerTLS | None = Field(default=None, description="Serve HTTPS instead of HTTP.")
     auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")

@@ -6,6 +6,7 @@ import pathlib
 from collections.abc import Callable
 
 from otlp_agent.api import spec
+from otlp_agent.exporter import memory
 from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.queue.base import BatchQueue
 from otlp_agent.exporter.queue.memory import MemoryQueue
@@ -21,9 +22,11 @@ def make_queue(
     queue_dir: pathlib.Path | None,
     on_drop: Callable[[Batch, str], None],
     on_corrupt: Callable[[str], None],
+    limiter: memory.MemoryLimiter,
 ) -> BatchQueue:
     """The queue of `exporter`; `on_drop` hears of batches the policy drops, `on_corrupt` of unreadable
-    rows. Raises NoQueueDirectory for a persistent queue without `queue_dir`."""
+    rows; a persistent queue leases batches it reads back from `limiter`. Raises NoQueueDirectory for a
+    persistent queue without `queue_dir`."""
     if exporter.queue.type == spec.QueueType.memory:
         return MemoryQueue(exporter.queue, on_drop)
     if queue_dir is None:
@@ -36,5 +39,6 @@ def make_queue(
         exporter.queue,
         on_drop,
         on_corrupt,
+        limiter,
         synchronous_full=exporter.delivery == spec.Delivery.durable,
     )

@@ -22,6 +22,10 @@ On-disk contract (format 2, stored as `PRAGMA user_version = 2`):
   `otlp_agent_queue_corrupt_batches_total`; the queue goes on. A file that is not a SQLite database is
   renamed `<name>.sqlite3.corrupt-<unix time>` and a new database is started.
 
+Memory: a batch handed to `put` gives its lease back once its row is committed (the payload leaves
+memory); a batch read back by `get` gets a new lease from the memory limiter, released by the lane when
+the export's outcome is final (or the batch is requeued: its row stays, its payload leaves memory).
+
 Bounds: `queue.maxBytes` / `queue.maxItems` bound the payload bytes / items of the rows on disk, batches
 being exported included (SQLite's own overhead comes on top). A backlog found at start is taken whole even
 if the bounds were lowered meanwhile; admission refuses until it is under them again. `whenFull` applies as
@@ -44,7 +48,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from otlp_agent.api import spec
-from otlp_agent.exporter import delivery
+from otlp_agent.exporter import delivery, memory
 from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.queue.base import BoundedQueue
 from otlp_agent.telemetry import logs
@@ -88,9 +92,11 @@ class PersistentQueue(BoundedQueue):
         settings: spec.Queue,
         on_drop: Callable[[Batch, str], None],
         on_corrupt: Callable[[str], None],
+        limiter: memory.MemoryLimiter,
         synchronous_full: bool = False,
     ) -> None:
         self.path = path
+        self._limiter = limiter
         self.max_bytes = settings.max_bytes
         self.max_items = settings.max_items
         self.when_full = settings.when_full
@@ -155,6 +161,7 @@ class PersistentQueue(BoundedQueue):
             except BaseException:
                 self._unreserve(batch.size, batch.items)
                 raise
+            batch.lease.release()  # the row holds the data now
             async with self._changed:
                 self._pending.append(
                     _Entry(key, batch.signal, batch.items, batch.size, batch.created, batch.done)
@@ -197,9 +204,11 @@ class PersistentQueue(BoundedQueue):
             except sqlite3.DatabaseError:
                 payload = None
             if entry.signal is not None and payload is not None and len(payload) == entry.size:
-                return Batch(
+                batch = Batch(
                     entry.signal, [payload], entry.items, entry.size, entry.created, entry.done, entry.key
                 )
+                batch.lease = self._limiter.lease(entry.size)
+                return batch
             await self._forget(entry.size, entry.items)
             await self._run(self._delete, entry.key)
             _refuse_waiters(entry.done, "the batch holding this data could not be read back")
