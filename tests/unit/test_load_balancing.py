@@ -135,27 +135,21 @@ async def test_every_span_of_a_trace_reaches_the_same_address_across_batches() -
     await transport.close()
 
 
-async def test_a_failing_address_share_goes_to_the_others_on_the_retry_and_nothing_twice() -> None:
+async def test_a_failing_address_share_goes_to_the_others_at_once_and_nothing_twice() -> None:
     world = World(["10.0.0.1", "10.0.0.2", "10.0.0.3"])
     world.scripts["10.0.0.2:4317"] = [DOWN]
     clock = FakeClock()
     transport = balancer(world, clock)
     ids = [os.urandom(16) for _ in range(30)]
-    batch = batch_of(ids)
-    first = await transport.export(batch, 5)
-    assert not first.ok and first.retryable and "10.0.0.2:4317" in first.message
+    result = await transport.export(batch_of(ids), 5)
+    assert result.ok and result.dropped == 0, "re-hashed over the two others in the same attempt"
     failed = world.addresses["10.0.0.2:4317"]
     assert failed.batches == []
-    delivered_first = {a: list(x.trace_ids()) for a, x in world.addresses.items()}
-    second = await transport.export(batch, 5)  # the retry: 10.0.0.2 is held back, its share re-hashed
-    assert second.ok and second.dropped == 0
-    assert failed.batches == [], "held back for retry.initialInterval"
     everything = [t for x in world.addresses.values() for t in x.trace_ids()]
     assert sorted(everything) == sorted(ids), "every span delivered exactly once"
-    resent = [t for a, x in world.addresses.items() for t in x.trace_ids()[len(delivered_first[a]) :]]
-    assert resent and not set(resent) & {t for ts in delivered_first.values() for t in ts}
-    clock.now += 2.0  # the hold is over: 10.0.0.2 gets its keys again
-    await transport.export(batch_of(ids), 5)
+    assert transport._ring.addresses == ("10.0.0.1:4317", "10.0.0.3:4317"), "held back"
+    clock.now += 2.0  # retry.initialInterval: 10.0.0.2 gets its keys again
+    assert (await transport.export(batch_of(ids), 5)).ok
     assert failed.trace_ids(), "back in the ring"
     assert (
         counts(
@@ -167,6 +161,25 @@ async def test_a_failing_address_share_goes_to_the_others_on_the_retry_and_nothi
         )
         == 1
     )
+    await transport.close()
+
+
+async def test_when_every_address_fails_what_is_left_waits_for_the_retry_and_holds_grow() -> None:
+    world = World(["10.0.0.1", "10.0.0.2"])
+    world.scripts["10.0.0.1:4317"] = [DOWN, DOWN]
+    world.scripts["10.0.0.2:4317"] = [DOWN]
+    clock = FakeClock()
+    transport = balancer(world, clock)
+    ids = [os.urandom(16) for _ in range(20)]
+    batch = batch_of(ids)
+    first = await transport.export(batch, 5)
+    assert not first.ok and first.retryable and "connection refused" in first.message
+    assert not transport._ring.addresses or transport._held, "both held back"
+    clock.now += 2.0  # both rejoin; 10.0.0.1 fails again and is held twice as long (4 s)
+    second = await transport.export(batch, 5)
+    assert second.ok
+    assert sorted(world.addresses["10.0.0.2:4317"].trace_ids()) == sorted(ids), "all of it, once"
+    assert transport._held["10.0.0.1:4317"] == pytest.approx(clock.now + 4.0)
     await transport.close()
 
 

@@ -11,11 +11,13 @@ connections spread over all of them.
   round robin (whole batches in turn, nothing cut). Keys go to addresses by consistent hashing
   (`hash_ring`), so a change of the address set moves only the keys of the addresses that came or went.
   A batch is cut only when its items belong to several addresses; the parts are sent at once.
-- Failure of one address: its part stays in the batch (the batch holds only what is left to deliver, see
-  below) and the exporter's retry policy decides when it goes again; the address is held back from the ring
-  for `retry.initialInterval` (or the server's retry hint, at most `retry.maxInterval`), so the retry
-  re-hashes its share over the others; a resolution is asked for at once. A part an address refuses for good
-  (a non-retryable answer) is counted as failed (`rejected`) and dropped; the rest of the batch goes on.
+- Failure of one address (a retryable answer): it is held out of the ring for `retry.initialInterval`,
+  doubling with each failure in a row up to `retry.maxInterval` (or the server's longer retry hint), and
+  a resolution is asked for at once; what it failed to take is re-hashed over the other addresses and sent
+  to them at once, in the same attempt (within its timeout). Only when no address is left (every one failed
+  or is held back) does the attempt fail, retryably, and the exporter's retry policy (backoff, circuit
+  breaker, `maxElapsed`) decides when what is left goes again. A part an address refuses for good (a
+  non-retryable answer) is counted as failed (`rejected`) and dropped; the rest of the batch goes on.
 - Partial delivery: after an attempt where some parts were delivered and others must go again, the
   batch's payload is replaced by what is left (its item count and size stay those of the whole batch: the
   lane accounts for the batch, the memory limiter for its bytes), so no retry, split or requeue (memory
@@ -70,6 +72,7 @@ class _Tally:
     wire_bytes: int = 0
     messages: list[str] = dataclasses.field(default_factory=list)
     items_left: int | None = None  # items of the payload left to deliver (None: the whole batch)
+    last_failure: ExportResult | None = None  # why the last round left something
 
 
 class LoadBalancingTransport:
@@ -94,6 +97,7 @@ class LoadBalancingTransport:
         self._hold = (exporter.retry.initial_interval, exporter.retry.max_interval)
         self._addresses: dict[str, _Address] = {}
         self._held: dict[str, float] = {}  # address -> monotonic time it rejoins the ring
+        self._strikes: dict[str, int] = {}  # address -> failures in a row
         self._ring = hash_ring.Ring(())
         self._turn = 0  # round robin
         self._resource_owners: dict[bytes, str] = {}
@@ -118,8 +122,11 @@ class LoadBalancingTransport:
 
     async def _refresh(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancel that arrives as the event
+            # is set, and close() would then wait for this loop for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._resolve_now.wait(), self.settings.resolve_interval)
+                async with asyncio.timeout(self.settings.resolve_interval):
+                    await self._resolve_now.wait()
             self._resolve_now.clear()
             try:
                 await self._resolve()
@@ -145,6 +152,7 @@ class LoadBalancingTransport:
         for address in set(self._addresses) - set(addresses):
             self._addresses[address].gone = True
             self._held.pop(address, None)
+            self._strikes.pop(address, None)
             self._close_if_idle(address)
             if self._metrics is not None:
                 self._metrics.forget_endpoint(self.name, address)
@@ -173,8 +181,12 @@ class LoadBalancingTransport:
             self._metrics.lb_endpoints.labels(self.name).set(len(self._ring.addresses))
 
     def _hold_back(self, address: str, retry_after: float | None) -> None:
+        """Keep a failed address out of the ring: `retry.initialInterval`, doubling with each failure in a
+        row, at most `retry.maxInterval` (a server's longer retry hint wins)."""
         low, high = self._hold
-        self._held[address] = self._clock() + min(high, max(low, retry_after or 0.0))
+        strikes = self._strikes[address] = self._strikes.get(address, 0) + 1
+        pause = min(high, max(low * 2 ** (strikes - 1), retry_after or 0.0))
+        self._held[address] = self._clock() + pause
         now = self._clock()
         if now - self._last_forced >= _RESOLVE_AFTER_FAILURE:
             self._last_forced = now
@@ -193,18 +205,43 @@ class LoadBalancingTransport:
 
     async def export(self, batch: Batch, timeout: float) -> ExportResult:
         await self._ready()
+        deadline = self._clock() + timeout
+        failed_here: set[str] = set()
+        while True:
+            ring = self._live_ring(failed_here)
+            if not ring:
+                return self._nowhere(batch, failed_here)
+            parts = self._parts(batch, ring)
+            if len(parts) > 1 and self._metrics is not None:
+                self._metrics.lb_split_batches.labels(self.name).inc()
+            left = max(0.001, deadline - self._clock())
+            sends = (self._send(address, batch.signal, part, left) for address, part in parts.items())
+            result = self._settle(batch, parts, await asyncio.gather(*sends), failed_here)
+            if result is not None:
+                return result
+            # What an address failed to take goes at once to the others (re-hashed), while time is left.
+            last = self._tally(batch).last_failure
+            if last is not None and self._clock() >= deadline:
+                return last
+
+    def _live_ring(self, failed_here: set[str]) -> hash_ring.Ring:
+        """The ring without the addresses held back, nor those that failed during this export."""
         if self._held:
             self._rebuild()
-        ring = self._ring
-        if not ring:
-            hosts = ", ".join(t.host for t in self._resolver.targets)
-            message = "no address to send to" if self._held else f"{hosts} resolved to no address"
-            return ExportResult.failure(message, retryable=True)
-        parts = self._parts(batch, ring)
-        if len(parts) > 1 and self._metrics is not None:
-            self._metrics.lb_split_batches.labels(self.name).inc()
-        sends = (self._send(address, batch.signal, part, timeout) for address, part in parts.items())
-        return self._settle(batch, parts, await asyncio.gather(*sends))
+        if not failed_here:
+            return self._ring
+        return hash_ring.Ring(a for a in self._ring.addresses if a not in failed_here)
+
+    def _nowhere(self, batch: Batch, failed_here: set[str]) -> ExportResult:
+        """No address is left to try: a retryable failure (the retry policy sends what is left again)."""
+        tally = self._tallies.get(id(batch))
+        if failed_here and tally is not None and tally.last_failure is not None:
+            return tally.last_failure
+        hosts = ", ".join(t.host for t in self._resolver.targets)
+        message = (
+            "every address is held back after failing" if self._held else f"{hosts} resolved to no address"
+        )
+        return ExportResult.failure(message, retryable=True)
 
     def _parts(self, batch: Batch, ring: hash_ring.Ring) -> dict[str, tuple[bytes, int]]:
         payload, items = batch.payload(), self._items_left(batch)
@@ -245,8 +282,14 @@ class LoadBalancingTransport:
             self._close_if_idle(address)
 
     def _settle(
-        self, batch: Batch, parts: dict[str, tuple[bytes, int]], results: list[ExportResult]
-    ) -> ExportResult:
+        self,
+        batch: Batch,
+        parts: dict[str, tuple[bytes, int]],
+        results: list[ExportResult],
+        failed_here: set[str],
+    ) -> ExportResult | None:
+        """Account for one round: the final answer, or None when what is left should go to the other
+        addresses now (the batch then holds only that)."""
         tally = self._tally(batch)
         left: list[bytes] = []
         left_items = 0
@@ -260,6 +303,8 @@ class LoadBalancingTransport:
                     tally.messages.append(f"{address}: {result.message}")
                 continue
             self._failed(address, result)
+            if result.retryable:
+                failed_here.add(address)
             if result.retryable or result.too_large:
                 left.append(data)
                 left_items += items
@@ -278,7 +323,8 @@ class LoadBalancingTransport:
         if len(left) < len(parts) or tally.dropped:
             batch.chunks = [b"".join(left)]  # what is left to deliver (see the module docstring)
             tally.items_left = left_items
-        return _worst(failures)
+        tally.last_failure = _worst(failures)
+        return tally.last_failure if tally.last_failure.too_large else None
 
     def _tally(self, batch: Batch) -> _Tally:
         found = self._tallies.get(id(batch))
@@ -293,6 +339,7 @@ class LoadBalancingTransport:
         return batch.items if tally is None or tally.items_left is None else tally.items_left
 
     def _count(self, address: str, batch: Batch, items: int) -> None:
+        self._strikes.pop(address, None)
         if self._metrics is not None:
             self._metrics.lb_items.labels(self.name, address, batch.signal.value).inc(items)
 

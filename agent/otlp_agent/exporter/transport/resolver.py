@@ -81,7 +81,8 @@ class Resolver:
         failures = []
         for target in self.targets:
             try:
-                ips = await asyncio.wait_for(self._lookup(target.host, target.port), self._timeout)
+                async with asyncio.timeout(self._timeout):  # not wait_for: it can lose a cancel (3.11)
+                    ips = await self._lookup(target.host, target.port)
             except (OSError, TimeoutError, UnicodeError) as exc:
                 failures.append(f"{target.host}: {exc or type(exc).__name__}")
                 continue
