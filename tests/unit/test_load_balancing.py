@@ -164,6 +164,60 @@ async def test_a_failing_address_share_goes_to_the_others_at_once_and_nothing_tw
     await transport.close()
 
 
+async def test_by_resource_a_failing_address_share_is_re_hashed_and_each_resource_stays_whole() -> None:
+    world = World(["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    clock = FakeClock()
+    transport = balancer(world, clock, routingKey="resource")
+    shape = [[[os.urandom(16) for _ in range(3)]] for _ in range(24)]
+    data = traces(shape).SerializeToString()
+    assert (await transport.export(Batch(spec.Signal.traces, [data], 72, len(data)), 5)).ok
+    first = {e: len(a.trace_ids()) for e, a in world.addresses.items()}
+    assert all(first.values()), "24 resources spread over the three addresses"
+    world.addresses["10.0.0.2:4317"].results = [DOWN]
+    for address in world.addresses.values():
+        address.batches.clear()
+    result = await transport.export(Batch(spec.Signal.traces, [data], 72, len(data)), 5)
+    assert result.ok and result.dropped == 0
+    everything = [t for x in world.addresses.values() for t in x.trace_ids()]
+    assert sorted(everything) == sorted(t for r in shape for s in r for t in s), "every span exactly once"
+    where: dict[str, set[str]] = {}
+    for endpoint, address in world.addresses.items():
+        for batch in address.batches:
+            request = trace_service_pb2.ExportTraceServiceRequest.FromString(batch.payload())
+            for rs in request.resource_spans:
+                where.setdefault(rs.resource.attributes[0].value.string_value, set()).add(endpoint)
+    assert len(where) == 24 and all(len(e) == 1 for e in where.values()), "a resource is never split"
+    assert "10.0.0.2:4317" not in {e for es in where.values() for e in es}
+    await transport.close()
+
+
+async def test_by_resource_a_hold_over_before_the_next_round_does_not_confuse_the_owner_cache() -> None:
+    """With a 1ms retry.initialInterval the failed address is back in the resolved ring by the next round,
+    but not in this export's re-hash ring: owners cached for the resolved ring must not be used there."""
+
+    class Ticking(FakeClock):
+        def __call__(self) -> float:
+            self.now += 0.01  # every look at the clock is 10ms later
+            return self.now
+
+    world = World(["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+    world.scripts["10.0.0.2:4317"] = [ExportResult.success(), DOWN]
+    settings = exporter(routingKey="resource").model_copy(
+        update={"retry": spec.Retry.model_validate({"initialInterval": "1ms", "maxInterval": "1ms"})}
+    )
+    transport = LoadBalancingTransport(
+        settings, world.make, AgentMetrics(), lookup=world.lookup, clock=Ticking()
+    )
+    shape = [[[os.urandom(16)]] for _ in range(24)]
+    data = traces(shape).SerializeToString()
+    for _ in range(2):
+        result = await transport.export(Batch(spec.Signal.traces, [data], 24, len(data)), 30)
+        assert result.ok and result.dropped == 0
+    delivered = [t for x in world.addresses.values() for t in x.trace_ids()]
+    assert sorted(delivered) == sorted([t for r in shape for s in r for t in s] * 2), "each once per export"
+    await transport.close()
+
+
 async def test_when_every_address_fails_what_is_left_waits_for_the_retry_and_holds_grow() -> None:
     world = World(["10.0.0.1", "10.0.0.2"])
     world.scripts["10.0.0.1:4317"] = [DOWN, DOWN]

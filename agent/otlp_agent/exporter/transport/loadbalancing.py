@@ -260,6 +260,11 @@ class LoadBalancingTransport:
         return {ring.addresses[index]: part for index, part in found.items()}
 
     def _resource_owner(self, resource: bytes, ring: hash_ring.Ring) -> str:
+        # The cache holds owners on the resolved ring; a re-hash round's ring
+        # (without the addresses that just failed) is asked directly.
+        if ring is not self._ring:
+            key = partition.resource_key(resource, tuple(self.settings.resource_attributes))
+            return ring.addresses[ring.owner(key)]
         owner = self._resource_owners.get(resource)
         if owner is None:
             key = partition.resource_key(resource, tuple(self.settings.resource_attributes))
