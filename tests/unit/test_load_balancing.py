@@ -1,5 +1,5 @@
 """The load-balancing transport, with a scripted resolver and scripted per-address transports: spans of a
-trace always reach the same address, a failing address's share is delivered by the others on the retry
+trace always reach the same address, a failing address's share is re-hashed over the others at once
 (and nothing twice), a part refused for good is counted and the rest delivered, the address set follows
 DNS, and an address that left is closed once its exports are done."""
 
