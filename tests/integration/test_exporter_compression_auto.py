@@ -51,6 +51,10 @@ def pipeline(backend: OtlpBackend, protocol: str = "http/protobuf", **auto: Any)
     endpoint = backend.grpc_endpoint if protocol == "grpc" else backend.http_endpoint
     exporter = {"name": "backend", "endpoint": endpoint, "protocol": protocol, "compression": "auto"}
     exporter |= {"tls": {"insecure": True}, "retry": {"initialInterval": "10ms", "maxInterval": "10ms"}}
+    # One export at a time, so the first batch learns a refusal before a second one is sent: with two
+    # consumers a loaded machine can send two batches with the refused codec at once (both re-sent, as
+    # promised, but the order the tests read would vary).
+    exporter["queue"] = {"consumers": 1}
     if auto:
         exporter["compressionAuto"] = auto
     return {"exporters": [exporter], "processors": {"batch": {"timeout": "20ms"}}}

@@ -119,8 +119,8 @@ class BatchSettings(SpecModel):
         default=None,
         ge=0.001,
         le=60,
-        description="With timeout auto: the longest wait, when the backend is slow or the queue grows (1ms to "
-        "1m; default 1s).",
+        description="With timeout auto: the longest wait, when the backend is slow or the queue grows "
+        "(1ms to 1m; default 1s).",
     )
 
     @property
