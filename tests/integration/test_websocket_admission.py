@@ -222,3 +222,28 @@ async def test_frames_sent_before_the_handshake_answer_are_refused(backend: Otlp
         assert agent.metric("otlp_agent_websocket_refused_connections_total", reason="protocol") == 1
         async with await OtlpWebSocket.connect(url(agent)) as good:  # a client that waits is served
             assert (await good.export("traces", spans(1)))["status"] == 200
+
+
+async def test_a_plain_http_request_on_the_websocket_path_leaves_its_connection_to_http(
+    backend: OtlpBackend,
+) -> None:
+    async with agent_running(pipeline(backend)) as agent:
+        reader, writer = await asyncio.open_connection("127.0.0.1", agent.http_port)
+
+        async def status() -> int:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            await reader.readexactly(int(length[0].split(b":")[1]))
+            return int(head.split()[1])
+
+        writer.write(b"GET /v1/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # no upgrade asked for
+        assert await status() == 400
+        body = spans(1)
+        writer.write(  # the same connection goes on serving OTLP/HTTP
+            b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert await status() == 200
+        writer.close()
+        await backend.wait_for_items_async("traces", 1)

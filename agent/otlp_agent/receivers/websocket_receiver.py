@@ -139,6 +139,8 @@ class WebSocketEndpoint:
             heartbeat=_HEARTBEAT,
             receive_timeout=self.settings.idle_timeout,
         )
+        if not socket.can_prepare(request):
+            await socket.prepare(request)  # raises the HTTP error aiohttp answers a bad upgrade with
         connection = _Connection(self, socket, refused.tenant if refused is not None else None)
         transport = request.transport
         assert transport is not None  # (aiohttp runs no handler for a connection already lost)
