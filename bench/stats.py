@@ -82,11 +82,13 @@ def summarize_system(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+_ITEMS = ("spans", "metric_points", "log_records")
+#: The agent's item counters (each the sum of these metrics: the collector's are split by signal).
 AGENT_COUNTERS = {
-    "received": "otlp_agent_received_items_total",
-    "exported": "otlp_agent_exported_items_total",
-    "refused": "otlp_agent_refused_items_total",
-    "dropped": "otlp_agent_dropped_items_total",
+    "received": tuple(f"otelcol_receiver_accepted_{items}_total" for items in _ITEMS),
+    "exported": tuple(f"otelcol_exporter_sent_{items}_total" for items in _ITEMS),
+    "refused": ("otlp_agent_refused_items_total",),
+    "dropped": ("otlp_agent_dropped_items_total",),
 }
 
 
@@ -96,12 +98,12 @@ def agent_counters(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not metrics:
         return None
     out: dict[str, Any] = {}
-    for label, name in AGENT_COUNTERS.items():
-        out[label] = sum(_sum(m, name) for m in metrics)
+    for label, names in AGENT_COUNTERS.items():
+        out[label] = sum(_sum(m, name) for m in metrics for name in names)
     reasons: dict[str, float] = {}
     for m in metrics:
         for series, value in m.items():
-            if series.startswith(AGENT_COUNTERS["dropped"] + "{") and 'reason="' in series:
+            if series.startswith(AGENT_COUNTERS["dropped"][0] + "{") and 'reason="' in series:
                 reason = series.split('reason="', 1)[1].split('"', 1)[0]
                 reasons[reason] = reasons.get(reason, 0) + value
     out["dropped_by_reason"] = reasons

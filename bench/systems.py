@@ -314,7 +314,11 @@ def wait_ready(running: Running, timeout: float = 30.0) -> Ports:
     raise RuntimeError(f"{running.name} not ready after {timeout}s:\n{running.log_tail()}")
 
 
-def scrape_metrics(port: int, prefix: str = "otlp_agent_") -> dict[str, float] | None:
+#: The agent's own metrics and those it shares with the OpenTelemetry Collector.
+AGENT_PREFIXES = ("otlp_agent_", "otelcol_")
+
+
+def scrape_metrics(port: int, prefix: str | tuple[str, ...] = AGENT_PREFIXES) -> dict[str, float] | None:
     """Every sample on the agent's /metrics whose name starts with `prefix` (histogram buckets left out),
     keyed by the series as written (`name{labels}`); None when /metrics cannot be read."""
     try:
@@ -325,7 +329,7 @@ def scrape_metrics(port: int, prefix: str = "otlp_agent_") -> dict[str, float] |
     return parse_metrics(text, prefix)
 
 
-def parse_metrics(text: str, prefix: str) -> dict[str, float]:
+def parse_metrics(text: str, prefix: str | tuple[str, ...]) -> dict[str, float]:
     samples = {}
     for line in text.splitlines():
         if not line.startswith(prefix) or "_bucket{" in line or "_created" in line:

@@ -7,6 +7,7 @@ object shows every default (`kubectl get -o yaml`), and descriptions kept so `ku
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any, cast
 
 import pydantic
@@ -102,7 +103,7 @@ def build_crd() -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{spec.PLURAL}.{spec.API_GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "otlp-operator"},
+            "labels": _labels(),
         },
         "spec": {
             "group": spec.API_GROUP,
@@ -149,10 +150,25 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+def _labels() -> dict[str, str]:
+    """The recommended labels, with this release's version."""
+    return {
+        "app.kubernetes.io/component": "crd",
+        "app.kubernetes.io/name": "otlp-operator",
+        "app.kubernetes.io/part-of": "otlp-operator",
+        "app.kubernetes.io/version": importlib.metadata.version("otlp-operator"),
+    }
+
+
 def _printer_columns() -> list[dict[str, Any]]:
+    """`kubectl get otlpp`: MODE, VERSION (of the agent image), READY ("2/3" agents), STATUS (the Ready
+    condition's reason), ENDPOINT, AGE."""
+    ready_reason = '.status.conditions[?(@.type=="Ready")].reason'
     return [
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
-        {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+        {"name": "Version", "type": "string", "jsonPath": ".status.agentVersion"},
+        {"name": "Ready", "type": "string", "jsonPath": ".status.readyAgents"},
+        {"name": "Status", "type": "string", "jsonPath": ready_reason},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoints.grpc"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]

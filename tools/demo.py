@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from otlp_agent.api import loader
 from otlp_agent.api.problems import SpecError
 from otlp_agent.process.agent import Agent
-from otlp_agent.telemetry import logs
+from otlp_agent.telemetry import collector_metrics, logs
 
 _DEMO_SECONDS = 3.0
 
@@ -206,12 +206,12 @@ def _summarize(agent: Agent, backends: list[Agent], sent: Sent) -> None:
         + "  ".join(f"{e.name + ' exported':>18}" for e in agent.spec.exporters)
     )
     for signal in ("traces", "metrics", "logs"):
+        items = collector_metrics.ITEMS[signal]
         received = sum(
-            m("otlp_agent_received_items_total", signal=signal, transport=t) for t in ("grpc", "http")
+            m(f"otelcol_receiver_accepted_{items}_total", receiver="otlp", transport=t)
+            for t in ("grpc", "http")
         )
-        exported = [
-            m("otlp_agent_exported_items_total", exporter=e.name, signal=signal) for e in agent.spec.exporters
-        ]
+        exported = [m(f"otelcol_exporter_sent_{items}_total", exporter=e.name) for e in agent.spec.exporters]
         print(f"  {signal:<8} {received:>9.0f}  " + "  ".join(f"{value:>18.0f}" for value in exported))
     for e in agent.spec.exporters:
         if e.debug:
@@ -219,7 +219,7 @@ def _summarize(agent: Agent, backends: list[Agent], sent: Sent) -> None:
         raw = m("otlp_agent_export_uncompressed_bytes_total", exporter=e.name)
         wire = m("otlp_agent_export_wire_bytes_total", exporter=e.name)
         batches = sum(
-            m("otlp_agent_batch_items_count", exporter=e.name, signal=s)
+            m("otelcol_processor_batch_batch_send_size_count", processor="batch", exporter=e.name, signal=s)
             for s in ("traces", "metrics", "logs")
         )
         ratio = raw / wire if wire else 0.0
@@ -228,11 +228,16 @@ def _summarize(agent: Agent, backends: list[Agent], sent: Sent) -> None:
             f"{wire / 1024:.1f} KiB on the wire ({e.compression.value}, {ratio:.1f}x smaller)"
         )
     for backend in backends:
+        accepted = backend.metrics.value
         got = {
-            s: backend.metrics.value("otlp_agent_received_items_total", signal=s, transport=t)
+            s: accepted(
+                f"otelcol_receiver_accepted_{collector_metrics.ITEMS[s]}_total", receiver="otlp", transport=t
+            )
             for s in ("traces", "metrics", "logs")
             for t in ("grpc", "http")
-            if backend.metrics.value("otlp_agent_received_items_total", signal=s, transport=t)
+            if accepted(
+                f"otelcol_receiver_accepted_{collector_metrics.ITEMS[s]}_total", receiver="otlp", transport=t
+            )
         }
         print(
             f"  stand-in backend received: {', '.join(f'{v:.0f} {k}' for k, v in got.items()) or 'nothing'}"

@@ -16,9 +16,12 @@ Names per kind (all in the pipeline's namespace):
 | ConfigMap | `<name>-config-<config hash>` |
 | PersistentVolumeClaim (persistent queue) | `<name>-queue` |
 
-Labels: the recommended `app.kubernetes.io/*` set plus `telemetry.otlp-operator.io/pipeline`. The selector
-is the subset that never changes across spec changes (name, instance, pipeline): a Deployment's selector is
-immutable, and the mode (`component`) may change.
+Labels: the recommended `app.kubernetes.io/*` set plus `telemetry.otlp-operator.io/pipeline`:
+`name` otlp-agent, `instance` the pipeline, `component` what the agents are (`gateway`, `node-agent`,
+`sidecar`: `component`), `version` the agent image's tag (`version_label`, stamped by `manifests.build_all`,
+which knows the image), `managed-by` and `part-of` otlp-operator. The selector is the subset that never
+changes across spec changes (name, instance, pipeline): a Deployment's selector is immutable, and the mode
+(`component`) and the image (`version`) may change.
 """
 
 from __future__ import annotations
@@ -39,6 +42,10 @@ CONFIG_HASH_ANNOTATION = f"{PREFIX}config-hash"
 PIPELINE_LABEL = f"{PREFIX}pipeline"
 APP_NAME = "otlp-agent"
 CONTAINER = "otlp-agent"
+VERSION_LABEL = "app.kubernetes.io/version"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+#: What the agents of each mode are, as `app.kubernetes.io/component` (a mode not listed: its own name).
+COMPONENTS = {"deployment": "gateway", "daemonset": "node-agent", "sidecar": "sidecar"}
 
 
 class PipelineKey(NamedTuple):
@@ -141,11 +148,29 @@ def selector_labels(pipeline: loader.OTLPPipeline) -> dict[str, str]:
     }
 
 
+def component(pipeline: loader.OTLPPipeline) -> str:
+    """`app.kubernetes.io/component` of the pipeline's objects: gateway, node-agent or sidecar."""
+    mode = pipeline.spec.mode.value
+    return COMPONENTS.get(mode, mode)
+
+
+def version_label(image: str) -> str:
+    """`app.kubernetes.io/version` for an agent image: its tag ("1.2.3"), else the start of its digest
+    ("sha256-0123456789ab"), else "latest" (what a registry serves for an untagged name)."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        return label_value(last.rsplit(":", 1)[1])
+    if digest:
+        return label_value(digest.replace(":", "-")[:19])
+    return "latest"
+
+
 def labels(pipeline: loader.OTLPPipeline) -> dict[str, str]:
-    """Labels of every child object and of the agent pods."""
+    """Labels of every child object and of the agent pods (`version` is added by the builders)."""
     found = {
         **selector_labels(pipeline),
-        "app.kubernetes.io/component": pipeline.spec.mode.value,
+        COMPONENT_LABEL: component(pipeline),
         "app.kubernetes.io/managed-by": "otlp-operator",
         "app.kubernetes.io/part-of": "otlp-operator",
     }

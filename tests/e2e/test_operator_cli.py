@@ -4,6 +4,7 @@ kubectl, and stopping cleanly on SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import re
@@ -27,6 +28,7 @@ from tests.support.operator_harness import (
 )
 
 PROBES = re.compile(r"probes at http://127\.0\.0\.1:(\d+)/healthz")
+RFC3339_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
 def command(tmp_path: pathlib.Path) -> list[str]:
@@ -84,6 +86,8 @@ def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sig
         for path in ("/healthz", "/readyz"):
             with urllib.request.urlopen(f"http://127.0.0.1:{reported.group(1)}{path}", timeout=5) as probe:
                 assert probe.status == 200
+        with urllib.request.urlopen(f"http://127.0.0.1:{reported.group(1)}/metrics", timeout=5) as scraped:
+            assert b"otlp_operator_reconciles_total " in scraped.read(), "metrics on the probe port"
 
         invalid = example("gateway.yaml")
         invalid["spec"]["receivers"]["otlp"]["grpc"]["port"] = 8888  # the metrics port
@@ -96,6 +100,9 @@ def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sig
         log.close()
     output = (tmp_path / "operator.log").read_text()
     assert code == 0, output
+    lines = [json.loads(line) for line in output.splitlines()]  # every line is JSON (--log-format's default)
+    assert all(RFC3339_MS_UTC.match(line["time"]) for line in lines)
+    assert any(line["message"].startswith("probes at") for line in lines)
 
 
 def test_run_refuses_a_webhook_without_a_certificate_and_a_missing_scope(

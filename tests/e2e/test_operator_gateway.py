@@ -168,5 +168,7 @@ def test_kubectl_scale_on_the_pipeline_scales_the_gateway_and_get_shows_its_stat
         scale = json.loads(cluster.kubectl("get", "--raw", path).stdout)
         assert scale["spec"]["replicas"] == 3 and scale["status"]["replicas"] == 3
         assert scale["status"]["selector"] == cluster.status("gateway")["selector"]
-        table = cluster.kubectl("get", "otlpp", "gateway", "-n", NAMESPACE).stdout.split()
-        assert table[-5:-1] == ["gateway", "deployment", "True", f"gateway-otlp.{NAMESPACE}.svc:4317"]
+        header, row = cluster.kubectl("get", "otlpp", "gateway", "-n", NAMESPACE).stdout.splitlines()
+        assert header.split() == ["NAME", "MODE", "VERSION", "READY", "STATUS", "ENDPOINT", "AGE"]
+        endpoint = f"gateway-otlp.{NAMESPACE}.svc:4317"
+        assert row.split()[:-1] == ["gateway", "deployment", "e2e", "3/3", "AgentsReady", endpoint]

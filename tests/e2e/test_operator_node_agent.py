@@ -62,6 +62,6 @@ def test_changing_the_mode_replaces_the_daemonset_with_a_deployment(cluster: Clu
         )
         cluster.wait_for(lambda: cluster.get("poddisruptionbudgets", "node-agent-agent"), what="PDB for 3")
         labels = cluster.get("services", "node-agent-otlp")["metadata"]["labels"]  # type: ignore[index]
-        assert labels["app.kubernetes.io/component"] == "deployment"
+        assert labels["app.kubernetes.io/component"] == "gateway"  # what the agents are, no longer the mode
         events = cluster.events("node-agent")
         assert any("deleted DaemonSet node-agent-agent" in e["message"] for e in events)

@@ -92,7 +92,7 @@ def exported_spans(pod: dict[str, Any]) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith("otlp_agent_exported_items_total{") and 'signal="traces"' in line
+        if line.startswith("otelcol_exporter_sent_spans_total{")
     )
 
 

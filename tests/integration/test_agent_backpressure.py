@@ -207,7 +207,7 @@ async def test_retryable_failures_are_retried_and_permanent_ones_are_not() -> No
         )
         assert broken.items == 5, "a permanent failure is tried once"
         assert agent.metric("otlp_agent_export_retries_total", exporter="flaky", signal="traces") == 2
-        assert agent.metric("otlp_agent_exported_items_total", exporter="flaky", signal="traces") == 5
+        assert agent.metric("otelcol_exporter_sent_spans_total", exporter="flaky") == 5
 
 
 async def test_under_overload_every_acknowledged_span_is_exported_and_the_rest_refused() -> None:

@@ -20,15 +20,13 @@ async def test_metrics_health_and_readiness_tell_the_truth() -> None:
             await send_all_signals("grpc", agent.grpc_endpoint)
             await backend.wait_for_items_async("traces", 40)
             await eventually(
-                lambda: (
-                    agent.metric("otlp_agent_exported_items_total", exporter="backend", signal="logs") == 25
-                ),
+                lambda: agent.metric("otelcol_exporter_sent_log_records_total", exporter="backend") == 25,
                 what="logs exported",
             )
             async with session.get(f"{agent.telemetry_url}/metrics") as response:
                 text = await response.text()
-            assert 'otlp_agent_received_items_total{signal="traces",transport="grpc"} 40.0' in text
-            assert 'otlp_agent_exported_items_total{exporter="backend",signal="metrics"} 3.0' in text
+            assert 'otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"} 40.0' in text
+            assert 'otelcol_exporter_sent_metric_points_total{exporter="backend"} 3.0' in text
             wire = agent.metric("otlp_agent_export_wire_bytes_total", exporter="backend")
             raw = agent.metric("otlp_agent_export_uncompressed_bytes_total", exporter="backend")
             assert 0 < wire < raw, "zstd made the exports smaller"

@@ -4,6 +4,7 @@ over every supported receive protocol and every export protocol x compression.""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 from typing import Any
 
 import pytest
@@ -90,6 +91,8 @@ async def test_every_item_arrives_once_and_intact(receive: str, protocol: str, c
         )
         assert {name for _, name, _ in backend.data_points()} == {"requests", "latency"}
         assert all(request.headers.get("x-tenant") == "shop" for request in backend.requests)
+        release = importlib.metadata.version("otlp-operator")
+        assert all(r.headers["user-agent"].startswith(f"otlp-agent/{release}") for r in backend.requests)
         wire_encodings = {request.content_encoding for request in backend.requests}
         assert wire_encodings == {"identity" if compression == "none" else compression}
 
@@ -105,9 +108,7 @@ async def test_fan_out_delivers_everything_to_every_exporter() -> None:
             await first.wait_for_items_async("traces", 40)
             await second.wait_for_items_async("traces", 40)
             await eventually(
-                lambda: (
-                    agent.metric("otlp_agent_exported_items_total", exporter="second", signal="traces") == 40
-                ),
+                lambda: agent.metric("otelcol_exporter_sent_spans_total", exporter="second") == 40,
                 what="the second exporter to count 40 exported spans",
             )
         assert_spans_intact(first, spans)

@@ -82,9 +82,7 @@ async def test_rotel_receives_everything_the_agent_exports(protocol: str) -> Non
             await backend.wait_for_items_async("traces", 40, timeout=20)
             await backend.wait_for_items_async("logs", 25, timeout=20)
             await eventually(
-                lambda: (
-                    agent.metric("otlp_agent_exported_items_total", exporter="rotel", signal="traces") == 40
-                ),
+                lambda: agent.metric("otelcol_exporter_sent_spans_total", exporter="rotel") == 40,
                 what="rotel acknowledged the spans",
             )
         assert_spans_intact(backend, spans)

@@ -105,9 +105,7 @@ async def test_a_span_that_can_never_fit_is_dropped_alone_and_counted(backend: O
         await backend.wait_for_items_async("traces", 20)
         assert "span-10" not in delivered(backend) and len(delivered(backend)) == 20
         await eventually(  # the lane counts a batch once its export returned, just after the backend has it
-            lambda: (
-                agent.metric("otlp_agent_exported_items_total", exporter="backend", signal="traces") == 20
-            ),
+            lambda: agent.metric("otelcol_exporter_sent_spans_total", exporter="backend") == 20,
             what="20 spans counted as exported (the dropped one not among them)",
         )
 

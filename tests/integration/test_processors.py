@@ -207,7 +207,9 @@ async def test_filter_rules_drop_what_they_match_count_it_per_rule_and_never_rej
             )
             == 0
         )
-        assert agent.metric("otlp_agent_received_items_total", signal="traces", transport=transport) == 10
+        assert (
+            agent.metric("otelcol_receiver_accepted_spans_total", receiver="otlp", transport=transport) == 10
+        )
 
 
 def sampled_spans(count: int, ratio: float) -> list[Any]:

@@ -39,7 +39,7 @@ def persistent(**fields: Any) -> dict[str, Any]:
 
 
 def exported(agent: RunningAgent) -> float:
-    return agent.metric("otlp_agent_exported_items_total", exporter="backend", signal="traces")
+    return agent.metric("otelcol_exporter_sent_spans_total", exporter="backend")
 
 
 def rows(path: pathlib.Path) -> int:

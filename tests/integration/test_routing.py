@@ -149,7 +149,7 @@ async def test_a_mixed_request_is_split_and_unrouted_data_is_reported_to_the_cli
             )
             == 5
         )
-        assert agent.metric("otlp_agent_received_items_total", signal="traces", transport=receive) == 14
+        assert agent.metric("otelcol_receiver_accepted_spans_total", receiver="otlp", transport=receive) == 14
 
 
 async def test_a_node_agent_adds_its_node_and_the_cluster_but_never_its_own_pod(

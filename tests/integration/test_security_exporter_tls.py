@@ -182,9 +182,7 @@ async def test_an_exporter_refuses_a_server_it_cannot_verify_and_skips_verificat
 
             await eventually(lambda: failed() == 1, what="the verifying exporter to give up on the batch")
             await eventually(
-                lambda: (
-                    agent.metric("otlp_agent_exported_items_total", exporter="skipping", signal="traces") == 1
-                ),
+                lambda: agent.metric("otelcol_exporter_sent_spans_total", exporter="skipping") == 1,
                 what="the skipping exporter to deliver",
             )
             assert len(seen) == 1
@@ -229,7 +227,7 @@ async def test_agents_chain_over_mtls_with_a_bearer_token_from_a_secret(
                 for transport in ("grpc", "http"):
                     assert (
                         gateway.metric(
-                            "otlp_agent_received_items_total", signal="traces", transport=transport
+                            "otelcol_receiver_accepted_spans_total", receiver="otlp", transport=transport
                         )
                         == 1
                     )

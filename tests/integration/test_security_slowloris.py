@@ -129,5 +129,5 @@ async def test_many_stalled_clients_do_not_keep_others_from_being_served(tmp_pat
         results = await asyncio.gather(*stalled)
         assert all(on_time(stalled) for stalled in results), [r for r in results if not on_time(r)]
         assert refused_for_timeout(agent) == STALLED_CLIENTS // 2
-        received = agent.metric("otlp_agent_received_items_total", signal="traces", transport="http")
+        received = agent.metric("otelcol_receiver_accepted_spans_total", receiver="otlp", transport="http")
         assert received == 1

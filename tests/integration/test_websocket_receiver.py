@@ -67,7 +67,9 @@ async def test_protobuf_and_json_requests_are_answered_by_id_and_exported(backen
         assert text == {"id": "2", "status": 200}
         await backend.wait_for_items_async("traces", 5)
         assert names(backend) == [f"ws-{i}" for i in range(5)]
-        assert agent.metric("otlp_agent_received_items_total", signal="traces", transport="websocket") == 5
+        assert (
+            agent.metric("otelcol_receiver_accepted_spans_total", receiver="otlp", transport="websocket") == 5
+        )
 
 
 async def test_many_requests_on_one_connection_each_get_exactly_one_answer(backend: OtlpBackend) -> None:

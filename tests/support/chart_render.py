@@ -24,7 +24,15 @@ NAMESPACE = "otlp-system"
 FULLNAME = "otlp-otlp-operator"
 TEMPLATE_KEY = "__template__"
 # Kinds of other projects' CRDs the chart may create; kubernetes-validate has no schema for them.
-THIRD_PARTY_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
+THIRD_PARTY_KINDS = {
+    "Certificate",
+    "Issuer",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+    "ClusterKopfPeering",
+    "KopfPeering",
+}
 
 
 @functools.cache

@@ -217,7 +217,7 @@ def test_metrics_are_parsed_and_summed_over_label_sets():
             "# HELP otlp_agent_refused_items_total Items refused.",
             'otlp_agent_refused_items_total{signal="traces",transport="grpc"} 300.0',
             'otlp_agent_refused_items_total{signal="traces",transport="http"} 200.0',
-            'otlp_agent_batch_items_bucket{le="10"} 4.0',
+            'otelcol_processor_batch_batch_send_size_bucket{le="10"} 4.0',
             "other_metric 1.0",
         ]
     )
@@ -229,7 +229,7 @@ def test_metrics_are_parsed_and_summed_over_label_sets():
 
 def test_agent_drop_counters_and_foreign_load_reach_the_findings():
     metrics = {
-        'otlp_agent_received_items_total{signal="traces",transport="grpc"}': 1000.0,
+        'otelcol_receiver_accepted_spans_total{receiver="otlp",transport="grpc"}': 1000.0,
         'otlp_agent_dropped_items_total{exporter="sink",reason="queue_full",signal="traces"}': 400.0,
     }
     runs = [

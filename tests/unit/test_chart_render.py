@@ -29,6 +29,7 @@ def rendered(scenario: str) -> list[dict[str, Any]]:
 
 def test_there_is_a_value_set_for_each_main_scenario() -> None:
     expected = {"default", "single-namespace", "cert-manager", "existing-secret", "service-monitor"}
+    expected |= {"monitoring"}
     assert expected <= set(SCENARIOS)
 
 
@@ -315,7 +316,11 @@ def test_the_pod_disruption_budget_keeps_one_replica_up_through_a_drain() -> Non
 
 
 def test_the_service_monitor_scrapes_the_agents_metrics_port() -> None:
-    monitor = support.one(rendered("service-monitor"), "ServiceMonitor")
+    (monitor,) = [
+        m
+        for m in support.by_kind(rendered("service-monitor"), "ServiceMonitor")
+        if m["metadata"]["name"].endswith("-agents")
+    ]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
     assert monitor["spec"]["selector"]["matchLabels"] == {

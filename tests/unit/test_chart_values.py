@@ -96,7 +96,29 @@ WRONG_VALUES = [
     ({"podDisruptionBudget": {"maxUnavailable": "half"}}, "/podDisruptionBudget/maxUnavailable"),
     ({"healthPort": "8080"}, "/healthPort"),
     ({"fullnameOverride": "x" * 41}, "/fullnameOverride"),
+    ({"resources": {"limits": {"cpus": "1"}}}, "at '/resources/limits': additional properties 'cpus'"),
+    ({"resources": {"requests": {"memory": "lots"}}}, "/resources/requests/memory"),
+    ({"resources": {"requests": {"memory": -1}}}, "/resources/requests/memory"),
+    ({"resources": {"limit": {"memory": "1Gi"}}}, "additional properties 'limit' not allowed"),
+    ({"logFormat": "xml"}, "value must be one of 'json', 'text'"),
+    ({"podMonitor": {"enabled": "yes"}}, "/podMonitor/enabled"),
+    ({"prometheusRule": {"enabled": True, "queueFillRatio": 1.5}}, "/prometheusRule/queueFillRatio"),
+    (
+        {"prometheusRule": {"enabled": True, "runbookUrl": "https://x.example/ops.md#a"}},
+        "/prometheusRule/runbookUrl",
+    ),
 ]
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"requests": {"cpu": "250m", "memory": "1.5Gi", "ephemeral-storage": "1e9"}, "limits": {"cpu": 2}},
+        {"limits": {"hugepages-2Mi": "64Mi", "example.com/fpga": "1"}},
+    ],
+)
+def test_every_kubernetes_resource_name_and_quantity_passes(resources: dict[str, object]) -> None:
+    support.chart().validate_schema({"resources": resources})
 
 
 @pytest.mark.parametrize(("values", "message"), WRONG_VALUES, ids=[m for _, m in WRONG_VALUES])

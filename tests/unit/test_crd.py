@@ -4,6 +4,7 @@ agree with the models."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import pathlib
 from collections.abc import Iterator
 from typing import Any
@@ -106,12 +107,22 @@ def test_the_scale_paths_exist_in_the_schema() -> None:
     assert status["selector"]["type"] == "string"
 
 
-def test_kubectl_get_shows_mode_ready_endpoint_and_age() -> None:
+def test_kubectl_get_shows_mode_version_ready_agents_status_endpoint_and_age() -> None:
     columns = {c["name"]: (c["type"], c["jsonPath"]) for c in VERSION["additionalPrinterColumns"]}
-    assert list(columns) == ["Mode", "Ready", "Endpoint", "Age"]
+    assert list(columns) == ["Mode", "Version", "Ready", "Status", "Endpoint", "Age"]
     assert columns["Mode"] == ("string", ".spec.mode")
-    assert columns["Ready"] == ("string", '.status.conditions[?(@.type=="Ready")].status')
+    assert columns["Version"] == ("string", ".status.agentVersion")
+    assert columns["Ready"] == ("string", ".status.readyAgents")
+    assert columns["Status"] == ("string", '.status.conditions[?(@.type=="Ready")].reason')
     assert columns["Age"] == ("date", ".metadata.creationTimestamp")
+    status = SCHEMA["properties"]["status"]["properties"]
+    assert {status["agentVersion"]["type"], status["readyAgents"]["type"]} == {"string"}
+
+
+def test_the_crd_carries_the_recommended_labels_with_the_release() -> None:
+    labels = CRD["metadata"]["labels"]
+    assert labels["app.kubernetes.io/version"] == importlib.metadata.version("otlp-operator")
+    assert labels["app.kubernetes.io/name"] == "otlp-operator"
 
 
 def test_status_keeps_fields_it_does_not_declare() -> None:

@@ -307,7 +307,7 @@ def test_a_pipeline_allowing_other_namespaces_gets_its_config_copied_there_and_o
     from otlp_operator.manifests import configmap
 
     shared = pipeline(injection={"allowed": {"namespaces": ["web", "shop", "api"]}})
-    copies = configcopy.build(shared)
+    copies = configcopy.build(shared, IMAGE)
     assert [c["metadata"]["namespace"] for c in copies] == ["api", "web"]  # not its own namespace
     original = configmap.build(shared)
     for found in copies:
@@ -316,4 +316,5 @@ def test_a_pipeline_allowing_other_namespaces_gets_its_config_copied_there_and_o
         assert "ownerReferences" not in found["metadata"]
         assert "telemetry.otlp-operator.io/pipeline" not in found["metadata"]["labels"]  # not a child
         assert found["metadata"]["labels"]["telemetry.otlp-operator.io/config-of"] == "agent"
-    assert configcopy.build(pipeline()) == []
+        assert found["metadata"]["labels"]["app.kubernetes.io/version"] == "1.2.3"  # the agent image's tag
+    assert configcopy.build(pipeline(), IMAGE) == []

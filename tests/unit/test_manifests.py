@@ -88,7 +88,17 @@ def test_selector_labels_survive_every_spec_change() -> None:
         for p in variants
     ]
     assert all(s == selectors[0] for s in selectors)
-    assert kinds(variants[1])["DaemonSet"]["metadata"]["labels"]["app.kubernetes.io/component"] == "daemonset"
+    node_agent = kinds(variants[1])["DaemonSet"]
+    for labels in (node_agent["metadata"]["labels"], node_agent["spec"]["template"]["metadata"]["labels"]):
+        assert labels["app.kubernetes.io/component"] == "node-agent"
+        assert labels["app.kubernetes.io/version"] == "2"  # the tag of its image, other:2
+
+
+def test_every_child_and_pod_carries_the_agent_version_and_what_it_is() -> None:
+    for p, component in ((pipeline(), "gateway"), (pipeline(mode="sidecar"), "sidecar")):
+        for obj in manifests.build_all(p, agent_image="ghcr.io/otlp-operator/otlp-agent:0.7.1"):
+            assert obj["metadata"]["labels"]["app.kubernetes.io/version"] == "0.7.1", obj["kind"]
+            assert obj["metadata"]["labels"]["app.kubernetes.io/component"] == component, obj["kind"]
 
 
 def test_only_enabled_receivers_get_ports_and_endpoints() -> None:

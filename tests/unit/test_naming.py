@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hypothesis
+import pytest
 from hypothesis import strategies as st
 from otlp_agent.api import loader, spec
 from otlp_operator import naming
 
 
-def pipeline(name: str, namespace: str = "obs") -> loader.OTLPPipeline:
-    body = {"exporters": [{"name": "out", "debug": {}}]}
+def pipeline(name: str, namespace: str = "obs", mode: str = "deployment") -> loader.OTLPPipeline:
+    body = {"mode": mode, "exporters": [{"name": "out", "debug": {}}]}
     return loader.OTLPPipeline(name, namespace, spec.OTLPPipelineSpec.model_validate(body))
 
 
@@ -78,12 +79,36 @@ def test_long_label_values_are_shortened_and_stay_distinct() -> None:
 def test_selector_labels_are_a_subset_of_the_labels_and_ignore_the_mode() -> None:
     p = pipeline("gw")
     assert naming.selector_labels(p).items() <= naming.labels(p).items()
-    assert naming.labels(p)["app.kubernetes.io/component"] == "deployment"
+    assert naming.labels(p)["app.kubernetes.io/component"] == "gateway"
     assert naming.selector_labels(p) == {
         "app.kubernetes.io/instance": "gw",
         "app.kubernetes.io/name": "otlp-agent",
         "telemetry.otlp-operator.io/pipeline": "gw",
     }
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("ghcr.io/otlp-operator/otlp-agent:0.1.0", "0.1.0"),
+        ("registry.local:5000/otlp-agent:v2-rc.1", "v2-rc.1"),
+        ("registry.local:5000/otlp-agent", "latest"),
+        ("otlp-agent:1.2@sha256:" + "ab" * 32, "1.2"),
+        ("mirror/otlp-agent@sha256:" + "0123456789" * 6 + "abcd", "sha256-012345678901"),
+        ("agent:" + "x" * 100, "x" * 54 + "-" + naming.short_hash("x" * 100)),
+    ],
+)
+def test_the_version_label_is_the_agent_images_tag(image: str, version: str) -> None:
+    assert naming.version_label(image) == version
+    assert naming.is_label_value(version)
+
+
+def test_the_component_says_what_the_agents_are() -> None:
+    assert [naming.component(pipeline("p", mode=m)) for m in ("deployment", "daemonset", "sidecar")] == [
+        "gateway",
+        "node-agent",
+        "sidecar",
+    ]
 
 
 def test_the_validity_checks_refuse_what_kubernetes_refuses() -> None:

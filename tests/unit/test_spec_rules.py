@@ -372,7 +372,7 @@ def test_unparseable_sizes_and_durations_say_what_to_write() -> None:
     }
     found = problems(body)
     assert "is not a duration" in found["spec.exporters[0].timeout"]
-    assert "200ms" in found["spec.exporters[0].timeout"]
+    assert "1m30s" in found["spec.exporters[0].timeout"]
     assert "is not a byte size" in found["spec.processors.batch.maxBytes"]
     assert "16Mi" in found["spec.processors.batch.maxBytes"]
 
@@ -412,7 +412,7 @@ def test_a_duration_without_a_unit_is_refused_like_the_crd_refuses_it() -> None:
     with pytest.raises(SpecError) as caught:
         rules.validate_spec({"exporters": [{"name": "b", "debug": {}, "timeout": 5}]})
     assert [str(p) for p in caught.value.problems] == [
-        "spec.exporters[0].timeout: 5 has no unit: write it like 200ms, 5s, 1m or 1h"
+        "spec.exporters[0].timeout: 5 has no unit: write it like 300ms, 5s, 1m30s or 1h"
     ]
 
 

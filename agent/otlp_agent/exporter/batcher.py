@@ -49,6 +49,7 @@ class Batch:
     created: float = dataclasses.field(default_factory=time.monotonic)
     done: asyncio.Future[None] | None = None  # resolved when waiting clients may be answered
     key: int | None = None  # the persistent queue's row id
+    trigger: str = "flush"  # why it left its batcher: size, timeout, or flush (shutdown, reload, split)
     lease: memory.Lease = dataclasses.field(default_factory=memory.no_lease)  # its bytes, until released
 
     def payload(self) -> bytes:
@@ -178,7 +179,7 @@ class Batcher:
         # State changes happen before the first await, so pending_bytes is exact whenever others look.
         ready: list[Batch] = []
         if self._chunks and (self._items + items > self.max_items or self._size + len(data) > self.max_bytes):
-            ready.append(self._detach())
+            ready.append(self._detach("size"))
         self._chunks.append(data)
         self._items += items
         self._size += len(data)
@@ -189,7 +190,7 @@ class Batcher:
             if not futures or futures[-1] is not self._done:
                 futures.append(self._done)
         if self._items >= self.max_items or self._size >= self.max_bytes:
-            ready.append(self._detach())
+            ready.append(self._detach("size"))
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
         for batch in ready:
@@ -197,21 +198,29 @@ class Batcher:
 
     def _on_timeout(self) -> None:
         self._timer = None
-        task = asyncio.get_running_loop().create_task(self.flush())
+        task = asyncio.get_running_loop().create_task(self.flush("timeout"))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def flush(self) -> None:
+    async def flush(self, trigger: str = "flush") -> None:
         """Emit what is buffered now, if anything."""
         if self._chunks:
-            await self._hand_over(self._detach())
+            await self._hand_over(self._detach(trigger))
 
-    def _detach(self) -> Batch:
+    def _detach(self, trigger: str) -> Batch:
         """Take the buffered requests out as a batch (synchronously), counting it as being handed over."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        batch = Batch(self.signal, self._chunks, self._items, self._size, done=self._done, lease=self._lease)
+        batch = Batch(
+            self.signal,
+            self._chunks,
+            self._items,
+            self._size,
+            done=self._done,
+            lease=self._lease,
+            trigger=trigger,
+        )
         self._chunks, self._items, self._size, self._done = [], 0, 0, None
         self._lease = self._limiter.lease()
         self._emitting_bytes += batch.size

@@ -113,6 +113,7 @@ class ExporterLane:
                     exporter=self.name,
                 )
                 self._idle.clear()
+        self._publish_bounds()
         self._update_gauges()
         loop = asyncio.get_running_loop()
         self._consumers = [
@@ -183,6 +184,7 @@ class ExporterLane:
             raise
         if stored and self.queue.persistent and self.delivery == spec.Delivery.durable:
             delivery.settle(batch.done)
+        self.metrics.batch_sent(self.name, batch.signal.value, batch.items, batch.size, batch.trigger)
         self._update_gauges()
 
     async def _consume(self) -> None:
@@ -227,7 +229,6 @@ class ExporterLane:
         if result.ok:
             # Items the splitting sender dropped or failed were counted there.
             m.exported_items.labels(self.name, signal).inc(batch.items - result.rejected - result.dropped)
-            m.batch_items.labels(self.name, signal).observe(batch.items)
             m.uncompressed_bytes.labels(self.name).inc(batch.size)
             m.wire_bytes.labels(self.name).inc(result.wire_bytes)
             self._update_ratio(batch.size, result.wire_bytes)
@@ -277,11 +278,20 @@ class ExporterLane:
 
     def _count_dropped(self, batch: Batch, reason: str) -> None:
         self.metrics.dropped_items.labels(self.name, batch.signal.value, reason).inc(batch.items)
+        if reason == "queue_full":  # the batch itself found no room: the collector's enqueue failure
+            self.metrics.enqueue_failed.labels(self.name, batch.signal.value).inc(batch.items)
         logs.event(
             f"dropped_{reason}",
             f"exporter {self.name}: dropped {batch.items} items ({reason})",
             exporter=self.name,
         )
+
+    def _publish_bounds(self) -> None:
+        """The queue's bounds, and its item count read at scrape time (no cost per request)."""
+        queue = self.queue
+        self.metrics.queue_capacity.labels(self.name).set(queue.max_bytes)
+        self.metrics.queue_capacity_items.labels(self.name).set(queue.max_items)
+        self.metrics.queue_items.labels(self.name).set_function(lambda: queue.items)
 
     def _update_gauges(self) -> None:
         self.metrics.queue_batches.labels(self.name).set(len(self.queue))

@@ -210,9 +210,15 @@ class Intake:
             self.fingerprints.remember(key, held.items())  # failed batches are forgotten at lookup
             raise
 
+    def _enqueue_failed(self, signal: Signal, parts: list[Part]) -> None:
+        """Parts an exporter's queue could not take: the collector's enqueue failures."""
+        for exporter, _, items in parts:
+            self.metrics.enqueue_failed.labels(exporter.name, signal.value).inc(items)
+
     def _queue_full(
         self, signal: Signal, full: list[Part], held: dict[str, fingerprints.Futures]
     ) -> errors.ReceiveError:
+        self._enqueue_failed(signal, full)
         names = sorted(exporter.name for exporter, _, _ in full)
         logs.event(
             f"queue_full_{signal.value}",
@@ -231,6 +237,7 @@ class Intake:
     def _too_large(
         self, signal: Signal, never: list[Part], held: dict[str, fingerprints.Futures]
     ) -> Accepted:
+        self._enqueue_failed(signal, never)
         names = sorted(exporter.name for exporter, _, _ in never)
         # Fan-out hands several exporters the same bytes: count those items once (consume caps the total).
         rejected = sum({data: items for _, data, items in never}.values())

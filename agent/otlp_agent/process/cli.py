@@ -19,7 +19,7 @@ import sys
 
 from otlp_agent.api import loader
 from otlp_agent.api.problems import SpecError
-from otlp_agent.telemetry import logs
+from otlp_agent.telemetry import build, logs
 
 EXIT_INVALID = 2
 QUEUE_DIR_ENV = "OTLP_AGENT_QUEUE_DIR"
@@ -27,6 +27,7 @@ QUEUE_DIR_ENV = "OTLP_AGENT_QUEUE_DIR"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="otlp-agent", description="A fast OTLP agent.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {build.VERSION}")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check a pipeline file and report every problem")
     validate.add_argument("file")

@@ -1,5 +1,8 @@
 """JSON logs, rate-limited per event kind so a flood of identical failures costs one line per interval.
 
+One JSON object per line on stderr: `time` (RFC 3339, UTC, milliseconds: `2026-01-02T03:04:05.678Z`),
+`level`, `message`, then the event's own fields.
+
 C libraries write to file descriptor 2 themselves: grpc core logs a line per failed TLS handshake or bad
 HPACK header, and any client can cause those. `route_native_stderr` (called by `otlp-agent run` only)
 points descriptor 2 at a pipe, keeps the real stderr for the agent's own JSON lines (and Python's
@@ -9,6 +12,7 @@ per interval, with the count suppressed meanwhile); `native_lines` counts them a
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
 import os
@@ -27,12 +31,18 @@ _NATIVE_LINE_MAX = 1000  # characters of a C library's line kept in the JSON eve
 _native_lines = 0
 
 
+def rfc3339(created: float) -> str:
+    """A log record's time as RFC 3339 in UTC with milliseconds, e.g. 2026-01-02T03:04:05.678Z."""
+    moment = datetime.datetime.fromtimestamp(created, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, message and the record's extra fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": rfc3339(record.created),
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }

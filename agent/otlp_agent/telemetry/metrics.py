@@ -1,58 +1,74 @@
 """The agent's own Prometheus metrics (one registry per agent, so tests can run several in a process).
 
-Names follow Prometheus conventions; every drop carries a `reason` label, and every counter a `signal`.
+What the agent shares with the OpenTelemetry Collector has the collector's names, units and label keys
+(`collector_metrics`); the process and build metrics are in `process_metrics`; what only the agent has is
+named `otlp_agent_*`, every drop with a `reason` label. docs/agent.md lists every metric, and a test
+compares that list with a live /metrics. No `_created` series are served (the collector serves none).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import prometheus_client as prom
 from prometheus_client import core as prom_core
 from prometheus_client import registry as prom_registry
 
-from otlp_agent.telemetry import logs
+from otlp_agent.telemetry import collector_metrics, logs, process_metrics
+
+prom.disable_created_metrics()  # type: ignore[no-untyped-call]  # process-wide, like the operator's
 
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
-_SIZE_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 8192, 20000, 50000)
 
 
 class AgentMetrics:
     """Every metric the agent exports on /metrics."""
 
+    # Made by collector_metrics (the collector's names): see there for each one's labels.
+    received_items: collector_metrics.Split
+    refused_items: collector_metrics.Both
+    exported_items: collector_metrics.Split
+    failed_items: collector_metrics.Both
+    enqueue_failed: collector_metrics.Split
+    queue_bytes: prom.Gauge
+    queue_capacity: prom.Gauge
+    processor_incoming: prom.Counter
+    processor_outgoing: prom.Counter
+    batch_items: prom.Histogram
+    batch_bytes: prom.Histogram
+    batch_size_trigger: prom.Counter
+    batch_timeout_trigger: prom.Counter
+
     def __init__(self) -> None:
         self.registry = prom.CollectorRegistry()
         r = self.registry
-        self.received_items = prom.Counter(
-            "otlp_agent_received_items", "Items accepted from clients.", ["signal", "transport"], registry=r
-        )
         self.received_bytes = prom.Counter(
             "otlp_agent_received_bytes",
             "Request bytes accepted, after decompression.",
             ["signal", "transport"],
             registry=r,
         )
-        self.refused_items = prom.Counter(
+        refused_items = prom.Counter(
             "otlp_agent_refused_items",
             "Items refused to clients, by reason.",
             ["signal", "transport", "reason"],
             registry=r,
         )
+        collector_metrics.receiver_metrics(self, r, refused_items)
         self.refused_requests = prom.Counter(
             "otlp_agent_refused_requests",
             "Requests refused, by reason.",
             ["signal", "transport", "reason"],
             registry=r,
         )
-        self.exported_items = prom.Counter(
-            "otlp_agent_exported_items", "Items the backend accepted.", ["exporter", "signal"], registry=r
-        )
-        self.failed_items = prom.Counter(
+        failed_items = prom.Counter(
             "otlp_agent_failed_items",
-            "Items the backend rejected or never took.",
+            "Items the backend rejected or never took, by reason.",
             ["exporter", "signal", "reason"],
             registry=r,
         )
+        collector_metrics.exporter_metrics(self, r, failed_items)
         self.dropped_items = prom.Counter(
             "otlp_agent_dropped_items",
             "Items dropped inside the agent, by reason.",
@@ -74,7 +90,13 @@ class AgentMetrics:
         self.queue_batches = prom.Gauge(
             "otlp_agent_queue_batches", "Batches queued.", ["exporter"], registry=r
         )
-        self.queue_bytes = prom.Gauge("otlp_agent_queue_bytes", "Bytes queued.", ["exporter"], registry=r)
+        self.queue_items = prom.Gauge("otlp_agent_queue_items", "Items queued.", ["exporter"], registry=r)
+        self.queue_capacity_items = prom.Gauge(
+            "otlp_agent_queue_capacity_items",
+            "Capacity of the queue in items (queue.maxItems).",
+            ["exporter"],
+            registry=r,
+        )
         self.routed_items = prom.Counter(
             "otlp_agent_routed_items",
             "Items sent on by each route (rule name, or _default for the default exporters).",
@@ -97,13 +119,6 @@ class AgentMetrics:
         self.memory_held = prom.Gauge(
             "otlp_agent_memory_held_bytes", "Bytes held (memory limiter).", registry=r
         )
-        self.batch_items = prom.Histogram(
-            "otlp_agent_batch_items",
-            "Items per exported batch.",
-            ["exporter", "signal"],
-            buckets=_SIZE_BUCKETS,
-            registry=r,
-        )
         self.export_latency = prom.Histogram(
             "otlp_agent_export_latency_seconds",
             "Time per export attempt.",
@@ -121,6 +136,9 @@ class AgentMetrics:
         self._reliability_metrics(r)
         self._processor_metrics(r)
         self._transport_metrics(r)
+        collector_metrics.processor_metrics(self, r)
+        self._batch_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
+        process_metrics.register(r)
         r.register(_NativeLogLines())
 
     def _reliability_metrics(self, r: prom.CollectorRegistry) -> None:
@@ -270,6 +288,26 @@ class AgentMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def batch_sent(self, exporter: str, signal: str, items: int, size: int, trigger: str) -> None:
+        """A batch handed to `exporter`'s queue (the batch processor's metrics); `trigger`: size, timeout
+        or flush (shutdown, reload)."""
+        children = self._batch_children.get((exporter, signal))
+        if children is None:
+            labels = (collector_metrics.BATCH_PROCESSOR, exporter, signal)
+            children = self._batch_children[(exporter, signal)] = (
+                self.batch_items.labels(*labels),
+                self.batch_bytes.labels(*labels),
+                self.batch_size_trigger.labels(*labels),
+                self.batch_timeout_trigger.labels(*labels),
+            )
+        sizes, sizes_bytes, by_size, by_timeout = children
+        sizes.observe(items)
+        sizes_bytes.observe(size)
+        if trigger == "size":
+            by_size.inc()
+        elif trigger == "timeout":
+            by_timeout.inc()
 
     def exposition(self) -> bytes:
         return bytes(prom.generate_latest(self.registry))

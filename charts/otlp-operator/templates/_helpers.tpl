@@ -73,6 +73,16 @@ app.kubernetes.io/part-of: otlp-operator
 {{- if not .Values.watchNamespaces }}true{{ end }}
 {{- end }}
 
+{{/* A Prometheus Operator namespaceSelector: every namespace, or the watched ones. */}}
+{{- define "otlp-operator.watchedNamespaceSelector" -}}
+{{- if include "otlp-operator.clusterWide" . }}
+any: true
+{{- else }}
+matchNames:
+  {{- toYaml .Values.watchNamespaces | nindent 2 }}
+{{- end }}
+{{- end }}
+
 {{/* "true" when the operator injects sidecars (the pod webhook is served). */}}
 {{- define "otlp-operator.injection" -}}
 {{- if and .Values.webhook.enabled .Values.webhook.mutating.enabled }}true{{ end }}
@@ -91,6 +101,7 @@ app.kubernetes.io/part-of: otlp-operator
 - --health-port={{ .Values.healthPort }}
 - --peering={{ include "otlp-operator.fullname" . }}
 - --peering-lifetime={{ .Values.peering.lifetime }}
+- --log-format={{ .Values.logFormat }}
 {{- if eq .Values.logLevel "verbose" }}
 - --verbose
 {{- else if eq .Values.logLevel "debug" }}

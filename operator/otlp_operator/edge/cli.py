@@ -53,6 +53,7 @@ def dump_stream(objects: Sequence[dict[str, Any]]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(prog="otlp-operator", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {image.release()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     render = commands.add_parser("render", help="print the objects the operator would create for a pipeline")
     render.add_argument("file", metavar="FILE", help="OTLPPipeline manifests (one or several documents)")
@@ -140,6 +141,9 @@ def _add_run(commands: Any) -> None:
         action="store_true",
         help="serve the pod mutating webhook (sidecar injection, at /inject) and roll stale sidecars",
     )
+    run.add_argument(
+        "--log-format", choices=("json", "text"), default="json", help="log lines as JSON (default) or text"
+    )
     run.add_argument("--verbose", action="store_true", help="log kopf's info messages")
     run.add_argument("--debug", action="store_true", help="log everything")
     run.set_defaults(handler=_run)
@@ -148,7 +152,7 @@ def _add_run(commands: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     import kopf
 
-    from otlp_operator.edge import handlers, settings
+    from otlp_operator.edge import handlers, logs, settings
 
     refusal = _refusal(args)
     if refusal is not None:
@@ -180,7 +184,7 @@ def _run(args: argparse.Namespace) -> int:
         health=None if args.health_port is None else (args.health_addr, args.health_port),
         peering=peering,
     )
-    kopf.configure(verbose=args.verbose, debug=args.debug)
+    logs.configure(args.log_format, verbose=args.verbose, debug=args.debug)
     kopf.run(
         registry=handlers.build_registry(config),
         settings=settings.kopf_settings(config),

@@ -37,6 +37,7 @@ from typing import Any
 import kopf
 from otlp_agent.api import spec
 
+from otlp_operator import metrics as operator_metrics
 from otlp_operator import naming, validation
 from otlp_operator.edge import health, injection_handlers, injection_state, pipeline_webhook, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
@@ -93,6 +94,14 @@ def readiness(config: OperatorConfig, memo: kopf.Memo, settings: kopf.OperatorSe
     return checks
 
 
+def observe_webhooks(settings: kopf.OperatorSettings, metrics: operator_metrics.OperatorMetrics) -> None:
+    """Let our webhook server count its reviews, naming the webhooks it serves (others count as other)."""
+    server = settings.admission.server
+    if isinstance(server, webhook_server.WebhookServer):
+        server.metrics = metrics
+        server.webhooks = {pipeline_webhook.WEBHOOK_ID, injection_handlers.WEBHOOK_ID}
+
+
 def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     """A kopf registry with every handler of the operator (what `otlp-operator run` runs)."""
     registry = kopf.OperatorRegistry()
@@ -103,16 +112,19 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.startup(registry=registry)
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
+        metrics = operator_metrics.of(memo)
         ctx = memo[injection_handlers.RECONCILE_CONTEXT] = reconciler.Context(
-            kube.Kube.connect(), config.agent_image
+            kube.Kube.connect(), config.agent_image, count_injected=config.injection, metrics=metrics
         )
+        ctx.client.on_error = metrics.api_error
+        observe_webhooks(settings, metrics)
         memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
         if config.webhook is not None and config.webhook.tls is not None and "tls_task" not in memo:
             loop = tls_loop(ctx.client, config.webhook.tls, config.retry_delay)
             memo["tls_task"] = asyncio.create_task(loop, name="webhook certificate")
         if config.health is not None and "health" not in memo:
             probes = memo["health"] = health.HealthServer(
-                *config.health, checks=readiness(config, memo, settings)
+                *config.health, checks=readiness(config, memo, settings), metrics=metrics.exposition
             )
             await probes.start()
 
@@ -146,6 +158,8 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     @kopf.on.event(*RESOURCE, registry=registry, id="referrers")
     async def target_event(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
         body = event.get("object") or {}
+        if event.get("type") == "DELETED":
+            context_of(memo).metrics.forget(naming.PipelineKey.of(dict(body)))
         try:
             await reconciler.referrers_of(context_of(memo), str(event.get("type")), body)
         except kube.ApiError as exc:  # the drift check retries

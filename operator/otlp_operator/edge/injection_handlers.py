@@ -12,6 +12,9 @@
   answered from empty caches.
 - `inject` (webhook id, so the chart's `/inject` path reaches it): `resolve.decide`, then
   `transform.inject`; the pod is replaced through kopf's patch (sent as a JSONPatch).
+- Every pod that asked for an agent is counted (`otlp_operator_injections_total`): `injected`, or
+  `skipped` with the reason its Event gives (`NotReady` before the caches are filled, `InternalError` for
+  a bug of ours).
 - Fail-open: whatever goes wrong (no such pipeline, an ambiguous "true", a pod the pipeline does not
   allow, a refused pod, or a bug of ours) admits the pod unchanged. The reason goes back to the client as
   an admission warning (`kubectl` prints it), to the operator's log, and into a Warning Event (reason:
@@ -45,6 +48,7 @@ from typing import Any
 import kopf
 from otlp_agent.api import spec
 
+from otlp_operator import metrics as operator_metrics
 from otlp_operator import validation
 from otlp_operator.edge import injection_state, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
@@ -80,7 +84,11 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, config: OperatorConfig)
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         state = injection_state.injection_of(memo)
         if state is None:
-            state = memo[injection_state.MEMO_KEY] = injection_state.Injection(config, kube.Kube.connect())
+            metrics = operator_metrics.of(memo)
+            state = memo[injection_state.MEMO_KEY] = injection_state.Injection(
+                config, kube.Kube.connect(), metrics=metrics
+            )
+            state.client.on_error = metrics.api_error
             if config.webhook is not None:
                 injection_state.start_informers(state)
                 if isinstance(settings.admission.server, webhook_server.WebhookServer):
@@ -125,12 +133,14 @@ def _register_webhook(registry: kopf.OperatorRegistry) -> None:
         if state is None or not state.synced:  # the server's gate holds reviews back: fail open if not
             warnings.append("no OTLP agent injected (NotReady): the operator's caches are not filled yet")
             _log.warning("a pod was admitted unchanged: the pod webhook's caches are not filled yet")
+            operator_metrics.of(memo).injection("skipped", "NotReady")
             return
         try:
             pod = validation.plain(body)
             injected = admit(state, pod, warnings, dryrun)
         except Exception:  # a bug of ours must never block a pod
             _log.exception("sidecar injection failed; the pod is admitted unchanged")
+            state.metrics.injection("skipped", "InternalError")
             return
         if injected is not None:
             patch.fns.append(lambda raw: _replace(raw, injected))
@@ -154,7 +164,7 @@ def admit(
             _skip(state, pod, decision.reason, decision.message, decision.about, warnings, dryrun)
         return None
     try:
-        return transform.inject(
+        injected = transform.inject(
             pod,
             target.pipeline,
             cluster_version=state.version,
@@ -164,6 +174,9 @@ def admit(
     except transform.Refusal as refusal:
         _skip(state, pod, refusal.reason, refusal.message, target, warnings, dryrun)
         return None
+    sidecar = target.pipeline.spec.mode == spec.Mode.sidecar
+    state.metrics.injection("injected", "Sidecar" if sidecar else "Environment")
+    return injected
 
 
 def _skip(
@@ -177,6 +190,7 @@ def _skip(
 ) -> None:
     text = f"no OTLP agent injected ({reason}): {message}"
     warnings.append(text)
+    state.metrics.injection("skipped", reason)
     subject = _subject(pod)
     _log.warning("%s %s/%s: %s", subject["kind"], subject["metadata"]["namespace"], _name(subject), text)
     if dryrun:
@@ -259,7 +273,7 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
             ) from exc
         if resolution is None or resolution.failures:
             return  # nothing is published while the spec is invalid or a reference does not resolve
-        for obj in configcopy.build(resolution.pipeline):
+        for obj in configcopy.build(resolution.pipeline, state.config.agent_image):
             try:
                 await state.client.create(obj)
             except kube.ApiError as exc:

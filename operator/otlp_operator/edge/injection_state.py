@@ -15,6 +15,7 @@ import fnmatch
 from collections.abc import Callable
 from typing import Any
 
+from otlp_operator import metrics as operator_metrics
 from otlp_operator.edge.settings import OperatorConfig
 from otlp_operator.injection import catalog
 from otlp_operator.reconcile import informer, kube, sidecar_restarts
@@ -36,6 +37,9 @@ class Injection:
     tasks: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
     catalog: catalog.Catalog = dataclasses.field(default_factory=catalog.Catalog)
     informers: list[informer.Informer] = dataclasses.field(default_factory=list)
+    metrics: operator_metrics.OperatorMetrics = dataclasses.field(
+        default_factory=operator_metrics.OperatorMetrics
+    )
 
     @property
     def synced(self) -> bool:

@@ -11,6 +11,9 @@
 - A malformed AdmissionReview (not JSON, not an object, no `request`, no `uid`, `resource`,
   `operation`, `userInfo` or object) is answered 400 with the field it lacks, and logged as one warning
   line: never a 500 or a traceback. A bug of a handler is a 500 with the traceback in the log.
+- Every review is counted with the time its answer took (`metrics`, set by the startup handler): by
+  webhook (one of `webhooks`, else `other`, so a client posting to made-up paths adds no series) and
+  outcome: `allowed`, `denied`, `malformed` (400), `not_ready` (503), `error` (500).
 
 aiohttp, as kopf's server; kopf's own admission code (`fn`) builds the answers.
 """
@@ -25,12 +28,15 @@ import logging
 import os
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp.web
 import kopf
 from kopf._core.engines import admission as kopf_admission  # its errors' base class is not exported
+
+from otlp_operator import metrics as operator_metrics
 
 _log = logging.getLogger(__name__)
 #: An AdmissionReview carries the object and the old object (each up to the API server's ~1.5 MiB limit).
@@ -72,6 +78,8 @@ class WebhookServer(kopf.WebhookServer):
         self.bound_port: int | None = None
         self.listening = False
         self.gates: dict[str, Gate] = {}
+        self.metrics: operator_metrics.OperatorMetrics | None = None
+        self.webhooks: set[str] = set()
 
     def waiting_for(self) -> str | None:
         """Readiness: None when serving, else what the server waits for."""
@@ -143,26 +151,40 @@ class WebhookServer(kopf.WebhookServer):
             initial = self._digest()
 
     async def _answer(self, fn: Any, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            answer, outcome = await self._review(fn, request)
+        finally:
+            if self.metrics is not None:
+                webhook = request.match_info.get("id") or ""
+                known = webhook if webhook in self.webhooks else "other"
+                self.metrics.webhook_answered(known, outcome, time.monotonic() - started)
+        return answer
+
+    async def _review(self, fn: Any, request: aiohttp.web.Request) -> tuple[aiohttp.web.Response, str]:
+        """The answer to one review and its outcome (allowed, denied, malformed, not_ready)."""
         try:
             data = json.loads(await request.read())
         except ValueError as exc:
-            return self._refuse(request, f"the body is not JSON: {exc}")
+            return self._refuse(request, f"the body is not JSON: {exc}"), "malformed"
         problem = review_problem(data)
         if problem is not None:
-            return self._refuse(request, problem)
+            return self._refuse(request, problem), "malformed"
         webhook = request.match_info.get("id") or ""
         gate = self.gates.get(webhook)
         if gate is not None and not await gate(GATE_WAIT):
             _log.warning("answered a review at %s with 503: the webhook is not ready yet", request.path)
-            return aiohttp.web.Response(status=503, text=f"webhook {webhook} is not ready yet\n")
+            return aiohttp.web.Response(status=503, text=f"webhook {webhook} is not ready yet\n"), "not_ready"
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         try:
             response = await fn(
                 data, webhook=request.match_info.get("id"), sslpeer=peer, headers=dict(request.headers)
             )
         except kopf_admission.WebhookError as exc:  # kopf's own "cannot answer this" (unknown resource, ...)
-            return self._refuse(request, str(exc))
-        return aiohttp.web.json_response(response)
+            return self._refuse(request, str(exc)), "malformed"
+        allowed = bool((response.get("response") or {}).get("allowed"))
+        return aiohttp.web.json_response(response), "allowed" if allowed else "denied"
 
     @staticmethod
     def _refuse(request: aiohttp.web.Request, why: str) -> aiohttp.web.Response:

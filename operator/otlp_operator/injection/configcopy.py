@@ -15,18 +15,19 @@ from typing import Any
 
 from otlp_agent.api import loader, spec
 
-from otlp_operator import naming
+from otlp_operator import manifests, naming
 from otlp_operator.injection import markers
 from otlp_operator.manifests import configmap
 
 COPY_LABEL = f"{naming.PREFIX}config-of"
 
 
-def build(pipeline: loader.OTLPPipeline) -> list[dict[str, Any]]:
-    """One ConfigMap per namespace the pipeline allows besides its own (none for other modes)."""
+def build(pipeline: loader.OTLPPipeline, image: str) -> list[dict[str, Any]]:
+    """One ConfigMap per namespace the pipeline allows besides its own (none for other modes), labelled
+    with the version of the agent `image` (the operator's, unless the spec sets one)."""
     if pipeline.spec.mode != spec.Mode.sidecar or pipeline.spec.injection is None:
         return []
-    original = configmap.build(pipeline)
+    (original,) = manifests.versioned([configmap.build(pipeline)], pipeline.spec.image or image)
     labels = {k: v for k, v in original["metadata"]["labels"].items() if k != naming.PIPELINE_LABEL}
     labels[COPY_LABEL] = naming.label_value(pipeline.name)
     copies = []

@@ -12,13 +12,16 @@ What `build_all` returns, in apply order, per mode:
 - sidecar: ConfigMap only (the injector mounts it into application pods).
 
 The PVC exists for a single-replica gateway with a persistent queue (see `storage` for every mode); the
-PDB when the gateway always runs more than one replica; the HPA when `autoscaling` is set.
+PDB when the gateway always runs more than one replica; the HPA when `autoscaling` is set. Every object,
+and every pod template, carries `app.kubernetes.io/version`: the version of the agent image it runs
+(`versioned`).
 """
 
 from __future__ import annotations
 
 from otlp_agent.api import loader, spec
 
+from otlp_operator import naming
 from otlp_operator.manifests import (
     configmap,
     daemonset,
@@ -37,6 +40,12 @@ def build_all(
     pipeline: loader.OTLPPipeline, *, agent_image: str, owner: meta.Owner | None = None
 ) -> list[meta.Manifest]:
     """Every child object of `pipeline`, in the order they should be applied."""
+    return versioned(_children(pipeline, agent_image, owner), pipeline.spec.image or agent_image)
+
+
+def _children(
+    pipeline: loader.OTLPPipeline, agent_image: str, owner: meta.Owner | None
+) -> list[meta.Manifest]:
     children = [configmap.build(pipeline, owner)]
     mode = pipeline.spec.mode
     if mode == spec.Mode.sidecar:
@@ -52,3 +61,17 @@ def build_all(
     if pipeline.spec.autoscaling is not None:
         children.append(hpa.build(pipeline, owner))
     return children
+
+
+def versioned(objects: list[meta.Manifest], image: str) -> list[meta.Manifest]:
+    """`objects` with `app.kubernetes.io/version` (the agent image's) on each and on each pod template.
+
+    Never in a selector: a new image is a new version, and a Deployment's selector is immutable."""
+    version = naming.version_label(image)
+    for obj in objects:
+        for metadata in (obj["metadata"], ((obj.get("spec") or {}).get("template") or {}).get("metadata")):
+            if metadata is not None and "labels" in metadata:
+                metadata["labels"] = dict(
+                    sorted({**metadata["labels"], naming.VERSION_LABEL: version}.items())
+                )
+    return objects

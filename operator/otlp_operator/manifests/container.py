@@ -103,8 +103,15 @@ def _env(pipeline: loader.OTLPPipeline, queue: storage.QueueStorage) -> list[dic
         env.append({"name": storage.QUEUE_DIR_ENV, "value": storage.QUEUE_DIR})
     env += secrets.env(pipeline)
     # A spec variable with a reserved name replaces ours: duplicate names would break server-side apply.
-    user = {var.name: {"name": var.name, "value": var.value} for var in pipeline.spec.env}
+    user = {var.name: user_env(var) for var in pipeline.spec.env}
     return [user.pop(entry["name"], entry) for entry in env] + list(user.values())
+
+
+def user_env(var: spec.EnvVar) -> dict[str, Any]:
+    """A `spec.env` variable as a container's env entry: its value, or where the kubelet takes it from."""
+    if var.value_from is None:
+        return {"name": var.name, "value": var.value}
+    return {"name": var.name, "valueFrom": spec.dump(var.value_from)}
 
 
 def _mounts(pipeline: loader.OTLPPipeline, queue: storage.QueueStorage) -> list[dict[str, Any]]:

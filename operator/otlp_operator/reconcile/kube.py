@@ -120,6 +120,9 @@ class Kube:
 
     def __init__(self, client: Any) -> None:
         self._client = client
+        #: Called with (method, status) for every failed call (status 0: not reached; a 404 answering a
+        #: GET or a DELETE is not a failure). The operator's metrics count them; informer threads call it too.
+        self.on_error: Callable[[str, int], None] | None = None
 
     @classmethod
     def connect(cls) -> Kube:
@@ -244,12 +247,16 @@ class Kube:
                 "GET", url, headers, None, _request_timeout=(REQUEST_TIMEOUT, timeout + 30)
             )
         except kubernetes.client.ApiException as exc:
-            raise ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason)) from exc
+            error = ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason))
+            raise self._failed("WATCH", error) from exc
         except Exception as exc:
-            raise ApiError(0, type(exc).__name__, f"watch {path}: {exc}") from exc
+            raise self._failed("WATCH", ApiError(0, type(exc).__name__, f"watch {path}: {exc}")) from exc
         raw = response.response
         if raw.status >= 400:
-            _decode(raw.status, raw.read())
+            try:
+                _decode(raw.status, raw.read())
+            except ApiError as error:
+                raise self._failed("WATCH", error) from None
         opened(raw)
         yield from _lines(raw)
 
@@ -285,10 +292,21 @@ class Kube:
             response = self._client.call_api(method, url, headers, body, _request_timeout=REQUEST_TIMEOUT)
             data = response.read()
         except kubernetes.client.ApiException as exc:
-            raise ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason)) from exc
+            error = ApiError(int(exc.status or 0), str(exc.reason or ""), str(exc.body or exc.reason))
+            raise self._failed(method, error) from exc
         except Exception as exc:  # connection refused, timeouts, TLS: all "server not reached"
-            raise ApiError(0, type(exc).__name__, f"{method} {path}: {exc}") from exc
-        return _decode(response.status, data)
+            raise self._failed(method, ApiError(0, type(exc).__name__, f"{method} {path}: {exc}")) from exc
+        try:
+            return _decode(response.status, data)
+        except ApiError as error:
+            raise self._failed(method, error) from None
+
+    def _failed(self, method: str, error: ApiError) -> ApiError:
+        """Report a failed call to `on_error` (a missing object answering a read or delete is no failure)."""
+        expected = error.status == 404 and method in ("GET", "DELETE")
+        if self.on_error is not None and not expected:
+            self.on_error(method, error.status)
+        return error
 
 
 def _lines(raw: Any) -> Iterator[dict[str, Any]]:

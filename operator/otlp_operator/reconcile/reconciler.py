@@ -25,6 +25,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,7 +33,8 @@ from otlp_agent.api import spec
 from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
-from otlp_operator.reconcile import apply, child_events, kube, pipeline_refs, status
+from otlp_operator import metrics as operator_metrics
+from otlp_operator.reconcile import apply, child_events, injected_pods, kube, pipeline_refs, status
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +52,11 @@ class Context:
     index: child_events.ChildIndex = dataclasses.field(default_factory=child_events.ChildIndex)
     referrers: pipeline_refs.ReferrerIndex = dataclasses.field(default_factory=pipeline_refs.ReferrerIndex)
     clock: Callable[[], str] = utc_now
+    #: Count the pods injected from sidecar pipelines (`injected_pods`; needs RBAC to list pods).
+    count_injected: bool = False
+    metrics: operator_metrics.OperatorMetrics = dataclasses.field(
+        default_factory=operator_metrics.OperatorMetrics
+    )
     _locks: dict[naming.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     def lock(self, key: naming.PipelineKey) -> asyncio.Lock:
@@ -71,7 +78,14 @@ async def reconcile(ctx: Context, body: Mapping[str, Any]) -> Outcome:
     obj = validation.plain(body)
     key = naming.PipelineKey.of(obj)
     async with ctx.lock(key):
-        return await _reconcile(ctx, obj, key)
+        started = time.monotonic()
+        try:
+            outcome = await _reconcile(ctx, obj, key)
+        except kube.ApiError:
+            ctx.metrics.reconciled(key, time.monotonic() - started, None)
+            raise
+        ctx.metrics.reconciled(key, time.monotonic() - started, outcome.report)
+        return outcome
 
 
 async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | None:
@@ -80,6 +94,7 @@ async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | 
     if body is None or body["metadata"].get("deletionTimestamp"):
         ctx.index.forget(key)
         ctx.referrers.forget(key)
+        ctx.metrics.forget(key)
         return None
     return await reconcile(ctx, body)
 
@@ -208,6 +223,7 @@ async def _apply(
         endpoints=naming.endpoints(pipeline),
         selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
         references=[r.status() for r in resolution.references],
+        agent_version=naming.version_label(pipeline.spec.image or ctx.agent_image),
     )
     applied = apply.Applied()
     ctx.index.remember(key, desired)
@@ -229,7 +245,22 @@ async def _apply(
         return failed, applied.changes, exc
     if workload is not None:
         ctx.index.observed(workload)
-    return dataclasses.replace(obs, workload=workload), applied.changes, None
+    injected = await _injected(ctx, pipeline, key, obs.config_hash) if sidecar else None
+    return dataclasses.replace(obs, workload=workload, injected=injected), applied.changes, None
+
+
+async def _injected(
+    ctx: Context, pipeline: Any, key: naming.PipelineKey, config_hash: str | None
+) -> dict[str, Any] | None:
+    """The sidecar pipeline's injected pods by config hash (None: not counted, the status keeps its own)."""
+    if not ctx.count_injected:
+        return None
+    allowed = (pipeline.spec.injection or spec.Injection()).allowed.namespaces
+    try:
+        return await injected_pods.census(ctx.client, key, {key.namespace, *allowed}, config_hash)
+    except kube.ApiError as exc:  # the next reconcile counts again
+        _log.warning("counting the pods injected from %s failed: %s", key, exc)
+        return None
 
 
 def _workload(live: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -20,6 +20,11 @@ Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `obse
 
 `lastTransitionTime` changes only when a condition's status changes. A `Transition` is reported when a
 condition's status or reason changes; the caller posts each as a Kubernetes Event.
+
+Beside the conditions (`_agent_fields`): `readyAgents`, "ready/desired" agents as `kubectl get otlpp`
+shows them (for sidecars: injected pods whose agent is ready / injected pods), `agentVersion` (the version
+of the agent image, as in the `app.kubernetes.io/version` label), and for sidecars `injected` (pods by
+config hash, `injected_pods`). While nothing is applied they keep what the running agents have.
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ class Observation:
     references: list[dict[str, Any]] | None = None
     #: pipelineRefs that did not resolve (nothing was applied).
     reference_failures: tuple[ReferenceFailure, ...] = ()
+    #: The version of the agent image applied (None: keep the previous one, as the agents do).
+    agent_version: str | None = None
+    #: Sidecar mode: the injected pods by config hash (`injected_pods.summarize`; None: keep the previous).
+    injected: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,4 +279,21 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
             found[key] = previous[key]
     if not found.get("references"):  # no pipelineRef: no field
         found.pop("references", None)
+    found.update(_agent_fields(obs, state, previous))
+    return found
+
+
+def _agent_fields(obs: Observation, state: Rollout | None, previous: dict[str, Any]) -> dict[str, Any]:
+    """readyAgents ("ready/desired"), agentVersion and (sidecars) injected; previous values while unknown."""
+    found: dict[str, Any] = {}
+    injected = obs.injected if obs.injected is not None else previous.get("injected")
+    if state is not None:
+        found["readyAgents"] = f"{state.ready}/{state.desired}"
+    elif obs.sidecar and injected:
+        found["readyAgents"] = f"{injected['ready']}/{injected['pods']}"
+    if obs.sidecar and injected:
+        found["injected"] = injected
+    version = obs.agent_version or previous.get("agentVersion")
+    if version:
+        found["agentVersion"] = version
     return found

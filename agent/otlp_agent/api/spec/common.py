@@ -27,19 +27,26 @@ MiB = 1024 * 1024
 #: Receivers never accept a message above this, whatever the spec says: it bounds one request's memory.
 MAX_MESSAGE_HARD_CAP = 64 * MiB
 
-# Sizes accept an integer or a Kubernetes quantity ("16Mi"); durations a Go-style string ("200ms").
+# Sizes accept an integer or any Kubernetes quantity ("16Mi", "1.5Gi", "1e6"); durations any Go duration
+# ("200ms", "1m30s"). The CRD schema checks the same syntax as controller-gen writes it for quantities.
 ByteSize = Annotated[
     int,
     pydantic.BeforeValidator(units.parse_bytes),
     pydantic.PlainSerializer(units.format_bytes, when_used="json"),
-    pydantic.WithJsonSchema({"x-kubernetes-int-or-string": True}),
+    pydantic.WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": units.QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
 ]
 
 Duration = Annotated[
     float,
     pydantic.BeforeValidator(units.parse_duration),
     pydantic.PlainSerializer(units.format_duration, when_used="json"),
-    pydantic.WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"}),
+    pydantic.WithJsonSchema({"type": "string", "pattern": units.DURATION_PATTERN}),
 ]
 
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -76,7 +76,7 @@ DurationOrAuto = Annotated[
     float | Literal["auto"],
     pydantic.BeforeValidator(_timeout_or_auto),
     pydantic.PlainSerializer(_format_timeout, when_used="json"),
-    pydantic.WithJsonSchema({"type": "string", "pattern": r"^auto$|^\d+(\.\d+)?(ms|s|m|h)$"}),
+    pydantic.WithJsonSchema({"type": "string", "pattern": f"^auto$|{units.DURATION_PATTERN}"}),
 ]
 
 

@@ -43,6 +43,27 @@ class Rollouts(SpecModel):
     )
 
 
+class ConfigHashCount(SpecModel):
+    """Injected pods running one config."""
+
+    config_hash: str = Field(description="The config hash the pods were injected with.")
+    pods: int = Field(description="How many pods run it.")
+
+
+class InjectedPods(SpecModel):
+    """The pods a sidecar pipeline's agent was injected into, counted at each reconcile."""
+
+    pods: int = Field(default=0, description="Injected pods (not being deleted).")
+    ready: int = Field(default=0, description="Of those, pods whose agent container is ready.")
+    current: int = Field(default=0, description="Of those, pods running the current config (configHash).")
+    by_config_hash: list[ConfigHashCount] = Field(
+        default_factory=list, description="Pods per config hash, the most common first (at most 10)."
+    )
+    unreadable_namespaces: list[str] = Field(
+        default_factory=list, description="Allowed namespaces whose pods the operator may not list."
+    )
+
+
 class ResolvedReference(SpecModel):
     """An exporter's pipelineRef as the operator resolved it (what the agent was given)."""
 
@@ -62,6 +83,12 @@ class OTLPPipelineStatus(SpecModel):
     conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")
     replicas: int | None = Field(default=None, description="Desired agent pods.")
     ready_replicas: int | None = Field(default=None, description="Ready agent pods.")
+    ready_agents: str | None = Field(
+        default=None,
+        description='Ready agents of desired, "2/3" (sidecars: ready injected agents / injected pods).',
+    )
+    agent_version: str | None = Field(default=None, description="Version of the agent image the agents run.")
+    injected: InjectedPods | None = Field(default=None, description="Sidecar mode: injected pods by config.")
     selector: str | None = Field(default=None, description="Label selector of the agent pods (scale).")
     endpoints: Endpoints | None = Field(default=None, description="Service endpoints.")
     config_hash: str | None = Field(default=None, description="Hash of the rendered agent config.")

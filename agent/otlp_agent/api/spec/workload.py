@@ -4,10 +4,16 @@ own telemetry port and shutdown behaviour."""
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 
+import pydantic
 from pydantic import Field
 
+from otlp_agent.api import units
 from otlp_agent.api.spec.common import DnsLabel, Duration, Port, SpecModel
+
+#: A Kubernetes quantity ("100m", "256Mi", "1.5Gi"), kept as written for the container's resources.
+Quantity = Annotated[str, Field(pattern=units.QUANTITY_PATTERN, max_length=64)]
 
 
 class Mode(StrEnum):
@@ -19,8 +25,8 @@ class Mode(StrEnum):
 class ResourceList(SpecModel):
     """CPU and memory quantities, as in a Kubernetes container."""
 
-    cpu: str | None = Field(default=None, description='CPU quantity, e.g. "200m".')
-    memory: str | None = Field(default=None, description='Memory quantity, e.g. "256Mi".')
+    cpu: Quantity | None = Field(default=None, description='CPU quantity, e.g. "200m" or "1.5".')
+    memory: Quantity | None = Field(default=None, description='Memory quantity, e.g. "256Mi" or "1.5Gi".')
 
 
 class Resources(SpecModel):
@@ -32,11 +38,86 @@ class Resources(SpecModel):
     limits: ResourceList = Field(default=ResourceList(memory="512Mi"), description="Upper bounds.")
 
 
+_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+_KEY = r"^[-._a-zA-Z0-9]+$"
+# What the downward API offers to environment variables (Kubernetes refuses other paths).
+_FIELD_PATHS = (
+    r"^(metadata\.(name|namespace|uid|labels\['[^']+'\]|annotations\['[^']+'\])"
+    r"|spec\.(nodeName|serviceAccountName)|status\.(hostIP|hostIPs|podIP|podIPs))$"
+)
+
+
+class KeySelector(SpecModel):
+    """A key of a Secret or ConfigMap in the pod's namespace."""
+
+    name: str = Field(pattern=_SUBDOMAIN, max_length=253, description="Name of the Secret or ConfigMap.")
+    key: str = Field(pattern=_KEY, max_length=253, description="The key whose value the variable takes.")
+    optional: bool | None = Field(
+        default=None, description="Start the container even when the object or key is missing."
+    )
+
+
+class FieldSelector(SpecModel):
+    """A field of the agent's pod, through the downward API."""
+
+    field_path: str = Field(
+        pattern=_FIELD_PATHS,
+        description="metadata.name, metadata.namespace, metadata.uid, metadata.labels['KEY'], "
+        "metadata.annotations['KEY'], spec.nodeName, spec.serviceAccountName, status.hostIP(s), "
+        "status.podIP(s).",
+    )
+    api_version: str = Field(default="v1", pattern=r"^v1$", description="Version of the field path's schema.")
+
+
+class ResourceFieldSelector(SpecModel):
+    """A resource request or limit of the agent container, through the downward API."""
+
+    resource: str = Field(
+        pattern=r"^(limits|requests)\.(cpu|memory|ephemeral-storage|hugepages-[0-9]+[KMGT]i)$",
+        description="limits.cpu, limits.memory, requests.cpu, requests.memory, ... of the agent container.",
+    )
+    container_name: str | None = Field(
+        default=None,
+        pattern=r"^otlp-agent$",
+        description="Only otlp-agent (the agent's own container, also the default).",
+    )
+    divisor: Quantity | None = Field(default=None, description='Unit of the value, e.g. "1Mi" or "1m".')
+
+
+class EnvVarSource(SpecModel):
+    """Where a variable's value comes from: exactly one of the four, as in a Kubernetes container."""
+
+    secret_key_ref: KeySelector | None = Field(default=None, description="A key of a Secret.")
+    config_map_key_ref: KeySelector | None = Field(default=None, description="A key of a ConfigMap.")
+    field_ref: FieldSelector | None = Field(default=None, description="A field of the pod.")
+    resource_field_ref: ResourceFieldSelector | None = Field(
+        default=None, description="A resource of the agent container."
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _exactly_one(self) -> EnvVarSource:
+        chosen = [name for name, value in self if value is not None]
+        if len(chosen) != 1:
+            raise ValueError("set exactly one of secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef")
+        return self
+
+
 class EnvVar(SpecModel):
-    """An extra environment variable for the agent container."""
+    """An extra environment variable for the agent container (and the injected sidecar)."""
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=253, description="Variable name.")
     value: str = Field(default="", max_length=32768, description="Literal value.")
+    value_from: EnvVarSource | None = Field(
+        default=None,
+        description="Take the value from a Secret or ConfigMap key of the pod's namespace, or from the pod "
+        "(downward API), instead of `value`.",
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _value_or_source(self) -> EnvVar:
+        if self.value and self.value_from is not None:
+            raise ValueError("set value or valueFrom, not both")
+        return self
 
 
 class Toleration(SpecModel):

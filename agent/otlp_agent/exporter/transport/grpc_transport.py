@@ -36,6 +36,7 @@ from otlp_agent.exporter.transport import codec_choice, pool
 from otlp_agent.otlp import errors
 from otlp_agent.otlp.signals import SIGNALS
 from otlp_agent.security import auth, tls
+from otlp_agent.telemetry import build
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 _COMPRESSION = {
@@ -101,6 +102,7 @@ class GrpcTransport:
         options = [
             ("grpc.max_send_message_length", _MAX_MESSAGE),
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
+            ("grpc.primary_user_agent", build.USER_AGENT),  # grpcio appends its own: "grpc-python/..."
         ]
         if self._local_subchannels:  # one HTTP/2 connection per channel, not one shared by all
             options.append(("grpc.use_local_subchannel_pool", 1))

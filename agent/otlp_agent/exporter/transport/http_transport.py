@@ -30,10 +30,10 @@ from otlp_agent.exporter.transport import codec_choice, pool
 from otlp_agent.otlp import compression, errors, otlp_json, wire
 from otlp_agent.otlp.signals import SIGNALS
 from otlp_agent.security import auth, tls
+from otlp_agent.telemetry import build
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 _THREAD_COMPRESS_MIN = 64 * 1024
-_USER_AGENT = "otlp-agent/0.1"
 _MESSAGE_LIMIT = 512
 _UNSUPPORTED_MEDIA_TYPE = 415
 _PAYLOAD_TOO_LARGE = 413
@@ -68,7 +68,7 @@ class HttpTransport:
         self._headers = {
             **exporter.headers,
             "Content-Type": "application/json" if self._json else "application/x-protobuf",
-            "User-Agent": _USER_AGENT,
+            "User-Agent": build.USER_AGENT,
         }
         what = f"exporter {exporter.name}"
         secure = exporter.endpoint.startswith("https://")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from typing import Any
 
 from otlp_agent.api import processor_rules, spec
 from otlp_agent.api.spec import Signal
@@ -67,6 +68,7 @@ class SignalChain:
         self.logs = LogSampler(sampling) if sampling and signal == Signal.logs else None
         self.actions = _actions(p.attributes, signal)
         self._plans: dict[bytes, Plan] = {}
+        self._counted = _counted(self, metrics, signal.value)
 
     @property
     def active(self) -> bool:
@@ -87,6 +89,7 @@ class SignalChain:
             parts += entry[0]
             dropped += entry[1]
         self._flush(tally)
+        self._count_through(tally, count)
         if not changed:
             return payload, count
         return b"".join(parts), count - dropped
@@ -168,6 +171,36 @@ class SignalChain:
             self.metrics.processor_sampled.labels(signal, "dropped").inc(tally.sampled_out)
         if tally.no_randomness:
             self.metrics.processor_sampled.labels(signal, "no_randomness").inc(tally.no_randomness)
+
+    def _count_through(self, tally: items.Tally, count: int) -> None:
+        """Items into and out of each configured processor (the collector's processorhelper metrics): the
+        filter removes what its rules dropped, sampling what it did not keep; the others remove nothing."""
+        left = count
+        for name, (incoming, outgoing) in self._counted.items():
+            incoming.inc(left)
+            if name == "filter":
+                left -= sum(tally.filtered.values())
+            elif name == "sampling":
+                left -= tally.sampled_out + tally.no_randomness
+            outgoing.inc(left)
+
+
+def _counted(chain: SignalChain, metrics: AgentMetrics, signal: str) -> dict[str, tuple[Any, Any]]:
+    """The (incoming, outgoing) counters of each configured processor, in the chain's order."""
+    configured = {
+        "resource": chain.resource_actions is not None,
+        "filter": bool(chain.rules),
+        "sampling": chain.traces is not None or chain.logs is not None,
+        "attributes": chain.actions is not None,
+    }
+    return {
+        name: (
+            metrics.processor_incoming.labels(name, signal),
+            metrics.processor_outgoing.labels(name, signal),
+        )
+        for name, present in configured.items()
+        if present
+    }
 
 
 def _actions(processor: spec.AttributeProcessor | None, signal: Signal) -> ActionList | None:
