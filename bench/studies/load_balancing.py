@@ -34,10 +34,8 @@ GATEWAYS = 3
 KEYS = ("roundRobin", "traceID")
 
 
-def gateway_config(grpc_port: int, telemetry_port: int, sink_port: int) -> dict[str, Any]:
+def gateway_config(sink_port: int) -> dict[str, Any]:
     return _pipeline(
-        grpc_port,
-        telemetry_port,
         {
             "name": "sink",
             "endpoint": f"http://127.0.0.1:{sink_port}",
@@ -47,7 +45,7 @@ def gateway_config(grpc_port: int, telemetry_port: int, sink_port: int) -> dict[
     )
 
 
-def front_config(grpc_port: int, telemetry_port: int, gateways: list[int], key: str) -> dict[str, Any]:
+def front_config(gateways: list[int], key: str) -> dict[str, Any]:
     exporter = {
         "name": "gateways",
         "endpoints": [f"127.0.0.1:{port}" for port in gateways],
@@ -56,21 +54,22 @@ def front_config(grpc_port: int, telemetry_port: int, gateways: list[int], key: 
         "tls": {"insecure": True},
         "loadBalancing": {"routingKey": key},
     }
-    return _pipeline(grpc_port, telemetry_port, exporter)
+    return _pipeline(exporter)
 
 
-def _pipeline(grpc_port: int, telemetry_port: int, exporter: dict[str, Any]) -> dict[str, Any]:
+def _pipeline(exporter: dict[str, Any]) -> dict[str, Any]:
+    """Receivers and telemetry on ports the OS picks (`--any-free-port`), named in the ready file."""
     return {
         "apiVersion": "telemetry.otlp-operator.io/v1alpha1",
         "kind": "OTLPPipeline",
         "metadata": {"name": "bench"},
         "spec": {
-            "receivers": {"otlp": {"grpc": {"port": grpc_port}, "http": {"enabled": False}}},
+            "receivers": {"otlp": {"grpc": {}, "http": {"enabled": False}}},
             "processors": {
                 "batch": {"maxItems": systems.BATCH_ITEMS, "timeout": f"{systems.BATCH_TIMEOUT_MS}ms"}
             },
             "exporters": [exporter],
-            "telemetry": {"port": telemetry_port, "logLevel": "warning"},
+            "telemetry": {"logLevel": "warning"},
             "lifecycle": {"shutdownGracePeriod": f"{systems.SHUTDOWN_GRACE_S}s"},
         },
     }
@@ -79,24 +78,23 @@ def _pipeline(grpc_port: int, telemetry_port: int, exporter: dict[str, Any]) -> 
 def start_agent(
     config: dict[str, Any], workdir: Path, name: str, cpus: tuple[int, ...] | None
 ) -> systems.Running:
-    """An agent process running `config`, pinned to `cpus`, in its own process group."""
+    """An agent process running `config`, pinned to `cpus`, in its own process group, on ports the OS
+    picks (`systems.wait_ready` reads them from its ready file)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    path, log = workdir / f"{name}.yaml", workdir / f"{name}.out"
+    path, log, ready = workdir / f"{name}.yaml", workdir / f"{name}.out", workdir / f"{name}.ready.json"
     path.write_text(yaml.safe_dump(config))
-    spec = config["spec"]
-    job = systems.Job(
-        "grpc", "none", 0, spec["receivers"]["otlp"]["grpc"]["port"], 0, spec["telemetry"]["port"]
-    )
+    ready.unlink(missing_ok=True)
+    job = systems.Job("grpc", "none", 0)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            systems.pinned(systems.agent_command(path), cpus),
+            systems.pinned(systems.agent_command(path, ready), cpus),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own group: stop() reaches every child
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    return systems.Running(systems.AGENT, process, job, log, path)
+    return systems.Running(systems.AGENT, process, job, log, path, ready)
 
 
 def run_key(
@@ -109,20 +107,15 @@ def run_key(
     agents: list[systems.Running] = []
     generator: fleet.LoadGenerator | None = None
     try:
-        gateway_ports = []
         for index, trace_sink in enumerate(sinks):
-            port = systems.free_port()
-            config = gateway_config(port, systems.free_port(), trace_sink.port)
+            config = gateway_config(trace_sink.port)
             agents.append(start_agent(config, workdir / key, f"gateway-{index}", client_cpus))
-            gateway_ports.append(port)
-        front_port = systems.free_port()
-        front_config_ = front_config(front_port, systems.free_port(), gateway_ports, key)
-        front = start_agent(front_config_, workdir / key, "front", system_cpus)
+        config = loadgen.LoadConfig("grpc", bodies, 100, concurrency=16, cpus=client_cpus)
+        generator = fleet.LoadGenerator.start(config, 1)  # spawned while the agents start
+        gateway_ports = [systems.wait_ready(agent).grpc for agent in agents]
+        front = start_agent(front_config(gateway_ports, key), workdir / key, "front", system_cpus)
         agents.append(front)
-        for agent in agents:
-            systems.wait_ready(agent)
-        config = loadgen.LoadConfig("grpc", front_port, bodies, 100, concurrency=16, cpus=client_cpus)
-        generator = fleet.LoadGenerator.start(config, 1)
+        generator.go(systems.wait_ready(front).grpc)
         deadline = time.monotonic() + 20
         while total(generator.snapshot()).get("accepted", 0) == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
