@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from tests.integration.test_agent_backpressure import post
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.waiting import eventually
 
 TRACES = 60
 
@@ -78,11 +79,16 @@ async def test_every_span_of_a_trace_reaches_one_backend_and_a_failed_backends_s
                 for t in unmoved
             ), "the others' traces stayed where they were"
             endpoint = {"exporter": "gateways", "signal": "traces"}
-            counted = [
-                agent.metric("otlp_agent_loadbalancer_items_total", endpoint=x.grpc_endpoint, **endpoint)
-                for x in backends
-            ]
-            assert sum(counted) == 6 * TRACES
+
+            def counted() -> float:
+                return sum(
+                    agent.metric("otlp_agent_loadbalancer_items_total", endpoint=x.grpc_endpoint, **endpoint)
+                    for x in backends
+                )
+
+            # Counted when the agent has the backend's answer, a moment after the backend has the spans.
+            await eventually(lambda: counted() >= 6 * TRACES, what="every span counted")
+            assert counted() == 6 * TRACES
             assert (
                 agent.metric(
                     "otlp_agent_loadbalancer_failed_requests_total",
@@ -95,8 +101,6 @@ async def test_every_span_of_a_trace_reaches_one_backend_and_a_failed_backends_s
 
 
 async def _delivered(backends: list[OtlpBackend], spans: int) -> None:
-    from tests.support.waiting import eventually
-
     await eventually(
         lambda: sum(x.accepted_items("traces") for x in backends) >= spans, what=f"{spans} spans"
     )
