@@ -44,6 +44,12 @@ STUDIES = (
     Study(
         "adaptive-batching", "batch.timeout auto against 200ms, at 1% and 100% load", "adaptive_batching", 2.5
     ),
+    Study(
+        "load-balancing",
+        "An agent balancing over 3 gateway agents by trace id, against round robin",
+        "load_balancing",
+        2.5,
+    ),
 )
 
 

@@ -13,7 +13,8 @@ Names per kind (all in the pipeline's namespace):
 |---|---|
 | Deployment / DaemonSet, ServiceAccount, PodDisruptionBudget, HorizontalPodAutoscaler | `<name>-agent` |
 | Service | `<name>-otlp` (a DNS-1035 label: `p-<name>-<hash>-otlp` if the name starts with a digit) |
-| ConfigMap | `<name>-config-<config hash>` |
+| headless Service (gateways) | `<name>-otlp-headless` (same rule) |
+| ConfigMap | `<name>-config-<template hash>` (the hash of the pod-level settings it is for) |
 | PersistentVolumeClaim (persistent queue) | `<name>-queue` |
 
 Labels: the recommended `app.kubernetes.io/*` set plus `telemetry.otlp-operator.io/pipeline`:
@@ -128,9 +129,15 @@ def service(pipeline: loader.OTLPPipeline) -> str:
     return dns_label(pipeline.name, "-otlp", prefix)
 
 
-def config_map(pipeline: loader.OTLPPipeline, config_hash: str) -> str:
-    """Name of the immutable ConfigMap holding one version of the agent loader."""
-    return dns_label(pipeline.name, f"-config-{config_hash}")
+def headless_service(pipeline: loader.OTLPPipeline) -> str:
+    """Name of a gateway's headless Service (DNS-1035, like `service`)."""
+    prefix = "" if pipeline.name[:1].isalpha() else "p-"
+    return dns_label(pipeline.name, "-otlp-headless", prefix)
+
+
+def config_map(pipeline: loader.OTLPPipeline, template_hash: str) -> str:
+    """Name of the ConfigMap the agent pods of one pod template mount (see `manifests.configmap`)."""
+    return dns_label(pipeline.name, f"-config-{template_hash}")
 
 
 def queue_claim(pipeline: loader.OTLPPipeline) -> str:
@@ -177,15 +184,16 @@ def labels(pipeline: loader.OTLPPipeline) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def endpoints(pipeline: loader.OTLPPipeline) -> dict[str, str | None]:
-    """In-cluster OTLP endpoints of the pipeline's Service (None when disabled, or for sidecars).
+def endpoints(pipeline: loader.OTLPPipeline, headless: bool = False) -> dict[str, str | None]:
+    """In-cluster OTLP endpoints of the pipeline's Service, or with `headless` of its headless Service
+    (None when disabled, or for sidecars).
 
     Sidecar pipelines have no Service: each injected pod talks to its own agent on localhost.
     """
     otlp = pipeline.spec.receivers.otlp
     if pipeline.spec.mode == spec.Mode.sidecar:
         return {"grpc": None, "http": None}
-    host = f"{service(pipeline)}.{pipeline.namespace}.svc"
+    host = f"{headless_service(pipeline) if headless else service(pipeline)}.{pipeline.namespace}.svc"
     scheme = "https" if otlp.http.tls is not None else "http"
     return {
         "grpc": f"{host}:{otlp.grpc.port}" if otlp.grpc.enabled else None,

@@ -94,18 +94,20 @@ def run_the_readme_quickstart(setup: Installed) -> None:
     assert setup.kube.get("services", "quickstart-otlp", PIPELINES) is not None  # README step 3's Service
 
 
-def edit_the_gateway(setup: Installed, timeout: str) -> str:
-    """A config change: the operator writes a new ConfigMap and rolls the agents; returns the old hash."""
-    before = str((setup.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]["configHash"])
+def edit_the_gateway(setup: Installed, cpu: str) -> str:
+    """A pod-level change (the agents' CPU request): the operator writes a new ConfigMap for the new pod
+    template and rolls the agents; returns the old ConfigMap's name."""
+    status = (setup.kube.get("otlppipelines", "gateway", PIPELINES) or {})["status"]
+    before = str(status["configRollout"]["configMap"])
     edited = example("gateway.yaml")
-    edited["spec"]["exporters"][0]["timeout"] = timeout
+    edited["spec"]["resources"]["requests"]["cpu"] = cpu
     setup.apply(edited)
 
-    def new_hash() -> bool:
+    def new_config_map() -> bool:
         status = (setup.kube.emulator.get("otlppipelines", "gateway", PIPELINES) or {}).get("status") or {}
-        return status.get("configHash") not in (None, before)
+        return (status.get("configRollout") or {}).get("configMap") not in (None, before)
 
-    setup.wait(new_hash, "the edited gateway's new config")
+    setup.wait(new_config_map, "the edited gateway's new ConfigMap")
     return before
 
 
@@ -119,8 +121,8 @@ def assert_rbac_is_enforced(setup: Installed) -> None:
         for rule in role["rules"]
     ]
     setup.kubectl("patch", "clusterrole", FULLNAME, "--type=merge", "-p", json.dumps({"rules": trimmed}))
-    old = edit_the_gateway(setup, timeout="9s")
-    refused = support.Call("delete", "", "configmaps", PIPELINES, f"gateway-config-{old}")
+    old = edit_the_gateway(setup, cpu="300m")
+    refused = support.Call("delete", "", "configmaps", PIPELINES, old)
     setup.wait(lambda: refused in setup.proxy.denied, "the refused prune", timeout=90)
 
 
@@ -156,9 +158,9 @@ def test_helm_install_runs_the_operator_replicas_which_certify_reconcile_and_val
     ca = trusted_ca(chart_cluster)
     reconcile_the_gateway(chart_cluster)
     run_the_readme_quickstart(chart_cluster)
-    old = edit_the_gateway(chart_cluster, timeout="5s")  # rolls the agents, then prunes the old config
+    old = edit_the_gateway(chart_cluster, cpu="400m")  # rolls the agents, then prunes the old config
     chart_cluster.wait(
-        lambda: chart_cluster.kube.emulator.get("configmaps", f"gateway-config-{old}", PIPELINES) is None,
+        lambda: chart_cluster.kube.emulator.get("configmaps", old, PIPELINES) is None,
         "the old config pruned once the new agents are ready",
         timeout=90,
     )

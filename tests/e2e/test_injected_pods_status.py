@@ -1,6 +1,7 @@
-"""A sidecar pipeline says how many pods run its agent and with which config: `status.injected`, the READY
-column of `kubectl get otlpp` (ready agents / injected pods) and the VERSION of the agent image. Real
-operator, pods through the admission chain, counts refreshed by the drift check."""
+"""A sidecar pipeline says how many pods run its agent and with which pod-level settings (the ConfigMap
+each mounts): `status.injected`, the READY column of `kubectl get otlpp` (ready agents / injected pods)
+and the VERSION of the agent image. Real operator, pods through the admission chain, counts refreshed by
+the drift check."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def test_a_sidecar_pipeline_counts_its_pods_by_config_and_shows_ready_agents(
     config = config_for_tests(webhook=webhook_for_tests(tmp_path), injection=True, drift_interval=0.3)
     with operator_running(config):
         apply_yaml(cluster, pipeline("agent"))
-        old_hash = published(cluster, "agent")
+        old_config_map = published(cluster, "agent")
         create(cluster, pod("web-1", inject="agent"))
         create(cluster, pod("web-2", inject="agent"))
         create(cluster, pod("plain"))  # asked for nothing: not counted
@@ -46,24 +47,26 @@ def test_a_sidecar_pipeline_counts_its_pods_by_config_and_shows_ready_agents(
             "pods": 2,
             "ready": 1,
             "current": 2,
-            "byConfigHash": [{"configHash": old_hash, "pods": 2}],
+            "byConfigMap": [{"configMap": old_config_map, "pods": 2}],
             "unreadableNamespaces": [],
         }
         assert cluster.status("agent")["readyAgents"] == "1/2"
 
-        apply_yaml(cluster, pipeline("agent", processors={"batch": {"timeout": "1s"}}))
-        new_hash = cluster.wait_for(
-            lambda: (h := cluster.status("agent").get("configHash")) != old_hash and h, what="a new config"
+        # A pod-level change (the injected container's resources): another ConfigMap, for new pods only.
+        resized = {"injection": {"resources": {"requests": {"cpu": "20m", "memory": "32Mi"}}}}
+        apply_yaml(cluster, pipeline("agent", **resized))
+        new_config_map = cluster.wait_for(
+            lambda: (m := published(cluster, "agent")) != old_config_map and m, what="a new ConfigMap"
         )
         create(cluster, pod("web-3", inject="agent"))
         injected = cluster.wait_for(
             lambda: (i := cluster.status("agent").get("injected")) and i["pods"] == 3 and i,
-            what="the new pod counted under the new config",
+            what="the new pod counted under the new ConfigMap",
         )
         assert injected["current"] == 1
-        assert injected["byConfigHash"] == [
-            {"configHash": old_hash, "pods": 2},
-            {"configHash": new_hash, "pods": 1},
+        assert injected["byConfigMap"] == [
+            {"configMap": old_config_map, "pods": 2},
+            {"configMap": new_config_map, "pods": 1},
         ]
         header, row = cluster.kubectl("get", "otlpp", "agent", "-n", NAMESPACE).stdout.splitlines()
         assert header.split() == ["NAME", "MODE", "VERSION", "READY", "STATUS", "ENDPOINT", "AGE"]

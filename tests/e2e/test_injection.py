@@ -23,7 +23,7 @@ from tests.support.operator_harness import (
 )
 
 INJECT = "telemetry.otlp-operator.io/inject"
-HASH = "telemetry.otlp-operator.io/config-hash"
+CONFIG_MAP = "telemetry.otlp-operator.io/agent-config"
 OTHER_NAMESPACE = "shop"
 
 
@@ -59,9 +59,11 @@ def create(cluster: Cluster, obj: dict[str, Any]) -> Any:
 
 
 def published(cluster: Cluster, name: str) -> str:
-    """Wait until the pipeline's config is published; returns its hash."""
-    found = cluster.wait_for(lambda: cluster.status(name).get("configHash"), what=f"{name} published")
-    cluster.wait_for(lambda: cluster.get("configmaps", f"{name}-config-{found}"), what=f"{name} ConfigMap")
+    """Wait until the pipeline's config is published; returns the ConfigMap holding it."""
+    found = cluster.wait_for(
+        lambda: (cluster.status(name).get("configRollout") or {}).get("configMap"), what=f"{name} published"
+    )
+    cluster.wait_for(lambda: cluster.get("configmaps", found), what=f"{name} ConfigMap")
     return str(found)
 
 
@@ -86,7 +88,7 @@ def test_a_pod_asking_for_a_sidecar_pipeline_is_stored_with_the_agent_its_config
     with operator_running(config):
         apply_yaml(cluster, pipeline("agent"))
         apply_yaml(cluster, pipeline("gateway", mode="deployment"))
-        config_hash = published(cluster, "agent")
+        config_map = published(cluster, "agent")
         published(cluster, "gateway")
 
         create(cluster, pod("web", inject="agent"))
@@ -96,12 +98,12 @@ def test_a_pod_asking_for_a_sidecar_pipeline_is_stored_with_the_agent_its_config
         assert (agent["name"], agent["restartPolicy"]) == ("otlp-agent", "Always")  # a native sidecar
         assert agent["resources"]["requests"] == {"cpu": "50m", "memory": "64Mi"}
         volumes = {v["name"]: v for v in stored["spec"]["volumes"]}
-        assert volumes["otlp-agent-config"]["configMap"]["name"] == f"agent-config-{config_hash}"
+        assert volumes["otlp-agent-config"]["configMap"]["name"] == config_map
         env = env_of(stored)
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:4318"
         assert env["OTEL_SERVICE_NAME"] == "web"
         assert "k8s.pod.name=$(OTEL_K8S_POD_NAME)" in env["OTEL_RESOURCE_ATTRIBUTES"]
-        assert stored["metadata"]["annotations"][HASH] == config_hash
+        assert stored["metadata"]["annotations"][CONFIG_MAP] == config_map
 
         # a gateway as the target: env wiring to its Service, no container.
         create(cluster, pod("api", inject=f"{NAMESPACE}/gateway"))
@@ -139,10 +141,26 @@ def test_the_namespace_annotation_injects_its_pods_unless_a_pod_opts_out(
         # a pipeline allowing another namespace publishes its config there, so its pods can mount it.
         apply_yaml(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": OTHER_NAMESPACE}})
         apply_yaml(cluster, pipeline("shared", injection={"allowed": {"namespaces": [OTHER_NAMESPACE]}}))
-        shared_hash = published(cluster, "shared")
-        copy_name = f"shared-config-{shared_hash}"
+        copy_name = published(cluster, "shared")
         copied = cluster.wait_for(lambda: cluster.get("configmaps", copy_name, OTHER_NAMESPACE), what="copy")
         assert copied["data"] == (cluster.get("configmaps", copy_name) or {})["data"]
+        # its config edited: the copy is rewritten in place, so sidecars there reload it too
+        edited = pipeline(
+            "shared",
+            injection={"allowed": {"namespaces": [OTHER_NAMESPACE]}},
+            processors={"batch": {"timeout": "1s"}},
+        )
+        apply_yaml(cluster, edited)
+        cluster.wait_for(
+            lambda: (
+                "timeout: 1s"
+                in (cluster.get("configmaps", copy_name, OTHER_NAMESPACE) or {})
+                .get("data", {})
+                .get("pipeline.yaml", "")
+            ),
+            what="the copy rewritten",
+        )
+        assert published(cluster, "shared") == copy_name
         create(cluster, pod("guest", inject=f"{NAMESPACE}/shared", namespace=OTHER_NAMESPACE))
         guest = cluster.get("pods", "guest", OTHER_NAMESPACE)
         assert guest is not None

@@ -1,6 +1,8 @@
-"""Stale sidecars roll: after a sidecar pipeline's config changes, the operator restarts the Deployment of
-pods injected with the old config (the `kubectl rollout restart` annotation) and reports it in the
-pipeline's status. Real operator, real kubectl, pods through the admission chain."""
+"""Stale sidecars roll, and only when they must: a change of a sidecar pipeline's config alone rewrites the
+ConfigMap the sidecars mount (they reload it) and restarts nothing; a pod-level change (here the injected
+container's resources) publishes another ConfigMap, and the operator restarts the Deployment of pods
+injected for the old one (the `kubectl rollout restart` annotation) and reports it in the pipeline's
+status. Real operator, real kubectl, pods through the admission chain."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from tests.support.operator_harness import (
     webhook_for_tests,
 )
 
-HASH = "telemetry.otlp-operator.io/config-hash"
+CONFIG_MAP = "telemetry.otlp-operator.io/agent-config"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 TEMPLATE_HASH = "5c9d8f7b6"
 
@@ -67,14 +69,14 @@ def template_annotations(cluster: Cluster) -> dict[str, str]:
     return dict(found["spec"]["template"]["metadata"].get("annotations") or {})
 
 
-def test_a_config_change_restarts_the_deployment_of_stale_sidecars_and_the_status_says_so(
+def test_a_pod_level_change_restarts_the_deployment_of_stale_sidecars_and_a_config_change_does_not(
     cluster: Cluster, tmp_path: pathlib.Path
 ) -> None:
     config = config_for_tests(webhook=webhook_for_tests(tmp_path), injection=True)
     rolling = {"injection": {"rolloutOnChange": True}}
     with operator_running(config):
         apply_yaml(cluster, pipeline("agent", **rolling))
-        old_hash = published(cluster, "agent")
+        old_config_map = published(cluster, "agent")
         create(cluster, deployment())
         web = cluster.get("deployments", "web")
         assert web is not None
@@ -86,23 +88,45 @@ def test_a_config_change_restarts_the_deployment_of_stale_sidecars_and_the_statu
         create(cluster, web_pod)
         create(cluster, pod("bare", inject="agent"))
         assert (cluster.get("pods", web_pod["metadata"]["name"]) or {})["metadata"]["annotations"][
-            HASH
-        ] == old_hash
+            CONFIG_MAP
+        ] == old_config_map
         assert RESTARTED_AT not in template_annotations(cluster)
 
-        changed = pipeline("agent", **rolling, processors={"batch": {"timeout": "1s"}})
-        apply_yaml(cluster, changed)
-        new_hash = cluster.wait_for(
+        # The pipeline config alone: the same ConfigMap, rewritten; the sidecars reload it, nothing restarts.
+        old_hash = cluster.status("agent")["configHash"]
+        reloaded = pipeline("agent", **rolling, processors={"batch": {"timeout": "1s"}})
+        apply_yaml(cluster, reloaded)
+        config_hash = cluster.wait_for(
             lambda: (h := cluster.status("agent").get("configHash")) != old_hash and h, what="new config hash"
+        )
+        rewritten = cluster.get("configmaps", old_config_map) or {}
+        assert rewritten["metadata"]["annotations"]["telemetry.otlp-operator.io/config-hash"] == config_hash
+        assert "timeout: 1s" in rewritten["data"]["pipeline.yaml"]
+        assert cluster.status("agent")["configRollout"]["configMap"] == old_config_map
+        assert RESTARTED_AT not in template_annotations(cluster) and not cluster.status("agent").get(
+            "rollouts"
+        )
+
+        # A pod-level change: another ConfigMap, and the pods injected for the old one are stale.
+        resized = {
+            "injection": {
+                "rolloutOnChange": True,
+                "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}},
+            }
+        }
+        apply_yaml(cluster, pipeline("agent", **resized, processors={"batch": {"timeout": "1s"}}))
+        new_config_map = cluster.wait_for(
+            lambda: (m := cluster.status("agent")["configRollout"]["configMap"]) != old_config_map and m,
+            what="a new ConfigMap",
         )
         annotations = cluster.wait_for(
             lambda: (a := template_annotations(cluster)).get(RESTARTED_AT) and a, what="Deployment restarted"
         )
-        assert annotations["telemetry.otlp-operator.io/restarted-for-config"] == new_hash
+        assert annotations["telemetry.otlp-operator.io/restarted-for-config"] == new_config_map
         rollouts = cluster.wait_for(lambda: cluster.status("agent").get("rollouts"), what="status.rollouts")
-        assert rollouts["configHash"] == new_hash
+        assert rollouts["configMap"] == new_config_map
         assert rollouts["restarted"] == [f"Deployment {NAMESPACE}/web"]
         assert rollouts["notRestartable"] == [f"Pod {NAMESPACE}/bare"]
         # a later status write by reconcile keeps the report
         cluster.wait_for(lambda: cluster.condition("agent", "Ready").get("status") == "True", what="Ready")
-        assert cluster.status("agent").get("rollouts", {}).get("configHash") == new_hash
+        assert cluster.status("agent").get("rollouts", {}).get("configMap") == new_config_map

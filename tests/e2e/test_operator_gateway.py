@@ -1,7 +1,8 @@
 """The gateway example through its whole life with the real operator and the real kubectl:
-create → children with the right ports and config → edit the spec → new ConfigMap and pod-template hash
-→ a deleted or edited child is restored → an invalid spec is rejected by the webhook with every field path
-→ delete the pipeline → its children are garbage-collected."""
+create → children with the right ports and config → edit the pipeline config: the same ConfigMap
+rewritten, the pods left alone → a pod-level edit: a new ConfigMap and pod template, the old ConfigMap
+pruned after the rollout → a deleted or edited child is restored → an invalid spec is rejected by the
+webhook with every field path → delete the pipeline → its children are garbage-collected."""
 
 from __future__ import annotations
 
@@ -33,11 +34,11 @@ def config_maps(cluster: Cluster) -> dict[str, dict[str, Any]]:
     return {cm["metadata"]["name"]: cm for cm in cluster.list("configmaps", SELECTOR)}
 
 
-def template_hash(cluster: Cluster) -> str | None:
+def mounted(cluster: Cluster) -> str | None:
+    """The ConfigMap the Deployment's pod template mounts."""
     deployment = cluster.get("deployments", "gateway-agent") or {}
-    return (
-        (deployment.get("spec") or {}).get("template", {}).get("metadata", {}).get("annotations") or {}
-    ).get(HASH)
+    volumes = (deployment.get("spec") or {}).get("template", {}).get("spec", {}).get("volumes") or []
+    return next((v["configMap"]["name"] for v in volumes if v["name"] == "config"), None)
 
 
 def ready(cluster: Cluster) -> bool:
@@ -49,7 +50,8 @@ def assert_children_match_the_example(cluster: Cluster, manifest: dict[str, Any]
     status = cluster.status("gateway")
     config_hash = status["configHash"]
     (config_map,) = config_maps(cluster).values()
-    assert config_map["metadata"]["name"] == f"gateway-config-{config_hash}"
+    assert config_map["metadata"]["name"] == status["configRollout"]["configMap"]
+    assert config_map["metadata"]["annotations"][HASH] == config_hash
     rendered = loader.load_text(config_map["data"]["pipeline.yaml"])
     assert rendered.spec.exporters == loader.load_document(manifest).spec.exporters
     service = cluster.get("services", "gateway-otlp")
@@ -62,7 +64,7 @@ def assert_children_match_the_example(cluster: Cluster, manifest: dict[str, Any]
     deployment = cluster.get("deployments", "gateway-agent")
     assert deployment is not None and deployment["spec"]["replicas"] == 2
     pod = deployment["spec"]["template"]
-    assert pod["metadata"]["annotations"][HASH] == config_hash
+    assert HASH not in pod["metadata"]["annotations"], "the pod template holds nothing of the config"
     assert {"configMap": {"name": config_map["metadata"]["name"]}}.items() <= pod["spec"]["volumes"][
         0
     ].items()
@@ -101,21 +103,36 @@ def test_the_gateway_example_from_create_to_garbage_collection(
         reasons = {e["reason"] for e in cluster.events("gateway")}
         assert {"Applied", "Valid", "AgentsReady", "RolloutComplete"} <= reasons
 
-        # edit the spec: a new ConfigMap, a new pod-template hash; the old ConfigMap goes after the rollout.
+        # edit the pipeline config: the same ConfigMap rewritten, the Deployment untouched (agents reload).
+        first_map = mounted(cluster)
+        generation = cluster.get("deployments", "gateway-agent")["metadata"]["generation"]  # type: ignore[index]
         edited = copy.deepcopy(manifest)
         edited["spec"]["processors"]["batch"]["maxItems"] = 4096
         apply_yaml(cluster, edited)
-        cluster.wait_for(lambda: template_hash(cluster) not in (None, first_hash), what="pod template hash")
-        second_hash = template_hash(cluster)
-        assert f"gateway-config-{second_hash}" in config_maps(cluster)
         cluster.wait_for(
             lambda: cluster.status("gateway").get("observedGeneration") == 2, what="generation 2"
         )
-        assert cluster.status("gateway")["configHash"] == second_hash
-        cluster.workload_ready("deployments", "gateway-agent")
+        second_hash = cluster.status("gateway")["configHash"]
+        assert second_hash != first_hash
+        assert set(config_maps(cluster)) == {first_map}
+        assert config_maps(cluster)[str(first_map)]["metadata"]["annotations"][HASH] == second_hash
+        assert "maxItems: 4096" in config_maps(cluster)[str(first_map)]["data"]["pipeline.yaml"]
+        deployment = cluster.get("deployments", "gateway-agent") or {}
+        assert (mounted(cluster), deployment["metadata"]["generation"]) == (first_map, generation)
+
+        # a pod-level edit: a new ConfigMap, a new pod template; the old ConfigMap goes after the rollout.
+        resized = copy.deepcopy(edited)
+        resized["spec"]["resources"]["requests"]["cpu"] = "750m"
+        apply_yaml(cluster, resized)
+        cluster.wait_for(lambda: mounted(cluster) not in (None, first_map), what="a new pod template")
+        second_map = mounted(cluster)
+        assert second_map in config_maps(cluster)
         cluster.wait_for(
-            lambda: set(config_maps(cluster)) == {f"gateway-config-{second_hash}"}, what="old CM pruned"
+            lambda: cluster.status("gateway").get("observedGeneration") == 3, what="generation 3"
         )
+        assert cluster.status("gateway")["configRollout"]["configMap"] == second_map
+        cluster.workload_ready("deployments", "gateway-agent")
+        cluster.wait_for(lambda: set(config_maps(cluster)) == {second_map}, what="old CM pruned")
 
         # a deleted child comes back; an edited one is set back.
         old_uid = cluster.get("services", "gateway-otlp")["metadata"]["uid"]  # type: ignore[index]
@@ -145,7 +162,7 @@ def test_the_gateway_example_from_create_to_garbage_collection(
         )
         assert "spec.exporters[0].compression: zstd is only available over HTTP" in rejected.stderr
         assert "spec.receivers.otlp.http.port: port 4317 is already used" in rejected.stderr
-        assert cluster.get("otlppipelines", "gateway")["metadata"]["generation"] == 2  # type: ignore[index]
+        assert cluster.get("otlppipelines", "gateway")["metadata"]["generation"] == 3  # type: ignore[index]
 
         # delete the pipeline: every child is garbage-collected.
         cluster.kubectl("delete", "-f", str(EXAMPLES / "gateway.yaml"), "--wait=true", "--timeout=30s")

@@ -91,7 +91,11 @@ def rendered_config(cluster: Cluster, namespace: str, name: str) -> str | None:
     config_hash = status(cluster, namespace, name).get("configHash")
     selector = f"{naming.PIPELINE_LABEL}={name}"
     for config_map in cluster.list("configmaps", selector, namespace):
-        if config_hash and config_map["metadata"]["name"].endswith(f"-config-{config_hash}"):
+        if (
+            config_hash
+            and (config_map["metadata"].get("annotations") or {}).get(naming.CONFIG_HASH_ANNOTATION)
+            == config_hash
+        ):
             text: str = config_map["data"]["pipeline.yaml"]
             return text
     return None

@@ -6,11 +6,11 @@ a pod's localhost is its pod IP here, see tests/support/kubelet/README.md); the 
 team's gateway through the Service name the operator resolved; the gateway exports over HTTPS to the
 team's public backend name, which the kubelet's "outside world" maps to a recording backend.
 
-Then: each team's backend has exactly its team's data; the team-a gateway is edited and rolls out while
-team-a keeps sending, and every item the SDK got acknowledged arrives; the gateway is switched to durable
-delivery (a persistent queue on its volume claim) and, while team A's backend is down, its pod is
-SIGKILLed after acknowledging a backlog: the replacement pod finds it on the claim and delivers all of it;
-`kubectl delete -f` removes every pipeline and everything it ran.
+Then: each team's backend has exactly its team's data; the team-a gateway's pods are changed (their CPU
+request) and roll out while team-a keeps sending, and every item the SDK got acknowledged arrives; the
+gateway is switched to durable delivery (a persistent queue on its volume claim) and, while team A's
+backend is down, its pod is SIGKILLed after acknowledging a backlog: the replacement pod finds it on the
+claim and delivers all of it; `kubectl delete -f` removes every pipeline and everything it ran.
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def test_two_teams_on_a_cluster_each_get_their_own_data_through_sidecars_and_gat
                 for p in setup.kube.list("pods", "observability")
                 if p["metadata"]["name"].startswith("team-a-gateway-agent")
             }
-            gateway["spec"]["exporters"][0]["timeout"] = "7s"
+            # A pod-level change (a config-only one is reloaded in place: test_scaling_hot_config.py).
+            gateway["spec"]["resources"] = {"requests": {"cpu": "150m", "memory": "128Mi"}}
             setup.apply(gateway)
 
             def rolled() -> bool:

@@ -12,6 +12,7 @@ IMAGE = "registry.test/otlp-agent:1.2.3"
 NEW = (1, 30)
 OLD = (1, 28)
 HASH = "0123456789"
+CONFIG_MAP = "agent-config-0123456789"  # what reconcile publishes for pipeline "agent"
 EXPORTER = {"name": "backend", "endpoint": "gateway-otlp.observability.svc:4317", "tls": {"insecure": True}}
 
 
@@ -26,13 +27,13 @@ def pipeline(name: str = "agent", namespace: str = "shop", **fields: Any) -> loa
 
 
 def body(name: str = "agent", namespace: str = "shop", **fields: Any) -> dict[str, Any]:
-    """A pipeline object as the API server stores it, its config published (status.configHash)."""
+    """A pipeline object as the API server stores it, its config published (status.configRollout)."""
     return {
         "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
         "kind": spec.KIND,
         "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}"},
         "spec": {"mode": "sidecar", "exporters": [EXPORTER], **fields},
-        "status": {"configHash": HASH},
+        "status": {"configHash": HASH, "configRollout": {"hash": HASH, "configMap": f"{name}-config-{HASH}"}},
     }
 
 

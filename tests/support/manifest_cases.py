@@ -42,6 +42,27 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "gateway-persistent-single": {"replicas": 1, "exporters": [PERSISTENT]},
     "gateway-persistent-replicated": {"replicas": 3, "exporters": [PERSISTENT]},
+    "statefulset-persistent": {
+        "mode": "statefulset",
+        "replicas": 3,
+        "exporters": [{**PERSISTENT, "delivery": "durable"}, {**EXPORTER, "name": "second"}],
+    },
+    "statefulset-autoscaling-memory": {
+        "mode": "statefulset",
+        "autoscaling": {"minReplicas": 2, "maxReplicas": 8},
+        "exporters": [EXPORTER],
+    },
+    "agent-load-balancing": {
+        "mode": "daemonset",
+        "exporters": [
+            {
+                "name": "gateways",
+                "endpoint": "gateway-otlp-headless.observability.svc:4317",
+                "tls": {"insecure": True},
+                "loadBalancing": {"routingKey": "traceID", "resourceAttributes": ["service.name"]},
+            }
+        ],
+    },
     "gateway-grpc-only": {
         "receivers": {"otlp": {"http": {"enabled": False}, "grpc": {"port": 14317}}},
         "telemetry": {"port": 9090},
@@ -117,8 +138,19 @@ def all_cases() -> dict[str, loader.OTLPPipeline]:
     return cases
 
 
+HEADLESS = "Service/headless"
+
+
+def key(obj: dict[str, Any]) -> str:
+    """An object's kind, and for a gateway's headless Service `Service/headless`."""
+    if obj["kind"] == "Service" and obj["spec"].get("clusterIP") == "None":
+        return HEADLESS
+    return str(obj["kind"])
+
+
 def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Objects keyed by kind (each kind appears at most once among a pipeline's children)."""
-    kinds = [o["kind"] for o in objects]
+    """Objects keyed by kind (each kind appears at most once among a pipeline's children, the headless
+    Service apart: `Service/headless`)."""
+    kinds = [key(o) for o in objects]
     assert len(kinds) == len(set(kinds)), kinds
-    return {o["kind"]: o for o in objects}
+    return {key(o): o for o in objects}

@@ -78,17 +78,35 @@ RESULTS = {
             }
         ],
     },
+    "load-balancing": {
+        "title": "balancing",
+        "rows": [
+            {
+                "routing_key": key,
+                "spans_per_s": 60_000.0,
+                "cpu_s_per_million_spans": cpu,
+                "spans_per_gateway": [100, 110, 120],
+                "traces": 1280,
+                "traces_on_several_gateways": several,
+            }
+            for key, cpu, several in (("roundRobin", 6.5, 1280), ("traceID", 7.5, 0))
+        ],
+        "extra_cpu_s_per_million_spans": 1.0,
+        "target": {"met": True, "measured": {"traces on several gateways": 0}, "target": "one gateway"},
+    },
 }
 
 
 def test_study_targets_join_the_report_and_every_study_renders() -> None:
-    assert set(studies.targets(RESULTS)) == {"json-ingest", "compression-auto"}
+    assert set(studies.targets(RESULTS)) == {"json-ingest", "compression-auto", "load-balancing"}
     page = "\n".join(studies.markdown(RESULTS))
     assert "| agent | 70,000 | 988 |" in page
     assert "10.0× faster than json_format" in page
     assert "best fixed codec by the objective: **zstd**" in page and "CPU 1.07×" in page
     assert "| 4 | 150,000 | 1.30 | 48.0 / 70.0 | 4 |" in page
     assert "| 1% | auto | 31.0 / 40.0 |" in page
+    assert "| traceID | 60,000 | 7.50 | 100 / 110 / 120 | 1,280 | 0 |" in page
+    assert "Extra CPU of the split (traceID − roundRobin): 1.00 CPU-s per million spans." in page
     assert "- a note" in page
 
 

@@ -5,9 +5,11 @@ The operator's own calls all go through `otlp_operator.reconcile.kube.Kube` (kin
 kopf's calls
 follow from the handlers registered by `handlers.build_registry`: it lists and watches every resource a
 handler is registered for, patches its bookkeeping annotations on resources with change/timer handlers,
-posts Events, and (cluster-wide) watches CRDs. Sidecar injection adds informers (pipelines, namespaces)
-and the rollout calls of `kube.INJECTION_KINDS`; namespaces are cluster-scoped, so they are granted by a
-ClusterRole even when the operator watches only some namespaces. kopf peering between the replicas adds
+posts Events, and (cluster-wide) watches CRDs. Reconcile also lists the agent pods and (with
+`agent.refreshPods`, the default) patches their config-hash annotation (`config_rollout`). Sidecar
+injection adds informers (pipelines, namespaces) and the rollout calls of `kube.INJECTION_KINDS`;
+namespaces are cluster-scoped, so they are granted by a ClusterRole even when the operator watches only
+some namespaces. kopf peering between the replicas adds
 list/watch of the peering objects and a patch of this release's one (by name). The operator's own webhook
 certificate (`kube.TLS_KINDS`) adds get/update of its one Secret and get/patch of the release's two webhook
 configurations, each limited by resourceNames. The e2e install test checks the calls actually recorded
@@ -31,8 +33,10 @@ Call = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 # What each Kube method is on the wire, and the kinds it is used for (kube.py's table).
 CHILD_VERBS = ("get", "list", "create", "patch", "delete")
 PIPELINE_CALLS = {(spec.API_GROUP, spec.PLURAL, "get"), (spec.API_GROUP, f"{spec.PLURAL}/status", "patch")}
-# Sidecar injection (kube.INJECTION_KINDS): list pods of a pipeline, get/patch (rollout restart) workloads.
-INJECTION_VERBS = {"Pod": ("list",), "StatefulSet": ("get", "patch")}
+# Sidecar injection (kube.INJECTION_KINDS): list pods of a pipeline (its workloads are child kinds).
+INJECTION_VERBS = {"Pod": ("list",)}
+# config_rollout: which agents run which config, and the annotation that refreshes their file.
+AGENT_POD_CALLS = {("", "pods", "list"), ("", "pods", "patch")}
 CRDS = {("apiextensions.k8s.io", "customresourcedefinitions", verb) for verb in ("list", "watch")}
 NAMESPACES = kube.Resource("", "v1", "namespaces")  # cluster-scoped: never in a namespaced Role
 # kopf peering (settings.Peering): the peering objects are watched, this release's one patched (by name).
@@ -81,7 +85,7 @@ def _as_kopf_resource(resource: kube.Resource) -> Any:
 
 
 def operator_calls(injection: bool = True) -> set[Call]:
-    calls = set(PIPELINE_CALLS)
+    calls = PIPELINE_CALLS | AGENT_POD_CALLS
     for kind in kube.CHILD_KINDS:
         resource = kube.RESOURCES[kind]
         calls |= {(resource.group, resource.plural, verb) for verb in CHILD_VERBS}
@@ -175,6 +179,14 @@ def test_without_injection_the_role_grants_exactly_the_reconcile_calls() -> None
     assert granted(role["rules"]) == calls | NAMESPACED_PEERING
     cluster_tls = webhook_configurations(tls_calls(injection=False))
     assert granted(support.one(objects, "ClusterRole")["rules"]) == cluster_tls
+
+
+def test_without_pod_refresh_the_operator_may_not_patch_pods_and_is_told_so() -> None:
+    objects = support.render({**support.CI_VALUES["default"], "agent": {"refreshPods": False}})
+    pods = {call for call in granted(support.one(objects, "ClusterRole")["rules"]) if call[1] == "pods"}
+    assert pods == {("", "pods", "list")}
+    (deployment,) = support.by_kind(objects, "Deployment")
+    assert "--no-pod-refresh" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 @pytest.mark.parametrize("scenario", sorted(support.CI_VALUES))

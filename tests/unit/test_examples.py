@@ -60,7 +60,7 @@ def test_the_crd_schema_is_itself_a_valid_schema() -> None:
 
 def test_there_are_examples_for_every_mode() -> None:
     modes = {document["spec"].get("mode", "deployment") for _, _, document in DOCUMENTS}
-    assert modes == {"deployment", "daemonset", "sidecar"}
+    assert modes == {"deployment", "statefulset", "daemonset", "sidecar"}
 
 
 def test_a_multi_document_example_is_checked_document_by_document() -> None:

@@ -10,7 +10,7 @@ import pytest
 from otlp_operator.injection import markers, transform
 
 from tests.support.injection_inputs import (
-    HASH,
+    CONFIG_MAP,
     IMAGE,
     NEW,
     OLD,
@@ -23,9 +23,9 @@ from tests.support.injection_inputs import (
 )
 
 
-def inject(pod, target=None, version=NEW, config_hash=HASH):  # type: ignore[no-untyped-def]
+def inject(pod, target=None, version=NEW, config_map=CONFIG_MAP):  # type: ignore[no-untyped-def]
     return transform.inject(
-        pod, target or pipeline(), cluster_version=version, config_hash=config_hash, image=IMAGE
+        pod, target or pipeline(), cluster_version=version, config_map=config_map, image=IMAGE
     )
 
 
@@ -59,10 +59,12 @@ def test_a_default_container_the_user_chose_is_kept() -> None:
     assert transform.remove(injected) == pod
 
 
-def test_the_config_is_mounted_from_the_pipelines_config_map_named_by_its_hash() -> None:
-    injected = inject(deployment_pod(), target=pipeline(name="shop-agent"), config_hash="abcdef1234")
+def test_the_config_is_mounted_from_the_config_map_reconcile_published() -> None:
+    injected = inject(
+        deployment_pod(), target=pipeline(name="shop-agent"), config_map="shop-agent-config-ab12"
+    )
     volumes = {v["name"]: v for v in injected["spec"]["volumes"]}
-    assert volumes["otlp-agent-config"]["configMap"] == {"name": "shop-agent-config-abcdef1234"}
+    assert volumes["otlp-agent-config"]["configMap"] == {"name": "shop-agent-config-ab12"}
     assert "emptyDir" in volumes["otlp-agent-tmp"] and "data" in volumes
     mounts = {m["name"]: m for m in agent_of(injected)["volumeMounts"]}
     assert mounts["otlp-agent-config"] == {
@@ -214,11 +216,11 @@ def test_init_containers_are_not_wired() -> None:
     assert migrate == {"name": "migrate", "image": "web:1"}
 
 
-def test_the_pod_is_marked_with_the_pipeline_and_config_hash() -> None:
-    injected = inject(deployment_pod(), config_hash="feedbeef00")
+def test_the_pod_is_marked_with_the_pipeline_and_its_config_map() -> None:
+    injected = inject(deployment_pod(), config_map="agent-config-feedbeef00")
     assert injected["metadata"]["labels"][markers.INJECTED_LABEL] == "agent"
     assert injected["metadata"]["annotations"][markers.PIPELINE_ANNOTATION] == "shop/agent"
-    assert injected["metadata"]["annotations"][markers.CONFIG_HASH_ANNOTATION] == "feedbeef00"
+    assert injected["metadata"]["annotations"][markers.CONFIG_MAP_ANNOTATION] == "agent-config-feedbeef00"
     assert transform.is_injected(injected) and not transform.is_injected(deployment_pod())
 
 
@@ -228,10 +230,10 @@ def test_injecting_twice_changes_nothing() -> None:
     assert inject(inject(bare_pod(), version=OLD), version=OLD) == inject(bare_pod(), version=OLD)
 
 
-def test_a_pod_copied_from_an_injected_one_with_an_old_hash_gets_exactly_one_fresh_agent() -> None:
-    stale = inject(deployment_pod(), config_hash="old0000000")
-    fresh = inject(stale, config_hash="new0000000")
-    assert fresh == inject(deployment_pod(), config_hash="new0000000")
+def test_a_pod_copied_from_an_injected_one_of_old_pod_settings_gets_exactly_one_fresh_agent() -> None:
+    stale = inject(deployment_pod(), config_map="agent-config-old0000000")
+    fresh = inject(stale, config_map="agent-config-new0000000")
+    assert fresh == inject(deployment_pod(), config_map="agent-config-new0000000")
     assert len([c for c in fresh["spec"]["initContainers"] if c["name"] == "otlp-agent"]) == 1
 
 
@@ -277,7 +279,7 @@ def test_a_gateway_target_wires_the_apps_to_its_service_and_adds_no_container() 
     assert [c["name"] for c in injected["spec"]["containers"]] == ["web", "worker"]
     assert injected["spec"]["volumes"] == pod["spec"]["volumes"]
     assert env_of(injected, "web")["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://gateway-otlp.shop.svc:4318"
-    assert markers.CONFIG_HASH_ANNOTATION not in injected["metadata"]["annotations"]
+    assert markers.CONFIG_MAP_ANNOTATION not in injected["metadata"]["annotations"]
     assert injected["metadata"]["annotations"][markers.PIPELINE_ANNOTATION] == "shop/gateway"
     assert transform.remove(injected) == pod
 
@@ -309,12 +311,32 @@ def test_a_pipeline_allowing_other_namespaces_gets_its_config_copied_there_and_o
     shared = pipeline(injection={"allowed": {"namespaces": ["web", "shop", "api"]}})
     copies = configcopy.build(shared, IMAGE)
     assert [c["metadata"]["namespace"] for c in copies] == ["api", "web"]  # not its own namespace
-    original = configmap.build(shared)
+    original = configmap.build(shared, IMAGE)
     for found in copies:
         assert found["metadata"]["name"] == original["metadata"]["name"]
-        assert found["data"] == original["data"] and found["immutable"] is True
+        assert found["data"] == original["data"] and "immutable" not in found
+        hashes = [
+            o["metadata"]["annotations"]["telemetry.otlp-operator.io/config-hash"] for o in (found, original)
+        ]
+        assert hashes[0] == hashes[1]
         assert "ownerReferences" not in found["metadata"]
         assert "telemetry.otlp-operator.io/pipeline" not in found["metadata"]["labels"]  # not a child
         assert found["metadata"]["labels"]["telemetry.otlp-operator.io/config-of"] == "agent"
         assert found["metadata"]["labels"]["app.kubernetes.io/version"] == "1.2.3"  # the agent image's tag
     assert configcopy.build(pipeline(), IMAGE) == []
+
+
+def test_the_sidecar_config_map_keeps_its_name_for_pipeline_config_changes_and_not_for_pod_ones() -> None:
+    from otlp_operator.manifests import configmap
+
+    def name(**fields: object) -> str:
+        return configmap.name(pipeline(**fields), IMAGE)
+
+    assert (
+        name()
+        == name(processors={"batch": {"timeout": "1s"}})
+        == name(exporters=[{"name": "x", "debug": {}}])
+    )
+    assert name() != name(injection={"resources": {"requests": {"cpu": "1", "memory": "1Gi"}}})
+    assert name() != name(image="mirror.test/agent:2")
+    assert name() != name(receivers={"otlp": {"http": {"port": 14318}}})

@@ -114,11 +114,19 @@ def test_an_invalid_pipeline_warns_with_its_problems() -> None:
     assert "spec.receivers.otlp.grpc.port" in found.message
 
 
-def test_a_target_carries_the_config_hash_reconcile_published() -> None:
+def test_a_target_carries_the_config_map_reconcile_published() -> None:
     # Not one computed here: a pipeline with a pipelineRef is published resolved, which only reconcile can do.
     published = body("agent", exporters=[{"name": "up", "pipelineRef": {"name": "gateway"}}])
+    published["status"] = {"configHash": "f00dfeed12", "configRollout": {"configMap": "agent-config-abc"}}
+    assert resolve.target_of(published).config_map == "agent-config-abc"
+
+
+def test_a_config_published_before_config_maps_were_named_by_template_is_found_by_its_hash() -> None:
+    published = body("agent")
     published["status"] = {"configHash": "f00dfeed12"}
-    assert resolve.target_of(published).config_hash == "f00dfeed12"
+    assert resolve.target_of(published).config_map == "agent-config-f00dfeed12"
+    published["status"] = {}
+    assert resolve.target_of(published).config_map is None
 
 
 def test_a_sidecar_pipeline_with_nothing_published_injects_nothing_and_says_so() -> None:

@@ -23,7 +23,7 @@ def kinds(p: loader.OTLPPipeline, **kwargs: Any) -> dict[str, dict[str, Any]]:
 
 def pod_spec(p: loader.OTLPPipeline) -> dict[str, Any]:
     objects = kinds(p)
-    workload = objects.get("Deployment") or objects["DaemonSet"]
+    workload = objects.get("Deployment") or objects.get("StatefulSet") or objects["DaemonSet"]
     return dict(workload["spec"]["template"]["spec"])
 
 
@@ -34,10 +34,11 @@ def agent(p: loader.OTLPPipeline) -> dict[str, Any]:
 def test_each_mode_creates_its_objects_in_apply_order() -> None:
     listed = {
         mode: [o["kind"] for o in manifests.build_all(pipeline(mode=mode), agent_image=support.IMAGE)]
-        for mode in ("deployment", "daemonset", "sidecar")
+        for mode in ("deployment", "statefulset", "daemonset", "sidecar")
     }
     assert listed == {
-        "deployment": ["ConfigMap", "ServiceAccount", "Service", "Deployment"],
+        "deployment": ["ConfigMap", "ServiceAccount", "Service", "Service", "Deployment"],
+        "statefulset": ["ConfigMap", "ServiceAccount", "Service", "Service", "StatefulSet"],
         "daemonset": ["ConfigMap", "ServiceAccount", "Service", "DaemonSet"],
         "sidecar": ["ConfigMap"],
     }
@@ -60,14 +61,60 @@ def test_every_default_is_written_out_in_the_agent_config() -> None:
     assert rendered_spec["lifecycle"]["shutdownGracePeriod"] == "25s"
 
 
-def test_a_config_change_renames_the_config_map_and_rolls_the_pods() -> None:
-    before, after = kinds(pipeline()), kinds(pipeline(telemetry={"logLevel": "debug"}))
-    assert before["ConfigMap"]["metadata"]["name"] != after["ConfigMap"]["metadata"]["name"]
-    hashes = [
-        objects["Deployment"]["spec"]["template"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION]
-        for objects in (before, after)
+def config_change(**changed: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    before = kinds(pipeline(mode="statefulset"))
+    after = kinds(pipeline(mode="statefulset", **changed))
+    return before, after
+
+
+def test_a_pipeline_config_change_rewrites_the_config_map_and_leaves_the_pods_alone() -> None:
+    edits: list[dict[str, Any]] = [
+        {"telemetry": {"logLevel": "debug"}},
+        {"exporters": [{**support.EXPORTER, "compression": "zstd", "retry": {"maxElapsed": "1m"}}]},
+        {
+            "processors": {
+                "batch": {"timeout": "1s"},
+                "filter": {"rules": [{"name": "x", "all": [{"spanName": {"equals": "a"}}]}]},
+            }
+        },
+        {"routes": {"default": ["backend"]}},
     ]
-    assert hashes[0] != hashes[1]
+    for edit in edits:
+        before, after = config_change(**edit)
+        assert before["ConfigMap"]["metadata"]["name"] == after["ConfigMap"]["metadata"]["name"], edit
+        assert before["ConfigMap"]["data"] != after["ConfigMap"]["data"], edit
+        assert before["StatefulSet"]["spec"]["template"] == after["StatefulSet"]["spec"]["template"], edit
+        hashes = [
+            o["ConfigMap"]["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION] for o in (before, after)
+        ]
+        assert hashes[0] != hashes[1]
+
+
+def test_a_pod_level_change_renames_the_config_map_and_rolls_the_pods() -> None:
+    edits: list[dict[str, Any]] = [
+        {"image": "mirror.test/agent:2"},
+        {"receivers": {"otlp": {"grpc": {"port": 14317}}}},
+        {"telemetry": {"port": 9999}},
+        {"resources": {"requests": {"cpu": "1"}}},
+        {"env": [{"name": "X", "value": "1"}]},
+        {"lifecycle": {"shutdownGracePeriod": "50s"}},
+        {
+            "exporters": [
+                {
+                    **support.EXPORTER,
+                    "headersFrom": [{"name": "x-key", "secretKeyRef": {"name": "k", "key": "v"}}],
+                }
+            ]
+        },
+    ]
+    for edit in edits:
+        before, after = config_change(**edit)
+        names = [o["ConfigMap"]["metadata"]["name"] for o in (before, after)]
+        assert names[0] != names[1], edit
+        templates = [o["StatefulSet"]["spec"]["template"] for o in (before, after)]
+        assert templates[0] != templates[1], edit
+        mounted = [v["configMap"]["name"] for v in templates[1]["spec"]["volumes"] if v["name"] == "config"]
+        assert mounted == [names[1]], "new pods mount the config made for them"
 
 
 def test_scaling_a_gateway_does_not_roll_its_pods() -> None:
@@ -249,3 +296,53 @@ def test_a_long_dotted_pipeline_name_still_renders_valid_distinct_names() -> Non
     for kind, name in names[0].items():
         assert naming.is_dns_label(name)
         assert name != names[1][kind]
+
+
+def test_a_statefulset_gives_each_replica_its_own_claim_kept_on_scale_down() -> None:
+    p = persistent(mode="statefulset", replicas=3)
+    objects = kinds(p)
+    sts = objects["StatefulSet"]["spec"]
+    (claim,) = sts["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "queue"
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "2Gi"}},
+        "storageClassName": "ssd",
+    }
+    assert sts["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Delete", "whenScaled": "Retain"}
+    assert sts["podManagementPolicy"] == "OrderedReady" and sts["replicas"] == 3
+    assert "queue" not in {v["name"] for v in sts["template"]["spec"]["volumes"]}, (
+        "the claim template mounts it"
+    )
+    mounts = {m["name"]: m["mountPath"] for m in sts["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["queue"] == "/var/lib/otlp-agent"
+    assert "PersistentVolumeClaim" not in objects
+    assert sts["serviceName"] == objects[support.HEADLESS]["metadata"]["name"] == "gw-otlp-headless"
+
+
+def test_a_statefulset_without_persistent_queues_has_no_claims_and_scales_like_a_deployment() -> None:
+    objects = kinds(pipeline(mode="statefulset", autoscaling={"minReplicas": 2, "maxReplicas": 4}))
+    assert "volumeClaimTemplates" not in objects["StatefulSet"]["spec"]
+    assert "replicas" not in objects["StatefulSet"]["spec"]
+    target = objects["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert target == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "gw-agent"}
+    assert objects["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+
+
+def test_gateways_get_a_headless_service_of_ready_pods_and_node_agents_do_not() -> None:
+    for mode in ("deployment", "statefulset"):
+        objects = kinds(pipeline(mode=mode))
+        headless = objects[support.HEADLESS]["spec"]
+        assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is False
+        assert headless["selector"] == objects["Service"]["spec"]["selector"]
+        assert headless["ports"] == objects["Service"]["spec"]["ports"]
+    assert support.HEADLESS not in kinds(pipeline(mode="daemonset"))
+    assert naming.endpoints(pipeline(), headless=True)["grpc"] == "gw-otlp-headless.obs.svc:4317"
+
+
+def test_the_pod_template_holds_no_pipeline_config() -> None:
+    secret = "a-route-nobody-should-see-in-the-pod-template"
+    p = pipeline(routes={"rules": [{"name": secret, "exporters": ["backend"]}], "default": ["backend"]})
+    objects = kinds(p)
+    assert secret in objects["ConfigMap"]["data"]["pipeline.yaml"]
+    assert secret not in yaml.safe_dump(objects["Deployment"])

@@ -40,6 +40,7 @@ def test_render_prints_every_child_as_a_yaml_stream() -> None:
         "ConfigMap",
         "ServiceAccount",
         "Service",
+        "Service",
         "Deployment",
         "PodDisruptionBudget",
     ]

@@ -2,8 +2,8 @@
 
 Golden files show *what* changed; these say what must hold whatever changes: every object is valid for
 the oldest and newest Kubernetes we support, every name is a DNS label, every container is locked down
-and probed, selectors select the pods, the Service reaches the container ports, and the pods point at
-the ConfigMap whose content their hash annotation names.
+and probed, selectors select the pods, both Services reach the container ports, and the pods mount the
+ConfigMap made for their template, which says the hash of the config it holds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.support import manifest_cases as support
 
 CASES = support.all_cases()
 KUBERNETES_VERSIONS = ["1.27", kubernetes_validate.latest_version()]
-WORKLOADS = {"Deployment", "DaemonSet"}
+WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
 
 
 def rendered(case: str) -> list[dict[str, Any]]:
@@ -110,8 +110,10 @@ def test_selectors_select_the_pod_template(case: str) -> None:
         return
     pod_labels = template["metadata"]["labels"].items()
     kinds = support.by_kind(objects)
-    workload = kinds.get("Deployment") or kinds["DaemonSet"]
+    workload = kinds.get("Deployment") or kinds.get("StatefulSet") or kinds["DaemonSet"]
     selectors = [workload["spec"]["selector"]["matchLabels"], kinds["Service"]["spec"]["selector"]]
+    if support.HEADLESS in kinds:
+        selectors.append(kinds[support.HEADLESS]["spec"]["selector"])
     if "PodDisruptionBudget" in kinds:
         selectors.append(kinds["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"])
     for selector in selectors:
@@ -128,22 +130,25 @@ def test_the_service_targets_exactly_the_container_ports(case: str) -> None:
         return
     (agent,) = template["spec"]["containers"]
     container_ports = {p["name"]: p["containerPort"] for p in agent["ports"]}
-    service_ports = support.by_kind(objects)["Service"]["spec"]["ports"]
-    assert {p["targetPort"]: p["port"] for p in service_ports} == container_ports
+    kinds = support.by_kind(objects)
+    for service in (kinds["Service"], kinds.get(support.HEADLESS)):
+        if service is not None:
+            assert {p["targetPort"]: p["port"] for p in service["spec"]["ports"]} == container_ports
+    assert (support.HEADLESS in kinds) == (CASES[case].spec.mode in spec.GATEWAY_MODES)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_pods_mount_the_config_map_their_hash_names(case: str) -> None:
+def test_the_pods_mount_the_config_map_made_for_their_template(case: str) -> None:
     objects = rendered(case)
     config_map = support.by_kind(objects)["ConfigMap"]
     text = config_map["data"][agentconfig.FILE_NAME]
     config_hash = hashlib.sha256(text.encode()).hexdigest()[:10]
-    assert config_map["metadata"]["name"].endswith(f"-config-{config_hash}")
-    assert config_map["immutable"] is True
+    assert config_map["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION] == config_hash
+    assert "immutable" not in config_map, "rewritten in place when only the pipeline config changes"
     template = pod_template(objects)
     if template is None:
         return
-    assert template["metadata"]["annotations"][naming.CONFIG_HASH_ANNOTATION] == config_hash
+    assert config_hash not in str(template), "the template holds nothing of the config"
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
 
@@ -155,6 +160,8 @@ def test_every_mount_has_a_volume_and_only_the_queue_and_tmp_are_writable(case: 
     if template is None:
         return
     volumes = {v["name"] for v in template["spec"]["volumes"]}
+    for workload in (o for o in objects if o["kind"] == "StatefulSet"):
+        volumes |= {claim["metadata"]["name"] for claim in workload["spec"].get("volumeClaimTemplates", [])}
     for container in all_containers(objects):
         for mount in container["volumeMounts"]:
             assert mount["name"] in volumes

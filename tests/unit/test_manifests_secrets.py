@@ -83,7 +83,11 @@ def pod_spec(target: loader.OTLPPipeline) -> dict[str, Any]:
     """The spec of the pod the agent of `target` runs in (the injected app pod for a sidecar)."""
     if target.spec.mode == spec.Mode.sidecar:
         pod = transform.inject(
-            deployment_pod(), target, cluster_version=(1, 30), config_hash="0123456789", image=IMAGE
+            deployment_pod(),
+            target,
+            cluster_version=(1, 30),
+            config_map="agent-config-0123456789",
+            image=IMAGE,
         )
         return dict(pod["spec"])
     (workload,) = [
@@ -216,15 +220,15 @@ def test_naming_another_secret_rolls_the_pods_but_no_secret_content_is_hashed() 
     assert (
         template(pipeline()) == before
     )  # a function of the spec alone: rotating Secret data changes nothing
-    assert set(before["metadata"]["annotations"]) == {
-        naming.CONFIG_HASH_ANNOTATION,
-        "kubectl.kubernetes.io/default-container",
-    }
+    assert set(before["metadata"]["annotations"]) == {"kubectl.kubernetes.io/default-container"}
     exporters = copy.deepcopy(SECURE["exporters"])
     exporters[0]["headersFrom"][0]["secretKeyRef"]["name"] = "vendor-keys-v2"
     after = template(pipeline(exporters=exporters))
-    hash_key = naming.CONFIG_HASH_ANNOTATION
-    assert after["metadata"]["annotations"][hash_key] != before["metadata"]["annotations"][hash_key]
+    config = [
+        next(v["configMap"]["name"] for v in t["spec"]["volumes"] if v["name"] == "config")
+        for t in (before, after)
+    ]
+    assert config[0] != config[1], "another Secret mounted: another template, another ConfigMap"
     assert "vendor-keys-v2" in {v["secret"]["secretName"] for v in after["spec"]["volumes"] if "secret" in v}
 
 
@@ -264,7 +268,11 @@ def test_an_injected_pod_with_secrets_is_valid_for_the_kubernetes_api(
     cluster: tuple[int, int], schema: str
 ) -> None:
     pod = transform.inject(
-        deployment_pod(), pipeline("sidecar"), cluster_version=cluster, config_hash="0123456789", image=IMAGE
+        deployment_pod(),
+        pipeline("sidecar"),
+        cluster_version=cluster,
+        config_map="agent-config-0123456789",
+        image=IMAGE,
     )
     kubernetes_validate.validate(pod, schema, strict=True)
 
@@ -272,7 +280,7 @@ def test_an_injected_pod_with_secrets_is_valid_for_the_kubernetes_api(
 def test_remove_takes_the_secret_volumes_away_and_reinjecting_never_duplicates_them() -> None:
     pod = deployment_pod()
     first = transform.inject(
-        pod, pipeline("sidecar"), cluster_version=(1, 30), config_hash="0123456789", image=IMAGE
+        pod, pipeline("sidecar"), cluster_version=(1, 30), config_map="agent-config-0123456789", image=IMAGE
     )
     assert transform.remove(first) == pod
     # A pod copied from a running one, injected again for a newer config: removed first, then injected.
@@ -282,7 +290,7 @@ def test_remove_takes_the_secret_volumes_away_and_reinjecting_never_duplicates_t
         first,
         pipeline("sidecar", exporters=exporters),
         cluster_version=(1, 30),
-        config_hash="abcdef0123",
+        config_map="agent-config-abcdef0123",
         image=IMAGE,
     )
     names = [v["name"] for v in again["spec"]["volumes"]]
@@ -298,6 +306,10 @@ def test_a_pod_already_using_the_name_of_an_agent_secret_volume_is_refused() -> 
     pod["spec"]["volumes"].append({"name": "otlp-agent-secret-gw-tls", "emptyDir": {}})
     with pytest.raises(transform.Refusal) as refused:
         transform.inject(
-            pod, pipeline("sidecar"), cluster_version=(1, 30), config_hash="0123456789", image=IMAGE
+            pod,
+            pipeline("sidecar"),
+            cluster_version=(1, 30),
+            config_map="agent-config-0123456789",
+            image=IMAGE,
         )
     assert refused.value.reason == "VolumeNameTaken"

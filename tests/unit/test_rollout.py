@@ -13,9 +13,9 @@ from tests.support.fake_clock import FakeClock
 from tests.support.injection_inputs import IMAGE, NEW, bare_pod, deployment_pod, pipeline
 
 
-def injected(pod: dict[str, Any], config_hash: str, name: str = "agent") -> dict[str, Any]:
+def injected(pod: dict[str, Any], config_map: str, name: str = "agent") -> dict[str, Any]:
     found = transform.inject(
-        pod, pipeline(name=name), cluster_version=NEW, config_hash=config_hash, image=IMAGE
+        pod, pipeline(name=name), cluster_version=NEW, config_map=config_map, image=IMAGE
     )
     found["metadata"].setdefault("name", "web-7d4b9c8f5-abcde")
     return found
@@ -29,7 +29,7 @@ def stateful_pod() -> dict[str, Any]:
     return pod
 
 
-def test_pods_with_an_old_hash_name_their_deployment_once_and_current_pods_nothing() -> None:
+def test_pods_mounting_an_old_config_map_name_their_deployment_once_and_current_pods_nothing() -> None:
     pods = [
         injected(deployment_pod(), "old"),
         injected(deployment_pod(), "old"),
@@ -59,7 +59,7 @@ def test_stale_pods_without_a_restartable_workload_are_reported_not_restarted() 
     assert unrollable == ["Pod shop/debug", "Pod shop/report-x1"]
 
 
-def test_the_restart_patch_is_kubectl_rollout_restarts_annotation_plus_the_hash() -> None:
+def test_the_restart_patch_is_kubectl_rollout_restarts_annotation_plus_the_config_map() -> None:
     patch = sidecar_restarts.restart_patch("abc", "2026-11-21T20:00:00Z")
     assert patch == {
         "spec": {

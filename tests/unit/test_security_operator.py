@@ -57,7 +57,7 @@ def test_the_injected_agent_is_locked_down_even_in_a_pod_that_runs_as_root(clust
     pod["spec"]["securityContext"] = {"runAsUser": 0, "runAsNonRoot": False}
     pod["spec"]["containers"][0]["securityContext"] = {"privileged": True}
     injected = transform.inject(
-        pod, pipeline("sidecar"), cluster_version=cluster, config_hash="0123456789", image=IMAGE
+        pod, pipeline("sidecar"), cluster_version=cluster, config_map="agent-config-0123456789", image=IMAGE
     )
     every = [*injected["spec"].get("initContainers", []), *injected["spec"]["containers"]]
     (agent,) = [c for c in every if c["name"] == naming.CONTAINER]

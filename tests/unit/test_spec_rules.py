@@ -186,9 +186,11 @@ def test_sidecar_container_resources_outside_sidecar_mode_are_reported() -> None
 
 
 @pytest.mark.parametrize(("mode", "per"), [("daemonset", "node"), ("sidecar", "pod")])
-def test_replicas_only_for_deployments(mode: str, per: str) -> None:
+def test_replicas_only_for_gateways(mode: str, per: str) -> None:
     found = problems({**with_exporter(), "mode": mode, "replicas": 3})
-    assert found == {"spec.replicas": f"only for mode deployment (a {mode} runs one agent per {per})"}
+    assert found == {
+        "spec.replicas": f"only for mode deployment or statefulset (a {mode} runs one agent per {per})"
+    }
 
 
 def test_the_default_replica_count_is_fine_in_every_mode() -> None:
@@ -200,7 +202,7 @@ def test_autoscaling_outside_deployments_and_inverted_bounds_are_reported() -> N
     body = {**with_exporter(), "mode": "daemonset", "autoscaling": {"minReplicas": 5, "maxReplicas": 2}}
     found = all_problems(body)
     assert ("spec.autoscaling.minReplicas", "must not exceed maxReplicas") in found
-    assert ("spec.autoscaling", "only for mode deployment") in found
+    assert ("spec.autoscaling", "only for mode deployment or statefulset") in found
 
 
 @pytest.mark.parametrize(("limit", "spike"), [("64Mi", "64Mi"), ("64Mi", "100Mi"), ("32Mi", "64Mi")])

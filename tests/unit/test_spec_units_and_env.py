@@ -198,7 +198,7 @@ def test_the_injected_sidecar_gets_the_same_sources() -> None:
         injection_inputs.deployment_pod(),
         sidecar,
         cluster_version=injection_inputs.NEW,
-        config_hash=injection_inputs.HASH,
+        config_map=injection_inputs.CONFIG_MAP,
         image=injection_inputs.IMAGE,
     )
     (agent,) = [c for c in pod["spec"]["initContainers"] if c["name"] == "otlp-agent"]

@@ -49,6 +49,7 @@ def test_a_fully_rolled_out_gateway_is_ready_and_reports_counts_endpoints_and_ha
         "Progressing": ("False", "RolloutComplete"),
         "Degraded": ("False", "AsExpected"),
         "ReferencesResolved": ("True", "NoReferences"),
+        "ConfigApplied": ("False", "NotPublished"),
     }
     assert conditions["Ready"]["message"] == "2/2 agents ready"
     assert (found["replicas"], found["readyReplicas"], found["observedGeneration"]) == (2, 2, 3)

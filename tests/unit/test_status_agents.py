@@ -1,5 +1,6 @@
 """What `kubectl get otlpp` shows beside the conditions: ready agents "x/y", the agent version, and for
-sidecar pipelines the injected pods by config hash (bounded however many pods and configs there are)."""
+sidecar pipelines the injected pods by the ConfigMap they mount (bounded however many pods and ConfigMaps
+there are)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ T0 = "2026-01-01T00:00:00Z"
 
 
 def injected(
-    name: str, config_hash: str, *, pipeline: str = "obs/agent", ready: bool = False
+    name: str, config_map: str, *, pipeline: str = "obs/agent", ready: bool = False
 ) -> dict[str, Any]:
     annotations = {
         "telemetry.otlp-operator.io/injected-pipeline": pipeline,
-        "telemetry.otlp-operator.io/config-hash": config_hash,
+        "telemetry.otlp-operator.io/agent-config": config_map,
     }
     statuses = [{"name": "otlp-agent", "ready": ready}, {"name": "migrate", "ready": True}]
     return {
@@ -26,7 +27,7 @@ def injected(
     }
 
 
-def test_pods_are_counted_by_config_hash_with_ready_agents_and_the_current_share() -> None:
+def test_pods_are_counted_by_config_map_with_ready_agents_and_the_current_share() -> None:
     pods = [
         injected("a", "new", ready=True),
         injected("b", "old"),
@@ -39,7 +40,7 @@ def test_pods_are_counted_by_config_hash_with_ready_agents_and_the_current_share
         "pods": 3,
         "ready": 2,
         "current": 1,
-        "byConfigHash": [{"configHash": "old", "pods": 2}, {"configHash": "new", "pods": 1}],
+        "byConfigMap": [{"configMap": "old", "pods": 2}, {"configMap": "new", "pods": 1}],
     }
 
 
@@ -49,12 +50,12 @@ def test_a_regular_agent_container_counts_as_ready_too() -> None:
     assert injected_pods.summarize([pod], KEY, "h")["ready"] == 1
 
 
-def test_the_hash_list_is_bounded_and_the_counts_stay_complete() -> None:
+def test_the_config_map_list_is_bounded_and_the_counts_stay_complete() -> None:
     pods = [injected(f"p{i}", f"hash-{i:02d}") for i in range(25)] + [injected("x", "hash-24")]
     found = injected_pods.summarize(pods, KEY, "hash-24")
     assert found["pods"] == 26 and found["current"] == 2
-    assert len(found["byConfigHash"]) == injected_pods.HASH_LIMIT
-    assert found["byConfigHash"][0] == {"configHash": "hash-24", "pods": 2}
+    assert len(found["byConfigMap"]) == injected_pods.HASH_LIMIT
+    assert found["byConfigMap"][0] == {"configMap": "hash-24", "pods": 2}
 
 
 def rolled_out(ready: int, desired: int) -> dict[str, Any]:
@@ -76,14 +77,14 @@ def test_a_gateway_shows_ready_of_desired_agents_and_its_version() -> None:
 
 
 def test_a_sidecar_shows_ready_agents_of_injected_pods() -> None:
-    census = {"pods": 4, "ready": 3, "current": 4, "byConfigHash": [{"configHash": "h", "pods": 4}]}
+    census = {"pods": 4, "ready": 3, "current": 4, "byConfigMap": [{"configMap": "h", "pods": 4}]}
     obs = status.Observation(1, sidecar=True, config_hash="h", agent_version="0.7.1", injected=census)
     found, _ = status.compute(obs, {}, T0)
     assert (found["readyAgents"], found["injected"]) == ("3/4", census)
 
 
 def test_while_nothing_is_applied_the_running_agents_version_and_census_are_kept() -> None:
-    census = {"pods": 2, "ready": 2, "current": 2, "byConfigHash": [{"configHash": "h", "pods": 2}]}
+    census = {"pods": 2, "ready": 2, "current": 2, "byConfigMap": [{"configMap": "h", "pods": 2}]}
     previous = {"agentVersion": "0.7.1", "injected": census, "configHash": "h"}
     held = status.Observation(2, problems=("spec.replicas: bad",), sidecar=True, config_hash="h")
     found, _ = status.compute(held, previous, T0)

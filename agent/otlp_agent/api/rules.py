@@ -80,6 +80,7 @@ def cross_field_problems(s: spec.OTLPPipelineSpec) -> list[Problem]:
         *_batching_problems(s),
         *_websocket_problems(s),
         *_route_problems(s),
+        *_statefulset_problems(s),
         *processor_rules.problems(s),  # resource, attributes, filter, sampling: their own module
     ]
 
@@ -244,6 +245,7 @@ def _one_exporter_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
     yield from _tls_problems(e, path)
     yield from _queue_problems(e, path)
     yield from _transport_problems(e, path)
+    yield from _load_balancing_problems(e, path)
     if e.retry.initial_interval > e.retry.max_interval:
         yield Problem(f"{path}.retry.initialInterval", "must not exceed retry.maxInterval")
 
@@ -299,6 +301,48 @@ def _transport_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
         )
 
 
+def _load_balancing_problems(e: spec.Exporter, path: str) -> Iterator[Problem]:
+    """Load balancing needs addresses to balance over, and resource attributes only where a resource key
+    is used."""
+    balancing = e.load_balancing
+    if balancing is None:
+        return
+    if e.debug is not None:
+        yield Problem(
+            f"{path}.loadBalancing", "only for exporters that send (the debug exporter has no address)"
+        )
+    attributes = balancing.resource_attributes
+    if attributes and balancing.routing_key == spec.RoutingKey.round_robin:
+        yield Problem(
+            f"{path}.loadBalancing.resourceAttributes",
+            "only with routingKey traceID or resource (roundRobin sends whole batches in turn)",
+        )
+    if len(set(attributes)) != len(attributes):
+        yield Problem(f"{path}.loadBalancing.resourceAttributes", "lists an attribute twice")
+    for index, attribute in enumerate(attributes):
+        if not attribute:
+            yield Problem(f"{path}.loadBalancing.resourceAttributes[{index}]", "must not be empty")
+
+
+def _statefulset_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
+    """A statefulset gives each replica one volume for every persistent queue: one storage class."""
+    if s.mode != spec.Mode.statefulset:
+        return
+    first: tuple[int, str] | None = None
+    for index, exporter in enumerate(s.exporters):
+        queue = exporter.queue
+        if queue.type != spec.QueueType.persistent or queue.storage_class_name is None:
+            continue
+        if first is None:
+            first = (index, queue.storage_class_name)
+        elif queue.storage_class_name != first[1]:
+            yield Problem(
+                f"exporters[{index}].queue.storageClassName",
+                f"the persistent queues of a statefulset share one volume per replica: use the storage "
+                f"class of exporters[{first[0]}] ({first[1]!r}) or none",
+            )
+
+
 def _candidate_problem(candidate: str, protocol: spec.Protocol) -> str | None:
     name, _, level = candidate.partition(":")
     try:
@@ -341,8 +385,8 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
         yield from _k8s_attributes_problems(s.processors.k8s_attributes, s.mode)
     if s.autoscaling and s.autoscaling.min_replicas > s.autoscaling.max_replicas:
         yield Problem("autoscaling.minReplicas", "must not exceed maxReplicas")
-    if s.autoscaling and s.mode != spec.Mode.deployment:
-        yield Problem("autoscaling", "only for mode deployment")
+    if s.autoscaling and s.mode not in spec.GATEWAY_MODES:
+        yield Problem("autoscaling", "only for mode deployment or statefulset")
     if s.injection and s.mode != spec.Mode.sidecar:
         # Gateways and node agents can be injection targets too (env wiring only): `allowed` applies to
         # them, the sidecar container's settings do not.
@@ -350,10 +394,10 @@ def _processor_problems(s: spec.OTLPPipelineSpec) -> Iterator[Problem]:
             if field in s.injection.model_fields_set:
                 alias = spec.Injection.model_fields[field].alias or field
                 yield Problem(f"injection.{alias}", "only for mode sidecar (other modes inject no container)")
-    if s.replicas != 1 and s.mode != spec.Mode.deployment:
+    if s.replicas != 1 and s.mode not in spec.GATEWAY_MODES:
         yield Problem(
             "replicas",
-            f"only for mode deployment (a {s.mode.value} runs one agent per "
+            f"only for mode deployment or statefulset (a {s.mode.value} runs one agent per "
             f"{'node' if s.mode == spec.Mode.daemonset else 'pod'})",
         )
 

@@ -74,7 +74,9 @@ class Agent:
         self._telemetry: web.AppRunner | None = None
         self._retiring: dict[asyncio.Task[None], Intake] = {}
         self._watcher = (
-            ConfigWatcher(config_path, self.reload, self.metrics, reload_interval) if config_path else None
+            ConfigWatcher(config_path, self.apply_reload, self.metrics, reload_interval)
+            if config_path
+            else None
         )
         self._watch_task: asyncio.Task[None] | None = None
 
@@ -131,12 +133,16 @@ class Agent:
     async def reload(self, new: loader.OTLPPipeline) -> bool:
         """Switch to `new` without dropping queued data; False (and the old config keeps running) if it
         cannot run here."""
+        return await self.apply_reload(new) is None
+
+    async def apply_reload(self, new: loader.OTLPPipeline) -> str | None:
+        """`reload`, saying why not (None: the new config runs)."""
         old, old_spec, old_ports = self.pipeline, self.spec, self.ports()
         try:
             pipeline = Intake(new.spec, self.metrics, self._transports, self.queue_dir, old.limiter)
         except (NoQueueDirectory, OSError, ValueError) as exc:
             logs.event("config_rejected", f"new config cannot run: {exc}; keeping the running config")
-            return False
+            return f"cannot run here: {exc}"
         self.pipeline, self.config, self.spec = pipeline, new, new.spec
         await self._switch_receivers(old_spec, new.spec)
         handed_over = _persistent_in_both(old_spec, new.spec)
@@ -156,7 +162,7 @@ class Agent:
             **({f"{name}_port": port for name, port in self.ports().items()} if moved else {}),
             exporters=[e.name for e in new.spec.exporters],
         )
-        return True
+        return None
 
     async def _switch_receivers(self, old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> None:
         same_grpc = old.receivers.otlp.grpc == new.receivers.otlp.grpc
@@ -237,6 +243,7 @@ class Agent:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/config", self._config)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         port = self._listen_port(self.spec.telemetry.port)
@@ -255,6 +262,12 @@ class Agent:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
+
+    async def _config(self, request: web.Request) -> web.Response:
+        """Which config runs and how the last reload went (see `reload`); without a config file (an agent
+        built in-process) there is nothing to report."""
+        report = self._watcher.report() if self._watcher is not None else {"sha256": None, "lastReload": None}
+        return web.json_response(report)
 
     async def _readyz(self, request: web.Request) -> web.Response:
         return web.Response(text="ready\n") if self.ready else web.Response(status=503, text="not ready\n")

@@ -8,6 +8,7 @@ compares that list with a live /metrics. No `_created` series are served (the co
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -136,6 +137,7 @@ class AgentMetrics:
         self._reliability_metrics(r)
         self._processor_metrics(r)
         self._transport_metrics(r)
+        self._scaling_metrics(r)
         collector_metrics.processor_metrics(self, r)
         self._batch_children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = {}
         process_metrics.register(r)
@@ -288,6 +290,64 @@ class AgentMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+
+    def _scaling_metrics(self, r: prom.CollectorRegistry) -> None:
+        """The config the agent runs (hot reload), and load balancing over a target's pods."""
+        self.config_info = prom.Gauge(
+            "otlp_agent_config_info",
+            "1 for the SHA-256 of the config file the agent runs (what the operator compares).",
+            ["sha256"],
+            registry=r,
+        )
+        self._config_running: str | None = None
+        self.lb_endpoints = prom.Gauge(
+            "otlp_agent_loadbalancer_endpoints",
+            "Addresses a load-balancing exporter balances over now (resolved, not held back).",
+            ["exporter"],
+            registry=r,
+        )
+        self.lb_items = prom.Counter(
+            "otlp_agent_loadbalancer_items",
+            "Items each address accepted.",
+            ["exporter", "endpoint", "signal"],
+            registry=r,
+        )
+        self.lb_failures = prom.Counter(
+            "otlp_agent_loadbalancer_failed_requests",
+            "Requests to an address that failed (retryable: its share goes to the others for a while).",
+            ["exporter", "endpoint", "retryable"],
+            registry=r,
+        )
+        self.lb_resolutions = prom.Counter(
+            "otlp_agent_loadbalancer_resolutions",
+            "Host name resolutions: changed (the address set moved), unchanged, failed (the last set kept).",
+            ["exporter", "outcome"],
+            registry=r,
+        )
+        self.lb_split_batches = prom.Counter(
+            "otlp_agent_loadbalancer_split_batches",
+            "Batches whose items went to several addresses (cut at the wire level).",
+            ["exporter"],
+            registry=r,
+        )
+
+    def config_running(self, sha256: str | None) -> None:
+        """`otlp_agent_config_info`: one series, for the config running now."""
+        if self._config_running is not None:
+            self.config_info.remove(self._config_running)
+        self._config_running = sha256
+        if sha256 is not None:
+            self.config_info.labels(sha256).set(1)
+
+    def forget_endpoint(self, exporter: str, endpoint: str) -> None:
+        """An address left the exporter's set: drop its series (pod addresses come and go)."""
+        for metric, extra in (
+            (self.lb_items, [[s] for s in ("traces", "metrics", "logs")]),
+            (self.lb_failures, [["true"], ["false"]]),
+        ):
+            for rest in extra:
+                with contextlib.suppress(KeyError):
+                    metric.remove(exporter, endpoint, *rest)
 
     def batch_sent(self, exporter: str, signal: str, items: int, size: int, trigger: str) -> None:
         """A batch handed to `exporter`'s queue (the batch processor's metrics); `trigger`: size, timeout

@@ -101,6 +101,9 @@ matchNames:
 - --health-port={{ .Values.healthPort }}
 - --peering={{ include "otlp-operator.fullname" . }}
 - --peering-lifetime={{ .Values.peering.lifetime }}
+{{- if not .Values.agent.refreshPods }}
+- --no-pod-refresh
+{{- end }}
 - --log-format={{ .Values.logFormat }}
 {{- if eq .Values.logLevel "verbose" }}
 - --verbose

@@ -21,7 +21,7 @@ watched namespace.
   resources: ["configmaps", "persistentvolumeclaims", "serviceaccounts", "services"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["apps"]
-  resources: ["daemonsets", "deployments"]
+  resources: ["daemonsets", "deployments", "statefulsets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
@@ -29,6 +29,12 @@ watched namespace.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The agent pods: which config each runs (list, then asking each agent), and with agent.refreshPods the
+# config-hash annotation that makes their kubelet refresh the config at once. With sidecar injection, also
+# the pods running a stale sidecar.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list"{{ if .Values.agent.refreshPods }}, "patch"{{ end }}]
 # Events on pipelines (kubectl describe otlpp), and on pods that asked for a sidecar and got none.
 - apiGroups: [""]
   resources: ["events"]
@@ -43,15 +49,6 @@ watched namespace.
   resources: ["kopfpeerings"]
   resourceNames: [{{ include "otlp-operator.fullname" . | quote }}]
   verbs: ["patch"]
-{{- end }}
-{{- if include "otlp-operator.injection" . }}
-# Sidecar injection: find pods running a stale sidecar, and `rollout restart` their workloads.
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["list"]
-- apiGroups: ["apps"]
-  resources: ["statefulsets"]
-  verbs: ["get", "patch"]
 {{- end }}
 {{- end }}
 

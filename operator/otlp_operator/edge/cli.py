@@ -102,6 +102,18 @@ def _add_run(commands: Any) -> None:
     run.add_argument(
         "--retry-delay", type=float, default=5.0, help="seconds before retrying a failed apply (5)"
     )
+    run.add_argument(
+        "--no-pod-refresh",
+        action="store_true",
+        help="do not annotate agent pods after a config change (their kubelet then refreshes the file at "
+        "its sync period instead of within seconds; see docs/operations.md, Scaling)",
+    )
+    run.add_argument(
+        "--kubelet-sync-period",
+        type=float,
+        default=60.0,
+        help="the kubelets' syncFrequency in seconds, for when a config is expected everywhere (60)",
+    )
     hook = run.add_argument_group("validating webhook (off unless --webhook-port is given)")
     hook.add_argument("--webhook-port", type=int, help="serve the validating admission webhook on this port")
     hook.add_argument("--webhook-addr", default="0.0.0.0", help="listen address (0.0.0.0)")
@@ -178,6 +190,8 @@ def _run(args: argparse.Namespace) -> int:
         agent_image=args.agent_image or image.default(os.environ),
         drift_interval=args.drift_interval,
         retry_delay=args.retry_delay,
+        refresh_pods=not args.no_pod_refresh,
+        kubelet_sync_period=args.kubelet_sync_period,
         webhook=webhook,
         injection=args.inject_sidecars,
         namespaces=tuple(args.namespace or ()),

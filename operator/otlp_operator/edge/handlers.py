@@ -9,7 +9,9 @@ that knows kopf's error types).
   to it now resolves differently (see `pipelinerefs.ReferrerIndex`); an event handler, not on.delete,
   so no finalizer is added;
 - every `drift_interval` seconds: `reconciler.drift_check` over every known pipeline, which restores
-  anything no event told us about (a child that lost its label, a missed watch event).
+  anything no event told us about (a child that lost its label, a missed watch event);
+- every second: `reconcile` of the pipelines whose agents are still picking up a config
+  (`Context.followups`), so `ConfigApplied` and `status.configRollout` follow them.
 
 The startup handler also starts the probes (`health`): `/readyz` is ready once the webhook server listens
 with its certificate and, with injection, the pod webhook's caches are filled. With peering, kopf runs the
@@ -41,7 +43,7 @@ from otlp_operator import metrics as operator_metrics
 from otlp_operator import naming, validation
 from otlp_operator.edge import health, injection_handlers, injection_state, pipeline_webhook, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
-from otlp_operator.reconcile import kube, reconciler, webhook_tls
+from otlp_operator.reconcile import config_rollout, kube, reconciler, webhook_tls
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
 _log = logging.getLogger(__name__)
@@ -72,6 +74,19 @@ async def drift_loop(ctx: reconciler.Context, interval: float) -> None:
         await asyncio.sleep(interval)
         for key, error in await reconciler.drift_check(ctx):
             _log.warning("drift check of %s/%s failed: %s", key.namespace, key.name, error)
+
+
+async def followup_loop(ctx: reconciler.Context, interval: float = 1.0) -> None:
+    """Reconcile, until cancelled, every pipeline whose follow-up time has come."""
+    while True:
+        await asyncio.sleep(interval)
+        now = asyncio.get_running_loop().time()
+        for key in [k for k, due in ctx.followups.items() if due <= now]:
+            ctx.followups.pop(key, None)
+            try:
+                await reconciler.reconcile_by_name(ctx, key)
+            except kube.ApiError as exc:  # the drift check retries
+                _log.warning("following the config rollout of %s failed: %s", key, exc)
 
 
 def context_of(memo: kopf.Memo) -> reconciler.Context:
@@ -114,11 +129,16 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
     async def start(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> None:
         metrics = operator_metrics.of(memo)
         ctx = memo[injection_handlers.RECONCILE_CONTEXT] = reconciler.Context(
-            kube.Kube.connect(), config.agent_image, count_injected=config.injection, metrics=metrics
+            kube.Kube.connect(),
+            config.agent_image,
+            count_injected=config.injection,
+            metrics=metrics,
+            rollout_settings=config_rollout.Settings(config.refresh_pods, config.kubelet_sync_period),
         )
         ctx.client.on_error = metrics.api_error
         observe_webhooks(settings, metrics)
         memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
+        memo["followup_task"] = asyncio.create_task(followup_loop(ctx), name="config rollouts")
         if config.webhook is not None and config.webhook.tls is not None and "tls_task" not in memo:
             loop = tls_loop(ctx.client, config.webhook.tls, config.retry_delay)
             memo["tls_task"] = asyncio.create_task(loop, name="webhook certificate")
@@ -130,7 +150,7 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
 
     @kopf.on.cleanup(registry=registry)
     async def stop(memo: kopf.Memo, **_: Any) -> None:
-        for key in ("drift_task", "tls_task"):
+        for key in ("drift_task", "followup_task", "tls_task"):
             task: asyncio.Task[None] | None = memo.pop(key, None)
             if task is not None:
                 task.cancel()

@@ -24,10 +24,12 @@
   declares `sideEffects: NoneOnDryRun`).
 - `publish-sidecar-config`: a sidecar pipeline allowing other namespaces gets its ConfigMap copied
   there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace: the config as
-  reconcile publishes it, its pipelineRefs resolved (`reconciler.resolved`).
+  reconcile publishes it, its pipelineRefs resolved (`reconciler.resolved`). A copy that exists is
+  patched to the new data (a pipeline-config change: the sidecars there reload it).
 - `rollout-stale-sidecars`: on create, update and resume of a sidecar pipeline with
-  `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of pods whose config hash is
-  not the one reconcile publishes (pipelineRefs resolved, `reconciler.resolved`); the result is
+  `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of pods that mount another
+  ConfigMap than the one reconcile publishes (a pod-level change; pipelineRefs resolved,
+  `reconciler.resolved`); the result is
   written to `status.rollouts` (and a Normal Event `RolloutRestarted`); workloads left by the rate limit
   make the handler retry when the limiter allows the next restart.
 
@@ -53,7 +55,7 @@ from otlp_operator import validation
 from otlp_operator.edge import injection_state, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
 from otlp_operator.injection import configcopy, resolve, transform, workload
-from otlp_operator.manifests import agentconfig
+from otlp_operator.manifests import configmap
 from otlp_operator.reconcile import kube, reconciler, sidecar_restarts
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
@@ -168,7 +170,7 @@ def admit(
             pod,
             target.pipeline,
             cluster_version=state.version,
-            config_hash=target.config_hash or "",
+            config_map=target.config_map or "",
             image=state.config.agent_image,
         )
     except transform.Refusal as refusal:
@@ -275,15 +277,25 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
             return  # nothing is published while the spec is invalid or a reference does not resolve
         for obj in configcopy.build(resolution.pipeline, state.config.agent_image):
             try:
-                await state.client.create(obj)
+                await _publish(state.client, obj)
             except kube.ApiError as exc:
-                if exc.status == 409:  # published already (immutable and named by its hash)
-                    continue
                 if exc.transient:
                     raise kopf.TemporaryError(f"publishing {obj['metadata']}: {exc}", delay=5) from exc
                 _log.warning(
                     "cannot publish the config in namespace %s: %s", obj["metadata"]["namespace"], exc
                 )
+
+
+async def _publish(client: kube.Kube, obj: dict[str, Any]) -> None:
+    """Create a config copy, or bring an existing one's data and annotations to the new config."""
+    meta = obj["metadata"]
+    try:
+        await client.create(obj)
+    except kube.ApiError as exc:
+        if exc.status != 409:
+            raise
+        patch = {"metadata": {"annotations": meta["annotations"]}, "data": obj["data"]}
+        await client.patch("ConfigMap", meta["namespace"], meta["name"], patch)
 
 
 def _register_rollout(registry: kopf.OperatorRegistry) -> None:
@@ -305,7 +317,7 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
         if resolution is None or resolution.failures:
             return  # nothing new is published: nothing is stale
         pipeline = resolution.pipeline
-        config_hash = agentconfig.render(pipeline).hash  # the hash reconcile publishes
+        config_map = configmap.name(pipeline, state.config.agent_image)  # what reconcile publishes
         injection = pipeline.spec.injection or spec.Injection()
         namespaces = {pipeline.namespace, *injection.allowed.namespaces}
         try:
@@ -313,7 +325,7 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
                 state.client,
                 (pipeline.namespace, pipeline.name),
                 namespaces,
-                config_hash,
+                config_map,
                 state.limiter,
                 reconciler.utc_now(),
             )
@@ -342,6 +354,6 @@ async def _report(client: kube.Kube, obj: dict[str, Any], report: sidecar_restar
     )
     if report.restarted:
         names = ", ".join(str(ref) for ref in report.restarted)
-        message = f"restarted for config {report.config_hash}: {names}"
+        message = f"restarted for ConfigMap {report.config_map}: {names}"
         with contextlib.suppress(kube.ApiError):
             await client.post_event(obj, False, "RolloutRestarted", message, now)

@@ -74,6 +74,11 @@ class OperatorConfig:
     drift_interval: float = 60.0
     #: Seconds before a reconcile that failed on a transient API error is retried.
     retry_delay: float = 5.0
+    #: Annotate agent pods after a config change, so their kubelet refreshes the file at once
+    #: (`reconcile.config_rollout`); needs `patch` on pods.
+    refresh_pods: bool = True
+    #: The kubelets' syncFrequency (seconds): how late a config may reach agents without the refresh.
+    kubelet_sync_period: float = 60.0
     webhook: Webhook | None = None
     #: Sidecar injection (`otlp_operator.edge.injection_handlers`): the pod mutating webhook (needs `webhook`)
     #: and stale-sidecar rollouts. Off by default: it needs RBAC on namespaces, pods and app workloads.

@@ -1,11 +1,12 @@
 """Copies of a sidecar pipeline's ConfigMap for the other namespaces it serves.
 
 A pod can only mount a ConfigMap of its own namespace, so a sidecar pipeline that allows pods of other
-namespaces (`injection.allowed.namespaces`) has its config published there too: the same immutable,
-hash-named ConfigMap, labelled `telemetry.otlp-operator.io/config-of: <pipeline>` instead of the
-pipeline label (they are not children: an ownerReference cannot cross namespaces, so they are not
-garbage-collected with the pipeline; like the pipeline's own old configs, which injected pods may still
-mount, they stay until deleted: `kubectl delete configmap -l telemetry.otlp-operator.io/config-of=<name>`).
+namespaces (`injection.allowed.namespaces`) has its config published there too: the same ConfigMap (same
+name, same data, rewritten when the pipeline config changes, so injected sidecars there reload it too),
+labelled `telemetry.otlp-operator.io/config-of: <pipeline>` instead of the pipeline label (they are not
+children: an ownerReference cannot cross namespaces, so they are not garbage-collected with the pipeline;
+like the pipeline's own ConfigMaps of earlier pod-level settings, which injected pods may still mount,
+they stay until deleted: `kubectl delete configmap -l telemetry.otlp-operator.io/config-of=<name>`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def build(pipeline: loader.OTLPPipeline, image: str) -> list[dict[str, Any]]:
     with the version of the agent `image` (the operator's, unless the spec sets one)."""
     if pipeline.spec.mode != spec.Mode.sidecar or pipeline.spec.injection is None:
         return []
-    (original,) = manifests.versioned([configmap.build(pipeline)], pipeline.spec.image or image)
+    (original,) = manifests.versioned([configmap.build(pipeline, image)], pipeline.spec.image or image)
     labels = {k: v for k, v in original["metadata"]["labels"].items() if k != naming.PIPELINE_LABEL}
     labels[COPY_LABEL] = naming.label_value(pipeline.name)
     copies = []
@@ -37,7 +38,10 @@ def build(pipeline: loader.OTLPPipeline, image: str) -> list[dict[str, Any]]:
             "name": original["metadata"]["name"],
             "namespace": namespace,
             "labels": labels,
-            "annotations": {markers.PIPELINE_ANNOTATION: f"{pipeline.namespace}/{pipeline.name}"},
+            "annotations": {
+                **original["metadata"]["annotations"],
+                markers.PIPELINE_ANNOTATION: f"{pipeline.namespace}/{pipeline.name}",
+            },
         }
         copies.append(found)
     return copies

@@ -7,8 +7,10 @@ namespace). An injected pod carries:
   pipeline can be listed with a label selector (stale-sidecar rollouts);
 - the annotation `telemetry.otlp-operator.io/injected-pipeline: <namespace>/<name>` (exact, unlike a
   label value, which is limited to 63 characters and cannot hold a `/`);
-- the annotation `telemetry.otlp-operator.io/config-hash: <hash>` for a sidecar (the config it runs; the
-  same annotation agent pods of gateways carry), absent for env-only wiring;
+- the annotation `telemetry.otlp-operator.io/agent-config: <ConfigMap>` for a sidecar: the pipeline's
+  ConfigMap it mounts, whose name ends with the hash of the sidecar's pod-level settings (a pipeline-config
+  change rewrites that ConfigMap, which the sidecar reloads; a pod-level change publishes another one, and
+  the pod is then stale: see `reconcile.sidecar_restarts`); absent for env-only wiring;
 - the annotation `telemetry.otlp-operator.io/injection-record`: JSON naming, per container, the
   variables injection added and the resource attribute keys it appended (and whether it chose the
   default container), so `remove` undoes exactly that.
@@ -24,7 +26,7 @@ from otlp_operator import naming
 INJECT_ANNOTATION = f"{naming.PREFIX}inject"
 INJECTED_LABEL = f"{naming.PREFIX}injected"
 PIPELINE_ANNOTATION = f"{naming.PREFIX}injected-pipeline"
-CONFIG_HASH_ANNOTATION = naming.CONFIG_HASH_ANNOTATION
+CONFIG_MAP_ANNOTATION = f"{naming.PREFIX}agent-config"
 RECORD_ANNOTATION = f"{naming.PREFIX}injection-record"
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 
@@ -35,7 +37,7 @@ class Marker:
 
     namespace: str
     name: str
-    config_hash: str | None
+    config_map: str | None  # the ConfigMap a sidecar mounts (None: env wiring only)
 
     @property
     def key(self) -> str:
@@ -56,7 +58,7 @@ def read(pod: dict[str, Any]) -> Marker | None:
     if not found or "/" not in found:
         return None
     namespace, name = found.split("/", 1)
-    return Marker(namespace, name, annotations_of(pod).get(CONFIG_HASH_ANNOTATION))
+    return Marker(namespace, name, annotations_of(pod).get(CONFIG_MAP_ANNOTATION))
 
 
 def selector(name: str) -> str:

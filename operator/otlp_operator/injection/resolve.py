@@ -15,9 +15,10 @@ the pipeline's own or one of `allowed.namespaces`, and the pod carries every lab
 `allowed.podSelector`. Gateway and node-agent pipelines may set `injection.allowed` too (they inject env
 wiring only); without it they serve pods of their own namespace.
 
-A sidecar is injected with the config the operator published for the pipeline (`status.configHash`, the
-ConfigMap that exists): the webhook never computes a hash itself, since the published config is the
-pipeline with its `pipelineRef`s resolved, which only the reconcile can do. A sidecar pipeline with no
+A sidecar is injected with the ConfigMap the operator published for the pipeline
+(`status.configRollout.configMap`, which exists; an operator that published before it wrote that field
+named it after `status.configHash`): the webhook never computes it itself, since the published config is
+the pipeline with its `pipelineRef`s resolved, which only the reconcile can do. A sidecar pipeline with no
 published config yet (just created, or never valid) injects nothing (`NotPublished`).
 
 Every outcome but "not requested" and "opted out" that injects nothing is a warning the webhook reports.
@@ -38,13 +39,13 @@ from otlp_operator.injection import markers
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """A pipeline as the webhook knows it: parsed once per change (or why it is invalid), and the hash of
-    the config the operator published for it (None: none yet)."""
+    """A pipeline as the webhook knows it: parsed once per change (or why it is invalid), and the ConfigMap
+    the operator published for it (None: none yet)."""
 
     namespace: str
     name: str
     pipeline: loader.OTLPPipeline | None
-    config_hash: str | None = None
+    config_map: str | None = None
     problems: tuple[str, ...] = ()
     uid: str = ""
 
@@ -143,7 +144,7 @@ def _check(pod: dict[str, Any], namespace: str, target: Target) -> Decision:
         wanted = ",".join(f"{k}={v}" for k, v in sorted(missing.items()))
         why = f"pipeline {target.key} allows only pods labelled {wanted}"
         return Decision(None, "NotAllowed", why, warning=True, about=target)
-    if target.sidecar and not target.config_hash:
+    if target.sidecar and not target.config_map:
         why = f"pipeline {target.key} has no published config yet (its status says why)"
         return Decision(None, "NotPublished", why, warning=True, about=target)
     kind = "a sidecar agent" if target.sidecar else f"wiring to its {target.pipeline.spec.mode.value} agents"
@@ -151,14 +152,23 @@ def _check(pod: dict[str, Any], namespace: str, target: Target) -> Decision:
 
 
 def target_of(body: dict[str, Any]) -> Target:
-    """A `Target` from a pipeline object: validated with the agent's models, with its published hash."""
+    """A `Target` from a pipeline object: validated with the agent's models, with its published ConfigMap."""
     metadata = body.get("metadata") or {}
     namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
     uid = str(metadata.get("uid", ""))
-    published = (body.get("status") or {}).get("configHash")
     try:
         pipeline = validation.parse(body)
     except SpecError as exc:
         problems = tuple(str(p) for p in exc.problems)
         return Target(namespace, name, None, problems=problems, uid=uid)
-    return Target(namespace, name, pipeline, str(published) if published else None, uid=uid)
+    return Target(namespace, name, pipeline, published_config_map(pipeline, body), uid=uid)
+
+
+def published_config_map(pipeline: loader.OTLPPipeline, body: dict[str, Any]) -> str | None:
+    """The ConfigMap the pipeline's status says is published (None: nothing is)."""
+    status = body.get("status") or {}
+    found = (status.get("configRollout") or {}).get("configMap")
+    if found:
+        return str(found)
+    legacy = status.get("configHash")  # published by an operator that named ConfigMaps by the config hash
+    return naming.config_map(pipeline, str(legacy)) if legacy else None

@@ -3,9 +3,10 @@
 The container is the one gateways run (`manifests.container.build`: image, args, ports, probes, the
 restricted securityContext, the Secret mounts), with the resources of `spec.injection.resources` and
 volumes renamed with an `otlp-agent-` prefix so they cannot collide with the application's own. The
-config is the pipeline's hash-named, immutable ConfigMap: published by the pipeline's reconcile in its
-namespace, and copied into every other namespace it allows (`configcopy`), since a pod mounts ConfigMaps
-of its own.
+config is the pipeline's ConfigMap (`manifests.configmap`: named after the sidecar's pod-level settings,
+its data rewritten in place when only the pipeline config changes, which the agent then reloads without
+the application's pod restarting): published by the pipeline's reconcile in its namespace, and copied
+into every other namespace it allows (`configcopy`), since a pod mounts ConfigMaps of its own.
 
 The Secrets the spec names (`manifests.secrets`) are mounted into the agent container only — the app
 containers never see them — from the *pod's* namespace: a pod can mount only Secrets of its own
@@ -26,7 +27,6 @@ from typing import Any
 
 from otlp_agent.api import loader, spec
 
-from otlp_operator import naming
 from otlp_operator.manifests import container, secrets
 
 PREFIX = "otlp-agent-"
@@ -63,10 +63,10 @@ def build(pipeline: loader.OTLPPipeline, image: str, *, native_sidecar: bool) ->
     return agent
 
 
-def volumes(pipeline: loader.OTLPPipeline, config_hash: str) -> list[dict[str, Any]]:
-    """The agent's volumes: its config (the pipeline's ConfigMap), a small /tmp, and its Secrets."""
+def volumes(pipeline: loader.OTLPPipeline, config_map: str) -> list[dict[str, Any]]:
+    """The agent's volumes: its config (the ConfigMap `config_map`), a small /tmp, and its Secrets."""
     return [
-        {"name": CONFIG_VOLUME, "configMap": {"name": naming.config_map(pipeline, config_hash)}},
+        {"name": CONFIG_VOLUME, "configMap": {"name": config_map}},
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE}},
         *secrets.volumes(pipeline, prefix=PREFIX, mode=secrets.SIDECAR_MODE),
     ]

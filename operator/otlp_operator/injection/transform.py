@@ -7,10 +7,11 @@
   container it comes last, and `kubectl.kubernetes.io/default-container` names the first app container
   (unless set) so `kubectl logs/exec` keep meaning the app;
 - for every pipeline, the SDK environment of each app container (`env`; init containers are left alone);
-- the markers (`markers`): label, pipeline, config hash, and the record `remove` needs.
+- the markers (`markers`): label, pipeline, the ConfigMap a sidecar mounts, and the record `remove` needs.
 
-Injecting a pod that already carries the same pipeline and hash returns it unchanged; one injected from
-another pipeline or an older config (a pod copied from a running one) is first `remove`d, then injected.
+Injecting a pod that already carries the same pipeline and ConfigMap returns it unchanged; one injected
+from another pipeline or for other pod-level settings (a pod copied from a running one) is first
+`remove`d, then injected.
 A pod the agent cannot join (a port the agent needs is declared by an app container, or a volume or
 container name is taken) raises `Refusal`: the webhook admits such a pod unchanged and says why.
 """
@@ -46,13 +47,14 @@ def inject(
     pipeline: loader.OTLPPipeline,
     *,
     cluster_version: tuple[int, int],
-    config_hash: str,
+    config_map: str,
     image: str,
 ) -> dict[str, Any]:
-    """`pod` with `pipeline`'s agent (sidecar mode) and SDK wiring; raises Refusal."""
+    """`pod` with `pipeline`'s agent (sidecar mode) mounting the ConfigMap `config_map`, and SDK wiring;
+    raises Refusal."""
     is_sidecar = pipeline.spec.mode == spec.Mode.sidecar
     marker = markers.read(pod)
-    wanted = markers.Marker(pipeline.namespace, pipeline.name, config_hash if is_sidecar else None)
+    wanted = markers.Marker(pipeline.namespace, pipeline.name, config_map if is_sidecar else None)
     if marker == wanted:
         return copy.deepcopy(pod)
     result = remove(pod) if marker is not None else copy.deepcopy(pod)
@@ -62,14 +64,14 @@ def inject(
     if is_sidecar:
         _check_room(pod_spec, pipeline)
         record["defaultContainer"] = _add_sidecar(
-            result, pipeline, sidecar.native(cluster_version), config_hash, image
+            result, pipeline, sidecar.native(cluster_version), config_map, image
         )
     record["env"] = _wire_apps(result, pipeline)
     metadata.setdefault("labels", {})[markers.INJECTED_LABEL] = naming.label_value(pipeline.name)
     notes = metadata.setdefault("annotations", {})
     notes[markers.PIPELINE_ANNOTATION] = wanted.key
     if is_sidecar:
-        notes[markers.CONFIG_HASH_ANNOTATION] = config_hash
+        notes[markers.CONFIG_MAP_ANNOTATION] = config_map
     notes[markers.RECORD_ANNOTATION] = json.dumps(record, sort_keys=True, separators=(",", ":"))
     return result
 
@@ -90,7 +92,7 @@ def remove(pod: dict[str, Any]) -> dict[str, Any]:
     pod_spec["volumes"] = [
         v for v in pod_spec.get("volumes") or [] if not sidecar.owns_volume(v.get("name", ""))
     ]
-    for key in (markers.PIPELINE_ANNOTATION, markers.CONFIG_HASH_ANNOTATION, markers.RECORD_ANNOTATION):
+    for key in (markers.PIPELINE_ANNOTATION, markers.CONFIG_MAP_ANNOTATION, markers.RECORD_ANNOTATION):
         notes.pop(key, None)
     if record.get("defaultContainer"):
         notes.pop(markers.DEFAULT_CONTAINER_ANNOTATION, None)
@@ -120,12 +122,12 @@ def _check_room(pod_spec: dict[str, Any], pipeline: loader.OTLPPipeline) -> None
 
 
 def _add_sidecar(
-    pod: dict[str, Any], pipeline: loader.OTLPPipeline, native: bool, config_hash: str, image: str
+    pod: dict[str, Any], pipeline: loader.OTLPPipeline, native: bool, config_map: str, image: str
 ) -> bool:
     """Add the agent and its volumes; True when the default-container annotation was set here."""
     pod_spec = pod["spec"]
     agent = sidecar.build(pipeline, image, native_sidecar=native)
-    pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), *sidecar.volumes(pipeline, config_hash)]
+    pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), *sidecar.volumes(pipeline, config_map)]
     if native:
         pod_spec["initContainers"] = [agent, *(pod_spec.get("initContainers") or [])]
         return False

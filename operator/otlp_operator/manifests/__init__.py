@@ -6,15 +6,17 @@ the golden-file tests. Names and labels come from `otlp_operator.naming`.
 
 What `build_all` returns, in apply order, per mode:
 
-- deployment: ConfigMap, ServiceAccount, Service, [PersistentVolumeClaim], Deployment,
+- deployment: ConfigMap, ServiceAccount, Service, headless Service, [PersistentVolumeClaim], Deployment,
   [PodDisruptionBudget], [HorizontalPodAutoscaler];
+- statefulset: ConfigMap, ServiceAccount, Service, headless Service, StatefulSet (with a claim template
+  per replica for persistent queues), [PodDisruptionBudget], [HorizontalPodAutoscaler];
 - daemonset: ConfigMap, ServiceAccount, Service, DaemonSet;
 - sidecar: ConfigMap only (the injector mounts it into application pods).
 
-The PVC exists for a single-replica gateway with a persistent queue (see `storage` for every mode); the
-PDB when the gateway always runs more than one replica; the HPA when `autoscaling` is set. Every object,
-and every pod template, carries `app.kubernetes.io/version`: the version of the agent image it runs
-(`versioned`).
+The PVC exists for a single-replica Deployment gateway with a persistent queue (see `storage` for every
+mode); the PDB when the gateway always runs more than one replica; the HPA when `autoscaling` is set.
+Every object, and every pod template, carries `app.kubernetes.io/version`: the version of the agent image
+it runs (`versioned`; a StatefulSet's claim templates do not, since they cannot change).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from otlp_operator.manifests import (
     pvc,
     service,
     serviceaccount,
+    statefulset,
     storage,
 )
 
@@ -46,16 +49,20 @@ def build_all(
 def _children(
     pipeline: loader.OTLPPipeline, agent_image: str, owner: meta.Owner | None
 ) -> list[meta.Manifest]:
-    children = [configmap.build(pipeline, owner)]
+    children = [configmap.build(pipeline, agent_image, owner)]
     mode = pipeline.spec.mode
     if mode == spec.Mode.sidecar:
         return children
     children += [serviceaccount.build(pipeline, owner), service.build(pipeline, owner)]
     if mode == spec.Mode.daemonset:
         return [*children, daemonset.build(pipeline, agent_image, owner)]
-    if storage.plan(pipeline).backing == storage.Backing.claim:
-        children.append(pvc.build(pipeline, owner))
-    children.append(deployment.build(pipeline, agent_image, owner))
+    children.append(service.build_headless(pipeline, owner))
+    if mode == spec.Mode.statefulset:
+        children.append(statefulset.build(pipeline, agent_image, owner))
+    else:
+        if storage.plan(pipeline).backing == storage.Backing.claim:
+            children.append(pvc.build(pipeline, owner))
+        children.append(deployment.build(pipeline, agent_image, owner))
     if pdb.wanted(pipeline):
         children.append(pdb.build(pipeline, owner))
     if pipeline.spec.autoscaling is not None:

@@ -2,12 +2,13 @@
 
 The text is a complete OTLPPipeline manifest (what `otlp-agent run --config` and `loader.load_file`
 read), with every default explicit so what runs is what was reviewed, serialized with sorted keys so the
-same spec always gives the same bytes. The hash (first 10 hex digits of its SHA-256) names the
-ConfigMap and annotates the pod template, so a config change creates a new ConfigMap and rolls the pods.
+same spec always gives the same bytes. The hash (first 10 hex digits of its SHA-256) is what the status
+shows (`configHash`) and what each agent reports back for the file it runs (the full SHA-256 of the same
+bytes), so the operator can tell which agents run it.
 
 `replicas` and `autoscaling` are left out of the text: they shape the workload, not the agent, and with
-them in the hash scaling a gateway (`kubectl scale`) would needlessly restart every pod. The agent reads
-their defaults, which it never uses.
+them in the text scaling a gateway (`kubectl scale`) would make every agent reload for nothing. The agent
+reads their defaults, which it never uses.
 """
 
 from __future__ import annotations

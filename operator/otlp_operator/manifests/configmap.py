@@ -1,25 +1,49 @@
-"""The ConfigMap holding one version of the agent loader.
+"""The ConfigMap holding the agent config the agent pods mount.
 
-Immutable and named after the config hash: a changed spec makes a new ConfigMap instead of editing the
-one running pods read, so a rollout is atomic and a bad rollout can go back to the old object. Removing
-ConfigMaps no pod template refers to any more is the reconciler's job.
+Named `<name>-config-<template hash>`, where the template hash covers everything pod-level about the
+agents (`pod.template_hash`; for sidecars, the injected container and its Secrets): a change of the
+pipeline config alone rewrites this ConfigMap's data in place — the pods keep running and their agents
+reload the file — while a pod-level change makes a new name, which only the new pods (or, for sidecars,
+newly injected pods) mount. The ConfigMap carries the config hash (`telemetry.otlp-operator.io/
+config-hash`), the hash agents report back for the text they run. Removing ConfigMaps no pod mounts any
+more is the reconciler's job.
 """
 
 from __future__ import annotations
 
-from otlp_agent.api import loader
+import json
+
+from otlp_agent.api import loader, spec
 
 from otlp_operator import naming
-from otlp_operator.manifests import agentconfig, meta
+from otlp_operator.manifests import agentconfig, container, meta, pod, secrets
 
 
-def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+def build(pipeline: loader.OTLPPipeline, image: str, owner: meta.Owner | None = None) -> meta.Manifest:
     """The ConfigMap for the current spec."""
     rendered = agentconfig.render(pipeline)
+    metadata = meta.object_meta(pipeline, name(pipeline, image), owner)
+    metadata["annotations"] = {naming.CONFIG_HASH_ANNOTATION: rendered.hash}
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": meta.object_meta(pipeline, naming.config_map(pipeline, rendered.hash), owner),
-        "immutable": True,
+        "metadata": metadata,
         "data": {agentconfig.FILE_NAME: rendered.text},
     }
+
+
+def name(pipeline: loader.OTLPPipeline, image: str) -> str:
+    """The ConfigMap's name: the pipeline's, `-config-`, and the template hash."""
+    return naming.config_map(pipeline, template_hash(pipeline, image))
+
+
+def template_hash(pipeline: loader.OTLPPipeline, image: str) -> str:
+    """What pod-level settings the config is for: the pod template's hash, or for a sidecar pipeline the
+    injected container's (its image, ports, env, resources, mounts, probes) and the Secrets it mounts."""
+    if pipeline.spec.mode != spec.Mode.sidecar:
+        return pod.template_hash(pipeline, image)
+    injection = pipeline.spec.injection or spec.Injection()
+    agent = container.build(pipeline, image, resources=injection.resources)
+    mounted = [(ref.name, list(ref.keys)) for ref in secrets.referenced(pipeline)]
+    text = json.dumps({"container": agent, "secrets": mounted}, sort_keys=True, separators=(",", ":"))
+    return naming.short_hash(text, agentconfig.HASH_LENGTH)

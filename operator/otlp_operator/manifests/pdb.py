@@ -16,7 +16,7 @@ from otlp_operator.manifests import meta
 def wanted(pipeline: loader.OTLPPipeline) -> bool:
     """True when the gateway always runs more than one replica."""
     s = pipeline.spec
-    if s.mode != spec.Mode.deployment:
+    if s.mode not in spec.GATEWAY_MODES:
         return False
     fewest = s.autoscaling.min_replicas if s.autoscaling is not None else s.replicas
     return fewest > 1

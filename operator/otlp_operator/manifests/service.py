@@ -1,4 +1,11 @@
-"""The Service in front of the agents: the enabled OTLP ports plus metrics, by name.
+"""The Services in front of the agents: the enabled OTLP ports plus metrics, by name.
+
+Every gateway (mode deployment or statefulset) also gets a headless Service (`clusterIP: None`) over the
+same pods: its name resolves to the IP of every ready agent pod, which is how a load-balancing exporter
+(`loadBalancing`, often through a `pipelineRef`) finds each pod to send to, and it is the StatefulSet's
+`serviceName`, which gives each replica its own DNS name (`<pod>.<headless service>.<namespace>.svc`).
+Not-ready pods are left out (`publishNotReadyAddresses: false`): a replica that is starting or draining
+gets no new data.
 
 Target ports are the container's port names, so the Service and the pods cannot drift apart. For node
 agents (mode daemonset) `internalTrafficPolicy: Local` keeps each pod's telemetry on its own node's agent,
@@ -30,6 +37,21 @@ def build(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> met
         "kind": "Service",
         "metadata": meta.object_meta(pipeline, naming.service(pipeline), owner),
         "spec": body,
+    }
+
+
+def build_headless(pipeline: loader.OTLPPipeline, owner: meta.Owner | None = None) -> meta.Manifest:
+    """The headless Service of a gateway: one DNS record per ready agent pod."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta.object_meta(pipeline, naming.headless_service(pipeline), owner),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": False,
+            "selector": naming.selector_labels(pipeline),
+            "ports": [_service_port(pipeline, port) for port in container.ports(pipeline)],
+        },
     }
 
 

@@ -11,7 +11,11 @@ The agent keeps every persistent queue (one SQLite file per exporter) under `QUE
   different nodes, and a Deployment cannot give each replica its own claim. Each pod gets an `emptyDir`
   of that size instead: the queue survives agent crashes and container restarts, and on pod deletion the
   agent drains it within the grace period, but a lost node loses its backlog. Gateways that need the
-  backlog to outlive their pod run one replica.
+  backlog to outlive their pod run one replica, or mode statefulset.
+- **statefulset**: a volumeClaimTemplate (`queue`, ReadWriteOnce, that size and class), so each replica
+  has its own claim, `queue-<name>-agent-<ordinal>`, which the StatefulSet keeps when it scales down
+  (`whenScaled: Retain`) and gives back to the same ordinal when it scales up again; the claims are
+  deleted with the StatefulSet (`whenDeleted: Delete`), that is with the pipeline.
 - **daemonset**: a hostPath directory `/var/lib/otlp-agent/<namespace>/<name>` (DirectoryOrCreate) on
   each node, so the replacement pod on the same node resumes the backlog after a rollout or a crash. The
   kubelet creates it owned by root, so an init container (the agent image, root with only CAP_CHOWN)
@@ -40,6 +44,7 @@ class Backing(enum.Enum):
 
     none = "none"
     claim = "claim"
+    claim_template = "claimTemplate"
     empty_dir = "emptyDir"
     host_path = "hostPath"
 
@@ -71,6 +76,8 @@ def plan(pipeline: loader.OTLPPipeline) -> QueueStorage:
 def _backing(s: spec.OTLPPipelineSpec) -> Backing:
     if s.mode == spec.Mode.daemonset:
         return Backing.host_path
+    if s.mode == spec.Mode.statefulset:
+        return Backing.claim_template
     if s.autoscaling is None and s.replicas <= 1:
         return Backing.claim
     return Backing.empty_dir

@@ -3,7 +3,11 @@
 Per child: GET; create when missing; else compute the three-way merge patch (`merge.patch_for`) and
 PATCH only when it is not empty. A child controlled by another owner is never taken over (that is a
 `Conflict`); one without a controller is adopted. An immutable ConfigMap whose data differs (someone
-deleted and re-created it by hand) is replaced, since it cannot be patched.
+deleted and re-created it by hand, or an operator that made immutable ones) is replaced, since it cannot
+be patched. A StatefulSet whose fields the API server refuses to change (`statefulset.IMMUTABLE`: its
+claim templates, when a queue's size or class changed) is deleted with its pods and claims orphaned, and
+created again: the new one adopts them (same names, same selector), existing claims keep their size, new
+replicas get the new one.
 
 Stale children are found by the pipeline label and pruned only when this pipeline is their controller:
 a workload of the previous mode, an autoscaler or disruption budget no longer wanted, and old
@@ -16,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from otlp_operator.manifests import statefulset
 from otlp_operator.reconcile import kube, merge
 
 
@@ -54,6 +59,10 @@ async def _apply_one(client: kube.Kube, desired: dict[str, Any], owner_uid: str,
         await client.delete(kind, namespace, name)
         changes.append(f"replaced {kind} {name}")
         return await client.create(merge.with_last_applied(desired))
+    if _immutable_spec_differs(desired, live):
+        await client.delete(kind, namespace, name, orphan=True)
+        changes.append(f"replaced {kind} {name} (its pods and claims kept)")
+        return await client.create(merge.with_last_applied(desired))
     changes.append(f"{'updated' if merge.controller_uid(live) else 'adopted'} {kind} {name}")
     return await client.patch(kind, namespace, name, patch)
 
@@ -61,6 +70,16 @@ async def _apply_one(client: kube.Kube, desired: dict[str, Any], owner_uid: str,
 def _immutable_data_differs(desired: dict[str, Any], live: dict[str, Any]) -> bool:
     return bool(live.get("immutable")) and any(
         desired.get(field) != live.get(field) for field in ("data", "binaryData")
+    )
+
+
+def _immutable_spec_differs(desired: dict[str, Any], live: dict[str, Any]) -> bool:
+    if desired["kind"] != "StatefulSet":
+        return False
+    wanted, found = desired.get("spec") or {}, live.get("spec") or {}
+    return any(
+        field in wanted and not merge.subset(wanted[field], found.get(field))
+        for field in statefulset.IMMUTABLE
     )
 
 
@@ -89,8 +108,9 @@ async def prune(
 
 
 async def find_workload(client: kube.Kube, namespace: str, selector: str, owner_uid: str) -> Any:
-    """The Deployment or DaemonSet this pipeline controls, or None (used while the spec is invalid)."""
-    for kind in ("Deployment", "DaemonSet"):
+    """The Deployment, StatefulSet or DaemonSet this pipeline controls, or None (used while the spec is
+    invalid)."""
+    for kind in ("Deployment", "StatefulSet", "DaemonSet"):
         for obj in await client.list(kind, namespace, selector):
             if merge.controller_uid(obj) == owner_uid:
                 return {**obj, "kind": kind}  # list items carry no kind

@@ -26,7 +26,7 @@ from otlp_operator import naming
 from otlp_operator.reconcile import merge
 
 ChildKey = tuple[str, str, str]  # kind, namespace, name
-WORKLOAD_KINDS = ("Deployment", "DaemonSet")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 _UNREAD = object()
 #: The workload status fields the pipeline's status is computed from; other changes are not worth a reconcile.
 _STATUS_FIELDS = (
@@ -39,6 +39,8 @@ _STATUS_FIELDS = (
     "updatedNumberScheduled",
     "numberReady",
     "numberAvailable",
+    "currentRevision",
+    "updateRevision",
 )
 
 

@@ -8,6 +8,7 @@ off `RESOURCES` and the `Kube` methods:
 |---|---|
 | get | every kind in `RESOURCES` (children; a pipeline to reconcile; the targets of its `pipelineRef`s) |
 | create, patch (JSON merge patch), delete, list (label selector) | the child kinds |
+| list (label selector), patch (JSON merge patch) | pods of a pipeline's agents (`config_rollout`) |
 | create | configmaps in the namespaces a sidecar pipeline allows (copies of its config) |
 | patch (JSON merge patch) on the `status` subresource | otlppipelines/status |
 | create | events (core/v1), about a pipeline; about a pod's owner or a pod (sidecar injection) |
@@ -73,13 +74,13 @@ RESOURCES: dict[str, Resource] = {
     "Service": Resource("", "v1", "services"),
     "PersistentVolumeClaim": Resource("", "v1", "persistentvolumeclaims"),
     "Deployment": Resource("apps", "v1", "deployments"),
+    "StatefulSet": Resource("apps", "v1", "statefulsets"),
     "DaemonSet": Resource("apps", "v1", "daemonsets"),
     "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets"),
     "HorizontalPodAutoscaler": Resource("autoscaling", "v2", "horizontalpodautoscalers"),
     "Event": Resource("", "v1", "events"),
-    # Sidecar restarts (reconcile.sidecar_restarts): the application workloads it restarts, never children.
+    # Agent pods (config_rollout) and injected pods (sidecar_restarts): read and annotated, never children.
     "Pod": Resource("", "v1", "pods"),
-    "StatefulSet": Resource("apps", "v1", "statefulsets"),
     # The pod webhook's cache of namespace annotations (cluster-scoped: its path ignores a namespace).
     "Namespace": Resource("", "v1", "namespaces"),
     # The webhook's serving certificate, and the configurations that trust its CA (cluster-scoped).
@@ -93,7 +94,7 @@ RESOURCES: dict[str, Resource] = {
 }
 #: Kinds of the webhook's own TLS (`webhook_tls`), never children.
 TLS_KINDS = ("Secret", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
-INJECTION_KINDS = ("Pod", "StatefulSet")
+INJECTION_KINDS = ("Pod",)
 CHILD_KINDS = tuple(
     kind for kind in RESOURCES if kind not in (PIPELINE, "Event", "Namespace", *INJECTION_KINDS, *TLS_KINDS)
 )
@@ -178,9 +179,11 @@ class Kube:
         path = RESOURCES[kind].path(namespace, name)
         return await self._call("PATCH", path, body=operations, content_type="application/json-patch+json")
 
-    async def delete(self, kind: str, namespace: str, name: str) -> None:
-        """Delete an object (dependents are garbage-collected in the background); gone already is fine."""
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+    async def delete(self, kind: str, namespace: str, name: str, *, orphan: bool = False) -> None:
+        """Delete an object (dependents are garbage-collected in the background, or with `orphan` left in
+        place without that owner); gone already is fine."""
+        policy = "Orphan" if orphan else "Background"
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": policy}
         try:
             await self._call("DELETE", RESOURCES[kind].path(namespace, name), body=body)
         except ApiError as exc:

@@ -7,7 +7,9 @@ so the agent never sees a reference:
 - protocol: the exporter's own `protocol` when it sets one (the target must serve it), else OTLP/gRPC
   when the target serves it, else OTLP/HTTP (protobuf);
 - endpoint: the target's in-cluster Service (`naming.endpoints`): `<svc>.<ns>.svc:<port>` for gRPC,
-  `http(s)://<svc>.<ns>.svc:<port>` for HTTP;
+  `http(s)://<svc>.<ns>.svc:<port>` for HTTP; with `loadBalancing`, the target's headless Service instead
+  (`<svc>-headless.<ns>.svc`), whose name resolves to every ready agent pod of the target, so the agent
+  balances over them (only a gateway has one: a node-agent target fails with `NotBalanceable`);
 - TLS: a target receiver without TLS is in-cluster plaintext (`tls.insecure: true` for gRPC); a target
   receiver with TLS gets an `https://` endpoint and the exporter's own `tls` settings (its CA).
 
@@ -16,8 +18,9 @@ A reference fails, with a reason for the status, when the target does not exist 
 (`NotAllowed`, the tenancy guard: same namespace is always allowed), is itself invalid
 (`TargetInvalid`), is a sidecar pipeline, which has no Service (`TargetHasNoService`), does not serve the
 exporter's explicit protocol (`ProtocolNotServed`), is the referring pipeline itself (`SelfReference`), or
-cannot be read by the operator, e.g. a namespace outside its RBAC (`TargetUnreadable`), or references
-the referring pipeline back (`ReferenceCycle`; longer cycles, A -> B -> C -> A, are not detected).
+cannot be read by the operator, e.g. a namespace outside its RBAC (`TargetUnreadable`), references the
+referring pipeline back (`ReferenceCycle`; longer cycles, A -> B -> C -> A, are not detected), or is a node
+agent while the exporter balances over the target's pods (`NotBalanceable`).
 
 `ReferrerIndex` remembers, per referring pipeline, each reference and what it resolved to, so a watch
 event on a target asks for a reconcile of exactly the referrers whose resolution would now differ.
@@ -44,6 +47,7 @@ REASONS = (
     "SelfReference",
     "TargetUnreadable",
     "ReferenceCycle",
+    "NotBalanceable",
 )
 
 
@@ -173,6 +177,12 @@ def resolve_one(
         return fail("TargetHasNoService", f"OTLPPipeline {where} is a sidecar pipeline and has no Service")
     if key_of(pipeline) in targets(target):  # each would forward the other's data back, forever
         return fail("ReferenceCycle", f"OTLPPipeline {where} exports back to this pipeline")
+    if exporter.load_balancing is not None and target.spec.mode not in spec.GATEWAY_MODES:
+        return fail(
+            "NotBalanceable",
+            f"OTLPPipeline {where} is a {target.spec.mode.value}: loadBalancing needs a gateway (mode "
+            "deployment or statefulset), whose headless Service lists its pods",
+        )
     return _endpoint(exporter, target, fail)
 
 
@@ -196,7 +206,7 @@ def _endpoint(
             "ProtocolNotServed",
             f"OTLPPipeline {target.namespace}/{target.name} does not serve {protocol.value}",
         )
-    service = naming.endpoints(target)
+    service = naming.endpoints(target, headless=exporter.load_balancing is not None)
     tls = served.tls is not None
     if protocol == spec.Protocol.grpc:
         endpoint = f"https://{service['grpc']}" if tls else str(service["grpc"])

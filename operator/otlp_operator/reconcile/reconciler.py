@@ -2,7 +2,11 @@
 and child events.
 
     validate (agent models) ─► resolve pipelineRefs ─► build_all (pure) ─► apply children ─► prune stale
-    ones ─► status + Events
+    ones ─► ask the agents which config they run (`config_rollout`) ─► status + Events
+
+A pipeline whose agents do not all run the published config yet is looked at again soon
+(`Context.followups`, which the edge polls), so `ConfigApplied` follows them without waiting for the drift
+check.
 
 Events (core/v1, `source.component: otlp-operator`) are posted for every condition transition
 (reason = the condition's reason) and for every reconcile that changed children (reason `Applied`,
@@ -34,7 +38,16 @@ from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
 from otlp_operator import metrics as operator_metrics
-from otlp_operator.reconcile import apply, child_events, injected_pods, kube, pipeline_refs, status
+from otlp_operator.reconcile import (
+    apply,
+    child_events,
+    config_rollout,
+    config_status,
+    injected_pods,
+    kube,
+    pipeline_refs,
+    status,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +70,10 @@ class Context:
     metrics: operator_metrics.OperatorMetrics = dataclasses.field(
         default_factory=operator_metrics.OperatorMetrics
     )
+    rollout_settings: config_rollout.Settings = dataclasses.field(default_factory=config_rollout.Settings)
+    rollouts: config_rollout.Memory = dataclasses.field(default_factory=config_rollout.Memory)
+    #: Pipelines to reconcile again, and when (event-loop time): their agents are picking up a config.
+    followups: dict[naming.PipelineKey, float] = dataclasses.field(default_factory=dict)
     _locks: dict[naming.PipelineKey, asyncio.Lock] = dataclasses.field(default_factory=dict)
 
     def lock(self, key: naming.PipelineKey) -> asyncio.Lock:
@@ -95,6 +112,8 @@ async def reconcile_by_name(ctx: Context, key: naming.PipelineKey) -> Outcome | 
         ctx.index.forget(key)
         ctx.referrers.forget(key)
         ctx.metrics.forget(key)
+        ctx.followups.pop(key, None)
+        ctx.rollouts.confirmed.pop(key, None)
         return None
     return await reconcile(ctx, body)
 
@@ -147,6 +166,7 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
             obs = await _held(ctx, obj, selector, held)
         else:
             obs, changes, error = await _apply(ctx, obj, resolution, key, selector)
+    _follow(ctx, key, obs.rollout)
     new_status, transitions = status.compute(obs, obj.get("status") or {}, ctx.clock())
     await _write_status(ctx.client, obj, new_status)
     if changes:
@@ -154,6 +174,14 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
     for transition in transitions:
         await _post(ctx, obj, transition.warning, transition.condition.reason, transition.message)
     return Outcome(new_status, transitions, changes, error)
+
+
+def _follow(ctx: Context, key: naming.PipelineKey, rollout: config_status.Rollout | None) -> None:
+    delay = config_rollout.followup(rollout)
+    if delay is None:
+        ctx.followups.pop(key, None)
+    else:
+        ctx.followups[key] = asyncio.get_running_loop().time() + delay
 
 
 async def resolved(ctx: Context, body: Mapping[str, Any]) -> pipeline_refs.Resolution | None:
@@ -245,19 +273,30 @@ async def _apply(
         return failed, applied.changes, exc
     if workload is not None:
         ctx.index.observed(workload)
-    injected = await _injected(ctx, pipeline, key, obs.config_hash) if sidecar else None
-    return dataclasses.replace(obs, workload=workload, injected=injected), applied.changes, None
+    config_map = str(desired[0]["metadata"]["name"])
+    injected = await _injected(ctx, pipeline, key, config_map) if sidecar else None
+    obs = dataclasses.replace(obs, workload=workload, injected=injected)
+    try:
+        rollout = await config_rollout.observe(
+            ctx.client, ctx.rollout_settings, ctx.rollouts, pipeline, (obs.config_hash or "", config_map),
+            obj.get("status") or {}, ctx.clock(), sidecar,
+        )  # fmt: skip
+    except kube.ApiError as exc:  # e.g. pods may not be listed: ConfigApplied keeps its previous value
+        _log.warning("cannot tell which config the agents of %s run: %s", key, exc)
+        return obs, applied.changes, exc if exc.transient else None
+    return dataclasses.replace(obs, rollout=rollout), applied.changes, None
 
 
 async def _injected(
-    ctx: Context, pipeline: Any, key: naming.PipelineKey, config_hash: str | None
+    ctx: Context, pipeline: Any, key: naming.PipelineKey, config_map: str
 ) -> dict[str, Any] | None:
-    """The sidecar pipeline's injected pods by config hash (None: not counted, the status keeps its own)."""
+    """The sidecar pipeline's injected pods by the ConfigMap they mount (None: not counted, the status keeps
+    its own)."""
     if not ctx.count_injected:
         return None
     allowed = (pipeline.spec.injection or spec.Injection()).allowed.namespaces
     try:
-        return await injected_pods.census(ctx.client, key, {key.namespace, *allowed}, config_hash)
+        return await injected_pods.census(ctx.client, key, {key.namespace, *allowed}, config_map)
     except kube.ApiError as exc:  # the next reconcile counts again
         _log.warning("counting the pods injected from %s failed: %s", key, exc)
         return None

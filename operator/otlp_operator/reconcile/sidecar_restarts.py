@@ -1,18 +1,21 @@
-"""Restarting the workloads whose injected sidecars run an old config (`injection.rolloutOnChange`).
+"""Restarting the workloads whose injected sidecars are stale (`injection.rolloutOnChange`).
 
-A sidecar's config is the pipeline's ConfigMap of the hash the pod was injected with; a new spec makes
-a new ConfigMap that only new pods mount. So after a change, the pods injected from the pipeline (found
-by the `injected` label, in the pipeline's namespace and every namespace it allows) whose config-hash
-annotation differs from the current hash are stale, and their workloads are restarted the way
+A sidecar mounts the pipeline's ConfigMap of the pod-level settings it was injected with
+(`manifests.configmap`: its name ends with their hash). A change of the pipeline config alone rewrites
+that ConfigMap and the sidecars reload it: nothing is restarted. A pod-level change (image, ports,
+resources, env, Secrets mounted) publishes a ConfigMap of another name that only new pods mount; the pods
+injected from the pipeline (found by the `injected` label, in the pipeline's namespace and every namespace
+it allows) whose `agent-config` annotation names another ConfigMap are then stale, and their workloads are
+restarted the way
 `kubectl rollout restart` does it: the pod template's `kubectl.kubernetes.io/restartedAt` annotation is
 set to now, and the workload controller replaces the pods at its own pace (maxUnavailable, PDBs); each
 new pod goes through the webhook and gets the current config.
 
 - Only Deployments (derived from a ReplicaSet owner), StatefulSets and DaemonSets are restarted; stale
   pods without such an owner (bare pods, Jobs) are reported as not restartable.
-- A workload restarted once for a hash is not restarted again for it: the template also carries
-  `telemetry.otlp-operator.io/restarted-for-config: <hash>`, read back before each restart, so retries
-  and operator restarts do not restart a rollout that is already under way.
+- A workload restarted once for a ConfigMap is not restarted again for it: the template also carries
+  `telemetry.otlp-operator.io/restarted-for-config: <ConfigMap>`, read back before each restart, so
+  retries and operator restarts do not restart a rollout that is already under way.
 - Restarts are rate-limited operator-wide (`Limiter`: a burst, then one per interval), so a change to a
   pipeline used by hundreds of workloads does not restart the whole cluster at once; what is left is
   reported as pending and picked up by the caller's retry.
@@ -50,9 +53,9 @@ class WorkloadRef:
 
 @dataclasses.dataclass
 class Report:
-    """What one rollout pass found and did for one config hash."""
+    """What one rollout pass found and did for one published ConfigMap."""
 
-    config_hash: str
+    config_map: str
     restarted: list[WorkloadRef] = dataclasses.field(default_factory=list)
     already: list[WorkloadRef] = dataclasses.field(default_factory=list)
     pending: list[WorkloadRef] = dataclasses.field(default_factory=list)
@@ -63,7 +66,7 @@ class Report:
             return [str(item) for item in items][:STATUS_LIST_LIMIT]
 
         return {
-            "configHash": self.config_hash,
+            "configMap": self.config_map,
             "lastPass": now,
             "restarted": names(self.restarted),
             "restartedCount": len(self.restarted),
@@ -104,9 +107,9 @@ class Limiter:
 
 
 def stale(
-    pods: Iterable[dict[str, Any]], namespace: str, name: str, config_hash: str
+    pods: Iterable[dict[str, Any]], namespace: str, name: str, config_map: str
 ) -> tuple[list[WorkloadRef], list[str]]:
-    """The workloads owning pods injected from pipeline namespace/name with another hash (sorted, once
+    """The workloads owning pods injected from pipeline namespace/name with another ConfigMap (sorted, once
     each), and the stale pods no restartable workload owns."""
     found: set[WorkloadRef] = set()
     unrollable: list[str] = []
@@ -114,7 +117,7 @@ def stale(
         marker = markers.read(pod)
         if marker is None or (marker.namespace, marker.name) != (namespace, name):
             continue
-        if marker.config_hash == config_hash or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        if marker.config_map == config_map or (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
         owner = workload.top(pod)
         pod_namespace = str((pod.get("metadata") or {}).get("namespace", ""))
@@ -125,9 +128,9 @@ def stale(
     return sorted(found), sorted(unrollable)
 
 
-def restart_patch(config_hash: str, now: str) -> dict[str, Any]:
-    """The merge patch `kubectl rollout restart` sends, plus the hash it restarts for."""
-    annotations = {RESTARTED_AT: now, RESTARTED_FOR: config_hash}
+def restart_patch(config_map: str, now: str) -> dict[str, Any]:
+    """The merge patch `kubectl rollout restart` sends, plus the ConfigMap it restarts for."""
+    annotations = {RESTARTED_AT: now, RESTARTED_FOR: config_map}
     return {"spec": {"template": {"metadata": {"annotations": annotations}}}}
 
 
@@ -135,26 +138,26 @@ async def roll(
     client: kube.Kube,
     target: tuple[str, str],
     namespaces: Iterable[str],
-    config_hash: str,
+    config_map: str,
     limiter: Limiter,
     now: str,
 ) -> Report:
-    """Restart the workloads of pods injected from `target` (namespace, name) with an old config."""
+    """Restart the workloads of pods injected from `target` (namespace, name) for another ConfigMap."""
     namespace, name = target
     pods: list[dict[str, Any]] = []
     for ns in sorted(set(namespaces)):
         pods += await client.list("Pod", ns, markers.selector(name))
-    workloads, unrollable = stale(pods, namespace, name, config_hash)
-    report = Report(config_hash, unrollable=unrollable)
+    workloads, unrollable = stale(pods, namespace, name, config_map)
+    report = Report(config_map, unrollable=unrollable)
     for ref in workloads:
         live = await client.get(ref.kind, ref.namespace, ref.name)
         if live is None:
             continue
         template = ((live.get("spec") or {}).get("template") or {}).get("metadata") or {}
-        if (template.get("annotations") or {}).get(RESTARTED_FOR) == config_hash:
+        if (template.get("annotations") or {}).get(RESTARTED_FOR) == config_map:
             report.already.append(ref)
         elif limiter.take():
-            await client.patch(ref.kind, ref.namespace, ref.name, restart_patch(config_hash, now))
+            await client.patch(ref.kind, ref.namespace, ref.name, restart_patch(config_map, now))
             report.restarted.append(ref)
         else:
             report.pending.append(ref)

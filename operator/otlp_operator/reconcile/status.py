@@ -9,7 +9,11 @@ Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `obse
 - Progressing: a rollout is under way. `RollingOut` / `RolloutComplete`, `ConfigPublished`,
   `NotPublished`, `ProgressDeadlineExceeded`.
 - Degraded: the operator cannot make the cluster match the spec. `InvalidSpec`, `ApplyFailed`,
-  `ChildConflict`, `ProgressDeadlineExceeded`, `ReferenceUnresolved` / `AsExpected`.
+  `ChildConflict`, `ProgressDeadlineExceeded`, `ReferenceUnresolved`, `ConfigRejected` (an agent could
+  not apply the published config) / `AsExpected`.
+- ConfigApplied: the agents run the published config (they say so; see `config_status`). `Applied`,
+  `NoAgents`, `NotTracked` / `Rejected`, `Pending`, `Late`, `Unconfirmed`. While nothing is applied (an
+  invalid spec, an unresolved reference) it keeps its previous value.
 - ReferencesResolved: every exporter's `pipelineRef` resolved to its target's Service (see
   `pipelinerefs`). `Resolved`, `NoReferences` / the first failure's reason (`TargetNotFound`,
   `NotAllowed`, `TargetInvalid`, `TargetHasNoService`, `ProtocolNotServed`, `SelfReference`,
@@ -32,7 +36,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded", "ReferencesResolved")
+from otlp_operator.reconcile import config_status
+
+CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded", "ReferencesResolved", "ConfigApplied")
 #: Status fields another part of the operator writes (`sidecar_restarts`: stale-sidecar restarts);
 #: reconcile's status replacement leaves them as they are.
 WRITTEN_ELSEWHERE = ("rollouts",)
@@ -68,8 +74,11 @@ class Observation:
     reference_failures: tuple[ReferenceFailure, ...] = ()
     #: The version of the agent image applied (None: keep the previous one, as the agents do).
     agent_version: str | None = None
-    #: Sidecar mode: the injected pods by config hash (`injected_pods.summarize`; None: keep the previous).
+    #: Sidecar mode: the injected pods by the ConfigMap they mount (`injected_pods.summarize`; None: keep
+    #: the previous).
     injected: dict[str, Any] | None = None
+    #: The published config and which agents run it (None: nothing applied now; keep the previous).
+    rollout: config_status.Rollout | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,9 +114,11 @@ class Rollout:
 
 
 def rollout(workload: dict[str, Any]) -> Rollout:
-    """The rollout state of a Deployment or DaemonSet from its spec and status."""
+    """The rollout state of a Deployment, StatefulSet or DaemonSet from its spec and status."""
     status = workload.get("status") or {}
     generation = (workload.get("metadata") or {}).get("generation", 0)
+    if workload.get("kind") == "StatefulSet":
+        return _statefulset_rollout(workload, status, generation)
     if workload.get("kind") == "DaemonSet":
         desired = int(status.get("desiredNumberScheduled") or 0)
         updated = int(status.get("updatedNumberScheduled") or 0)
@@ -132,6 +143,25 @@ def rollout(workload: dict[str, Any]) -> Rollout:
     return Rollout(True, desired, ready, f"{ready}/{desired} agents ready")
 
 
+def _statefulset_rollout(workload: dict[str, Any], status: dict[str, Any], generation: int) -> Rollout:
+    """`kubectl rollout status` for a StatefulSet (RollingUpdate, partition 0): every replica updated
+    and ready, and the update revision current."""
+    desired = int((workload.get("spec") or {}).get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    ready = int(status.get("readyReplicas") or 0)
+    if int(status.get("observedGeneration") or 0) < generation:
+        return Rollout(False, desired, ready, "waiting for the workload controller to see the new spec")
+    if updated < desired:
+        return Rollout(False, desired, ready, f"{updated} of {desired} agents updated")
+    if ready < desired:
+        return Rollout(False, desired, ready, f"{ready} of {desired} updated agents ready")
+    if int(status.get("replicas") or 0) > desired:
+        return Rollout(False, desired, ready, f"{int(status['replicas']) - desired} agents draining")
+    if status.get("updateRevision") and status.get("currentRevision") != status.get("updateRevision"):
+        return Rollout(False, desired, ready, "waiting for the update revision to become current")
+    return Rollout(True, desired, ready, f"{ready}/{desired} agents ready")
+
+
 def _deadline_exceeded(status: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
@@ -148,7 +178,14 @@ def conditions(obs: Observation) -> list[Condition]:
         _progressing(obs, state),
         _degraded(obs, state),
         _references(obs),
+        _config_applied(obs),
     ]
+
+
+def _config_applied(obs: Observation) -> Condition:
+    if obs.rollout is None:
+        return Condition("ConfigApplied", False, "NotPublished", "no config is published")
+    return Condition("ConfigApplied", *config_status.condition(obs.rollout))
 
 
 def _references(obs: Observation) -> Condition:
@@ -210,6 +247,8 @@ def _degraded(obs: Observation, state: Rollout | None) -> Condition:
         return Condition("Degraded", True, reason, message)
     if state is not None and state.deadline_exceeded:
         return Condition("Degraded", True, "ProgressDeadlineExceeded", state.message)
+    if obs.rollout is not None and obs.rollout.rejections:
+        return Condition("Degraded", True, "ConfigRejected", config_status.condition(obs.rollout)[2])
     return Condition("Degraded", False, "AsExpected", "the agents match the spec")
 
 
@@ -230,6 +269,8 @@ def compute(obs: Observation, previous: dict[str, Any], now: str) -> tuple[dict[
         before = old.get(condition.type) or {}
         if condition.type == "ReferencesResolved" and obs.problems and before:
             condition = _unchanged(condition.type, before)  # the running agents' references still hold
+        if condition.type == "ConfigApplied" and obs.rollout is None and before:
+            condition = _unchanged(condition.type, before)  # nothing was applied: the agents did not change
         status_text = "True" if condition.status else "False"
         changed = before.get("status") != status_text
         new_conditions.append(
@@ -272,6 +313,7 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
         ("configHash", obs.config_hash),
         ("selector", obs.selector),
         ("references", obs.references),
+        ("configRollout", obs.rollout.as_status() if obs.rollout is not None else None),
     ):
         if value is not None:
             found[key] = value

@@ -263,6 +263,9 @@ class ApiServer(deletion.DeletionMixin):
         builtins.prepare(rt, new, current)
         new = await self._admit("UPDATE", rt, new, current, subresource, opts)
         builtins.prepare(rt, new, current)
+        forbidden = builtins.update_problems(rt, new, current)
+        if forbidden:
+            raise errors.invalid(rt.kind, cur_meta["name"], rt.group, forbidden)
         self._check_finalizers(rt, current, new)
         if self._content(rt, new) != self._content(rt, current):
             new["metadata"]["generation"] = cur_meta.get("generation", 1) + 1

@@ -116,6 +116,12 @@ def _workload_defaults(plural: str, spec: dict[str, Any]) -> None:
         spec.setdefault(
             "updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
         )
+    if plural == "statefulsets":
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        spec.setdefault("updateStrategy", {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}})
+        spec.setdefault(
+            "persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"}
+        )
     _pod_spec_defaults(spec.setdefault("template", {}).setdefault("spec", {}))
 
 
@@ -151,6 +157,33 @@ def _crd_status(crd: dict[str, Any]) -> None:
     names.setdefault("singular", names.get("kind", "").lower())
     names.setdefault("listKind", names.get("kind", "") + "List")
     crd["status"] = {"conditions": conditions, "acceptedNames": names, "storedVersions": stored}
+
+
+#: What a StatefulSet update may change in its spec (apps/v1 validation, ValidateStatefulSetUpdate).
+_STATEFULSET_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+
+
+def update_problems(rt: ResourceType, new: dict[str, Any], old: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fields a built-in kind forbids changing: a StatefulSet's spec beyond `_STATEFULSET_MUTABLE` (its
+    selector, serviceName, volumeClaimTemplates, podManagementPolicy)."""
+    if (rt.group, rt.plural) != ("apps", "statefulsets"):
+        return []
+
+    def fixed(obj: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in (obj.get("spec") or {}).items() if k not in _STATEFULSET_MUTABLE}
+
+    if fixed(new) == fixed(old):
+        return []
+    allowed = ", ".join(f"'{k}'" for k in _STATEFULSET_MUTABLE[:-1]) + f" and '{_STATEFULSET_MUTABLE[-1]}'"
+    return [("spec", f"Forbidden: updates to statefulset spec for fields other than {allowed} are forbidden")]
 
 
 def problems(rt: ResourceType, obj: dict[str, Any]) -> list[tuple[str, str]]:

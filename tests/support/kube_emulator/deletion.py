@@ -1,15 +1,28 @@
 """Deletion semantics: preconditions, admission for DELETE, finalizers and deletionTimestamp,
-propagationPolicy (Background, Foreground, Orphan), and the controller-side writes the garbage collector,
-namespace and CRD cleanup use. Mixed into :class:`apiserver.ApiServer`.
+propagationPolicy (Background, Foreground, Orphan), graceful pod deletion, and the controller-side writes the
+garbage collector, namespace and CRD cleanup use. Mixed into :class:`apiserver.ApiServer`.
+
+Graceful pod deletion, as the real API server does it: deleting a pod bound to a node (`spec.nodeName`) and
+not finished (`status.phase` neither Succeeded nor Failed) with a grace period above 0
+(`DeleteOptions.gracePeriodSeconds`, else the pod's `terminationGracePeriodSeconds`, else 30) only sets
+`deletionTimestamp` (now + grace) and `deletionGracePeriodSeconds`: the object stays until its kubelet has
+stopped the containers and deletes it again with grace 0 (the test kubelet does). A later delete with a
+shorter grace shortens it. Unbound or finished pods, and grace 0, go at once. Workload controllers see the
+terminating pod meanwhile, which is how a StatefulSet waits for a replica to be gone before making
+another with its name.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 from typing import TYPE_CHECKING, Any
 
 from . import admission, builtins, errors, gc, store
 from .resources import ResourceType
+
+PODS = ("", "pods")
+_DEFAULT_GRACE = 30
 
 if TYPE_CHECKING:
     from .apiserver import Options
@@ -59,10 +72,19 @@ class DeletionMixin:
         )
         if policy not in ("Orphan", "Background", "Foreground"):
             raise errors.bad_request(f'propagationPolicy "{policy}" is not supported')
-        return self.render(rt, self.delete_internal(rt.storage_key, current, policy))
+        grace = options.get("gracePeriodSeconds")
+        return self.render(
+            rt, self.delete_internal(rt.storage_key, current, policy, None if grace is None else int(grace))
+        )
 
-    def delete_internal(self, storage: tuple[str, str], obj: dict[str, Any], policy: str) -> dict[str, Any]:
+    def delete_internal(
+        self, storage: tuple[str, str], obj: dict[str, Any], policy: str, grace: int | None = None
+    ) -> dict[str, Any]:
         """Delete or start deleting an object (no admission); returns its latest state."""
+        if storage == PODS:
+            seconds = _pod_grace(obj, grace)
+            if seconds > 0:
+                return self._terminate_pod(obj, seconds)
         if policy == "Orphan":
             self.gc.orphan(obj)
             obj = (
@@ -91,6 +113,22 @@ class DeletionMixin:
             )
             self._start_cleanup(storage, obj, policy)
         return obj
+
+    def _terminate_pod(self, obj: dict[str, Any], seconds: int) -> dict[str, Any]:
+        """Graceful deletion: mark the pod, keep it until its kubelet deletes it with grace 0."""
+        meta = obj["metadata"]
+        until = _after(seconds)
+        if meta.get("deletionTimestamp") and meta["deletionTimestamp"] <= until:
+            return obj  # already terminating, and no sooner than this would make it
+        return self.write_internal(
+            PODS,
+            obj,
+            {
+                "deletionTimestamp": until,
+                "deletionGracePeriodSeconds": seconds,
+                "generation": meta.get("generation", 1) + (0 if meta.get("deletionTimestamp") else 1),
+            },
+        )
 
     def _start_cleanup(self, storage: tuple[str, str], obj: dict[str, Any], policy: str) -> None:
         if storage == gc.NAMESPACES:
@@ -134,3 +172,18 @@ class DeletionMixin:
             self.registry.unregister_crd(final["metadata"]["name"])
         self.gc.on_removed(storage, final)
         return final
+
+
+def _pod_grace(pod: dict[str, Any], asked: int | None) -> int:
+    """The grace period a pod deletion gets (0: removed at once)."""
+    spec, phase = pod.get("spec") or {}, (pod.get("status") or {}).get("phase")
+    if not spec.get("nodeName") or phase in ("Succeeded", "Failed"):
+        return 0
+    if asked is not None:
+        return max(0, asked)
+    return int(spec.get("terminationGracePeriodSeconds", _DEFAULT_GRACE))
+
+
+def _after(seconds: int) -> str:
+    moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -215,6 +215,8 @@ class Handlers:
         options: dict[str, Any] = {}
         if "propagationPolicy" in request.query:
             options["propagationPolicy"] = request.query["propagationPolicy"]
+        if "gracePeriodSeconds" in request.query:
+            options["gracePeriodSeconds"] = int(request.query["gracePeriodSeconds"])
         if request.query.get("orphanDependents") in ("true", "false"):
             options["orphanDependents"] = request.query["orphanDependents"] == "true"
         return options
@@ -243,7 +245,9 @@ class Handlers:
         if method == "DELETE" and t.sub is None:
             options = {**(await self._body(request) or {}), **self._delete_query(request)}
             obj = await self.api.delete(rt, ns, name, options, opts)
-            if obj["metadata"].get("deletionTimestamp"):
+            # Pods come back as the object even when removed at once (the pod registry's
+            # ReturnDeletedObject), as the kubernetes clients expect.
+            if obj["metadata"].get("deletionTimestamp") or (rt.group, rt.plural) == ("", "pods"):
                 return json_response(obj, 200, opts.warnings)
             return json_response(
                 {

@@ -15,6 +15,8 @@ PATHS = {
     "deployments": "/apis/apps/v1/namespaces/{ns}/deployments",
     "daemonsets": "/apis/apps/v1/namespaces/{ns}/daemonsets",
     "statefulsets": "/apis/apps/v1/namespaces/{ns}/statefulsets",
+    "persistentvolumeclaims": "/api/v1/namespaces/{ns}/persistentvolumeclaims",
+    "endpoints": "/api/v1/namespaces/{ns}/endpoints",
 }
 ALL = {kind: path.replace("/namespaces/{ns}", "") for kind, path in PATHS.items()}
 
@@ -76,6 +78,10 @@ class Api:
         except ApiError as exc:
             if exc.status != 404:
                 raise
+
+    async def replace(self, kind: str, obj: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        await self._call("PUT", f"{PATHS[kind].format(ns=meta['namespace'])}/{meta['name']}", obj)
 
     async def patch_status(self, kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         path = f"{PATHS[kind].format(ns=namespace)}/{name}/status"

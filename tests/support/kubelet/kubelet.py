@@ -1,9 +1,11 @@
 """`Kubelet`: runs the pods of an API server (the emulator) as real processes on this machine.
 
-It plays the workload controllers (`controllers`), the scheduler (every pod is on its one node), the
-kubelet (`pods`), cluster DNS (a hosts file) and kube-proxy's reachability (pod IPs on the loopback).
-See README.md for the design and what differs from a cluster. It runs its own event loop in a thread and
-polls the API every `POLL` seconds (lists of a few dozen objects: cheap, and simpler than watches).
+It plays the workload controllers (`controllers`, `statefulsets`), the endpoints controller, the scheduler
+(every pod is on its one node), the kubelet (`pods`: graceful termination, ConfigMap and Secret volumes
+refreshed at the sync period and when the pod object changes), cluster DNS (a hosts file) and
+kube-proxy's reachability (pod IPs on the loopback). See README.md for the design and what differs from a
+cluster. It runs its own event loop in a thread and polls the API every `POLL` seconds (lists of a few
+dozen objects: cheap, and simpler than watches).
 
     with Kubelet(emulator.url, tmp_path, images=THIS_PROJECT) as kubelet:
         ...  # Deployments/DaemonSets get pods; pods run; statuses are reported
@@ -17,6 +19,7 @@ import concurrent.futures
 import ipaddress
 import pathlib
 import random
+import shutil
 import threading
 import traceback
 from collections.abc import Coroutine
@@ -24,10 +27,12 @@ from typing import Any
 
 import yaml
 
-from tests.support.kubelet import api, controllers, external, pods, shim
+from tests.support.kubelet import api, controllers, external, pods, shim, statefulsets
 
 POLL = 0.1
 WORKLOADS = ("deployments", "daemonsets")
+#: The kubelet's syncFrequency (1 minute) and its jitter: a pod is synced again 1 to 1.5 periods later.
+SYNC_FREQUENCY, SYNC_JITTER = 60.0, 0.5
 _BIN = pods.ROOT / ".venv" / "bin"
 #: This project's images, run from this checkout (the images' entrypoints, see operator/ and agent/).
 THIS_PROJECT = {
@@ -46,8 +51,11 @@ class Kubelet:
         node: str = "kubelet-node",
         period_scale: float = 0.1,
         pod_api_url: str | None = None,
+        sync_period: float | None = None,
     ) -> None:
-        """`pod_api_url`: where pods reach the API server (default `url`), e.g. an RBAC-checking proxy."""
+        """`pod_api_url`: where pods reach the API server (default `url`), e.g. an RBAC-checking proxy.
+        `sync_period`: seconds between two syncs of a pod (its ConfigMap and Secret volumes refreshed),
+        the kubelet's syncFrequency scaled like the probes by default (60 s × `period_scale`)."""
         self.url, self.dir = url, workdir
         self.pod_api_url = pod_api_url or url
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +81,12 @@ class Kubelet:
             period_scale,
         )
         self.runners: dict[str, pods.PodRunner] = {}
+        self.sync_period = SYNC_FREQUENCY * period_scale if sync_period is None else sync_period
+        self._next_sync: dict[str, float] = {}
+        self._pod_meta: dict[str, Any] = {}  # what of each pod object a change of triggers a sync
+        self._terminating: set[str] = set()  # pods stopping, to be deleted with grace 0 once stopped
+        self._claims: set[tuple[str, str]] = set()  # claims that existed at the last look
+        self.syncs: dict[str, int] = {}  # volume refreshes that changed something, per pod (for tests)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kubelet", daemon=True)
         self._task: concurrent.futures.Future[None] | None = None
@@ -158,12 +172,18 @@ class Kubelet:
                 await asyncio.sleep(POLL)
 
     async def _tick(self, client: api.Api) -> None:
-        found = {kind: await client.list(kind) for kind in ("pods", "services", *WORKLOADS)}
+        kinds = ("pods", "services", "persistentvolumeclaims", "endpoints", "statefulsets", *WORKLOADS)
+        found = {kind: await client.list(kind) for kind in kinds}
         for kind in WORKLOADS:
             for workload in found[kind]:
                 await self._control(client, kind, workload, found["pods"])
+        for workload in found["statefulsets"]:
+            await self._control_statefulset(client, workload, found["pods"], found["persistentvolumeclaims"])
         await self._run_pods(client, found["pods"])
+        await self._sync_volumes(client, found["pods"])
+        self._forget_claims(found["persistentvolumeclaims"])
         self._write_hosts(found["services"], found["pods"])
+        await self._write_endpoints(client, found["services"], found["pods"], found["endpoints"])
 
     async def _control(
         self, client: api.Api, kind: str, workload: dict[str, Any], every: list[dict[str, Any]]
@@ -179,6 +199,30 @@ class Kubelet:
             await client.patch_status(kind, meta["namespace"], meta["name"], plan.status)
             self._written[key] = plan.status
 
+    async def _control_statefulset(
+        self,
+        client: api.Api,
+        workload: dict[str, Any],
+        every: list[dict[str, Any]],
+        claims: list[dict[str, Any]],
+    ) -> None:
+        namespace = workload["metadata"]["namespace"]
+        names = {c["metadata"]["name"] for c in claims if c["metadata"]["namespace"] == namespace}
+        plan = statefulsets.plan(workload, controllers.owned(workload, every), names, self.node.name)
+        for claim in plan.claims:
+            await client.create("persistentvolumeclaims", claim)
+            bound = {"phase": "Bound", "accessModes": claim["spec"].get("accessModes", [])}
+            bound["capacity"] = (claim["spec"].get("resources") or {}).get("requests") or {}
+            await client.patch_status("persistentvolumeclaims", namespace, claim["metadata"]["name"], bound)
+        for pod in plan.create:
+            await client.create("pods", pod)
+        for pod in plan.delete:
+            await client.delete("pods", namespace, pod["metadata"]["name"])
+        key = f"statefulsets/{namespace}/{workload['metadata']['name']}"
+        if self._written.get(key) != plan.status:
+            await client.patch_status("statefulsets", namespace, workload["metadata"]["name"], plan.status)
+            self._written[key] = plan.status
+
     async def _run_pods(self, client: api.Api, every: list[dict[str, Any]]) -> None:
         present = {}
         for pod in every:
@@ -187,23 +231,78 @@ class Kubelet:
             key = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
             present[key] = pod
             if pod["metadata"].get("deletionTimestamp"):
+                self._terminate(key)
                 continue
             if key not in self.runners:
                 self.runners[key] = await self._runner(client, pod)
                 await self.runners[key].start()
-        for key in [
-            k for k in self.runners if k not in present or present[k]["metadata"].get("deletionTimestamp")
-        ]:
-            runner = self.runners.pop(key)
-            stopping = asyncio.create_task(runner.stop())  # graceful, in the background like a kubelet
-            self._stopping.add(stopping)
-            stopping.add_done_callback(self._stopping.discard)
+        for key in [k for k in self.runners if k not in present]:  # deleted at once (grace 0, unbound)
+            self._background(self.runners.pop(key).stop())
         for key, runner in self.runners.items():
             status = runner.status()
             if self._written.get(key) != status:
                 namespace, name = key.split("/")
                 await client.patch_status("pods", namespace, name, status)
                 self._written[key] = status
+
+    def _terminate(self, key: str) -> None:
+        """A pod marked for deletion: stop its containers within its grace period (in the background, like
+        a kubelet), then delete the object with grace 0, which lets its controller replace it."""
+        if key in self._terminating:
+            return
+        self._terminating.add(key)
+        runner = self.runners.pop(key, None)
+
+        async def finish() -> None:
+            try:
+                if runner is not None:
+                    await runner.stop()
+                namespace, name = key.split("/")
+                async with api.Api(self.url) as client:
+                    await client.delete("pods", namespace, name, grace=0)
+            finally:
+                self._terminating.discard(key)
+
+        self._background(finish())
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _sync_volumes(self, client: api.Api, every: list[dict[str, Any]]) -> None:
+        """Refresh each running pod's ConfigMap and Secret volumes at its sync period (with jitter), and at
+        once when the pod object's labels, annotations or spec changed (a kubelet syncs a pod on every such
+        update, and a sync remounts these volumes)."""
+        now = asyncio.get_running_loop().time()
+        current = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in every}
+        for key, runner in list(self.runners.items()):
+            pod = current.get(key)
+            if pod is None:
+                continue
+            meta = (pod["metadata"].get("labels"), pod["metadata"].get("annotations"), pod.get("spec"))
+            seen = self._pod_meta.setdefault(key, meta)
+            due = self._next_sync.setdefault(key, now + self._sync_interval())
+            if meta == seen and now < due:
+                continue
+            self._pod_meta[key], self._next_sync[key] = meta, now + self._sync_interval()
+            runner.obj["metadata"] = pod["metadata"]  # the downward API sees the pod as it is now
+            cache: dict[tuple[str, str, str], Any] = {}
+            await self._prefetch(client, pod, cache)
+            if runner.refresh(lambda kind, ns, name, cache=cache: cache.get((kind, ns, name))):
+                self.syncs[key] = self.syncs.get(key, 0) + 1
+
+    def _sync_interval(self) -> float:
+        return self.sync_period * (1 + random.random() * SYNC_JITTER)
+
+    def _forget_claims(self, claims: list[dict[str, Any]]) -> None:
+        """A claim that existed and is gone took its volume with it (dynamic provisioning, reclaim policy
+        Delete): its directory goes once no pod mounts it, so a claim made again under that name is empty."""
+        now = {(c["metadata"]["namespace"], c["metadata"]["name"]) for c in claims}
+        mounted = {(k.split("/")[0], claim) for k, r in self.runners.items() for claim in r.claims}
+        for namespace, name in self._claims - now - mounted:
+            shutil.rmtree(self.node.claims / namespace / name, ignore_errors=True)
+        self._claims = now | (self._claims & mounted)
 
     async def _runner(self, client: api.Api, pod: dict[str, Any]) -> pods.PodRunner:
         ip = str(next(self._addresses))
@@ -249,21 +348,22 @@ class Kubelet:
     def _write_hosts(self, services: list[dict[str, Any]], every: list[dict[str, Any]]) -> None:
         lines = ["127.0.0.1 localhost", *self.external.hosts_lines()]
         for service in services:
-            selector = (service["spec"].get("selector") or {}).items()
             meta = service["metadata"]
-            ips = [
-                p["status"]["podIP"]
-                for p in every
-                if selector
-                and p["metadata"]["namespace"] == meta["namespace"]
-                and selector <= (p["metadata"].get("labels") or {}).items()
-                and controllers.is_ready(p)
-                and (p.get("status") or {}).get("podIP")
-                and not p["metadata"].get("deletionTimestamp")
-            ]
             name, namespace = meta["name"], meta["namespace"]
             names = f"{name}.{namespace}.svc.cluster.local {name}.{namespace}.svc {name}.{namespace}"
-            lines += [f"{ip} {names}" for ip in sorted(ips)]
+            ready = [p for p in _endpoints_of(service, every) if controllers.is_ready(p)]
+            if service["spec"].get("publishNotReadyAddresses"):
+                ready = _endpoints_of(service, every)
+            lines += [f"{ip} {names}" for ip in sorted(p["status"]["podIP"] for p in ready)]
+            for pod in ready:  # a headless Service's pods with a hostname: <hostname>.<service>.<ns>.svc
+                spec = pod["spec"]
+                if (
+                    service["spec"].get("clusterIP") == "None"
+                    and spec.get("hostname")
+                    and spec.get("subdomain") == name
+                ):
+                    own = f"{spec['hostname']}.{name}.{namespace}"
+                    lines.append(f"{pod['status']['podIP']} {own}.svc.cluster.local {own}.svc {own}")
         text = "\n".join(lines) + "\n"
         if self._written.get("hosts") != text:
             with open(self.node.hosts, "r+", encoding="utf-8") as stream:  # in place: pods bind-mount it
@@ -271,3 +371,96 @@ class Kubelet:
                 stream.write(text)
                 stream.truncate()
             self._written["hosts"] = text
+
+    async def _write_endpoints(
+        self,
+        client: api.Api,
+        services: list[dict[str, Any]],
+        every: list[dict[str, Any]],
+        existing: list[dict[str, Any]],
+    ) -> None:
+        """The endpoints controller: an Endpoints object per Service with a selector, its ready and not-ready
+        pod addresses (with hostname and targetRef) and the Service's target ports resolved on the pods."""
+        found = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in existing}
+        for service in services:
+            meta = service["metadata"]
+            if not service["spec"].get("selector"):
+                continue
+            subsets = _subsets(service, _endpoints_of(service, every))
+            old = found.get((meta["namespace"], meta["name"]))
+            if old is not None and (old.get("subsets") or []) == subsets:
+                continue
+            body = {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {
+                    "name": meta["name"],
+                    "namespace": meta["namespace"],
+                    "labels": meta.get("labels") or {},
+                },
+                "subsets": subsets,
+            }
+            if old is None:
+                await client.create("endpoints", body)
+            else:
+                body["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                await client.replace("endpoints", body)
+
+
+def _endpoints_of(service: dict[str, Any], every: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods a Service selects that have an IP and are not terminating."""
+    selector = (service["spec"].get("selector") or {}).items()
+    namespace = service["metadata"]["namespace"]
+    return [
+        p
+        for p in every
+        if selector
+        and p["metadata"]["namespace"] == namespace
+        and selector <= (p["metadata"].get("labels") or {}).items()
+        and (p.get("status") or {}).get("podIP")
+        and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def _subsets(service: dict[str, Any], selected: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not selected:
+        return []
+
+    def address(pod: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {"ip": pod["status"]["podIP"], "nodeName": pod["spec"].get("nodeName")}
+        if pod["spec"].get("hostname"):
+            found["hostname"] = pod["spec"]["hostname"]
+        found["targetRef"] = {
+            "kind": "Pod",
+            "name": pod["metadata"]["name"],
+            "namespace": pod["metadata"]["namespace"],
+        }
+        return found
+
+    ready = sorted((address(p) for p in selected if controllers.is_ready(p)), key=lambda a: a["ip"])
+    unready = sorted((address(p) for p in selected if not controllers.is_ready(p)), key=lambda a: a["ip"])
+    ports = [
+        {
+            "name": port.get("name", ""),
+            "port": _target_port(port, selected[0]),
+            "protocol": port.get("protocol", "TCP"),
+        }
+        for port in service["spec"].get("ports") or []
+    ]
+    subset: dict[str, Any] = {"ports": ports}
+    if ready:
+        subset["addresses"] = ready
+    if unready:
+        subset["notReadyAddresses"] = unready
+    return [subset]
+
+
+def _target_port(port: dict[str, Any], pod: dict[str, Any]) -> int:
+    target = port.get("targetPort", port.get("port"))
+    if isinstance(target, int) or str(target).isdigit():
+        return int(target)
+    for container in pod["spec"].get("containers") or []:
+        for declared in container.get("ports") or []:
+            if declared.get("name") == target:
+                return int(declared["containerPort"])
+    return int(port["port"])

@@ -11,6 +11,12 @@ Readiness probe periods are multiplied by `period_scale` (the tests use 0.1: a 5
 0.5 s), so rollouts take test time, not cluster time; liveness probes keep their real periods (a process
 still starting on a loaded machine must not be killed sooner than in a cluster); thresholds and grace
 periods are kept.
+
+ConfigMap, Secret, downwardAPI and projected volumes are written the way the kubelet's AtomicWriter does:
+the files in a timestamped directory, `..data` a symlink to it, and each top-level name a symlink into
+`..data`; `refresh()` writes the current contents into a new directory and swaps `..data` in one rename,
+so a reader never sees half an update (which is why a ConfigMap mounted with `subPath` never updates, and
+why the agent polls content rather than watching files).
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ import datetime
 import json
 import os
 import pathlib
+import shutil
 import signal
 import sys
+import time
 from typing import Any
 
 import aiohttp
@@ -272,11 +280,38 @@ class PodRunner:
                 continue
             target = self.dir / "volumes" / volume["name"]
             target.mkdir(parents=True, exist_ok=True)
-            for relative, content in (podspec.volume_files(self.obj, volume, self.read) or {}).items():
-                path = target / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(content)
+            files = podspec.volume_files(self.obj, volume, self.read)
+            if files is not None:  # an emptyDir stays an empty directory
+                write_atomically(target, files)
             self.volumes[volume["name"]] = target
+
+    @property
+    def claims(self) -> set[str]:
+        """The claims this pod mounts."""
+        return {
+            str(v["persistentVolumeClaim"]["claimName"])
+            for v in self.obj["spec"].get("volumes") or []
+            if (v.get("persistentVolumeClaim") or {}).get("claimName")
+        }
+
+    def refresh(self, reader: Any) -> list[str]:
+        """Write the current content of the pod's ConfigMap, Secret, downwardAPI and projected volumes (as
+        `reader` reads them) where it changed; returns the volumes rewritten. A volume whose source is
+        gone keeps its last content, as the kubelet does."""
+        self.read = reader
+        changed = []
+        for volume in self.obj["spec"].get("volumes") or []:
+            target = self.volumes.get(volume["name"])
+            if target is None or "persistentVolumeClaim" in volume or "emptyDir" in volume:
+                continue
+            try:
+                files = podspec.volume_files(self.obj, volume, reader)
+            except podspec.Unsupported:
+                continue
+            if files is not None and files != read_volume(target):
+                write_atomically(target, files)
+                changed.append(volume["name"])
+        return changed
 
     async def _run_to_completion(self, spec: dict[str, Any]) -> None:
         init = Container(self, {**spec, "restartPolicy": "Never"})
@@ -323,3 +358,41 @@ class PodRunner:
     async def crash(self) -> None:
         """SIGKILL everything at once, no restart: the node under the pod died."""
         await asyncio.gather(*(c.stop(0, signal.SIGKILL) for c in [*self.containers, *self.sidecars]))
+
+
+_DATA = "..data"
+
+
+def write_atomically(target: pathlib.Path, files: dict[str, bytes]) -> None:
+    """The kubelet's AtomicWriter: `files` in a new `..<time>` directory, `..data` swapped to it in one
+    rename, a symlink per top-level name into `..data`, then what the old version had and this one has not
+    removed."""
+    stamp = target / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
+    for relative, content in files.items():
+        path = stamp / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    stamp.mkdir(parents=True, exist_ok=True)
+    swap = target / "..data_tmp"
+    swap.unlink(missing_ok=True)
+    swap.symlink_to(stamp.name)
+    os.replace(swap, target / _DATA)
+    tops = {relative.split("/", 1)[0] for relative in files}
+    for top in tops:
+        link = target / top
+        if not link.is_symlink():
+            link.symlink_to(f"{_DATA}/{top}")
+    for entry in target.iterdir():
+        if entry.name.startswith("..") and entry.name not in (stamp.name, _DATA):
+            shutil.rmtree(entry, ignore_errors=True)
+        elif not entry.name.startswith("..") and entry.name not in tops:
+            entry.unlink(missing_ok=True)
+
+
+def read_volume(target: pathlib.Path) -> dict[str, bytes]:
+    """What a volume written by `write_atomically` holds now (relative path -> content)."""
+    data = target / _DATA
+    if not data.exists():
+        return {}
+    root = data.resolve()
+    return {str(path.relative_to(root)): path.read_bytes() for path in root.rglob("*") if path.is_file()}

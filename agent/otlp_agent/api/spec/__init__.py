@@ -48,11 +48,13 @@ from otlp_agent.api.spec.exporters import (
     Delivery,
     Exporter,
     HeaderFromSecret,
+    LoadBalancing,
     PipelineRef,
     Protocol,
     Queue,
     QueueType,
     Retry,
+    RoutingKey,
     WhenFull,
 )
 from otlp_agent.api.spec.pipeline import OTLPPipelineSpec
@@ -84,8 +86,16 @@ from otlp_agent.api.spec.receivers import (
     WebSocketReceiver,
 )
 from otlp_agent.api.spec.routes import AttributeMatch, RouteRule, Routes
-from otlp_agent.api.spec.status import Condition, Endpoints, OTLPPipelineStatus, ResolvedReference, Rollouts
+from otlp_agent.api.spec.status import (
+    Condition,
+    ConfigRollout,
+    Endpoints,
+    OTLPPipelineStatus,
+    ResolvedReference,
+    Rollouts,
+)
 from otlp_agent.api.spec.workload import (
+    GATEWAY_MODES,
     Autoscaling,
     EnvVar,
     EnvVarSource,
@@ -106,6 +116,7 @@ __all__ = [
     "API_GROUP",
     "API_VERSION",
     "AUTO",
+    "GATEWAY_MODES",
     "K8S_ATTRIBUTES_FROM_ENV",
     "K8S_CLUSTER",
     "KIND",
@@ -124,6 +135,7 @@ __all__ = [
     "Compression",
     "CompressionAuto",
     "Condition",
+    "ConfigRollout",
     "Connections",
     "Cors",
     "DebugExporter",
@@ -145,6 +157,7 @@ __all__ = [
     "K8sAttributes",
     "KeySelector",
     "Lifecycle",
+    "LoadBalancing",
     "Match",
     "MatchCondition",
     "MemoryLimiter",
@@ -170,6 +183,7 @@ __all__ = [
     "Rollouts",
     "RouteRule",
     "Routes",
+    "RoutingKey",
     "Sampling",
     "SamplingMode",
     "SecretKeyRef",

@@ -174,6 +174,36 @@ class Connections(SpecModel):
     )
 
 
+class RoutingKey(StrEnum):
+    trace_id = "traceID"
+    resource = "resource"
+    round_robin = "roundRobin"
+
+
+class LoadBalancing(SpecModel):
+    """Spread the exporter's data over every address its endpoint's host name resolves to — a headless
+    Service's ready pods, which is what a `pipelineRef` resolves to with load balancing — with one
+    connection (gRPC channel) per address and consistent hashing, so a change of the address set moves only
+    the share of the addresses that came or went. The names are resolved again every `resolveInterval` and
+    after a connection error. With `endpoints`, every listed host counts (balancing, not failover)."""
+
+    routing_key: RoutingKey = Field(
+        default=RoutingKey.trace_id,
+        description="traceID: every span of a trace goes to the same address (log records by their trace "
+        "id, records without one and metrics by resource); resource: every item of a resource goes to the "
+        "same address; roundRobin: whole batches in turn, nothing is split.",
+    )
+    resource_attributes: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="The resource attributes whose values make the key of resource routing (routingKey "
+        "resource, and data without a trace id); empty: the whole resource.",
+    )
+    resolve_interval: Duration = Field(
+        default=5.0, ge=1, le=600, description="How often the host names are resolved again."
+    )
+
+
 class DebugExporter(SpecModel):
     """Writes what arrives to stdout or a file, for checking a pipeline by eye."""
 
@@ -223,6 +253,11 @@ class Exporter(SpecModel):
         default=None,
         description="A pool of connections or channels. Unset: over HTTP, one connection per export in "
         "flight (queue.consumers), kept alive 15s; over gRPC, one channel.",
+    )
+    load_balancing: LoadBalancing | None = Field(
+        default=None,
+        description="Balance over the addresses the endpoint resolves to (a headless Service: the target's "
+        "pods), by trace id, resource or in turn. `connections` then applies to each address.",
     )
     retry: Retry = Field(default_factory=Retry, description="Retry policy.")
     queue: Queue = Field(default_factory=Queue, description="Queue policy.")

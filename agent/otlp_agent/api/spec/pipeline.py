@@ -24,8 +24,14 @@ from otlp_agent.api.spec.workload import (
 class OTLPPipelineSpec(SpecModel):
     """Desired state of an OTLP pipeline: how the agent runs, what it receives, and where it sends."""
 
-    mode: Mode = Field(default=Mode.deployment, description="deployment (gateway) | daemonset | sidecar.")
-    replicas: int = Field(default=1, ge=0, le=100, description="Gateway replicas (mode deployment).")
+    mode: Mode = Field(
+        default=Mode.deployment,
+        description="deployment (gateway) | statefulset (gateway with a volume per replica for persistent "
+        "queues) | daemonset (node agent) | sidecar.",
+    )
+    replicas: int = Field(
+        default=1, ge=0, le=100, description="Gateway replicas (mode deployment or statefulset)."
+    )
     autoscaling: Autoscaling | None = Field(default=None, description="Scale a gateway on CPU.")
     image: str | None = Field(
         default=None, max_length=512, description="Agent image; the operator's default."

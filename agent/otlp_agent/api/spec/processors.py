@@ -41,12 +41,14 @@ K8S_ATTRIBUTES_FROM_ENV: dict[Mode, tuple[tuple[str, str], ...]] = {
     ),
     Mode.daemonset: ((K8S_NODE, "OTLP_AGENT_NODE_NAME"),),
     Mode.deployment: (),
+    Mode.statefulset: (),
 }
 #: `k8sAttributes.overwrite` when unset: a sidecar stamps the pod's identity over what the app says.
 K8S_OVERWRITTEN_BY_DEFAULT: dict[Mode, tuple[str, ...]] = {
     Mode.sidecar: (K8S_NAMESPACE, K8S_POD, K8S_POD_UID, K8S_NODE),
     Mode.daemonset: (),
     Mode.deployment: (),
+    Mode.statefulset: (),
 }
 
 AUTO = "auto"

@@ -27,9 +27,10 @@ class Endpoints(SpecModel):
 
 
 class Rollouts(SpecModel):
-    """The last pass restarting workloads whose injected sidecar runs an old config."""
+    """The last pass restarting workloads whose injected sidecar is stale: it mounts the ConfigMap of
+    earlier pod-level settings (a pipeline-config change alone is reloaded, never restarted)."""
 
-    config_hash: str | None = Field(default=None, description="The config hash workloads were rolled to.")
+    config_map: str | None = Field(default=None, description="The ConfigMap workloads were rolled to.")
     last_pass: str | None = Field(default=None, description="When the operator last looked (RFC 3339).")
     restarted: list[str] = Field(
         default_factory=list, description="Workloads restarted (kind/name, first 20)."
@@ -43,11 +44,11 @@ class Rollouts(SpecModel):
     )
 
 
-class ConfigHashCount(SpecModel):
-    """Injected pods running one config."""
+class ConfigMapCount(SpecModel):
+    """Injected pods mounting one of the pipeline's ConfigMaps (one set of pod-level settings)."""
 
-    config_hash: str = Field(description="The config hash the pods were injected with.")
-    pods: int = Field(description="How many pods run it.")
+    config_map: str = Field(description="The ConfigMap the pods were injected with.")
+    pods: int = Field(description="How many pods mount it.")
 
 
 class InjectedPods(SpecModel):
@@ -55,9 +56,13 @@ class InjectedPods(SpecModel):
 
     pods: int = Field(default=0, description="Injected pods (not being deleted).")
     ready: int = Field(default=0, description="Of those, pods whose agent container is ready.")
-    current: int = Field(default=0, description="Of those, pods running the current config (configHash).")
-    by_config_hash: list[ConfigHashCount] = Field(
-        default_factory=list, description="Pods per config hash, the most common first (at most 10)."
+    current: int = Field(
+        default=0,
+        description="Of those, pods mounting the published ConfigMap (configRollout.configMap): they reload "
+        "the current config; the others run earlier pod-level settings.",
+    )
+    by_config_map: list[ConfigMapCount] = Field(
+        default_factory=list, description="Pods per ConfigMap they mount, the most common first (at most 10)."
     )
     unreadable_namespaces: list[str] = Field(
         default_factory=list, description="Allowed namespaces whose pods the operator may not list."
@@ -72,6 +77,36 @@ class ResolvedReference(SpecModel):
     endpoint: str = Field(description="The target's Service endpoint the agent sends to.")
     protocol: str = Field(description="grpc or http/protobuf (or the exporter's explicit protocol).")
     tls: bool = Field(default=False, description="True when the target's receiver serves TLS.")
+
+
+class ConfigRollout(SpecModel):
+    """Where the agent config stands on the running agents (gateways and node agents): the operator writes
+    it into the ConfigMap the agent pods mount, the kubelet refreshes the mounted file, each agent reloads
+    it and says which config it runs on its telemetry port (`/config`), and the operator asks them."""
+
+    hash: str | None = Field(default=None, description="The config the agents should run (configHash).")
+    config_map: str | None = Field(
+        default=None,
+        description="The ConfigMap holding it, which the agent pods mount; its name ends with the hash of "
+        "the pod-level settings (a change there rolls the pods; any other change is reloaded).",
+    )
+    published_at: str | None = Field(default=None, description="When this config was written (RFC 3339).")
+    expected_by: str | None = Field(
+        default=None,
+        description="When every running agent should run it: publishedAt plus the longest ConfigMap volume "
+        "refresh delay the operator expects (see docs/operations.md, Scaling).",
+    )
+    agents: int = Field(default=0, description="Agent pods asked.")
+    applied: int = Field(default=0, description="Agents that report running this config.")
+    pending: int = Field(default=0, description="Agents that still run an earlier config.")
+    rejected: int = Field(
+        default=0, description="Agents that could not apply it (they keep running their earlier config)."
+    )
+    unreachable: int = Field(default=0, description="Agents the operator could not ask.")
+    rejections: list[str] = Field(
+        default_factory=list, description="`pod: the agent's reason`, for agents that rejected it (first 10)."
+    )
+    checked_at: str | None = Field(default=None, description="When the agents were last asked.")
 
 
 class OTLPPipelineStatus(SpecModel):
@@ -94,6 +129,9 @@ class OTLPPipelineStatus(SpecModel):
     config_hash: str | None = Field(default=None, description="Hash of the rendered agent config.")
     references: list[ResolvedReference] | None = Field(
         default=None, description="Where each pipelineRef points, as resolved by the operator."
+    )
+    config_rollout: ConfigRollout | None = Field(
+        default=None, description="Which config the running agents report, and when all should run it."
     )
     rollouts: Rollouts | None = Field(
         default=None, description="Stale-sidecar restarts (mode sidecar with injection.rolloutOnChange)."

@@ -18,8 +18,13 @@ Quantity = Annotated[str, Field(pattern=units.QUANTITY_PATTERN, max_length=64)]
 
 class Mode(StrEnum):
     deployment = "deployment"
+    statefulset = "statefulset"
     daemonset = "daemonset"
     sidecar = "sidecar"
+
+
+#: The gateway modes: a Service in front of replicas that receive from anywhere.
+GATEWAY_MODES = (Mode.deployment, Mode.statefulset)
 
 
 class ResourceList(SpecModel):
@@ -134,7 +139,7 @@ class Toleration(SpecModel):
 
 
 class Autoscaling(SpecModel):
-    """Horizontal autoscaling of a gateway (mode deployment) on CPU use."""
+    """Horizontal autoscaling of a gateway (mode deployment or statefulset) on CPU use."""
 
     min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest replicas.")
     max_replicas: int = Field(default=5, ge=1, le=100, description="Most replicas.")

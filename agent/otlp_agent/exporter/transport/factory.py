@@ -1,4 +1,5 @@
-"""Which transport an exporter's settings call for, with failover over `endpoints` when it lists several."""
+"""Which transport an exporter's settings call for: failover over `endpoints` when it lists several, load
+balancing over the addresses they resolve to with `loadBalancing`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from otlp_agent.exporter.transport.debug_transport import DebugTransport
 from otlp_agent.exporter.transport.failover import FailoverTransport
 from otlp_agent.exporter.transport.grpc_transport import GrpcTransport
 from otlp_agent.exporter.transport.http_transport import HttpTransport
+from otlp_agent.exporter.transport.loadbalancing import LoadBalancingTransport
 from otlp_agent.telemetry import logs
 from otlp_agent.telemetry.metrics import AgentMetrics
 
@@ -18,6 +20,9 @@ def make_transport(exporter: spec.Exporter, metrics: AgentMetrics | None = None)
     """The transport for `exporter`; `metrics` (when given) learn the active endpoint."""
     if exporter.debug is not None:
         return DebugTransport(exporter)
+    if exporter.load_balancing is not None:
+        # One transport per address, without metrics of their own: their labels would collide.
+        return LoadBalancingTransport(exporter, lambda one: _one_endpoint(one, None), metrics)
     endpoints = list(exporter.endpoints or [exporter.endpoint or ""])
     if metrics is not None:
         for index, endpoint in enumerate(endpoints):
