@@ -20,7 +20,15 @@ _KEY_TAG, _VALUE_TAG = 0x0A, 0x12
 _STRING, _BOOL, _INT, _DOUBLE, _BYTES = 0x0A, 0x10, 0x18, 0x21, 0x3A
 
 
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
+
 def varint(value: int) -> bytes:
+    """`value` as a protobuf varint (lengths of one and two bytes, the common ones, without a loop)."""
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -41,8 +49,9 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     return -1, pos
 
 
-def split(blob: bytes) -> tuple[bytes, bytes]:
-    """(key as UTF-8 bytes, serialized AnyValue) of a serialized KeyValue."""
+def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
+    """(key, serialized AnyValue) of a KeyValue written as SDKs write it (`0A len key`, then `12 len value`
+    or nothing, and nothing else); None for any other form."""
     if len(blob) > 2 and blob[0] == _KEY_TAG and blob[1] < 0x80:
         value_tag = 2 + blob[1]
         if value_tag == len(blob):
@@ -51,6 +60,14 @@ def split(blob: bytes) -> tuple[bytes, bytes]:
             length, start = _read_varint(blob, value_tag + 1)
             if start + length == len(blob):
                 return blob[2:value_tag], blob[start:]
+    return None
+
+
+def split(blob: bytes) -> tuple[bytes, bytes]:
+    """(key as UTF-8 bytes, serialized AnyValue) of a serialized KeyValue."""
+    found = canonical(blob)
+    if found is not None:
+        return found
     try:
         parsed = common_pb2.KeyValue.FromString(blob)
     except DecodeError:  # receivers validated the request; never crash on it anyway
