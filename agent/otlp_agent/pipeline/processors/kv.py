@@ -123,13 +123,22 @@ def _any(value: bytes) -> Any:
         return common_pb2.AnyValue()
 
 
+_BOOLEANS = {b"\x10\x01": b"true", b"\x10\x00": b"false"}  # AnyValue{bool_value}, as SDKs write it
+
+
 def text(value: bytes) -> bytes | None:
     """The value as text for comparisons (UTF-8 bytes); None for arrays, maps, bytes and empty values."""
-    direct = string_of(value)
-    if direct is not None:
-        return direct
+    if value[:1] == b"\x0a":
+        length, start = _read_varint(value, 1)
+        if start + length == len(value):
+            return value[start:]
+    boolean = _BOOLEANS.get(value)
+    if boolean is not None:
+        return boolean
     parsed = _any(value)
     kind = parsed.WhichOneof("value")
+    if kind == "string_value":
+        return parsed.string_value.encode()  # type: ignore[no-any-return]
     if kind == "bool_value":
         return b"true" if parsed.bool_value else b"false"
     if kind in ("int_value", "double_value"):
