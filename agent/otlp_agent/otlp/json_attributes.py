@@ -71,10 +71,14 @@ def attributes_field(number: int) -> Encoder:
                 text = member.get("stringValue")
                 found = get((item["key"], text) if text is not None else (item["key"], *member.items()))
             except (KeyError, TypeError, AttributeError):
-                found = None
-            if found is None or len(item) != 2 or len(member) != 1:
-                found = _key_value_field(item, value)
-            out += (tag, found)
+                found = text = None
+            if found is not None and len(item) == 2 and len(member) == 1:
+                out += (tag, found)
+            elif type(text) is str and len(item) == 2 and len(member) == 1 and type(item["key"]) is str:
+                key = item["key"]  # a string attribute not seen before (a value of many, usually)
+                out += (tag, _string_key_value(key, text) if key else _key_value_field(item, value))
+            else:
+                out += (tag, _key_value_field(item, value))
 
     return attributes
 
