@@ -77,29 +77,32 @@ class LoadGenerator:
     stop_event: Any
     results: Any
     go_event: Any
+    port: Any  # the system's port, shared with the workers: known only once it is ready
     codes: dict[str, int] = field(default_factory=dict)
     unreported: int = 0  # workers that did not hand in their status counts
 
     @classmethod
-    def start(cls, config: loadgen.LoadConfig, workers: int, go: bool = True) -> LoadGenerator:
-        """Spawn the workers; they send once `go()` is called (at once when `go` is True)."""
+    def start(cls, config: loadgen.LoadConfig, workers: int) -> LoadGenerator:
+        """Spawn the workers (slow: done while the system starts); they send once `go(port)` is called."""
         stop_event, go_event = CTX.Event(), CTX.Event()
+        port = CTX.Value("i", 0)
         results = CTX.Queue()
         counters = [ClientCounters.create(CTX) for _ in range(workers)]
         processes = [
             CTX.Process(
-                target=loadgen.main, args=(config, counters[i], stop_event, results, i, go_event), daemon=True
+                target=loadgen.main,
+                args=(config, counters[i], stop_event, results, i, go_event, port),
+                daemon=True,
             )
             for i in range(workers)
         ]
         for proc in processes:
             proc.start()
-        generator = cls(processes, counters, stop_event, results, go_event)
-        if go:
-            generator.go()
-        return generator
+        return cls(processes, counters, stop_event, results, go_event, port)
 
-    def go(self) -> None:
+    def go(self, port: int) -> None:
+        """Start sending, to `port` on the config's host."""
+        self.port.value = port
         self.go_event.set()
 
     @property

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -36,9 +36,9 @@ ACCEPTED, RETRYABLE, NON_RETRYABLE = "accepted", "retryable", "non_retryable"
 @dataclass(frozen=True)
 class LoadConfig:
     protocol: str  # "grpc" | "http" | "http-json"
-    port: int
     bodies: tuple[bytes, ...]
     spans_per_request: int
+    port: int = 0  # 0: the one `main` is given when told to go (the system's, known once it is ready)
     concurrency: int = 8  # requests in flight per worker
     rate: float | None = None  # requests/s per worker (open loop); None = closed loop
     timeout: float = 10.0
@@ -212,8 +212,11 @@ async def run_worker(config: LoadConfig, counters: ClientCounters, stop: Any, wo
     return recorder.codes
 
 
-def main(config: LoadConfig, counters: ClientCounters, stop: Any, results: Any, worker: int, go: Any) -> None:
-    """Process entry point (multiprocessing target): wait for `go`, run until `stop`, report status counts."""
+def main(
+    config: LoadConfig, counters: ClientCounters, stop: Any, results: Any, worker: int, go: Any, port: Any
+) -> None:
+    """Process entry point (multiprocessing target): wait for `go`, send to `port` (a shared value set
+    before `go`) unless the config names one, run until `stop`, report status counts."""
     if config.cpus is not None:
         with contextlib.suppress(OSError):
             os.sched_setaffinity(0, config.cpus)
@@ -221,5 +224,7 @@ def main(config: LoadConfig, counters: ClientCounters, stop: Any, results: Any, 
         if stop.is_set():
             results.put((worker, {}))
             return
+    if not config.port:
+        config = replace(config, port=port.value)
     codes = asyncio.run(run_worker(config, counters, stop, worker))
     results.put((worker, codes))

@@ -1,10 +1,10 @@
 """One measured run: a fresh sink, one system under test, the load generator, then the numbers.
 
-Sequence: start the sink (CPU 1), start the system (CPU 0) and wait until it is ready, start the load
-generator (CPU 1), let it warm up, then measure a steady-state window: spans counted *at the sink*, CPU of
-the system's process tree, client outcomes, and the CPU the client side used (to tell when the client,
-not the system, was the limit). Peak RSS is sampled over the whole run. Everything started here is stopped
-in `finally` blocks, whatever fails.
+Sequence: start the sink (CPU 1), start the system (CPU 0) and — while the load generator's workers are
+spawned (CPU 1) — wait until it is ready and learn the ports it got, start the load, let it warm up, then
+measure a steady-state window: spans counted *at the sink*, CPU of the system's process tree, client
+outcomes, and the CPU the client side used (to tell when the client, not the system, was the limit). Peak
+RSS is sampled over the whole run. Everything started here is stopped in `finally` blocks, whatever fails.
 """
 
 from __future__ import annotations
@@ -37,8 +37,12 @@ def placement() -> dict[str, Any]:
     }
 
 
-def load_config(scenario: Scenario, profile: Profile, job: systems.Job, bodies: tuple[bytes, ...]) -> Any:
-    port = job.grpc_port if scenario.ingress == "grpc" else job.http_port
+def ingress_port(scenario: Scenario, ports: systems.Ports) -> int:
+    return ports.grpc if scenario.ingress == "grpc" else ports.http
+
+
+def load_config(scenario: Scenario, profile: Profile, bodies: tuple[bytes, ...]) -> Any:
+    """The load, its port to be given when it starts (`LoadGenerator.go`)."""
     rate = None
     concurrency = profile.concurrency
     if scenario.overload:
@@ -48,7 +52,6 @@ def load_config(scenario: Scenario, profile: Profile, job: systems.Job, bodies: 
         concurrency = profile.open_loop_slots
     return loadgen.LoadConfig(
         protocol=scenario.ingress,
-        port=port,
         bodies=payloads.as_json(bodies) if scenario.ingress == "http-json" else bodies,
         spans_per_request=profile.spans_per_request,
         concurrency=concurrency,
@@ -57,18 +60,16 @@ def load_config(scenario: Scenario, profile: Profile, job: systems.Job, bodies: 
     )
 
 
-def make_job(scenario: Scenario, sink_handle: fleet.Sink) -> systems.Job:
+def make_job(scenario: Scenario, sink_handle: fleet.Sink, dead: systems.RefusingPort | None) -> systems.Job:
+    """`dead`: where a backend that is down "listens" (scenarios with tenants b-down)."""
     return systems.Job(
         egress_protocol=scenario.egress,
         compression=scenario.compression,
         sink_port=sink_handle.http_port if scenario.egress == "http" else sink_handle.grpc_port,
-        grpc_port=systems.free_port(),
-        http_port=systems.free_port(),
-        telemetry_port=systems.free_port(),
         memory_limit_mib=scenario.memory_limit_mib,
         spike_limit_mib=scenario.spike_limit_mib,
         tenants=scenario.tenants,
-        dead_port=systems.free_port() if scenario.tenants == "b-down" else None,
+        dead_port=dead.port if dead is not None else None,
         processors=scenario.processors,
     )
 
@@ -121,9 +122,11 @@ def run_once(
     sink_handle = fleet.Sink.start(
         sink.SinkConfig(max_spans_per_s=scenario.sink_spans_per_s, cpus=CLIENT_CPUS if pin else None)
     )
+    dead = systems.RefusingPort() if scenario.tenants == "b-down" else None
     try:
-        job, running, generator = _start_system(
-            scenario, system, profile, bodies, sink_handle, workdir, SYSTEM_CPUS if pin else None
+        job = make_job(scenario, sink_handle, dead)
+        running, generator = _start_system(
+            scenario, system, job, profile, bodies, workdir, SYSTEM_CPUS if pin else None
         )
         try:
             with measure.RssSampler(running.pid) as rss:
@@ -143,6 +146,8 @@ def run_once(
             result["client_total"]["accepted_spans"] - result["sink_total_spans"]
         )
     finally:
+        if dead is not None:
+            dead.close()
         sink_handle.stop()
     result.update(scenario=scenario.key, system=system)
     return result
@@ -151,31 +156,23 @@ def run_once(
 def _start_system(
     scenario: Scenario,
     system: str,
+    job: systems.Job,
     profile: Profile,
     bodies: tuple[bytes, ...],
-    sink_handle: fleet.Sink,
     workdir: Path,
     cpus: tuple[int, ...] | None,
-) -> tuple[systems.Job, systems.Running, fleet.LoadGenerator]:
-    """Start the system and (meanwhile) spawn the idle load generator; await readiness.
-
-    One retry with fresh ports: another process on a shared machine may take a port we found free.
-    """
-    for attempt in (1, 2):
-        job = make_job(scenario, sink_handle)
-        running = systems.start(system, job, workdir / f"attempt{attempt}", cpus)
-        generator = fleet.LoadGenerator.start(
-            load_config(scenario, profile, job, bodies), profile.workers, go=False
-        )
-        try:
-            systems.wait_ready(running)
-            return job, running, generator
-        except BaseException:
-            generator.stop()
-            running.stop()
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+) -> tuple[systems.Running, fleet.LoadGenerator]:
+    """Start the system and (meanwhile) spawn the idle load generator; await readiness (the system's
+    ports are known from then on: `running.listening`)."""
+    running = systems.start(system, job, workdir, cpus)
+    generator = fleet.LoadGenerator.start(load_config(scenario, profile, bodies), profile.workers)
+    try:
+        systems.wait_ready(running)
+    except BaseException:
+        generator.stop()
+        running.stop()
+        raise
+    return running, generator
 
 
 def _drive(
@@ -189,14 +186,13 @@ def _drive(
 ) -> dict[str, Any]:
     warmup = profile.overload_warmup_s if scenario.overload else profile.warmup_s
     seconds = profile.overload_measure_s if scenario.overload else profile.measure_s
-    generator.go()
+    ports = running.listening
+    generator.go(ingress_port(scenario, ports))
     try:
         _await_first_answer(generator, running)
         time.sleep(warmup)
         client_pids = [*generator.pids, sink_handle.pid]
-        floods = (
-            hostile.Hostile(hostile.HostileConfig(job.grpc_port, job.http_port)) if scenario.hostile else None
-        )
+        floods = hostile.Hostile(hostile.HostileConfig(ports.grpc, ports.http)) if scenario.hostile else None
         before = _snapshot(running, generator, sink_handle, client_pids)
         if probe is None:
             time.sleep(seconds)
@@ -205,7 +201,7 @@ def _drive(
         after = _snapshot(running, generator, sink_handle, client_pids)
         hostile_result = floods.stop() if floods is not None else None
         alive = running.alive()
-        agent_metrics = systems.scrape_metrics(job.telemetry_port) if running.name == "agent" else None
+        agent_metrics = systems.scrape_metrics(ports.telemetry) if ports.telemetry is not None else None
     finally:
         codes = generator.stop()
         unreported = generator.unreported

@@ -4,12 +4,19 @@ Both get the same job — receive OTLP on loopback, batch (8192 items / 200 ms),
 given protocol and compression — and run in their own process group pinned to the given CPUs (`taskset`,
 so every thread they ever start inherits the placement). `stop()` sends SIGTERM to the group, waits, then
 SIGKILLs it: no run leaves a process behind.
+
+No port is guessed (a port probed free can be taken before the system binds it, by another run on a shared
+machine): each system binds port 0 and `wait_ready` learns the ports it got — the agent names them in its
+ready file (`otlp-agent run --any-free-port --ready-file`); rotel cannot say, so its two receivers listen
+on two loopback addresses and the kernel is asked which port each got. A "backend that is down" is a
+`RefusingPort`: a bound socket that never listens, so connections are refused and nobody else takes it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -22,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from bench import processors
@@ -30,6 +38,8 @@ AGENT, ROTEL = "agent", "rotel"
 BATCH_ITEMS, BATCH_TIMEOUT_MS = 8192, 200
 SHUTDOWN_GRACE_S = 5
 STOP_TIMEOUT_S = SHUTDOWN_GRACE_S + 10  # after this, SIGKILL (and the run reports an unclean exit)
+#: rotel's receivers (it fails when both endpoints are the same string, and cannot report its ports).
+ROTEL_GRPC_HOST, ROTEL_HTTP_HOST = "127.0.0.1", "127.0.0.2"
 
 
 @dataclass(frozen=True)
@@ -39,9 +49,6 @@ class Job:
     egress_protocol: str  # "http" | "grpc"
     compression: str  # "gzip" | "zstd" | "none"
     sink_port: int
-    grpc_port: int
-    http_port: int
-    telemetry_port: int
     memory_limit_mib: int = 256
     spike_limit_mib: int = 64
     tenants: str | None = None  # see Scenario.tenants
@@ -49,10 +56,26 @@ class Job:
     processors: str | None = None  # a family of bench/processors.py
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass(frozen=True)
+class Ports:
+    """Where a started system listens (learned once it is ready)."""
+
+    grpc: int
+    http: int
+    telemetry: int | None = None  # the agent's /metrics; rotel has none here
+
+
+class RefusingPort:
+    """A loopback port held by a bound socket that never listens: connections to it are refused at once,
+    as with a backend that is down, and no other process can take the port while it is held."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
+
+    def close(self) -> None:
+        self._socket.close()
 
 
 def rotel_binary() -> str:
@@ -84,7 +107,7 @@ def agent_config(job: Job) -> dict[str, Any]:
         "kind": "OTLPPipeline",
         "metadata": {"name": "bench"},
         "spec": {
-            "receivers": {"otlp": {"grpc": {"port": job.grpc_port}, "http": {"port": job.http_port}}},
+            "receivers": {"otlp": {"grpc": {}, "http": {}}},  # on ports the OS picks: see agent_command
             "processors": {
                 "memoryLimiter": {
                     "limit": f"{job.memory_limit_mib}Mi",
@@ -94,7 +117,7 @@ def agent_config(job: Job) -> dict[str, Any]:
                 **(processors.AGENT[job.processors] if job.processors else {}),
             },
             **routing,
-            "telemetry": {"port": job.telemetry_port, "logLevel": "warning"},
+            "telemetry": {"logLevel": "warning"},
             # Bounded drain on SIGTERM, so a run against a throttled backend ends in seconds.
             "lifecycle": {"shutdownGracePeriod": f"{SHUTDOWN_GRACE_S}s"},
         },
@@ -124,8 +147,12 @@ def _tenants(job: Job, sink: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def agent_command(config_path: Path) -> list[str]:
-    return [agent_binary(), "run", "--config", str(config_path), "--listen-host", "127.0.0.1"]
+def agent_command(config_path: Path, ready_file: Path) -> list[str]:
+    """The agent on ports the OS picks, named in `ready_file` once it is ready."""
+    return [
+        agent_binary(), "run", "--config", str(config_path), "--listen-host", "127.0.0.1",
+        "--any-free-port", "--ready-file", str(ready_file),
+    ]  # fmt: skip
 
 
 def rotel_command(job: Job, workdir: Path) -> list[str]:
@@ -136,9 +163,9 @@ def rotel_command(job: Job, workdir: Path) -> list[str]:
         rotel_binary(),
         "start",
         "--otlp-grpc-endpoint",
-        f"127.0.0.1:{job.grpc_port}",
+        f"{ROTEL_GRPC_HOST}:0",
         "--otlp-http-endpoint",
-        f"127.0.0.1:{job.http_port}",
+        f"{ROTEL_HTTP_HOST}:0",
         "--otlp-grpc-max-recv-msg-size-mib",
         "64",
         "--batch-max-size",
@@ -173,14 +200,22 @@ def pinned(command: list[str], cpus: tuple[int, ...] | None) -> list[str]:
 
 @dataclass
 class Running:
-    """A started system: its process (pid = the system itself, taskset execs it) and where it logs."""
+    """A started system: its process (pid = the system itself, taskset execs it), where it logs, and (once
+    `wait_ready` returned) where it listens."""
 
     name: str
     process: subprocess.Popen[bytes]
     job: Job
     log_path: Path
     config_path: Path | None = None
+    ready_file: Path | None = None  # the agent's
+    ports: Ports | None = None
     exit_code: int | None = field(default=None)
+
+    @property
+    def listening(self) -> Ports:
+        assert self.ports is not None, "wait_ready() first"
+        return self.ports
 
     @property
     def pid(self) -> int:
@@ -214,11 +249,13 @@ def start(
 ) -> Running:
     """Start `name` (agent or rotel) for `job`; `wrap` prefixes the command (e.g. a profiler)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config_path = None
+    config_path = ready_file = None
     if name == AGENT:
         config_path = workdir / "pipeline.yaml"
         config_path.write_text(yaml.safe_dump(agent_config(job), sort_keys=False))
-        command = agent_command(config_path)
+        ready_file = workdir / "ready.json"
+        ready_file.unlink(missing_ok=True)
+        command = agent_command(config_path, ready_file)
     else:
         command = rotel_command(job, workdir)
     log_path = workdir / f"{name}.out"
@@ -231,37 +268,48 @@ def start(
             start_new_session=True,  # its own process group, so stop() reaches every child
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    return Running(name, process, job, log_path, config_path)
+    return Running(name, process, job, log_path, config_path, ready_file)
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _agent_ready(port: int) -> bool:
+def _agent_ports(ready_file: Path) -> Ports | None:
+    """The ports in the agent's ready file (written once every listener is up), None until it exists."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=0.5) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+        ports = json.loads(ready_file.read_text())["ports"]
+    except FileNotFoundError:
+        return None
+    return Ports(ports["grpc"], ports["http"], ports["telemetry"])
 
 
-def wait_ready(running: Running, timeout: float = 30.0) -> None:
-    """Until the system accepts data: the agent's /readyz, rotel's receiver ports."""
+def _rotel_ports(pid: int) -> Ports | None:
+    """rotel's receiver ports, read from the kernel, once it listens on both addresses."""
+    listening = {
+        connection.laddr.ip: connection.laddr.port
+        for connection in psutil.Process(pid).net_connections(kind="tcp")
+        if connection.status == psutil.CONN_LISTEN
+    }
+    if {ROTEL_GRPC_HOST, ROTEL_HTTP_HOST} <= listening.keys():
+        return Ports(listening[ROTEL_GRPC_HOST], listening[ROTEL_HTTP_HOST])
+    return None
+
+
+def wait_ready(running: Running, timeout: float = 30.0) -> Ports:
+    """Until the system accepts data (the agent's ready file; rotel listening on both receivers); the ports
+    it listens on, also kept in `running.ports`."""
     deadline = time.monotonic() + timeout
-    job = running.job
     while time.monotonic() < deadline:
         if not running.alive():
             raise RuntimeError(
                 f"{running.name} exited with {running.process.returncode}:\n{running.log_tail()}"
             )
-        if running.name == AGENT:
-            if _agent_ready(job.telemetry_port):
-                return
-        elif _port_open(job.grpc_port) and _port_open(job.http_port):
-            return
+        ports = None
+        if running.ready_file is not None:
+            ports = _agent_ports(running.ready_file)
+        else:
+            with contextlib.suppress(psutil.Error):  # (it may exit between the check and the look)
+                ports = _rotel_ports(running.pid)
+        if ports is not None:
+            running.ports = ports
+            return ports
         time.sleep(0.1)
     raise RuntimeError(f"{running.name} not ready after {timeout}s:\n{running.log_tail()}")
 

@@ -77,8 +77,10 @@ class OtlpWebSocket:
         """The answer to `request_id` (None: to a message whose id could not be read)."""
         return await asyncio.wait_for(asyncio.shield(self._future(request_id)), timeout)
 
-    async def export(self, signal: str, body: bytes, json: bool = False) -> dict[str, Any]:
-        return await self.answer(await self.send(signal, body, json=json))
+    async def export(
+        self, signal: str, body: bytes, json: bool = False, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        return await self.answer(await self.send(signal, body, json=json), timeout)
 
     def _future(self, request_id: str | None) -> asyncio.Future[dict[str, Any]]:
         if request_id not in self._answers:

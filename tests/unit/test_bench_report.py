@@ -190,7 +190,7 @@ def test_profile_summary_ranks_self_and_inclusive_time():
 
 
 def test_agent_config_matches_the_job_and_rotel_gets_the_same_batching(tmp_path):
-    job = systems.Job("http", "zstd", 9000, 9001, 9002, 9003, memory_limit_mib=128, spike_limit_mib=32)
+    job = systems.Job("http", "zstd", 9000, memory_limit_mib=128, spike_limit_mib=32)
     spec = systems.agent_config(job)["spec"]
     assert spec["exporters"][0] == {
         "endpoint": "http://127.0.0.1:9000",
@@ -200,7 +200,7 @@ def test_agent_config_matches_the_job_and_rotel_gets_the_same_batching(tmp_path)
     }
     assert spec["processors"]["memoryLimiter"] == {"limit": "128Mi", "spikeLimit": "32Mi"}
     assert spec["processors"]["batch"] == {"maxItems": 8192, "timeout": "200ms"}
-    gzip_job = systems.Job("grpc", "gzip", 9000, 9001, 9002, 9003)
+    gzip_job = systems.Job("grpc", "gzip", 9000)
     command = systems.rotel_command(gzip_job, tmp_path)
     flags = dict(zip(command[2::2], command[3::2], strict=False))
     assert command[1] == "start"

@@ -106,12 +106,9 @@ class MemoryLimiter:
         Raises Busy when over the soft limit, when the data held alone leaves no room, or when no room was
         made in time (requests being received hold it). The caller refuses sizes
         above `limit` itself (they would wait forever)."""
-        if self.over_soft_limit() or self.held + size > self.limit:
-            # Only exports can make room here, which may take long: the client is better off retrying.
-            raise Busy(f"memory limit reached ({self.held} bytes held)")
-        if self._fits(size):
-            self.receiving += size
-            return Lease(self, size, receiving=True)
+        lease = self.try_reserve(size)
+        if lease is not None:
+            return lease
         loop = asyncio.get_running_loop()
         granted: asyncio.Future[None] = loop.create_future()
         entry = (size, granted)
@@ -130,6 +127,17 @@ class MemoryLimiter:
             raise
         finally:
             timer.cancel()
+        return Lease(self, size, receiving=True)
+
+    def try_reserve(self, size: int) -> Lease | None:
+        """`reserve` without waiting: the lease when there is room now, None when `reserve` would wait; raises
+        Busy when it would refuse at once."""
+        if self.over_soft_limit() or self.held + size > self.limit:
+            # Only exports can make room here, which may take long: the client is better off retrying.
+            raise Busy(f"memory limit reached ({self.held} bytes held)")
+        if not self._fits(size):
+            return None
+        self.receiving += size
         return Lease(self, size, receiving=True)
 
     def _fits(self, size: int) -> bool:

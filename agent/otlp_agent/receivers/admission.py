@@ -1,7 +1,8 @@
 """What every receiver does before a request reaches the pipeline, whatever its transport: reserve memory
 for the request's worst case before reading it, decompress and validate it within that reservation and
-within the per-request entry limit, and keep per-item work off the event loop. The gRPC and HTTP receivers
-use it (and any later receiver should), so size, memory and item limits answer the same everywhere.
+within the per-request entry limit, and keep per-item work off the event loop. The gRPC, HTTP and WebSocket
+receivers use it (and any later receiver should), so size, memory and item limits answer the same
+everywhere.
 
 The answers tell clients the truth about retrying:
 - a request that could never be taken — larger than the size limit, than the memory limit, or with more
@@ -12,7 +13,8 @@ The answers tell clients the truth about retrying:
 
 Memory, in order (see `memory.MemoryLimiter.reserve`): the raw bytes are reserved before they are read (a
 declared Content-Length, else the size limit; for gRPC the size limit, its size being unknown until grpc has
-read it), settled to the real size once read (the copies made on the way — the joined chunks of a body,
+read it; for a WebSocket message the length its frame header declares, see `websocket_gate`), settled to the
+real size once read (the copies made on the way — the joined chunks of a body,
 grpc's buffer turned into bytes, grpc's decompressed copy — are made one at a time and freed at once: fixed
 overhead); decompression may produce only as much as the
 memory limit has room for; OTLP/JSON reserves `JSON_BYTES_PER_BYTE` times its size before it is converted
@@ -92,15 +94,26 @@ class Admission:
         """Reserve `size` bytes for the request being received; the caller releases the lease.
 
         (Not a context manager: contextlib sets __traceback__ on the frozen ReceiveError it re-raises.)"""
+        self._never_fits(limiter, size)
+        try:
+            return await limiter.reserve(size, RESERVE_WAIT)
+        except memory.Busy as exc:
+            raise errors.refused(f"{exc}; retry later", RETRY_AFTER, "memory_limit") from None
+
+    def reserve_now(self, limiter: memory.MemoryLimiter, size: int) -> memory.Lease | None:
+        """`reserve` without waiting: None when the reservation would have to wait for room."""
+        self._never_fits(limiter, size)
+        try:
+            return limiter.try_reserve(size)
+        except memory.Busy as exc:
+            raise errors.refused(f"{exc}; retry later", RETRY_AFTER, "memory_limit") from None
+
+    def _never_fits(self, limiter: memory.MemoryLimiter, size: int) -> None:
         if size > limiter.limit:
             raise errors.too_large(
                 f"{self.what}: a request of up to {size} bytes cannot fit in the memory limit of "
                 f"{limiter.limit} bytes"
             )
-        try:
-            return await limiter.reserve(size, RESERVE_WAIT)
-        except memory.Busy as exc:
-            raise errors.refused(f"{exc}; retry later", RETRY_AFTER, "memory_limit") from None
 
     async def decode(
         self, limiter: memory.MemoryLimiter, lease: memory.Lease, raw: bytes, encoding: str

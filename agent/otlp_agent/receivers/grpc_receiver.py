@@ -2,8 +2,8 @@
 
 Requests arrive as raw bytes (no deserializer), are validated and counted by `admission` (one upb parse for
 an ordinary request), and go to the consumer unchanged. grpc itself decompresses gzip/deflate and enforces
-the message size limit after decompression (RESOURCE_EXHAUSTED). Retryable refusals carry RetryInfo so OTLP
-clients back off.
+the message size limit after decompression (RESOURCE_EXHAUSTED). Retryable refusals carry RetryInfo in both
+trailers clients read (see `_retry_trailer`), so OTLP clients back off as told.
 
 The methods are served as client-streaming handlers (on the wire a unary call is a stream of one message),
 so the handler runs *before* grpc reads the message: bearer-token auth and the memory reservation
@@ -186,11 +186,18 @@ def _metadata_value(context: grpc.aio.ServicerContext, key: str) -> str | None:
 
 
 def _retry_trailer(exc: errors.ReceiveError) -> tuple[tuple[str, bytes], ...]:
-    """google.rpc.Status with RetryInfo in grpc-status-details-bin, as OTLP clients expect on throttling."""
+    """RetryInfo for a retryable refusal, twice: inside a google.rpc.Status in `grpc-status-details-bin`
+    (what the OTLP specification describes, read by the collector and the Go and .NET exporters) and
+    alone in `google.rpc.retryinfo-bin` (what the Python SDK's gRPC exporter reads). Without it a client
+    falls back to its own backoff."""
     if exc.retry_after is None:
         return ()
     seconds = math.floor(exc.retry_after)
     delay = duration_pb2.Duration(seconds=seconds, nanos=int((exc.retry_after - seconds) * 1e9))
+    info = error_details_pb2.RetryInfo(retry_delay=delay)
     status = status_pb2.Status(code=exc.grpc_code.value[0], message=exc.message)
-    status.details.add().Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    return (("grpc-status-details-bin", status.SerializeToString()),)
+    status.details.add().Pack(info)
+    return (
+        ("grpc-status-details-bin", status.SerializeToString()),
+        ("google.rpc.retryinfo-bin", info.SerializeToString()),
+    )

@@ -8,12 +8,17 @@ response to the same request would say: the status, partial success, whether to 
 The HTTP receiver's settings apply: its TLS (same port), its bearer token (the Authorization header, or an
 `access_token` query parameter, since browsers cannot set headers on a WebSocket), its CORS allowed origins
 as the allow-list for browsers (a request carrying an Origin header not on the list is refused with 403),
-and its maxBodySize per request (a larger message closes the connection with 1009, since its id cannot be
-read without reading it). Flow control: a connection has at most `maxInFlight` requests being handled; while
-they are, the agent reads nothing more from it, so aiohttp stops reading the socket and TCP pushes back on
-the client instead of the agent buffering. Answers go out one at a time, and a client that does not read
-them holds its own slots. permessage-deflate is not offered (a compressed message could expand past every
-bound before it is seen).
+its maxBodySize per request (a larger message closes the connection with 1009, since its id cannot be
+read without reading it) and its maxItemsPerRequest. Requests go through `admission` as HTTP requests do:
+memory is reserved before a message is read (by the connection's `websocket_gate.Gate`, from the frame
+headers), OTLP/JSON is converted and large requests are validated off the event loop within that
+reservation, and the refusals are the HTTP receiver's (413, 503 + retry hint, ...), answered by id and
+counted with the same reasons. Flow control: a connection has at most `maxInFlight` requests being
+handled; while it has, the agent takes no message from it, aiohttp stops reading the socket and TCP pushes
+back on the client instead of the agent buffering; while a message waits for its reservation the gate
+reads nothing more either. Answers go out one at a time, and a client that does not read them holds its
+own slots. permessage-deflate is not offered (a compressed message could expand past every bound before it
+is seen).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import aiohttp
 import orjson
@@ -29,7 +35,9 @@ from aiohttp import web
 
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import errors, otlp_json, wire
+from otlp_agent.exporter import memory
+from otlp_agent.otlp import errors, otlp_json
+from otlp_agent.receivers import admission, websocket_gate
 from otlp_agent.receivers.consumer import Consumer
 from otlp_agent.security import auth
 from otlp_agent.telemetry.metrics import AgentMetrics
@@ -110,6 +118,9 @@ class WebSocketEndpoint:
         self.http = http
         self.consumer = consumer
         self.metrics = metrics
+        self.admission = admission.Admission(
+            "WebSocket receiver", http.max_body_size, http.max_items_per_request
+        )
         self._token = auth.BearerTokens(http.auth, "WebSocket receiver") if http.auth is not None else None
         self._connections: set[_Connection] = set()
 
@@ -128,20 +139,41 @@ class WebSocketEndpoint:
             heartbeat=_HEARTBEAT,
             receive_timeout=self.settings.idle_timeout,
         )
-        await socket.prepare(request)
+        if not socket.can_prepare(request):
+            await socket.prepare(request)  # raises the HTTP error aiohttp answers a bad upgrade with
         connection = _Connection(self, socket, refused.tenant if refused is not None else None)
+        transport = request.transport
+        assert transport is not None  # (aiohttp runs no handler for a connection already lost)
+        connection.gate = self._gate(transport, request, connection)
+        connection.gate.install()  # before the handshake answer: every frame passes the gate
         self._connections.add(connection)
         self.metrics.websocket_connections.set(len(self._connections))
         try:
+            await socket.prepare(request)
             await connection.serve()
         finally:
+            connection.gate.close()
             self._connections.discard(connection)
             self.metrics.websocket_connections.set(len(self._connections))
         return socket
 
+    def _gate(
+        self, transport: asyncio.Transport, request: web.Request, connection: _Connection
+    ) -> websocket_gate.Gate:
+        def reserve_now(size: int) -> memory.Lease | None:
+            return self.admission.reserve_now(self.consumer().limiter, size)
+
+        def reserve(size: int) -> Awaitable[memory.Lease]:
+            return self.admission.reserve(self.consumer().limiter, size)
+
+        max_message = self.http.max_body_size + HEADER_LIMIT
+        return websocket_gate.Gate(
+            transport, request.protocol, max_message, reserve_now, reserve, connection.refused
+        )
+
     def _refuse_upgrade(self, request: web.Request) -> web.Response | auth.Identity | None:
-        """Origin, token and connection limit, checked before the upgrade (plain HTTP answers); the
-        client's identity (its tenant) when the receiver asks for a token."""
+        """Origin, token, connection limit and frames sent too early, checked before the upgrade (plain
+        HTTP answers); the client's identity (its tenant) when the receiver asks for a token."""
         origin = request.headers.get("Origin")
         if origin is not None and not self._origin_allowed(origin):
             return self._refuse_connection("origin", 403, f"origin {origin!r} is not allowed")
@@ -156,6 +188,10 @@ class WebSocketEndpoint:
         if len(self._connections) >= self.settings.max_connections:
             limit = self.settings.max_connections
             return self._refuse_connection("too_many_connections", 503, f"{limit} connections are open")
+        if getattr(request.protocol, "_message_tail", b""):  # what aiohttp read past the request's headers
+            # The gate must see every frame from the first (RFC 6455 4.1: a client waits for the answer).
+            message = "frames sent before the handshake's answer"
+            return self._refuse_connection("protocol", 400, message)
         return identity
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -167,7 +203,10 @@ class WebSocketEndpoint:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         if status == 503:
             headers["Retry-After"] = "1"
-        return web.Response(status=status, text=message + "\n", headers=headers)
+        response = web.Response(status=status, text=message + "\n", headers=headers)
+        if status == 400:
+            response.force_close()  # what the client sent after its request is not HTTP
+        return response
 
     async def _close_all(self, app: web.Application) -> None:
         """At shutdown: requests already read get `grace` to be answered, then every socket closes."""
@@ -175,6 +214,8 @@ class WebSocketEndpoint:
         in_flight = [task for connection in connections for task in connection.tasks]
         if in_flight:  # past the grace the agent answers waiting requests itself: a second to send those
             await asyncio.wait(in_flight, timeout=self.grace + _ANSWER_MARGIN)
+        for connection in connections:
+            connection.gate.closing()  # messages still coming are dropped: the agent is going away
         await asyncio.gather(
             *(c.socket.close(code=_CLOSE_GOING_AWAY, message=b"agent stopping") for c in connections),
             return_exceptions=True,
@@ -183,6 +224,8 @@ class WebSocketEndpoint:
 
 class _Connection:
     """One client's connection: read while there is room, handle each request, answer by id."""
+
+    gate: websocket_gate.Gate  # set by the endpoint before the handshake
 
     def __init__(
         self, endpoint: WebSocketEndpoint, socket: web.WebSocketResponse, tenant: str | None
@@ -198,92 +241,117 @@ class _Connection:
     async def serve(self) -> None:
         try:
             while True:
-                await self.slots.acquire()  # every slot busy: read nothing more (TCP pushes back)
+                await self.slots.acquire()  # every slot busy: take nothing more (aiohttp stops reading)
                 try:
                     message = await self.socket.receive()
                 except TimeoutError:
                     self._closed("idle")
+                    self.gate.closing()
                     await self.socket.close(code=_CLOSE_POLICY, message=b"idle for too long")
                     return
                 if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
                     too_big = _CLOSE_TOO_BIG in (self.socket.close_code, getattr(message.data, "code", None))
                     self._closed("too_large" if too_big else "client")
                     return
-                task = asyncio.get_running_loop().create_task(self._handle(message))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self._spawn(self._handle(message.data, self.gate.take()))
+                del message  # the request is the task's now: freed when it is done with it
         finally:
+            self.gate.closing()
             if self.tasks:  # requests already read are answered if the socket is still open
                 await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def _closed(self, reason: str) -> None:
         self.endpoint.metrics.websocket_closed.labels(reason).inc()
         if reason == "too_large":
             self.endpoint.metrics.refused_requests.labels("unknown", TRANSPORT, "too_large").inc()
 
-    async def _handle(self, message: aiohttp.WSMessage) -> None:
+    async def _handle(self, data: str | bytes, lease: memory.Lease) -> None:
+        """Answer one message, read within `lease` (its reservation, given back when the request is handed
+        to the pipeline)."""
         try:
-            json = message.type == aiohttp.WSMsgType.TEXT
-            data = message.data.encode() if json else message.data
-            await self._send(await self._serve(data, json))
+            await self._send(await self._serve(data, lease))
         finally:
+            lease.release()
             self.slots.release()
 
-    async def _serve(self, data: bytes, json: bool) -> str:
-        """The answer to one message."""
-        metrics = self.endpoint.metrics
+    def refused(self, prefix: bytes, json: bool, exc: errors.ReceiveError) -> None:
+        """A message the gate dropped unread (no memory for it): answer it by the id in its first bytes."""
+        signal, request_id = "unknown", None
         try:
-            frame = parse_frame(data, json)
+            frame = parse_frame(prefix, json)
+            signal, request_id = frame.signal.value, frame.id
+        except FrameError as unreadable:
+            request_id = unreadable.id
+        metrics = self.endpoint.metrics
+        metrics.refused_requests.labels(signal, TRANSPORT, exc.reason).inc()
+        self._spawn(self._answer_refused(refusal(request_id, exc)))
+
+    async def _answer_refused(self, text: str) -> None:
+        try:
+            await self._send(text)
+        finally:
+            self.gate.answered()
+
+    async def _serve(self, data: str | bytes, lease: memory.Lease) -> str:
+        """The answer to one message."""
+        json = isinstance(data, str)
+        raw = data.encode() if isinstance(data, str) else data  # (text: one copy, made and dropped at once)
+        del data
+        lease.settle(len(raw))  # a message in fragments reserved the largest allowed
+        try:
+            frame = parse_frame(raw, json)
         except FrameError as exc:
-            metrics.refused_requests.labels("unknown", TRANSPORT, "malformed").inc()
+            self.endpoint.metrics.refused_requests.labels("unknown", TRANSPORT, "malformed").inc()
             return refusal(exc.id, errors.bad_request(str(exc)))
+        del raw  # the request's bytes live on in frame.body only
         signal = frame.signal
         try:
-            payload, items, rejected, message = self._decode(frame)
+            received = await self._receive(frame, lease)
         except errors.ReceiveError as exc:
             self._refused(signal, 0, exc.reason)
             return refusal(frame.id, exc)
-        if not items:  # nothing to export (e.g. OTLP/JSON whose only span was rejected): no empty exports
-            return self._success(frame, payload, 0, rejected, message, 0, "")
+        finally:
+            lease.release()  # handed over: the exporter lanes count the bytes from here
+        if not received.items:  # nothing to export (e.g. OTLP/JSON whose only span was rejected)
+            return self._success(frame, received, 0, "")
         try:
-            accepted = await self.endpoint.consumer().consume(signal, payload, items, self.tenant)
+            accepted = await self.endpoint.consumer().consume(
+                signal, received.payload, received.items, self.tenant
+            )
         except errors.ReceiveError as exc:
-            self._refused(signal, items, exc.reason)
+            self._refused(signal, received.items, exc.reason)
             return refusal(frame.id, exc)
-        return self._success(frame, payload, items, rejected, message, accepted.rejected, accepted.message)
+        return self._success(frame, received, accepted.rejected, accepted.message)
 
-    def _success(
-        self, frame: Frame, payload: bytes, items: int, rejected: int, message: str, dropped: int, why: str
-    ) -> str:
-        """Counted, and answered with partial success when items were rejected (converting, or after)."""
-        metrics = self.endpoint.metrics
-        labels = (frame.signal.value, TRANSPORT)
-        metrics.received_items.labels(*labels).inc(items - dropped)
-        metrics.received_bytes.labels(*labels).inc(len(payload))
-        rejected += dropped
-        if not rejected:
-            return answer(frame.id)
-        metrics.refused_items.labels(frame.signal.value, TRANSPORT, "partial").inc(rejected)
-        partial = orjson.loads(otlp_json.response_json(frame.signal, rejected, message or why))
-        return answer(frame.id, **partial)
-
-    def _decode(self, frame: Frame) -> tuple[bytes, int, int, str]:
-        """Validated protobuf, its items, and items rejected while converting OTLP/JSON (with why)."""
+    async def _receive(self, frame: Frame, lease: memory.Lease) -> admission.Received:
+        """Validated protobuf and its items (OTLP/JSON converted first), within `lease` and the limits of
+        `admission`: the HTTP receiver's size and item limits, its memory accounting, off the event loop
+        when large."""
         limit = self.endpoint.http.max_body_size
         if len(frame.body) > limit:
             raise errors.too_large(f"request of {len(frame.body)} bytes exceeds the limit of {limit} bytes")
-        rejected, message = 0, ""
-        payload = frame.body
+        check = self.endpoint.admission
         if frame.json:
-            try:
-                converted = otlp_json.parse_request(frame.signal, frame.body)
-            except otlp_json.JsonError as exc:
-                raise errors.bad_request(f"invalid OTLP/JSON: {exc}") from None
-            payload, rejected, message = converted.payload, converted.rejected, converted.error
-        try:
-            return payload, wire.validate_and_count(frame.signal, payload), rejected, message
-        except wire.MalformedPayload as exc:
-            raise errors.bad_request(str(exc)) from None
+            return await check.from_json(self.endpoint.consumer().limiter, lease, frame.signal, frame.body)
+        return admission.Received(frame.body, await check.validate(frame.signal, frame.body))
+
+    def _success(self, frame: Frame, received: admission.Received, dropped: int, why: str) -> str:
+        """Counted, and answered with partial success when items were rejected (converting, or after)."""
+        metrics = self.endpoint.metrics
+        labels = (frame.signal.value, TRANSPORT)
+        metrics.received_items.labels(*labels).inc(received.items - dropped)
+        metrics.received_bytes.labels(*labels).inc(len(received.payload))
+        rejected = received.rejected + dropped
+        if not rejected:
+            return answer(frame.id)
+        metrics.refused_items.labels(frame.signal.value, TRANSPORT, "partial").inc(rejected)
+        partial = orjson.loads(otlp_json.response_json(frame.signal, rejected, received.message or why))
+        return answer(frame.id, **partial)
 
     async def _send(self, text: str) -> None:
         async with self.sending:  # one answer at a time; a client that does not read them waits here

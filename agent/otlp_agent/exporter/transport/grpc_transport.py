@@ -25,6 +25,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from otlp_agent.api import spec
@@ -217,14 +218,34 @@ def _failure(exc: grpc.aio.AioRpcError, redact: Callable[[str], str]) -> ExportR
 
 
 def _retry_info_delay(metadata: Any) -> float | None:
-    """RetryInfo.retry_delay from the grpc-status-details-bin trailer, in seconds."""
+    """RetryInfo.retry_delay in seconds, from either trailer a backend may send it in: a google.rpc.Status
+    in `grpc-status-details-bin` (the OTLP specification, the collector) or a bare RetryInfo in
+    `google.rpc.retryinfo-bin` (what the Python SDK reads). A trailer that does not parse is ignored."""
+    found: dict[str, float] = {}
     for key, value in metadata or ():
-        if key != "grpc-status-details-bin":
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-                info = error_details_pb2.RetryInfo()
-                detail.Unpack(info)
-                return float(info.retry_delay.seconds + info.retry_delay.nanos / 1e9)
-    return None
+        if key in ("grpc-status-details-bin", "google.rpc.retryinfo-bin") and isinstance(value, bytes):
+            delay = _parse_retry_info(key, value)
+            if delay is not None:
+                found[key] = delay
+    return found.get("grpc-status-details-bin", found.get("google.rpc.retryinfo-bin"))
+
+
+def _parse_retry_info(key: str, value: bytes) -> float | None:
+    try:
+        if key == "google.rpc.retryinfo-bin":
+            infos = [error_details_pb2.RetryInfo.FromString(value)]
+        else:
+            details = status_pb2.Status.FromString(value).details
+            infos = [_unpack(d) for d in details if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR)]
+    except DecodeError:
+        return None
+    if not infos:
+        return None
+    delay = infos[0].retry_delay
+    return float(delay.seconds + delay.nanos / 1e9)
+
+
+def _unpack(detail: Any) -> error_details_pb2.RetryInfo:
+    info = error_details_pb2.RetryInfo()
+    detail.Unpack(info)
+    return info
