@@ -16,7 +16,6 @@ from otlp_agent.otlp import json_values
 _I32 = json_values.I32
 _I64 = json_values.I64
 _MASK64 = json_values.MASK64
-_SHORT = json_values.SHORT
 _VARINTS = json_values.VARINTS
 _base64_bytes = json_values.base64_bytes
 _boolean = json_values.boolean
@@ -46,49 +45,104 @@ _ARRAY_TAG, _KVLIST_TAG, _BYTES_TAG, _STRINDEX_TAG = _tag(5, 2), _tag(6, 2), _ta
 _VALUES_TAG = _tag(1, 2)
 
 
+#: Converted attributes remembered: (key, string) or (key, (member, string)) -> the KeyValue with its
+#: length, for {"key": key, "value": {"stringValue": string}} and for the other members written as strings
+#: (intValue, as OTLP/JSON writes int64). An SDK sends the same resource attributes in every request and
+#: most span attributes take a few values. Only short ones are kept; the cache starts over when full. JSON
+#: numbers and booleans are never keys: 1, 1.0 and true are equal in Python, their conversions are not.
+CACHE_SIZE = 4096
+_CACHEABLE = 256  # characters of key and value together
+_cache: dict[tuple[Any, ...], bytes] = {}
+
+
 def attributes_field(number: int) -> Encoder:
     tag = _tag(number, 2)
 
     def attributes(value: Any, out: Out, rejection: Rejection) -> None:
         if type(value) is not list:
             raise JsonError("expected an array")
-        for index, item in enumerate(value):
-            # Inline fast path (a function call per attribute is a tenth of the cost): a non-empty key and
-            # a short stringValue, the common attribute. Anything else goes the general way.
-            if type(item) is dict and len(item) == 2:
-                key = item.get("key")
-                member = item.get("value")
-                if type(key) is str and key and type(member) is dict and len(member) == 1:
-                    text = member.get("stringValue")
-                    if type(text) is str and len(text) < _SHORT_TEXT and len(key) < _SHORT_TEXT:
-                        name = key.encode()
-                        data = text.encode()
-                        head = _VARINTS[len(data)]
-                        data = b"".join((
-                            _KEY_TAG, _VARINTS[len(name)], name,
-                            _VALUE_TAG, _VARINTS[1 + len(head) + len(data)], _STRING_TAG, head, data,
-                        ))  # fmt: skip
-                    else:
-                        data = _scalar_key_value(key, member) or _general_key_value(item, index)
-                else:
-                    data = _general_key_value(item, index)
+        get = _cache.get
+        for item in value:
+            # An attribute seen before costs a few lookups: a hit proves the key and the value are the
+            # cached strings (only a str equals a str); anything else (a miss, a missing member, another
+            # JSON type, more members) is checked and converted by _key_value_field.
+            try:
+                member = item["value"]
+                text = member.get("stringValue")
+                found = get((item["key"], text) if text is not None else (item["key"], *member.items()))
+            except (KeyError, TypeError, AttributeError):
+                found = text = None
+            if found is not None and len(item) == 2 and len(member) == 1:
+                out += (tag, found)
+            elif type(text) is str and len(item) == 2 and len(member) == 1 and type(item["key"]) is str:
+                key = item["key"]  # a string attribute not seen before (a value of many, usually)
+                out += (tag, _string_key_value(key, text) if key else _key_value_field(item, value))
             else:
-                data = _general_key_value(item, index)
-            size = len(data)
-            out += (tag, _VARINTS[size] if size < 16384 else _varint(size), data)
+                out += (tag, _key_value_field(item, value))
 
     return attributes
 
 
-# A str of fewer characters encodes to fewer than _SHORT bytes (at most 4 bytes per character).
-_SHORT_TEXT = _SHORT // 4
+def _key_value_field(item: Any, items: list[Any]) -> bytes:
+    """The KeyValue `item` (of the list `items`) with its length: new short string and int or bool
+    attributes in one go (and remembered), anything else the general way."""
+    if type(item) is dict and len(item) == 2:
+        key = item.get("key")
+        member = item.get("value")
+        if type(key) is str and key and type(member) is dict and len(member) == 1:
+            text = member.get("stringValue")
+            if type(text) is str:
+                return _string_key_value(key, text)
+            found = _scalar_key_value(key, member)
+            if found is not None:
+                return found
+    index = next(i for i, each in enumerate(items) if each is item)
+    return _general_key_value(item, index)
+
+
+def _string_key_value(key: str, text: str) -> bytes:
+    """The KeyValue {key, stringValue: text} with its length, remembered when short."""
+    head = _key_heads.get(key)
+    if head is None:
+        head = _key_head(key)
+    data = text.encode()
+    size = len(data)
+    if size < 126 and len(head) + size < 125:  # every length one byte: one join
+        found = b"".join(
+            (_VARINTS[len(head) + 3 + size], head, _VARINTS[size + 2], _STRING_TAG, _VARINTS[size], data)
+        )
+    else:
+        value = b"".join((_STRING_TAG, _length(size), data))
+        found = b"".join((head, _length(len(value)), value))
+        found = _length(len(found)) + found
+    if len(key) + len(text) <= _CACHEABLE:
+        if len(_cache) >= CACHE_SIZE:
+            _cache.clear()
+        _cache[(key, text)] = found
+    return found
+
+
+#: A KeyValue's bytes up to its value's length (`0A len key 12`), per key (keys are few).
+_key_heads: dict[str, bytes] = {}
+
+
+def _key_head(key: str) -> bytes:
+    name = key.encode()
+    head = b"".join((_KEY_TAG, _length(len(name)), name, _VALUE_TAG))
+    if len(name) <= _CACHEABLE:
+        if len(_key_heads) >= CACHE_SIZE:
+            _key_heads.clear()
+        _key_heads[key] = head
+    return head
 
 
 def _general_key_value(item: Any, index: int) -> bytes:
+    """A KeyValue in any form, with its length; JsonError names what is wrong."""
     try:
-        return _key_value(item, 0)
+        data = _key_value(item, 0)
     except JsonError as exc:
         raise exc.within(index) from None
+    return _length(len(data)) + data
 
 
 def any_value_field(number: int) -> Encoder:
@@ -102,8 +156,10 @@ def any_value_field(number: int) -> Encoder:
 
 
 def _scalar_key_value(key: str, member: dict[str, Any]) -> bytes | None:
-    """An attribute with an int, bool or double value, in one go; None for anything else (the general path
-    then converts it, or says precisely what is wrong)."""
+    """An attribute with an int, bool or double value, with its length, in one go; None for anything else
+    (the general path then converts it, or says precisely what is wrong). Ints written as strings (as
+    OTLP/JSON writes int64) are remembered; JSON numbers and booleans are not, since 1, 1.0 and true are
+    equal keys."""
     [(kind, scalar)] = member.items()
     if kind == "intValue":
         if type(scalar) is int and 0 <= scalar < 16384:
@@ -120,7 +176,13 @@ def _scalar_key_value(key: str, member: dict[str, Any]) -> bytes | None:
     else:
         return None
     name = key.encode()
-    return b"".join((_KEY_TAG, _length(len(name)), name, _VALUE_TAG, _VARINTS[len(value)], value))
+    found = b"".join((_KEY_TAG, _length(len(name)), name, _VALUE_TAG, _VARINTS[len(value)], value))
+    found = _length(len(found)) + found
+    if type(scalar) is str and len(key) + len(scalar) <= _CACHEABLE:
+        if len(_cache) >= CACHE_SIZE:
+            _cache.clear()
+        _cache[(key, (kind, scalar))] = found
+    return found
 
 
 def _key_value(item: Any, depth: int) -> bytes:

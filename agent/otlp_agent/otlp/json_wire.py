@@ -173,10 +173,20 @@ def _small_varint_field(field: FieldDescriptor) -> Encoder:
 
 
 def _hex_id_field(tag: bytes, size: int) -> Encoder:
+    head = tag + _VARINTS[size]
+
     def hex_id(value: Any, out: Out, rejection: Rejection) -> None:
-        data = _hex_id(value, size)
+        if type(value) is str and len(value) == 2 * size:  # the common id, decoded inline
+            try:
+                data = bytes.fromhex(value)
+            except ValueError:
+                data = b""
+            if len(data) == size:
+                out += (head, data)
+                return
+        data = _hex_id(value, size)  # anything else: checked, and refused with a reason
         if data:
-            out += (tag, _VARINTS[size], data)
+            out += (head, data)
 
     return hex_id
 
@@ -248,10 +258,14 @@ def _converted_list(value: Any, convert: Callable[[Any], bytes]) -> list[bytes]:
 
 def _message_field(number: int, child: Plan) -> Encoder:
     tag = _tag(number, 2)
+    empty = tag + _VARINTS[0]
 
     def message(value: Any, out: Out, rejection: Rejection) -> None:
         if type(value) is not dict:
             raise JsonError("expected an object")
+        if not value:  # "status": {} and the like
+            out.append(empty)
+            return
         data = _message(child, value, rejection)
         out += (tag, _length(len(data)), data)
 

@@ -17,6 +17,9 @@ import hashlib
 import itertools
 from typing import Any
 
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.common.v1 import common_pb2
+
 from otlp_agent.api import patterns, spec
 from otlp_agent.api.spec import AttributeActionType as Kind
 from otlp_agent.pipeline.processors import conditions, kv
@@ -181,7 +184,10 @@ class Action:
         """The KeyValue `blob` after this action (update, hash or redact); None if unchanged."""
         if self.kind == Kind.redact:
             return self._redacted(blob)
-        key, value = kv.split(blob)
+        parts = kv.canonical(blob)
+        if parts is None:
+            return self._changed_parsed(blob)
+        key, value = parts
         if self.kind == Kind.update:
             return kv.build(key, self.value or b"")
         digest = hashlib.sha256(kv.hash_input(value)).hexdigest().encode()
@@ -195,23 +201,55 @@ class Action:
             value_length, text_length = blob[value_tag + 1], blob[value_tag + 3]
             start = value_tag + 4
             if text_length < 0x80 and value_length == text_length + 2 and start + text_length == size:
-                key, text = blob[2:value_tag], blob[start:]
-                found = patterns.find_all(self.pattern, text)
-                return self._rebuild(key, text, found) if found else None
-        key, value = kv.split(blob)
-        string = kv.string_of(value)
-        if string is None:
-            return None
-        matches = patterns.find_all(self.pattern, string)
-        return self._rebuild(key, string, matches) if matches else None
+                new = self.redact(blob[start:])
+                return None if new is None else string_keyvalue(blob[: value_tag + 1], new)
+        return self._changed_parsed(blob)
 
-    def _rebuild(self, key: bytes, text: bytes, found: list[tuple[int, int]]) -> bytes:
+    def _changed_parsed(self, blob: bytes) -> bytes | None:
+        """`changed` for KeyValues in any other form (fields repeated, reordered, unknown ones): done on
+        the parsed message, so what this action does not touch (unknown fields included) stays."""
+        try:
+            message = common_pb2.KeyValue.FromString(blob)
+        except DecodeError:  # receivers validated the request; never crash on it anyway
+            return None
+        value = message.value
+        if self.kind == Kind.redact:
+            if value.WhichOneof("value") != "string_value":
+                return None
+            new = self.redact(value.string_value.encode())
+            if new is None:
+                return None
+            value.string_value = new.decode()
+        elif self.kind == Kind.update:
+            value.Clear()
+            value.MergeFromString(self.value or b"")
+        else:
+            digest = hashlib.sha256(kv.hash_input(value.SerializeToString())).hexdigest()
+            value.Clear()
+            value.string_value = digest
+        serialized: bytes = message.SerializeToString()
+        return serialized
+
+    def redact(self, text: bytes) -> bytes | None:
+        """`text` with every match of the redact regex replaced; None when nothing matched."""
+        found = patterns.find_all(self.pattern, text)
+        if not found:
+            return None
+        if len(found) == 1:
+            ((start, end),) = found
+            return text[:start] + self.replacement + text[end:]
         parts, last = [], 0
         for start, end in found:
             parts += [text[last:start], self.replacement]
             last = end
         parts.append(text[last:])
-        return kv.build(key, kv.string_value(b"".join(parts)))
+        return b"".join(parts)
+
+
+def string_keyvalue(key_field: bytes, text: bytes) -> bytes:
+    """A serialized KeyValue from its key's field and the value's tag (`0A len key 12`) and a string."""
+    length = kv.varint(len(text))
+    return b"".join((key_field, kv.varint(1 + len(length) + len(text)), b"\x0a", length, text))
 
 
 class ActionList:

@@ -27,7 +27,7 @@ from otlp_agent.api import processor_rules, spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import wire
 from otlp_agent.pipeline.processors import attributes as attribute
-from otlp_agent.pipeline.processors import conditions, items, kv, lite
+from otlp_agent.pipeline.processors import conditions, items, kv, lite, wire_actions
 from otlp_agent.pipeline.processors.attributes import Action, ActionList
 from otlp_agent.pipeline.processors.sampling import LogSampler, TraceSampler
 from otlp_agent.telemetry.metrics import AgentMetrics
@@ -67,6 +67,11 @@ class SignalChain:
         self.traces = TraceSampler(sampling) if sampling and signal == Signal.traces else None
         self.logs = LogSampler(sampling) if sampling and signal == Signal.logs else None
         self.actions = _actions(p.attributes, signal)
+        self.wire = (
+            wire_actions.WireActions(signal, self.actions.actions)
+            if self.actions is not None and wire_actions.WireActions.supports(signal, self.actions.actions)
+            else None
+        )
         self._plans: dict[bytes, Plan] = {}
         self._counted = _counted(self, metrics, signal.value)
 
@@ -109,8 +114,18 @@ class SignalChain:
         if plan.resource is not None:
             value = _with_resource(payload, view, value_start, end, plan.resource)
         work = plan.work
-        if work is not None and not (work.rules or work.traces or work.logs) and work.actions is not None:
-            work = work if work.actions.could_change(payload[value_start:end]) else None
+        actions = work.actions if work is not None and not (work.rules or work.traces or work.logs) else None
+        if actions is not None and self.wire is not None and actions is self.actions:
+            try:
+                new = self._on_the_wire(payload, value_start, end, value, tally)
+            except wire_actions.Unsupported:
+                pass  # the lite schemas below
+            else:
+                if new is not None:
+                    return [_header(len(new)), new], 0
+                actions = work = None
+        if actions is not None and not actions.could_change(payload[value_start:end]):
+            work = None
         if work is None:
             if plan.resource is None:
                 return None
@@ -121,6 +136,18 @@ class SignalChain:
             return [], dropped
         data = entry.SerializeToString()
         return [_header(len(data)), data], dropped
+
+    def _on_the_wire(
+        self, payload: bytes, value_start: int, end: int, value: list[bytes | memoryview], tally: items.Tally
+    ) -> bytes | None:
+        """The entry's new value after attribute actions applied on the wire (see `wire_actions`), None
+        when they changed nothing; raises wire_actions.Unsupported when the lite schemas must do it."""
+        assert self.wire is not None
+        data, start, stop = payload, value_start, end
+        if len(value) > 1:  # the Resource was replaced: work on the new value
+            data = b"".join(value)
+            start, stop = 0, len(data)
+        return self.wire.rewrite(data, start, stop, tally.attribute_redactions)
 
     def _plan(self, resource: bytes) -> Plan:
         plan = self._plans.get(resource)
@@ -152,7 +179,8 @@ class SignalChain:
                 for a in actions.actions
                 if a.match is None or a.match.at(ctx, conditions.RESOURCE) is not False
             ]
-            actions = ActionList(live) if live else None
+            if len(live) < len(actions.actions):
+                actions = ActionList(live) if live else None
         needed = undecided or self.traces or self.logs or actions
         work = items.Work(undecided, self.traces, self.logs, actions) if needed else None
         return Plan(new, redacted, None, ctx.resource, work)

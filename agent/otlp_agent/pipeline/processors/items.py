@@ -126,11 +126,12 @@ def _filtered(
     signal: Signal, item: Any, ctx: conditions.Context, rules: list[Rule], tally: Tally
 ) -> int | None:
     """The items `item` stands for if a rule drops it whole (a metric without points: 0), else None."""
-    found = _open_rules(rules, ctx, conditions.ITEM) if rules else []
-    if isinstance(found, Rule):
-        gone = size(signal, item)
-        tally.drop(found.name, gone)
-        return gone
+    for rule in rules:
+        match = rule.match
+        if match.holds(ctx) if match.level <= conditions.ITEM else match.at(ctx, conditions.ITEM):
+            gone = size(signal, item)
+            tally.drop(rule.name, gone)
+            return gone
     return None
 
 

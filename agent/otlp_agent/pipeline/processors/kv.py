@@ -20,7 +20,15 @@ _KEY_TAG, _VALUE_TAG = 0x0A, 0x12
 _STRING, _BOOL, _INT, _DOUBLE, _BYTES = 0x0A, 0x10, 0x18, 0x21, 0x3A
 
 
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
+
 def varint(value: int) -> bytes:
+    """`value` as a protobuf varint (lengths of one and two bytes, the common ones, without a loop)."""
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -41,8 +49,9 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
     return -1, pos
 
 
-def split(blob: bytes) -> tuple[bytes, bytes]:
-    """(key as UTF-8 bytes, serialized AnyValue) of a serialized KeyValue."""
+def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
+    """(key, serialized AnyValue) of a KeyValue written as SDKs write it (`0A len key`, then `12 len value`
+    or nothing, and nothing else); None for any other form."""
     if len(blob) > 2 and blob[0] == _KEY_TAG and blob[1] < 0x80:
         value_tag = 2 + blob[1]
         if value_tag == len(blob):
@@ -51,6 +60,14 @@ def split(blob: bytes) -> tuple[bytes, bytes]:
             length, start = _read_varint(blob, value_tag + 1)
             if start + length == len(blob):
                 return blob[2:value_tag], blob[start:]
+    return None
+
+
+def split(blob: bytes) -> tuple[bytes, bytes]:
+    """(key as UTF-8 bytes, serialized AnyValue) of a serialized KeyValue."""
+    found = canonical(blob)
+    if found is not None:
+        return found
     try:
         parsed = common_pb2.KeyValue.FromString(blob)
     except DecodeError:  # receivers validated the request; never crash on it anyway
@@ -106,13 +123,22 @@ def _any(value: bytes) -> Any:
         return common_pb2.AnyValue()
 
 
+_BOOLEANS = {b"\x10\x01": b"true", b"\x10\x00": b"false"}  # AnyValue{bool_value}, as SDKs write it
+
+
 def text(value: bytes) -> bytes | None:
     """The value as text for comparisons (UTF-8 bytes); None for arrays, maps, bytes and empty values."""
-    direct = string_of(value)
-    if direct is not None:
-        return direct
+    if value[:1] == b"\x0a":
+        length, start = _read_varint(value, 1)
+        if start + length == len(value):
+            return value[start:]
+    boolean = _BOOLEANS.get(value)
+    if boolean is not None:
+        return boolean
     parsed = _any(value)
     kind = parsed.WhichOneof("value")
+    if kind == "string_value":
+        return parsed.string_value.encode()  # type: ignore[no-any-return]
     if kind == "bool_value":
         return b"true" if parsed.bool_value else b"false"
     if kind in ("int_value", "double_value"):
