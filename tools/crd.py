@@ -3,6 +3,8 @@
 Pydantic's JSON schema is turned into a Kubernetes *structural* schema: references inlined, `anyOf` with
 null collapsed (the API server prunes nulls), titles dropped, object defaults made explicit so the stored
 object shows every default (`kubectl get -o yaml`), and descriptions kept so `kubectl explain` works.
+Fields marked `spec.PRESENCE_MATTERS` get no default: the API server would store it, and the rules that ask
+whether the user wrote the field would then always find it written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pydantic_core import core_schema
 # duration): not OpenAPI, and the API server refuses them. Such bounds are checked by the loader and the
 # webhook, and stated in the field's description.
 _DROP_KEYS = {"title", "additionalProperties", "$defs", "ge", "le", "gt", "lt"}
+
+(_PRESENCE_KEY,) = spec.PRESENCE_MATTERS
 
 
 class _SchemaWithFactoryDefaults(pydantic.json_schema.GenerateJsonSchema):
@@ -49,6 +53,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         return node
     node = _inline_ref(node, defs)
     node = _collapse_nullable(node, defs)
+    if node.get(_PRESENCE_KEY):
+        node = {key: value for key, value in node.items() if key not in (_PRESENCE_KEY, "default")}
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key in _DROP_KEYS and not (key == "additionalProperties" and isinstance(value, dict)):

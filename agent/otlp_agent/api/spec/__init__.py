@@ -17,6 +17,7 @@ from otlp_agent.api.spec.common import (
     KIND,
     MAX_MESSAGE_HARD_CAP,
     PLURAL,
+    PRESENCE_MATTERS,
     SHORT_NAME,
     ByteSize,
     DnsLabel,

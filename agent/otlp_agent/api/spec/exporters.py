@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from otlp_agent.api.spec.common import ByteSize, DnsLabel, Duration, MiB, SecretKeyRef, Signal, SpecModel
+from otlp_agent.api.spec.common import PRESENCE_MATTERS, ByteSize, DnsLabel, Duration, MiB, SecretKeyRef, Signal, SpecModel
 
 
 class Protocol(StrEnum):
@@ -228,7 +228,11 @@ class Exporter(SpecModel):
     )
     pipeline_ref: PipelineRef | None = Field(default=None, description="Send to another pipeline.")
     debug: DebugExporter | None = Field(default=None, description="Print instead of sending.")
-    protocol: Protocol = Field(default=Protocol.grpc, description="grpc | http/protobuf | http/json.")
+    protocol: Protocol = Field(
+        default=Protocol.grpc,
+        description="grpc | http/protobuf | http/json (default grpc; with a pipelineRef, what the target serves).",
+        json_schema_extra=PRESENCE_MATTERS,
+    )
     compression: Compression = Field(
         default=Compression.gzip,
         description="none | gzip | deflate | zstd (zstd only over HTTP) | auto (chosen by measuring, see "

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from otlp_agent.api import units
 from otlp_agent.api.spec.common import (
+    PRESENCE_MATTERS,
     MAX_MESSAGE_HARD_CAP,
     ByteSize,
     DnsLabel,
@@ -170,7 +171,12 @@ class AttributeAction(SpecModel):
     regex: str | None = Field(
         default=None, max_length=MAX_PATTERN, description="redact: RE2 pattern of what to replace in values."
     )
-    replacement: str = Field(default="****", max_length=256, description="redact: what replaces each match.")
+    replacement: str = Field(
+        default="****",
+        max_length=256,
+        description="redact: what replaces each match (default ****).",
+        json_schema_extra=PRESENCE_MATTERS,
+    )
     signals: list[Signal] | None = Field(
         default=None,
         max_length=3,

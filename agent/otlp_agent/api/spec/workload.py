@@ -10,7 +10,7 @@ import pydantic
 from pydantic import Field
 
 from otlp_agent.api import units
-from otlp_agent.api.spec.common import DnsLabel, Duration, Port, SpecModel
+from otlp_agent.api.spec.common import PRESENCE_MATTERS, DnsLabel, Duration, Port, SpecModel
 
 #: A Kubernetes quantity ("100m", "256Mi", "1.5Gi"), kept as written for the container's resources.
 Quantity = Annotated[str, Field(pattern=units.QUANTITY_PATTERN, max_length=64)]
@@ -165,10 +165,13 @@ class Injection(SpecModel):
         default=Resources(
             requests=ResourceList(cpu="50m", memory="64Mi"), limits=ResourceList(memory="256Mi")
         ),
-        description="Resources of the injected container.",
+        description="Resources of the injected container (default: requests 50m CPU and 64Mi, limit 256Mi).",
+        json_schema_extra=PRESENCE_MATTERS,
     )
     rollout_on_change: bool = Field(
-        default=False, description="Restart workloads whose injected sidecar has an old config hash."
+        default=False,
+        description="Restart workloads whose injected sidecar has an old config hash.",
+        json_schema_extra=PRESENCE_MATTERS,
     )
 
 
