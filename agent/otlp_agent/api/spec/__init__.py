@@ -123,6 +123,7 @@ __all__ = [
     "KIND",
     "MAX_MESSAGE_HARD_CAP",
     "PLURAL",
+    "PRESENCE_MATTERS",
     "SHORT_NAME",
     "AttributeAction",
     "AttributeActionType",

@@ -51,9 +51,9 @@ Duration = Annotated[
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-#: Marks a field whose *presence* the rules read (`model_fields_set`: "only for redact", "only for mode sidecar",
-#: "protocol chosen by the user"): the CRD gives it no `default:`, because the API server writes a schema default
-#: into every stored object and the field would always look set.
+#: Marks a field whose *presence* the rules read (`model_fields_set`: "only for redact", "only for mode
+#: sidecar", "protocol chosen by the user"): the CRD gives it no `default:`, because the API server writes a
+#: schema default into every stored object and the field would always look set.
 PRESENCE_MATTERS: dict[str, Any] = {"x-otlp-presence-matters": True}
 
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", min_length=1, max_length=63)]

@@ -6,7 +6,16 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from otlp_agent.api.spec.common import PRESENCE_MATTERS, ByteSize, DnsLabel, Duration, MiB, SecretKeyRef, Signal, SpecModel
+from otlp_agent.api.spec.common import (
+    PRESENCE_MATTERS,
+    ByteSize,
+    DnsLabel,
+    Duration,
+    MiB,
+    SecretKeyRef,
+    Signal,
+    SpecModel,
+)
 
 
 class Protocol(StrEnum):
@@ -230,7 +239,8 @@ class Exporter(SpecModel):
     debug: DebugExporter | None = Field(default=None, description="Print instead of sending.")
     protocol: Protocol = Field(
         default=Protocol.grpc,
-        description="grpc | http/protobuf | http/json (default grpc; with a pipelineRef, what the target serves).",
+        description="grpc | http/protobuf | http/json (default grpc; with a pipelineRef, what the target "
+        "serves).",
         json_schema_extra=PRESENCE_MATTERS,
     )
     compression: Compression = Field(

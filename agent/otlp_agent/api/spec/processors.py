@@ -11,8 +11,8 @@ from pydantic import Field
 
 from otlp_agent.api import units
 from otlp_agent.api.spec.common import (
-    PRESENCE_MATTERS,
     MAX_MESSAGE_HARD_CAP,
+    PRESENCE_MATTERS,
     ByteSize,
     DnsLabel,
     Duration,
