@@ -64,6 +64,7 @@ class GrpcReceiver:
         self.admission = admission.Admission(
             "gRPC receiver", settings.max_message_size, settings.max_items_per_request
         )
+        self._deadlines = admission.ReadDeadlines()
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
@@ -157,7 +158,9 @@ class GrpcReceiver:
         # and freed at once: they are part of the fixed overhead, see docs/agent.md#memory.)
         lease = await self.admission.reserve(self.consumer.limiter, self.settings.max_message_size)
         try:
-            request = await admission.within(context.read(), self.settings.read_timeout, "request message")
+            request = await self._deadlines.within(
+                context.read(), self.settings.read_timeout, "request message"
+            )
             if not isinstance(request, bytes):  # EOF: grpc refused the message as too large (or none came)
                 raise errors.too_large(
                     f"request message larger than maxMessageSize ({self.settings.max_message_size} bytes)"
