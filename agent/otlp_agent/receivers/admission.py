@@ -123,7 +123,8 @@ class Admission:
     async def reserve(self, limiter: memory.MemoryLimiter, size: int) -> memory.Lease:
         """Reserve `size` bytes for the request being received; the caller releases the lease.
 
-        (Not a context manager: contextlib sets __traceback__ on the frozen ReceiveError it re-raises.)"""
+        (Not a context manager: contextlib sets __traceback__ on the frozen ReceiveError it re-raises.)
+        Callers on every request's path try `reserve_now` first: no coroutine when there is room."""
         self._never_fits(limiter, size)
         try:
             return await limiter.reserve(size, RESERVE_WAIT)

@@ -156,7 +156,8 @@ class GrpcReceiver:
         # Its size is unknown until grpc has read it: reserve the worst case, the size limit. (The Python
         # copy of grpc's buffer, and the decompressed copy of a compressed message, are made one at a time
         # and freed at once: they are part of the fixed overhead, see docs/agent.md#memory.)
-        lease = await self.admission.reserve(self.consumer.limiter, self.settings.max_message_size)
+        limiter, size = self.consumer.limiter, self.settings.max_message_size
+        lease = self.admission.reserve_now(limiter, size) or await self.admission.reserve(limiter, size)
         try:
             request = await self._deadlines.within(
                 context.read(), self.settings.read_timeout, "request message"

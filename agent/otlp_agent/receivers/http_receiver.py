@@ -167,7 +167,8 @@ class HttpReceiver:
             raise errors.too_large(f"body of {declared} bytes exceeds the limit of {limit} bytes")
         limiter = self.consumer.limiter
         # (The joined copy of the body's chunks is made synchronously, one request at a time: fixed overhead.)
-        lease = await self.admission.reserve(limiter, limit if declared is None else declared)
+        size = limit if declared is None else declared
+        lease = self.admission.reserve_now(limiter, size) or await self.admission.reserve(limiter, size)
         try:
             raw = await self._deadlines.within(
                 _read_body(request, limit), self.settings.read_timeout, "request body"
