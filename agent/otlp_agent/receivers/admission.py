@@ -52,8 +52,9 @@ class ReadDeadlines:
     """Bounds waits on clients (`within`): each wait is registered with its deadline, and one timer, every
     `TICK` seconds while waits are registered, cancels those past theirs. A timer per wait — scheduled
     `readTimeout` ahead and cancelled a few milliseconds later, thousands of times a second, on a heap full
-    of cancelled handles — cost ~15-20 µs of every gRPC call (measured); this costs a set insertion and
-    removal. A wait is refused at most `TICK` after its deadline."""
+    of cancelled handles — cost ~4.4 µs a request over a bare await; this, a set insertion and removal, costs
+    ~1.5 µs (measured, 64 concurrent reads). A wait is refused at most `TICK` after its deadline, never
+    before it."""
 
     TICK = 0.25
 
@@ -124,7 +125,8 @@ class Admission:
         """Reserve `size` bytes for the request being received; the caller releases the lease.
 
         (Not a context manager: contextlib sets __traceback__ on the frozen ReceiveError it re-raises.)
-        Callers on every request's path try `reserve_now` first: no coroutine when there is room."""
+        Callers on every request's path try `reserve_now` first: no coroutine when there is room (~0.2 µs
+        a request, measured)."""
         self._never_fits(limiter, size)
         try:
             return await limiter.reserve(size, RESERVE_WAIT)
