@@ -15,6 +15,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1 import common_pb2
 
+from otlp_agent.otlp import wire
+
 _KEY_TAG, _VALUE_TAG = 0x0A, 0x12
 # AnyValue fields: string 1, bool 2, int 3, double 4 (fixed64), array 5, kvlist 6, bytes 7.
 _STRING, _BOOL, _INT, _DOUBLE, _BYTES = 0x0A, 0x10, 0x18, 0x21, 0x3A
@@ -37,16 +39,7 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < len(data):
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-    return -1, pos
+_read_varint = wire.read_varint  # a module global: read once per attribute, no attribute lookup
 
 
 def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
@@ -57,7 +50,10 @@ def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
         if value_tag == len(blob):
             return blob[2:value_tag], b""
         if value_tag < len(blob) and blob[value_tag] == _VALUE_TAG:
-            length, start = _read_varint(blob, value_tag + 1)
+            try:
+                length, start = _read_varint(blob, value_tag + 1)
+            except wire.MalformedPayload:  # truncated: upb says what it is
+                return None
             if start + length == len(blob):
                 return blob[2:value_tag], blob[start:]
     return None
@@ -105,9 +101,12 @@ def string_value(text: bytes) -> bytes:
 def string_of(value: bytes) -> bytes | None:
     """The UTF-8 bytes of a string AnyValue, or None when the value is not a string."""
     if value[:1] == b"\x0a":
-        length, start = _read_varint(value, 1)
-        if start + length == len(value):
-            return value[start:]
+        try:
+            length, start = _read_varint(value, 1)
+            if start + length == len(value):
+                return value[start:]
+        except wire.MalformedPayload:
+            pass  # truncated: upb says what it holds, below
     return _parsed_string(value) if value else None
 
 
@@ -129,9 +128,12 @@ _BOOLEANS = {b"\x10\x01": b"true", b"\x10\x00": b"false"}  # AnyValue{bool_value
 def text(value: bytes) -> bytes | None:
     """The value as text for comparisons (UTF-8 bytes); None for arrays, maps, bytes and empty values."""
     if value[:1] == b"\x0a":
-        length, start = _read_varint(value, 1)
-        if start + length == len(value):
-            return value[start:]
+        try:
+            length, start = _read_varint(value, 1)
+            if start + length == len(value):
+                return value[start:]
+        except wire.MalformedPayload:
+            pass  # truncated: upb says what it holds, below
     boolean = _BOOLEANS.get(value)
     if boolean is not None:
         return boolean
