@@ -22,24 +22,9 @@ _KEY_TAG, _VALUE_TAG = 0x0A, 0x12
 _STRING, _BOOL, _INT, _DOUBLE, _BYTES = 0x0A, 0x10, 0x18, 0x21, 0x3A
 
 
-_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
-
-
-def varint(value: int) -> bytes:
-    """`value` as a protobuf varint (lengths of one and two bytes, the common ones, without a loop)."""
-    if value < 0x80:
-        return _ONE_BYTE[value]
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_read_varint = wire.read_varint  # a module global: read once per attribute, no attribute lookup
+# Module globals: looked up once per attribute without an attribute lookup on `wire`.
+_varint = wire.varint
+_read_varint = wire.read_varint
 
 
 def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
@@ -90,12 +75,12 @@ def key_of(blob: bytes) -> bytes:
 
 def build(key: bytes, value: bytes) -> bytes:
     """A serialized KeyValue."""
-    return b"\x0a" + varint(len(key)) + key + b"\x12" + varint(len(value)) + value
+    return b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(value)) + value
 
 
 def string_value(text: bytes) -> bytes:
     """A serialized AnyValue holding the string whose UTF-8 bytes are `text`."""
-    return b"\x0a" + varint(len(text)) + text
+    return b"\x0a" + _varint(len(text)) + text
 
 
 def string_of(value: bytes) -> bytes | None:
