@@ -27,7 +27,7 @@ import pytest
 import trustme
 from otlp_agent.receivers import admission
 
-from tests.support import agent_process, hostile
+from tests.support import hostile
 from tests.support.agent_process import AgentProcess
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles
@@ -48,17 +48,6 @@ async def grpc_call(target: str, body: bytes) -> tuple[grpc.StatusCode, str, boo
             has_retry_info = any(key == "grpc-status-details-bin" for key, _ in trailers)
             return exc.code(), exc.details() or "", has_retry_info
         return grpc.StatusCode.OK, "", False
-
-
-async def metric(session: aiohttp.ClientSession, agent: agent_process.AgentProcess, name: str) -> float:
-    """An unlabelled sample's value from the agent's /metrics (0 when absent)."""
-    async with session.get(agent.url("telemetry", "/metrics")) as response:
-        text = await response.text()
-    for line in text.splitlines():
-        sample, _, value = line.rpartition(" ")
-        if sample == name:
-            return float(value)
-    return 0.0
 
 
 @pytest.fixture
@@ -185,7 +174,7 @@ async def test_slow_tls_handshakes_are_cut_off_and_grpc_core_cannot_flood_the_lo
             await asyncio.wait_for(asyncio.gather(*map(_closed_by_the_server, garbage)), timeout=60)
 
             async def counted() -> bool:
-                return await metric(session, agent, "otlp_agent_native_log_lines_total") > 0
+                return (await agent.samples(session)).get("otlp_agent_native_log_lines_total", 0) > 0
 
             await eventually_async(counted, timeout=10, what="grpc core's lines counted")
 

@@ -115,11 +115,8 @@ async def test_requests_of_100k_entries_are_routed_and_enriched_while_others_kee
 
 async def _routed(session: aiohttp.ClientSession, agent: AgentProcess) -> dict[str, float]:
     """Flood items routed per route, from the agent's metrics (good clients' spans go to the default too)."""
-    async with session.get(agent.url("telemetry", "/metrics")) as response:
-        text = await response.text()
-    routed: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("otlp_agent_routed_items_total{") and 'signal="traces"' in line:
-            route = line.split('route="', 1)[1].split('"', 1)[0]
-            routed[route] = float(line.rpartition(" ")[2])
-    return routed
+    return {
+        series.split('route="', 1)[1].split('"', 1)[0]: value
+        for series, value in (await agent.samples(session)).items()
+        if series.startswith("otlp_agent_routed_items_total{") and 'signal="traces"' in series
+    }

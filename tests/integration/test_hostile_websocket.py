@@ -153,14 +153,12 @@ async def test_large_messages_from_many_connections_cost_bounded_memory_and_othe
 
 
 async def _refused_for_memory(agent: AgentProcess) -> float:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(agent.url("telemetry", "/metrics")) as response,
-    ):
-        text = await response.text()
-    total = 0.0
-    for line in text.splitlines():
-        sample = line.rpartition(" ")[0]
-        if sample.startswith("otlp_agent_refused_requests_total{") and 'transport="websocket"' in sample:
-            total += float(line.rpartition(" ")[2]) if 'reason="memory_limit"' in sample else 0.0
-    return total
+    async with aiohttp.ClientSession() as session:
+        samples = await agent.samples(session)
+    return sum(
+        value
+        for series, value in samples.items()
+        if series.startswith("otlp_agent_refused_requests_total{")
+        and 'transport="websocket"' in series
+        and 'reason="memory_limit"' in series
+    )

@@ -74,13 +74,7 @@ class AgentProcess:
 
     async def metric(self, session: aiohttp.ClientSession, series: str) -> float:
         """The value of one series as /metrics writes it (0 when absent)."""
-        async with session.get(self.child.url("telemetry", "/metrics")) as response:
-            text = await response.text()
-        for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            if name == series:
-                return float(value)
-        return 0.0
+        return (await self.child.samples(session)).get(series, 0.0)
 
     def stop(self) -> None:
         self.child.stop()
