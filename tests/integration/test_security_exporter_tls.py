@@ -70,10 +70,7 @@ async def https_server(
     app = web.Application()
     app.router.add_post("/v1/traces", export)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = network.bound_port(runner)
+    port = await network.serve(runner, context)
     try:
         yield f"https://127.0.0.1:{port}", seen
     finally:
