@@ -9,7 +9,6 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import grpc
 import grpc.aio
 import trustme
@@ -32,13 +31,7 @@ def traces(name: str) -> bytes:
 
 
 async def post_plain(agent: RunningAgent, body: bytes) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        ) as response,
-    ):
-        assert response.status == 200
+    assert (await agent.post_traces(body)).status == 200
 
 
 @dataclasses.dataclass
