@@ -82,13 +82,19 @@ def test_the_operator_counts_what_it_does_and_the_docs_list_every_metric(
         cluster.emulator.fail_next("GET", r"/otlppipelines/no-such-gateway$", status=500, times=1)
         broken["spec"]["processors"] = {"batch": {"timeout": "1s"}}
         apply_yaml(cluster, broken)  # reconciled again: its target is read again, and fails
+        # The API error is counted when the call fails, the reconcile error when that reconcile ends (and
+        # the pipeline's condition after it): wait for all three, so the scrape shows a finished reconcile.
         found = cluster.wait_for(
             lambda: (
                 (m := scrape(operator))
                 and value(m, "otlp_operator_api_errors_total", method="GET", code="500")
+                and value(m, "otlp_operator_reconcile_errors_total", reason="ApiError")
+                and value(m, "otlp_operator_pipelines", condition="Degraded", status="True") == 1
+                and value(m, "otlp_operator_reconcile_duration_seconds_count")
+                == value(m, "otlp_operator_reconciles_total")
                 and m
             ),
-            what="the failed API call counted",
+            what="the failed API call and its reconcile counted",
         )
         documented = metrics_docs.operator_documented()
 

@@ -36,7 +36,7 @@ FLOOD_ITEMS = int(8_000_000 * SCALE)
 BIG_BODY = max(MiB, int(16 * MiB * SCALE))
 LIMIT_MIB = 64
 #: The documented overhead above memoryLimiter.limit (docs/agent.md, "Memory").
-OVERHEAD_MIB = 224
+OVERHEAD_MIB = 256
 QUEUE_MAX_ITEMS = 5000
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
