@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from otlp_agent.otlp import wire
+
 MiB = 1024 * 1024
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 CTX = multiprocessing.get_context("spawn")
@@ -32,22 +34,9 @@ class HostileConfig:
     host: str = "127.0.0.1"
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def empty_spans(count: int) -> bytes:
     """A valid request of `count` empty spans in one scope of one resource (2 bytes per span)."""
-    return _field(1, _field(2, b"\x12\x00" * count))
+    return wire.length_delimited(1, wire.length_delimited(2, b"\x12\x00" * count))
 
 
 def empty_resources(count: int) -> bytes:

@@ -33,6 +33,12 @@ FOREIGN_LOAD_UTIL = 0.1  # other people's load on the system's CPU worth a warni
 PROCESSOR_GOALS = {"resource": 1.10, "attributes": 3.0, "filter": 3.0}
 
 
+def median_run(runs: list[dict[str, Any]], by: str) -> dict[str, Any]:
+    """The run in the middle of `runs` ordered by the figure `by` (None counts as 0): one real run, whose
+    figures belong together, as the studies report it."""
+    return sorted(runs, key=lambda run: run[by] or 0)[len(runs) // 2]
+
+
 def spread(values: list[float]) -> dict[str, float | int | None]:
     """Median, min, max and relative spread of the values that are not None."""
     present = [v for v in values if v is not None]

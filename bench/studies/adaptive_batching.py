@@ -27,7 +27,7 @@ from otlp_agent.exporter.result import ExportResult
 from otlp_agent.exporter.transport import http_transport
 from otlp_agent.telemetry.metrics import AgentMetrics
 
-from bench import fleet, payloads, runner, sink
+from bench import fleet, payloads, runner, sink, stats
 
 LATENCY_S = 0.005
 PRODUCERS = 8
@@ -134,7 +134,7 @@ def run(quick: bool) -> dict[str, Any]:
                 runs.setdefault((result["load"], result["timeout"]), []).append(result)
     finally:
         handle.stop()
-    rows = [sorted(r, key=lambda x: x["latency_p50_ms"])[len(r) // 2] for r in runs.values()]
+    rows = [stats.median_run(r, "latency_p50_ms") for r in runs.values()]
     return {
         "rows": rows,
         "notes": [

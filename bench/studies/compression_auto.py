@@ -27,7 +27,7 @@ from otlp_agent.api import spec
 from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.transport import codec_choice, http_transport
 
-from bench import fleet, payloads, runner, sink
+from bench import fleet, payloads, runner, sink, stats
 
 CODECS = ("none", "gzip", "zstd", "auto")
 TOLERANCE = 0.10
@@ -119,9 +119,7 @@ def run(quick: bool) -> dict[str, Any]:
 
 
 def _median(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = sorted(samples, key=lambda s: s["cpu_s_per_gb"])
-    middle = ordered[len(ordered) // 2]
-    return {**middle, "runs": len(samples)}
+    return {**stats.median_run(samples, "cpu_s_per_gb"), "runs": len(samples)}
 
 
 def _verdict(results: dict[str, Any], count: int, rounds: int) -> dict[str, Any]:

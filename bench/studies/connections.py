@@ -22,7 +22,7 @@ from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.transport import http_transport
 from otlp_agent.telemetry.metrics import AgentMetrics
 
-from bench import fleet, payloads, runner, sink
+from bench import fleet, payloads, runner, sink, stats
 
 LATENCY_S = 0.02
 CONSUMERS = 8
@@ -89,7 +89,7 @@ def run(quick: bool) -> dict[str, Any]:
                 samples[count].append(asyncio.run(drive(handle.http_port, count, batches, seconds)))
     finally:
         handle.stop()
-    rows = [sorted(runs, key=lambda r: r["spans_per_s"])[len(runs) // 2] for runs in samples.values()]
+    rows = [stats.median_run(runs, "spans_per_s") for runs in samples.values()]
     return {
         "rows": rows,
         "notes": [

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from bench import fleet, loadgen, measure, payloads, runner, systems
+from bench import fleet, loadgen, measure, payloads, runner, stats, systems
 from bench.counters import total
 from bench.trace_sink import TraceSink
 
@@ -160,10 +160,7 @@ def run(quick: bool) -> dict[str, Any]:
         for _ in range(rounds):
             for key in KEYS:
                 samples[key].append(run_key(key, bodies, seconds, warmup, Path(tmp)))
-    rows = [
-        sorted(runs, key=lambda r: r["cpu_s_per_million_spans"] or 0)[len(runs) // 2]
-        for runs in samples.values()
-    ]
+    rows = [stats.median_run(runs, "cpu_s_per_million_spans") for runs in samples.values()]
     by_key = {row["routing_key"]: row for row in rows}
     split = by_key["traceID"]
     extra = None

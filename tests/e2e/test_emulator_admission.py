@@ -15,6 +15,7 @@ import pytest
 import trustme
 from aiohttp import web
 
+from tests.support import network
 from tests.support.kube_emulator import ApiError, KubeEmulator
 
 Answer = Callable[[dict[str, Any]], dict[str, Any]]
@@ -45,10 +46,7 @@ class WebhookServer:
         app = web.Application()
         app.router.add_post("/{path:.*}", self._handle)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        self.url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.url = f"https://127.0.0.1:{await network.serve(self.runner, context)}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ import pytest
 import trustme
 from aiohttp import web
 
+from tests.support import network
 from tests.support.kube_emulator import ApiError, KubeEmulator
 
 SERVICE_NAME = "hooks.default.svc"
@@ -41,10 +42,7 @@ class Hooks:
         app = web.Application()
         app.router.add_post("/check", self._deny)
         self.runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        self.port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        self.port = await network.serve(self.runner, context)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import grpc
 import grpc.aio
 import pytest
@@ -44,13 +43,8 @@ def gated_spec(queue: dict[str, Any] | None = None, limiter: dict[str, Any] | No
 
 
 async def post(agent: RunningAgent, body: bytes) -> tuple[int, Any]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        ) as response,
-    ):
-        return response.status, response.headers
+    answer = await agent.post_traces(body)
+    return answer.status, answer.headers
 
 
 async def test_over_the_memory_limit_http_clients_get_503_with_retry_after() -> None:

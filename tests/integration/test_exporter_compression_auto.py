@@ -9,7 +9,6 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
@@ -61,13 +60,8 @@ def pipeline(backend: OtlpBackend, protocol: str = "http/protobuf", **auto: Any)
 
 
 async def send(agent: RunningAgent, body: bytes) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        ) as response,
-    ):
-        assert response.status == 200, await response.text()
+    answer = await agent.post_traces(body)
+    assert answer.status == 200, answer.body
 
 
 def chosen(agent: RunningAgent, codec: str) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
@@ -45,13 +44,7 @@ def request(first: int, count: int, blob: int = 300) -> bytes:
 
 
 async def post(agent: RunningAgent, body: bytes) -> int:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        ) as response,
-    ):
-        return response.status
+    return (await agent.post_traces(body)).status
 
 
 def delivered(backend: OtlpBackend) -> list[str]:

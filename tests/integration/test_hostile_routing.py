@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from tests.integration import test_hostile_agent as hostile
+from tests.support import hostile
 from tests.support.agent_process import AgentProcess
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.waiting import eventually
@@ -101,7 +101,7 @@ async def test_requests_of_100k_entries_are_routed_and_enriched_while_others_kee
     print(  # shown with -s
         f"{FLOOD_REQUESTS} requests of {RESOURCES} resources ({len(floods[0]) / hostile.MiB:.1f} MiB) routed "
         f"{routed}; good clients meanwhile: {len(during)} answers, "
-        f"median {statistics.median(during) * 1000:.0f} ms, p90 {hostile._p90(during) * 1000:.0f} ms, "
+        f"median {statistics.median(during) * 1000:.0f} ms, p90 {hostile.p90(during) * 1000:.0f} ms, "
         f"max {max(during) * 1000:.0f} ms"
     )
     assert routed["team-a"] == RESOURCES // 2 * FLOOD_REQUESTS  # (the good clients' spans go to the default)
@@ -115,11 +115,8 @@ async def test_requests_of_100k_entries_are_routed_and_enriched_while_others_kee
 
 async def _routed(session: aiohttp.ClientSession, agent: AgentProcess) -> dict[str, float]:
     """Flood items routed per route, from the agent's metrics (good clients' spans go to the default too)."""
-    async with session.get(agent.url("telemetry", "/metrics")) as response:
-        text = await response.text()
-    routed: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith("otlp_agent_routed_items_total{") and 'signal="traces"' in line:
-            route = line.split('route="', 1)[1].split('"', 1)[0]
-            routed[route] = float(line.rpartition(" ")[2])
-    return routed
+    return {
+        series.split('route="', 1)[1].split('"', 1)[0]: value
+        for series, value in (await agent.samples(session)).items()
+        if series.startswith("otlp_agent_routed_items_total{") and 'signal="traces"' in series
+    }

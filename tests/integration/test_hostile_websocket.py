@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration import test_hostile_agent as hostile
+from tests.support import hostile
 from tests.support.agent_process import AgentProcess
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.waiting import eventually
@@ -131,21 +131,7 @@ async def test_large_messages_from_many_connections_cost_bounded_memory_and_othe
         assert set(statuses) <= {200, 503} and statuses[200] > 0, statuses
         assert all(a["retryable"] and a["retryAfter"] >= 1 for c in answers for a in c if a["status"] == 503)
 
-        acknowledged = collections.Counter(good.acknowledged + good_websocket.acknowledged)
-        assert all(count == 1 for count in acknowledged.values())
-
-        def delivered() -> collections.Counter[str]:
-            return collections.Counter(
-                span.name for _, _, span in backend.spans() if span.name.startswith("good-")
-            )
-
-        await eventually(
-            lambda: set(acknowledged) <= set(delivered()),
-            timeout=60,
-            what="acknowledged spans at the backend",
-        )
-        duplicated = {name: n for name, n in delivered().items() if n > 1}
-        assert not duplicated, f"delivered more than once: {sorted(duplicated)[:5]}"
+        await hostile.assert_delivered_once(backend, good.acknowledged + good_websocket.acknowledged)
         assert not good.unexpected and not good_websocket.unexpected, (
             good.unexpected,
             good_websocket.unexpected,
@@ -167,14 +153,12 @@ async def test_large_messages_from_many_connections_cost_bounded_memory_and_othe
 
 
 async def _refused_for_memory(agent: AgentProcess) -> float:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(agent.url("telemetry", "/metrics")) as response,
-    ):
-        text = await response.text()
-    total = 0.0
-    for line in text.splitlines():
-        sample = line.rpartition(" ")[0]
-        if sample.startswith("otlp_agent_refused_requests_total{") and 'transport="websocket"' in sample:
-            total += float(line.rpartition(" ")[2]) if 'reason="memory_limit"' in sample else 0.0
-    return total
+    async with aiohttp.ClientSession() as session:
+        samples = await agent.samples(session)
+    return sum(
+        value
+        for series, value in samples.items()
+        if series.startswith("otlp_agent_refused_requests_total{")
+        and 'transport="websocket"' in series
+        and 'reason="memory_limit"' in series
+    )

@@ -9,10 +9,7 @@ import hashlib
 from typing import Any
 
 import pytest
-from opentelemetry.sdk import resources, trace
-from opentelemetry.sdk.trace import export as trace_export
 from opentelemetry.sdk.trace._sampling_experimental import composable_traceid_ratio_based, composite_sampler
-from opentelemetry.sdk.trace.export import in_memory_span_exporter
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend, sdk_samples
@@ -214,18 +211,8 @@ async def test_filter_rules_drop_what_they_match_count_it_per_rule_and_never_rej
 
 def sampled_spans(count: int, ratio: float) -> list[Any]:
     """Root spans from an SDK whose consistent sampler (the specification's thresholds) keeps `ratio`."""
-    memory = in_memory_span_exporter.InMemorySpanExporter()
-    provider = trace.TracerProvider(
-        resource=resources.Resource.create(APP),
-        sampler=composite_sampler(composable_traceid_ratio_based(ratio)),
-    )
-    provider.add_span_processor(trace_export.SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("sampling-test")
-    for index in range(count):
-        with tracer.start_as_current_span(f"root-{index}"):
-            pass
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    sampler = composite_sampler(composable_traceid_ratio_based(ratio))
+    return sdk_samples.root_spans(count, APP, "root", sampler)
 
 
 def randomness(trace_id: bytes) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import grpc
 import grpc.aio
 import pytest
@@ -113,14 +112,9 @@ def mixed_request(**spans_per_team: int) -> bytes:
 
 
 async def post_traces(agent: RunningAgent, body: bytes) -> trace_service_pb2.ExportTraceServiceResponse:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        ) as response,
-    ):
-        assert response.status == 200
-        return trace_service_pb2.ExportTraceServiceResponse.FromString(await response.read())
+    answer = await agent.post_traces(body)
+    assert answer.status == 200
+    return trace_service_pb2.ExportTraceServiceResponse.FromString(answer.body)
 
 
 async def grpc_traces(agent: RunningAgent, body: bytes) -> trace_service_pb2.ExportTraceServiceResponse:

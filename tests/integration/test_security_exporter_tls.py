@@ -9,7 +9,6 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import grpc
 import grpc.aio
 import trustme
@@ -32,13 +31,7 @@ def traces(name: str) -> bytes:
 
 
 async def post_plain(agent: RunningAgent, body: bytes) -> None:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": "application/x-protobuf"}
-        ) as response,
-    ):
-        assert response.status == 200
+    assert (await agent.post_traces(body)).status == 200
 
 
 @dataclasses.dataclass
@@ -70,10 +63,7 @@ async def https_server(
     app = web.Application()
     app.router.add_post("/v1/traces", export)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    port = network.bound_port(runner)
+    port = await network.serve(runner, context)
     try:
         yield f"https://127.0.0.1:{port}", seen
     finally:

@@ -24,13 +24,11 @@ from typing import Any
 import aiohttp
 import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.support import agent_process
-from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.otlp_backend import Fault, OtlpBackend, sdk_samples
 from tests.support.secret_files import SecretFiles
 from tests.support.waiting import eventually, eventually_async
 
@@ -74,13 +72,7 @@ class AgentProcess:
 
     async def metric(self, session: aiohttp.ClientSession, series: str) -> float:
         """The value of one series as /metrics writes it (0 when absent)."""
-        async with session.get(self.child.url("telemetry", "/metrics")) as response:
-            text = await response.text()
-        for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            if name == series:
-                return float(value)
-        return 0.0
+        return (await self.child.samples(session)).get(series, 0.0)
 
     def stop(self) -> None:
         self.child.stop()
@@ -98,15 +90,7 @@ async def running(agent: AgentProcess) -> AsyncIterator[aiohttp.ClientSession]:
 
 def spans_of(resource: dict[str, str], count: int, name: str) -> list[ReadableSpan]:
     """Finished spans of an app whose resource is `resource`, made with the SDK."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create(resource))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("tests")
-    for index in range(count):
-        with tracer.start_as_current_span(f"{name}-{index}"):
-            pass
-    provider.shutdown()
-    return list(memory.get_finished_spans())
+    return sdk_samples.root_spans(count, resource, name)
 
 
 def exporter(agent: AgentProcess, token: str | None = None) -> OTLPSpanExporter:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from tests.support import headless_chromium
+from tests.support import headless_chromium, network
 from tests.support.agent_runner import agent_running
 from tests.support.otlp_backend import OtlpBackend
 
@@ -76,11 +76,9 @@ async def page_origin() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_get("/page.html", page)
     runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    port = await network.serve(runner)
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
 

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 
+import aiohttp
+
 from tests.support import waiting
 
 _STOP_TIMEOUT = 10.0
@@ -71,6 +73,18 @@ class AgentProcess:
     def url(self, listener: str, path: str = "") -> str:
         """http://127.0.0.1:PORT/path of `listener` ("http" or "telemetry")."""
         return f"http://127.0.0.1:{self.port(listener)}{path}"
+
+    async def samples(self, session: aiohttp.ClientSession) -> dict[str, float]:
+        """Every sample of the agent's /metrics now, by its series as the text format writes it
+        (`name{label="value",...}`)."""
+        async with session.get(self.url("telemetry", "/metrics")) as response:
+            text = await response.text()
+        found: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                found[series] = float(value)
+        return found
 
     def port(self, listener: str) -> int:
         port = self.ports.get(listener)

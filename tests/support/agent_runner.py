@@ -7,9 +7,11 @@ it got from the agent, so endpoints stay right after a reload restarts a listene
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 from otlp_agent.api import loader
 from otlp_agent.process.agent import Agent
 
@@ -22,6 +24,15 @@ def pipeline_manifest(spec: dict[str, Any], name: str = "test") -> dict[str, Any
         "metadata": {"name": name, "namespace": "tests"},
         "spec": spec,
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class RunningAgent:
@@ -61,6 +72,15 @@ class RunningAgent:
 
     def metric(self, name: str, **labels: str) -> float:
         return self.agent.metrics.value(name, **labels)
+
+    async def post_traces(self, body: bytes) -> Answer:
+        """POST an OTLP/HTTP protobuf traces request to the agent, on a connection of its own."""
+        url, headers = f"{self.http_endpoint}/v1/traces", {"Content-Type": "application/x-protobuf"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=body, headers=headers) as response,
+        ):
+            return Answer(response.status, response.headers, await response.read())
 
 
 def loopback_agent(pipeline: loader.OTLPPipeline, **agent_args: Any) -> Agent:

@@ -32,6 +32,7 @@ import yaml
 from aiohttp import web
 from helm_python import _native
 
+from tests.support import network
 from tests.support.kube_emulator import ThreadedKubeEmulator
 from tests.support.kube_emulator.kubectl import Kubectl
 from tests.support.kubelet import THIS_PROJECT, Kubelet
@@ -116,10 +117,7 @@ class RecordingProxy:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = await network.serve(self._runner)
         self.url = f"http://127.0.0.1:{port}"
 
     async def stop(self) -> None:

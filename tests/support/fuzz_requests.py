@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import otlp_json
+from otlp_agent.otlp import otlp_json, wire
 
 LIMIT = 256 * 1024  # the fuzzed agent's maxMessageSize / maxBodySize
 TOKEN = "fuzz-token-0123456789"
@@ -70,18 +70,7 @@ class FuzzRequest:
 # -- payloads -----------------------------------------------------------------------------------------
 
 
-def _ld(field: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+_ld = wire.length_delimited  # short: the payloads below nest it deeply
 
 
 def valid_message(signal: Signal, rng: random.Random, items: int, attributes: int) -> Any:

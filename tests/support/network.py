@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 
 import psutil
 from aiohttp import web
@@ -52,6 +53,13 @@ def bound_port(server: web.AppRunner | asyncio.Server) -> int:
     if isinstance(server, web.AppRunner):
         return int(server.addresses[0][1])
     return int(server.sockets[0].getsockname()[1])
+
+
+async def serve(runner: web.AppRunner, ssl_context: ssl.SSLContext | None = None) -> int:
+    """Set up `runner`, serve it on a loopback port the kernel picks (port 0) and return that port."""
+    await runner.setup()
+    await web.TCPSite(runner, LOOPBACK, 0, ssl_context=ssl_context).start()
+    return bound_port(runner)
 
 
 def listening_ports(pid: int) -> dict[str, int]:

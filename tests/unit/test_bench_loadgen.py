@@ -10,6 +10,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from bench import http1, loadgen, payloads, wire
 from bench.counters import ClientCounters
+from tests.support import network
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -118,10 +119,7 @@ async def test_http_sender_reuses_its_connection_and_sees_refusals():
     app = web.Application()
     app.router.add_post("/v1/traces", handler)
     runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    port = await network.serve(runner)
     body = payloads.build_bodies(count=1, spans=25)[0]
     counters = ClientCounters.create()
     config = loadgen.LoadConfig(protocol="http", port=port, bodies=(body,), spans_per_request=25)

@@ -97,6 +97,11 @@ def test_median_and_spread():
     assert stats.spread([])["median"] is None
 
 
+def test_a_study_reports_the_whole_run_in_the_middle_of_one_figure():
+    runs = [{"cpu": 3.0, "spans": 1}, {"cpu": None, "spans": 2}, {"cpu": 2.0, "spans": 3}]
+    assert stats.median_run(runs, "cpu") == {"cpu": 2.0, "spans": 3}  # None orders as 0
+
+
 def test_summary_has_medians_ratios_and_verdicts():
     summary = stats.summarize(RUNS, list(scenarios.SCENARIOS))
     head = summary["grpc-http-gzip"]

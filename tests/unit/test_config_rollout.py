@@ -13,6 +13,8 @@ from aiohttp import web
 from otlp_agent.api import loader, spec
 from otlp_operator.reconcile import agent_reports, config_rollout, kube
 
+from tests.support import network
+
 T0, T_LATE = "2026-12-02T10:00:00Z", "2026-12-02T10:05:00Z"
 HASH, CONFIG_MAP = "abc1234567", "gw-config-0f0f0f0f0f"
 SHA = HASH + "f" * 54
@@ -167,10 +169,7 @@ async def test_an_agent_is_asked_over_http_and_its_answer_read() -> None:
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
     runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+    port = await network.serve(runner)
     base = f"http://127.0.0.1:{port}"
     try:
         found = await agent_reports.ask(

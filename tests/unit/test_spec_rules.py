@@ -9,22 +9,10 @@ import pytest
 from otlp_agent.api import rules, spec
 from otlp_agent.api.problems import SpecError
 
+from tests.support.spec_problems import all_problems, problems
+
 GRPC = {"name": "backend", "endpoint": "collector:4317"}
 HTTP = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
-
-
-def all_problems(body: dict[str, Any]) -> list[tuple[str, str]]:
-    """(path, message) of every problem, in order; fails the test when the spec is valid."""
-    with pytest.raises(SpecError) as caught:
-        rules.validate_spec(body)
-    return [(p.path, p.message) for p in caught.value.problems]
-
-
-def problems(body: dict[str, Any]) -> dict[str, str]:
-    """path -> message, for specs with at most one problem per path."""
-    found = all_problems(body)
-    assert len({path for path, _ in found}) == len(found), f"two problems at one path: {found}"
-    return dict(found)
 
 
 def paths(body: dict[str, Any]) -> set[str]:

@@ -7,7 +7,8 @@ from typing import Any
 
 from otlp_agent.api import rules, spec
 
-from tests.unit.test_spec_rules import GRPC, all_problems, problems
+from tests.support.spec_problems import all_problems, problems
+from tests.unit.test_spec_rules import GRPC
 
 
 def persistent(name: str, storage_class: str | None = None) -> dict[str, Any]:

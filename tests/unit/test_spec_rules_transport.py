@@ -3,20 +3,13 @@ the field path to edit, and the defaults they get when the spec is valid."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from otlp_agent.api import rules, spec
-from otlp_agent.api.problems import SpecError
+
+from tests.support.spec_problems import all_problems
 
 GRPC = {"name": "backend", "endpoint": "collector:4317"}
 HTTP = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
-
-
-def problems(body: dict[str, Any]) -> list[tuple[str, str]]:
-    with pytest.raises(SpecError) as caught:
-        rules.validate_spec(body)
-    return [(p.path, p.message) for p in caught.value.problems]
 
 
 def test_compression_auto_with_its_defaults_is_valid_over_both_protocols() -> None:
@@ -31,7 +24,7 @@ def test_compression_auto_with_its_defaults_is_valid_over_both_protocols() -> No
 def test_every_bad_candidate_is_named_with_what_to_write_instead() -> None:
     candidates = ["zstd", "br", "gzip:9", "gzip:2", "none:1", "zstd"]
     body = {"exporters": [{**GRPC, "compression": "auto", "compressionAuto": {"candidates": candidates}}]}
-    found = problems(body)
+    found = all_problems(body)
     path = "spec.exporters[0].compressionAuto.candidates"
     assert found == [
         (f"{path}[0]", "zstd is only available over HTTP (gRPC clients cannot send it)"),
@@ -53,7 +46,7 @@ def test_http_candidates_may_carry_levels() -> None:
 
 def test_compression_auto_settings_without_compression_auto_are_a_mistake() -> None:
     body = {"exporters": [{**HTTP, "compression": "zstd", "compressionAuto": {"cpuBudget": "1ms"}}]}
-    assert problems(body) == [("spec.exporters[0].compressionAuto", "only used with compression auto")]
+    assert all_problems(body) == [("spec.exporters[0].compressionAuto", "only used with compression auto")]
 
 
 def test_connection_pools_check_in_flight_per_protocol_and_refuse_the_debug_exporter() -> None:
@@ -64,7 +57,7 @@ def test_connection_pools_check_in_flight_per_protocol_and_refuse_the_debug_expo
             {**GRPC, "name": "grpc", "connections": {"count": 4, "maxInFlight": 100}},
         ]
     }
-    assert problems(body) == [
+    assert all_problems(body) == [
         (
             "spec.exporters[0].connections.maxInFlight",
             "HTTP/1.1 carries one request at a time on a connection: raise connections.count instead",
@@ -75,7 +68,7 @@ def test_connection_pools_check_in_flight_per_protocol_and_refuse_the_debug_expo
 
 def test_connection_pool_bounds_are_in_the_users_units() -> None:
     body = {"exporters": [{**GRPC, "connections": {"count": 0, "idleTimeout": "2h"}}]}
-    found = dict(problems(body))
+    found = dict(all_problems(body))
     assert found["spec.exporters[0].connections.count"] == "Input should be greater than or equal to 1"
     assert found["spec.exporters[0].connections.idleTimeout"] == "must be at most 1h"
 
@@ -85,11 +78,11 @@ def test_batch_timeout_auto_and_its_bounds() -> None:
     assert parsed.processors.batch.timeout == spec.AUTO
     assert parsed.processors.batch.timeout_bounds == (0.02, 1.0)
     bounds = {"timeout": "auto", "minTimeout": "2s", "maxTimeout": "500ms"}
-    assert problems({"exporters": [GRPC], "processors": {"batch": bounds}}) == [
+    assert all_problems({"exporters": [GRPC], "processors": {"batch": bounds}}) == [
         ("spec.processors.batch.minTimeout", "must not exceed maxTimeout")
     ]
     fixed = {"timeout": "200ms", "maxTimeout": "2s"}
-    assert problems({"exporters": [GRPC], "processors": {"batch": fixed}}) == [
+    assert all_problems({"exporters": [GRPC], "processors": {"batch": fixed}}) == [
         ("spec.processors.batch.maxTimeout", "only used with timeout auto")
     ]
 
@@ -99,7 +92,7 @@ def test_batch_timeout_auto_and_its_bounds() -> None:
     [("fast", "'fast' is not a duration"), ("0ms", "must be at least 1ms"), ("2m", "must be at most 1m")],
 )
 def test_a_batch_timeout_is_a_duration_or_auto(timeout: str, message: str) -> None:
-    found = dict(problems({"exporters": [GRPC], "processors": {"batch": {"timeout": timeout}}}))
+    found = dict(all_problems({"exporters": [GRPC], "processors": {"batch": {"timeout": timeout}}}))
     assert found["spec.processors.batch.timeout"].startswith(message)
 
 
@@ -127,7 +120,7 @@ def test_the_websocket_receiver_is_off_by_default_and_needs_the_http_receiver() 
             "otlp": {"http": {"enabled": False}, "websocket": {"enabled": True, "path": "/v1/logs"}}
         },
     }
-    assert problems(body) == [
+    assert all_problems(body) == [
         ("spec.receivers.otlp.websocket.enabled", "needs receivers.otlp.http (it serves on its port)"),
         ("spec.receivers.otlp.websocket.path", "is an OTLP/HTTP path: choose another"),
     ]

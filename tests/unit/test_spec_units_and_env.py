@@ -9,13 +9,13 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from otlp_agent.api import loader, rules, spec
-from otlp_agent.api.problems import SpecError
 from otlp_operator import manifests
 from otlp_operator.injection import transform
 
 from tests.support import injection_inputs
 from tests.support import manifest_cases as support
 from tests.support.kube_emulator import schema as emulator_schema
+from tests.support.spec_problems import problems
 from tools import crd
 
 EXPORTER = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
@@ -31,12 +31,6 @@ MEMORY = {
     "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
 }
 EVERY_SOURCE = [SECRET_KEY, CONFIG_KEY, POD_IP, TEAM, MEMORY]
-
-
-def problems(body: dict[str, Any]) -> dict[str, str]:
-    with pytest.raises(SpecError) as caught:
-        rules.validate_spec(body)
-    return {p.path: p.message for p in caught.value.problems}
 
 
 def with_exporter(**fields: Any) -> dict[str, Any]:

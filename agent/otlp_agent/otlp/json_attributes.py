@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_agent.otlp import json_values
+from otlp_agent.otlp import json_values, wire
 
 # Module-level names for the hot paths: a global lookup per use, not a module attribute lookup.
 _I32 = json_values.I32
@@ -25,7 +25,7 @@ _length = json_values.length
 _pack_double = json_values.pack_double
 _tag = json_values.tag
 _utf8 = json_values.utf8
-_varint = json_values.varint
+_varint = wire.varint
 JsonError = json_values.JsonError
 Out = json_values.Out
 Rejection = json_values.Rejection

@@ -11,6 +11,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from otlp_agent.otlp import wire
+
 SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 I32 = (-(2**31), 2**31 - 1)
 I64 = (-(2**63), 2**63 - 1)
@@ -61,26 +63,16 @@ pack_float = struct.Struct("<f").pack
 MASK64 = 0xFFFFFFFFFFFFFFFF
 
 
-def varint(value: int) -> bytes:
-    """An unsigned varint (negative int32/int64 values are passed as their 64-bit two's complement)."""
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-VARINTS = [varint(value) for value in range(1 << 14)]  # every length below 16 KiB, precomputed
+VARINTS = [wire.varint(value) for value in range(1 << 14)]  # every length below 16 KiB, precomputed
 SHORT = len(VARINTS) - 8  # a length below this stays below 16 KiB after a tag and its own varint
 
 
 def length(size: int) -> bytes:
-    return VARINTS[size] if size < 16384 else varint(size)
+    return VARINTS[size] if size < 16384 else wire.varint(size)
 
 
 def tag(number: int, wire_type: int) -> bytes:
-    return varint(number << 3 | wire_type)
+    return wire.varint(number << 3 | wire_type)
 
 
 # -- JSON value checks ----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from otlp_agent.otlp import json_attributes, json_values
+from otlp_agent.otlp import json_attributes, json_values, wire
 
 # Module-level names for the hot paths: a global lookup per use, not a module attribute lookup.
 _I32 = json_values.I32
@@ -46,7 +46,7 @@ _pack_sfixed32 = json_values.pack_sfixed32
 _pack_sfixed64 = json_values.pack_sfixed64
 _tag = json_values.tag
 _utf8 = json_values.utf8
-_varint = json_values.varint
+_varint = wire.varint
 
 HEX_ID_FIELDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
 ITEM_MESSAGES = {

@@ -103,20 +103,26 @@ def fields(
         yield key >> 3, field_start, value_start, pos
 
 
-def _encode_varint(value: int) -> bytes:
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
+
+def varint(value: int) -> bytes:
+    """`value` (>= 0; negative int32/int64 values are passed as their 64-bit two's complement) as a protobuf
+    varint: lengths of one and two bytes, the common ones, without a loop."""
+    if value < 0x80:
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
-    while True:
-        byte = value & 0x7F
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
         value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(value)
+    return bytes(out)
 
 
 def _wrap(field_number: int, payload: bytes) -> bytes:
-    return _encode_varint(field_number << 3 | _LENGTH_DELIMITED) + _encode_varint(len(payload)) + payload
+    return varint(field_number << 3 | _LENGTH_DELIMITED) + varint(len(payload)) + payload
 
 
 def split(signal: Signal, data: bytes, max_items: int, max_bytes: int) -> list[tuple[bytes, int]]:
@@ -175,8 +181,8 @@ def _pieces(
         for part, part_items in _group(
             _pieces(signal, child, depth + 1, max_items, max_bytes), max_items, max_bytes
         ):
-            tag = _encode_varint(child_number << 3 | _LENGTH_DELIMITED)
-            yield b"".join((tag, _encode_varint(len(header) + len(part)), header, part)), part_items
+            tag = varint(child_number << 3 | _LENGTH_DELIMITED)
+            yield b"".join((tag, varint(len(header) + len(part)), header, part)), part_items
 
 
 def _count_subtree(signal: Signal, message: memoryview, depth: int) -> int:

@@ -48,7 +48,7 @@ import time
 from typing import Any
 
 import kopf
-from otlp_agent.api import spec
+from otlp_agent.api import loader, spec
 
 from otlp_operator import metrics as operator_metrics
 from otlp_operator import validation
@@ -267,15 +267,10 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
         state = injection_state.injection_of(memo)
         if state is None:
             return
-        try:
-            resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
-        except kube.ApiError as exc:
-            raise kopf.TemporaryError(
-                f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay
-            ) from exc
-        if resolution is None or resolution.failures:
-            return  # nothing is published while the spec is invalid or a reference does not resolve
-        for obj in configcopy.build(resolution.pipeline, state.config.agent_image):
+        pipeline = await _published_pipeline(state, memo, body)
+        if pipeline is None:
+            return
+        for obj in configcopy.build(pipeline, state.config.agent_image):
             try:
                 await _publish(state.client, obj)
             except kube.ApiError as exc:
@@ -284,6 +279,20 @@ def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
                 _log.warning(
                     "cannot publish the config in namespace %s: %s", obj["metadata"]["namespace"], exc
                 )
+
+
+async def _published_pipeline(
+    state: injection_state.Injection, memo: kopf.Memo, body: kopf.Body
+) -> loader.OTLPPipeline | None:
+    """The pipeline as reconcile publishes it (pipelineRefs resolved); None while the spec is invalid or a
+    reference does not resolve, since reconcile publishes nothing then. A failed read is retried."""
+    try:
+        resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
+    except kube.ApiError as exc:
+        raise kopf.TemporaryError(f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay) from exc
+    if resolution is None or resolution.failures:
+        return None
+    return resolution.pipeline
 
 
 async def _publish(client: kube.Kube, obj: dict[str, Any]) -> None:
@@ -308,15 +317,9 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
         state = injection_state.injection_of(memo)
         if state is None:
             return
-        try:
-            resolution = await reconciler.resolved(memo[RECONCILE_CONTEXT], body)
-        except kube.ApiError as exc:
-            raise kopf.TemporaryError(
-                f"resolving pipelineRefs: {exc}", delay=state.config.retry_delay
-            ) from exc
-        if resolution is None or resolution.failures:
+        pipeline = await _published_pipeline(state, memo, body)
+        if pipeline is None:
             return  # nothing new is published: nothing is stale
-        pipeline = resolution.pipeline
         config_map = configmap.name(pipeline, state.config.agent_image)  # what reconcile publishes
         injection = pipeline.spec.injection or spec.Injection()
         namespaces = {pipeline.namespace, *injection.allowed.namespaces}

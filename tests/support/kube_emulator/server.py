@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
+from tests.support import network
+
 from . import errors, faults, handlers
 from .apiserver import ApiServer, Options
 from .resources import Registry
@@ -78,10 +80,7 @@ class KubeEmulator:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024 * 1024)
         app.add_routes(handlers.Handlers(self.api, self).routes())
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = await network.serve(self._runner)
         self.url = f"http://127.0.0.1:{port}"
         self._tmp = tempfile.TemporaryDirectory(prefix="kube-emulator-")
         self.kubeconfig_path = pathlib.Path(self._tmp.name) / "kubeconfig"

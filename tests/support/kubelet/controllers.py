@@ -93,26 +93,37 @@ def pod_for(workload: dict[str, Any], template_hash_: str, node: str) -> dict[st
     template = json.loads(json.dumps(workload["spec"]["template"]))
     meta = template.get("metadata") or {}
     name = f"{workload['metadata']['name']}-{template_hash_[:8]}-{secrets.token_hex(3)}"[:63]
-    owner = {
-        "apiVersion": workload["apiVersion"],
-        "kind": workload["kind"],
-        "name": workload["metadata"]["name"],
-        "uid": workload["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    labels = {**(meta.get("labels") or {}), HASH_LABEL: template_hash_}
+    return controlled_pod(workload, name, labels, meta, {**template["spec"], "nodeName": node})
+
+
+def controlled_pod(
+    workload: dict[str, Any], name: str, labels: dict[str, str], meta: dict[str, Any], spec: dict[str, Any]
+) -> dict[str, Any]:
+    """A Pod `workload` controls, with its template's annotations (`meta`)."""
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": name,
             "namespace": workload["metadata"]["namespace"],
-            "labels": {**(meta.get("labels") or {}), HASH_LABEL: template_hash_},
+            "labels": labels,
             "annotations": meta.get("annotations") or {},
-            "ownerReferences": [owner],
+            "ownerReferences": [owner_reference(workload, controller=True)],
         },
-        "spec": {**template["spec"], "nodeName": node},
+        "spec": spec,
     }
+
+
+def owner_reference(workload: dict[str, Any], controller: bool) -> dict[str, Any]:
+    """What points from an object `workload` made back to it (a controller reference, or a plain one)."""
+    found = {
+        "apiVersion": workload["apiVersion"],
+        "kind": workload["kind"],
+        "name": workload["metadata"]["name"],
+        "uid": workload["metadata"]["uid"],
+    }
+    return {**found, "controller": True, "blockOwnerDeletion": True} if controller else found
 
 
 def status(

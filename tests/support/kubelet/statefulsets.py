@@ -155,18 +155,7 @@ def _pod(sts: dict[str, Any], index: int, node: str) -> dict[str, Any]:
         {"name": volume, "persistentVolumeClaim": {"claimName": claim}} for volume, claim in claimed.items()
     ]
     spec["volumes"] = volumes
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": sts["metadata"]["namespace"],
-            "labels": labels,
-            "annotations": meta.get("annotations") or {},
-            "ownerReferences": [_owner(sts, controller=True)],
-        },
-        "spec": spec,
-    }
+    return controllers.controlled_pod(sts, name, labels, meta, spec)
 
 
 def _claim(sts: dict[str, Any], template: dict[str, Any], index: int) -> dict[str, Any]:
@@ -178,23 +167,13 @@ def _claim(sts: dict[str, Any], template: dict[str, Any], index: int) -> dict[st
     }
     policy = sts["spec"].get("persistentVolumeClaimRetentionPolicy") or {}
     if policy.get("whenDeleted") == "Delete":
-        metadata["ownerReferences"] = [_owner(sts, controller=False)]
+        metadata["ownerReferences"] = [controllers.owner_reference(sts, controller=False)]
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": metadata,
         "spec": template["spec"],
     }
-
-
-def _owner(sts: dict[str, Any], controller: bool) -> dict[str, Any]:
-    found = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "name": sts["metadata"]["name"],
-        "uid": sts["metadata"]["uid"],
-    }
-    return {**found, "controller": True, "blockOwnerDeletion": True} if controller else found
 
 
 def status(sts: dict[str, Any], pods: list[dict[str, Any]], update: str, replicas: int) -> dict[str, Any]:

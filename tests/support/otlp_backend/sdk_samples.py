@@ -45,6 +45,27 @@ def make_spans(
     return list(memory.get_finished_spans())
 
 
+def root_spans(
+    count: int,
+    resource_attributes: Mapping[str, Any],
+    name: str,
+    sampler: trace.sampling.Sampler | None = None,
+) -> list[trace.ReadableSpan]:
+    """`count` finished root spans `name-0`, `name-1`, ... from one TracerProvider (with `sampler`: those
+    it keeps)."""
+    memory = in_memory_span_exporter.InMemorySpanExporter()
+    provider = trace.TracerProvider(
+        resource=resources.Resource.create(dict(resource_attributes)), sampler=sampler
+    )
+    provider.add_span_processor(trace_export.SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer(SCOPE)
+    for index in range(count):
+        with tracer.start_as_current_span(f"{name}-{index}"):
+            pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
 def make_metrics(resource_attributes: Mapping[str, Any]) -> metrics_export.MetricsData:
     """A counter with two attribute sets and a histogram with one: three data points in all."""
     reader = metrics_export.InMemoryMetricReader()

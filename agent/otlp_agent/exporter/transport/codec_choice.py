@@ -16,6 +16,7 @@ exporter measures that; an HTTP exporter measures the codecs it runs itself (ISA
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import time
@@ -118,13 +119,15 @@ def choose(figures: dict[Codec, Figures], budget: float, current: Codec | None) 
 
 
 class Chooser:
-    """The choice for one exporter (one transport): what to send with, what to measure next."""
+    """The choice for one exporter (one transport): what to send with, what to measure next. With `metrics`,
+    every choice and the figures behind it are reported, and every refused codec counted, under `exporter`."""
 
     def __init__(
         self,
         settings: spec.CompressionAuto,
         protocol: spec.Protocol,
-        on_change: Callable[[Chooser], None] = lambda chooser: None,
+        exporter: str = "",
+        metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         names = settings.candidates or (
@@ -139,7 +142,8 @@ class Chooser:
         self.figures: dict[Codec, Figures] = {NONE: Figures(1.0, 0.0)} if NONE in self.candidates else {}
         self.current = self.candidates[0]
         self._next_evaluation: float | None = None  # None: at the first batch
-        self._on_change = on_change
+        self._exporter = exporter
+        self._metrics = metrics
         self._clock = clock
 
     @property
@@ -154,6 +158,16 @@ class Chooser:
             return []
         self._next_evaluation = self._clock() + self.evaluate_every
         return [codec for codec in self.usable if codec != NONE]
+
+    async def evaluate(self, payload: bytes) -> None:
+        """Measure the candidates on this batch when an evaluation is due, before it is sent (compressed),
+        so it already goes out with the new choice."""
+        codecs = self.to_measure(len(payload))
+        if codecs:
+            samples = await asyncio.get_running_loop().run_in_executor(
+                WORKERS, measure, self.sample(payload), codecs, self.compress
+            )
+            self.record(samples)
 
     def sample(self, payload: bytes) -> bytes:
         return payload[: self.sample_size]
@@ -181,6 +195,8 @@ class Chooser:
             self.candidates.append(NONE)  # every candidate refused: plain bytes are what is left
             self.figures[NONE] = Figures(1.0, 0.0)
         self._choose()
+        if self._metrics is not None:
+            self._metrics.compression_refused.labels(self._exporter, codec.label).inc()
         return True
 
     def _choose(self) -> None:
@@ -190,13 +206,14 @@ class Chooser:
         else:
             chosen = self.usable[0]
         self.current = chosen
-        self._on_change(self)
+        if self._metrics is not None:
+            self._report(self._metrics)
 
-
-def report(metrics: AgentMetrics, exporter: str, chooser: Chooser) -> None:
-    """The choice and the figures behind it, as metrics."""
-    for codec in chooser.candidates:
-        metrics.compression_chosen.labels(exporter, codec.label).set(1 if codec == chooser.current else 0)
-    for codec, figures in chooser.figures.items():
-        metrics.compression_measured_ratio.labels(exporter, codec.label).set(figures.ratio)
-        metrics.compression_measured_cpu.labels(exporter, codec.label).set(figures.cpu_per_mib)
+    def _report(self, metrics: AgentMetrics) -> None:
+        """The choice and the figures behind it, as metrics."""
+        exporter = self._exporter
+        for codec in self.candidates:
+            metrics.compression_chosen.labels(exporter, codec.label).set(1 if codec == self.current else 0)
+        for codec, figures in self.figures.items():
+            metrics.compression_measured_ratio.labels(exporter, codec.label).set(figures.ratio)
+            metrics.compression_measured_cpu.labels(exporter, codec.label).set(figures.cpu_per_mib)

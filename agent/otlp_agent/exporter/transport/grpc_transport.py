@@ -17,7 +17,6 @@ Secrets are sent as metadata on every call and redacted from every failure messa
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import re
 from collections.abc import Callable
@@ -74,12 +73,11 @@ class GrpcTransport:
         self._tls = tls.ClientTls(exporter.tls, what) if secure else None
         self._tls_version = self._tls.refresh() if self._tls is not None else None
         self._secret_headers = auth.SecretHeaders(exporter.headers_from, what)
-        self._metrics = metrics
         self._fixed = codec_choice.Codec(exporter.compression.value)
         self._chooser: codec_choice.Chooser | None = None
         if exporter.compression == spec.Compression.auto:
             settings = exporter.compression_auto or spec.CompressionAuto()
-            self._chooser = codec_choice.Chooser(settings, exporter.protocol, self._report_choice)
+            self._chooser = codec_choice.Chooser(settings, exporter.protocol, exporter.name, metrics)
         self._metadata = tuple((key.lower(), value) for key, value in exporter.headers.items())
         self._close_grace = exporter.timeout
         pooled = exporter.connections
@@ -137,7 +135,8 @@ class GrpcTransport:
         metadata = self._metadata + tuple(
             (key.lower(), value) for key, value in self._secret_headers.current().items()
         )
-        await self._evaluate(payload)
+        if self._chooser is not None:
+            await self._chooser.evaluate(payload)
         while True:
             codec = self.codec
             try:
@@ -146,40 +145,13 @@ class GrpcTransport:
                         payload, timeout=timeout, metadata=metadata, compression=_COMPRESSION[codec.name]
                     )
             except grpc.aio.AioRpcError as exc:
-                if _refuses_encoding(exc) and self._refuse(codec):
+                if _refuses_encoding(exc) and self._chooser is not None and self._chooser.refuse(codec):
                     continue  # the backend cannot read this encoding: the next best, at once
                 return _failure(exc, self._secret_headers.redact)
             rejected, message = _partial_success(batch, response)
             return ExportResult.success(
                 wire_bytes=len(payload), rejected=rejected, message=self._secret_headers.redact(message)
             )
-
-    async def _evaluate(self, payload: bytes) -> None:
-        """compression auto: measure the candidates on this batch when an evaluation is due, before it is
-        sent, so it already goes out with the new choice."""
-        if self._chooser is None:
-            return
-        measure = self._chooser.to_measure(len(payload))
-        if measure:
-            samples = await asyncio.get_running_loop().run_in_executor(
-                codec_choice.WORKERS,
-                codec_choice.measure,
-                self._chooser.sample(payload),
-                measure,
-                self._chooser.compress,
-            )
-            self._chooser.record(samples)
-
-    def _refuse(self, codec: codec_choice.Codec) -> bool:
-        if self._chooser is None or not self._chooser.refuse(codec):
-            return False
-        if self._metrics is not None:
-            self._metrics.compression_refused.labels(self.name, codec.label).inc()
-        return True
-
-    def _report_choice(self, chooser: codec_choice.Chooser) -> None:
-        if self._metrics is not None:
-            codec_choice.report(self._metrics, self.name, chooser)
 
     async def close(self) -> None:
         await self._pool.close()

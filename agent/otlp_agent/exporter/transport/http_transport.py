@@ -56,12 +56,11 @@ class HttpTransport:
         assert exporter.endpoint is not None
         self.name = exporter.name
         self._json = exporter.protocol == spec.Protocol.http_json
-        self._metrics = metrics
         self._chooser: codec_choice.Chooser | None = None
         self._fixed = codec_choice.Codec(exporter.compression.value, exporter.compression_level)
         if exporter.compression == spec.Compression.auto:
             settings = exporter.compression_auto or spec.CompressionAuto()
-            self._chooser = codec_choice.Chooser(settings, exporter.protocol, self._report_choice)
+            self._chooser = codec_choice.Chooser(settings, exporter.protocol, exporter.name, metrics)
         self._urls = {
             signal: signal_url(exporter.endpoint, info.http_path) for signal, info in SIGNALS.items()
         }
@@ -85,21 +84,19 @@ class HttpTransport:
         payload = batch.payload()
         if self._json:
             payload = otlp_json.to_json(wire.parse(batch.signal, payload))
-        await self._evaluate(payload)
+        if self._chooser is not None:
+            await self._chooser.evaluate(payload)
         while True:
             codec = self.codec
             body = await self._compress(payload, codec)
             result, status = await self._post(batch, codec, body, timeout)
-            if status == _UNSUPPORTED_MEDIA_TYPE and self._refuse(codec):
+            if (
+                status == _UNSUPPORTED_MEDIA_TYPE
+                and self._chooser is not None
+                and self._chooser.refuse(codec)
+            ):
                 continue  # the backend cannot read this encoding: the next best, at once
             return result
-
-    def _refuse(self, codec: codec_choice.Codec) -> bool:
-        if self._chooser is None or not self._chooser.refuse(codec):
-            return False
-        if self._metrics is not None:
-            self._metrics.compression_refused.labels(self.name, codec.label).inc()
-        return True
 
     async def _post(
         self, batch: Batch, codec: codec_choice.Codec, body: bytes, timeout: float
@@ -139,22 +136,6 @@ class HttpTransport:
             too_large=response.status == _PAYLOAD_TOO_LARGE,
         )
 
-    async def _evaluate(self, payload: bytes) -> None:
-        """compression auto: measure the candidates on this batch when an evaluation is due, before the
-        batch is compressed, so it already goes out with the new choice."""
-        if self._chooser is None:
-            return
-        measure = self._chooser.to_measure(len(payload))
-        if measure:
-            samples = await asyncio.get_running_loop().run_in_executor(
-                codec_choice.WORKERS,
-                codec_choice.measure,
-                self._chooser.sample(payload),
-                measure,
-                self._chooser.compress,
-            )
-            self._chooser.record(samples)
-
     async def _compress(self, payload: bytes, codec: codec_choice.Codec) -> bytes:
         if codec.name == "none":
             return payload
@@ -163,10 +144,6 @@ class HttpTransport:
         return await asyncio.get_running_loop().run_in_executor(
             codec_choice.WORKERS, compression.encode, payload, codec.name, codec.level
         )
-
-    def _report_choice(self, chooser: codec_choice.Chooser) -> None:
-        if self._metrics is not None:
-            codec_choice.report(self._metrics, self.name, chooser)
 
     def _partial_success(self, batch: Batch, content: bytes, content_type: str) -> tuple[int, str]:
         info = SIGNALS[batch.signal]

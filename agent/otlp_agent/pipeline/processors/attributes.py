@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 
 from otlp_agent.api import patterns, spec
 from otlp_agent.api.spec import AttributeActionType as Kind
+from otlp_agent.otlp import wire
 from otlp_agent.pipeline.processors import conditions, kv
 
 #: Key-regex decisions remembered per action; the cache starts over when full.
@@ -248,8 +249,8 @@ class Action:
 
 def string_keyvalue(key_field: bytes, text: bytes) -> bytes:
     """A serialized KeyValue from its key's field and the value's tag (`0A len key 12`) and a string."""
-    length = kv.varint(len(text))
-    return b"".join((key_field, kv.varint(1 + len(length) + len(text)), b"\x0a", length, text))
+    length = wire.varint(len(text))
+    return b"".join((key_field, wire.varint(1 + len(length) + len(text)), b"\x0a", length, text))
 
 
 class ActionList:

@@ -27,7 +27,7 @@ from otlp_agent.api import processor_rules, spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import wire
 from otlp_agent.pipeline.processors import attributes as attribute
-from otlp_agent.pipeline.processors import conditions, items, kv, lite, wire_actions
+from otlp_agent.pipeline.processors import conditions, items, lite, wire_actions
 from otlp_agent.pipeline.processors.attributes import Action, ActionList
 from otlp_agent.pipeline.processors.sampling import LogSampler, TraceSampler
 from otlp_agent.telemetry.metrics import AgentMetrics
@@ -270,7 +270,7 @@ def _with_resource(
 
 def _header(length: int) -> bytes:
     """Tag and length of a resource entry (field 1 of the request) of `length` bytes."""
-    return b"\x0a" + kv.varint(length)
+    return b"\x0a" + wire.varint(length)
 
 
 class Chain:

@@ -15,38 +15,16 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1 import common_pb2
 
+from otlp_agent.otlp import wire
+
 _KEY_TAG, _VALUE_TAG = 0x0A, 0x12
 # AnyValue fields: string 1, bool 2, int 3, double 4 (fixed64), array 5, kvlist 6, bytes 7.
 _STRING, _BOOL, _INT, _DOUBLE, _BYTES = 0x0A, 0x10, 0x18, 0x21, 0x3A
 
 
-_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
-
-
-def varint(value: int) -> bytes:
-    """`value` as a protobuf varint (lengths of one and two bytes, the common ones, without a loop)."""
-    if value < 0x80:
-        return _ONE_BYTE[value]
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < len(data):
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-    return -1, pos
+# Module globals: looked up once per attribute without an attribute lookup on `wire`.
+_varint = wire.varint
+_read_varint = wire.read_varint
 
 
 def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
@@ -57,7 +35,10 @@ def canonical(blob: bytes) -> tuple[bytes, bytes] | None:
         if value_tag == len(blob):
             return blob[2:value_tag], b""
         if value_tag < len(blob) and blob[value_tag] == _VALUE_TAG:
-            length, start = _read_varint(blob, value_tag + 1)
+            try:
+                length, start = _read_varint(blob, value_tag + 1)
+            except wire.MalformedPayload:  # truncated: upb says what it is
+                return None
             if start + length == len(blob):
                 return blob[2:value_tag], blob[start:]
     return None
@@ -94,20 +75,23 @@ def key_of(blob: bytes) -> bytes:
 
 def build(key: bytes, value: bytes) -> bytes:
     """A serialized KeyValue."""
-    return b"\x0a" + varint(len(key)) + key + b"\x12" + varint(len(value)) + value
+    return b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(value)) + value
 
 
 def string_value(text: bytes) -> bytes:
     """A serialized AnyValue holding the string whose UTF-8 bytes are `text`."""
-    return b"\x0a" + varint(len(text)) + text
+    return b"\x0a" + _varint(len(text)) + text
 
 
 def string_of(value: bytes) -> bytes | None:
     """The UTF-8 bytes of a string AnyValue, or None when the value is not a string."""
     if value[:1] == b"\x0a":
-        length, start = _read_varint(value, 1)
-        if start + length == len(value):
-            return value[start:]
+        try:
+            length, start = _read_varint(value, 1)
+            if start + length == len(value):
+                return value[start:]
+        except wire.MalformedPayload:
+            pass  # truncated: upb says what it holds, below
     return _parsed_string(value) if value else None
 
 
@@ -129,9 +113,12 @@ _BOOLEANS = {b"\x10\x01": b"true", b"\x10\x00": b"false"}  # AnyValue{bool_value
 def text(value: bytes) -> bytes | None:
     """The value as text for comparisons (UTF-8 bytes); None for arrays, maps, bytes and empty values."""
     if value[:1] == b"\x0a":
-        length, start = _read_varint(value, 1)
-        if start + length == len(value):
-            return value[start:]
+        try:
+            length, start = _read_varint(value, 1)
+            if start + length == len(value):
+                return value[start:]
+        except wire.MalformedPayload:
+            pass  # truncated: upb says what it holds, below
     boolean = _BOOLEANS.get(value)
     if boolean is not None:
         return boolean

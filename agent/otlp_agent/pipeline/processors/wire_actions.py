@@ -411,7 +411,7 @@ class _Direct(_Walk):
 
 
 _ONE_BYTE = [bytes((value,)) for value in range(0x80)]
-_varint = kv.varint
+_varint = wire.varint
 
 
 def _joined(pieces: list[bytes], data: bytes, copied: int, end: int) -> bytes | None:
