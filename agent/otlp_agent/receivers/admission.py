@@ -48,28 +48,59 @@ JSON_BYTES_PER_BYTE = 90
 _T = TypeVar("_T")
 
 
-async def within(read: Awaitable[_T], timeout: float, what: str) -> _T:
-    """`await read`, refused as `errors.too_slow` after `timeout` seconds. One timer handle rather than
-    asyncio.timeout, which costs ~25 µs a request (measured): this is on every request's path."""
-    task = asyncio.current_task()
-    assert task is not None
-    expired = False
+class ReadDeadlines:
+    """Bounds waits on clients (`within`): each wait is registered with its deadline, and one timer, every
+    `TICK` seconds while waits are registered, cancels those past theirs. A timer per wait — scheduled
+    `readTimeout` ahead and cancelled a few milliseconds later, thousands of times a second, on a heap full
+    of cancelled handles — cost ~4.4 µs a request over a bare await; this, a set insertion and removal, costs
+    ~1.5 µs (measured, 64 concurrent reads). A wait is refused at most `TICK` after its deadline, never
+    before it."""
 
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
+    TICK = 0.25
 
-    timer = asyncio.get_running_loop().call_later(timeout, expire)
-    try:
-        return await read
-    except asyncio.CancelledError:
-        if not expired:
-            raise  # the client went away, or the agent is stopping
-        task.uncancel()
-        raise errors.too_slow(f"{what} not received within {timeout:g}s") from None
-    finally:
-        timer.cancel()
+    def __init__(self) -> None:
+        self._waiting: set[_Wait] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def within(self, read: Awaitable[_T], timeout: float, what: str) -> _T:
+        """`await read`, refused as `errors.too_slow` once `timeout` seconds have passed."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = task.get_loop()
+        wait = _Wait(task, loop.time() + timeout)
+        self._waiting.add(wait)
+        if self._timer is None or self._loop is not loop:  # nothing was waiting, or a receiver restarted
+            self._loop = loop
+            self._timer = loop.call_later(self.TICK, self._tick)
+        try:
+            return await read
+        except asyncio.CancelledError:
+            if not wait.expired:
+                raise  # the client went away, or the agent is stopping
+            task.uncancel()
+            raise errors.too_slow(f"{what} not received within {timeout:g}s") from None
+        finally:
+            self._waiting.discard(wait)
+
+    def _tick(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        for wait in [wait for wait in self._waiting if wait.deadline <= now]:
+            self._waiting.discard(wait)
+            wait.expired = True
+            wait.task.cancel()
+        self._timer = loop.call_later(self.TICK, self._tick) if self._waiting else None
+
+
+class _Wait:
+    __slots__ = ("deadline", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[object], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.expired = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +124,9 @@ class Admission:
     async def reserve(self, limiter: memory.MemoryLimiter, size: int) -> memory.Lease:
         """Reserve `size` bytes for the request being received; the caller releases the lease.
 
-        (Not a context manager: contextlib sets __traceback__ on the frozen ReceiveError it re-raises.)"""
+        (Not a context manager: contextlib sets __traceback__ on the frozen ReceiveError it re-raises.)
+        Callers on every request's path try `reserve_now` first: no coroutine when there is room (~0.2 µs
+        a request, measured)."""
         self._never_fits(limiter, size)
         try:
             return await limiter.reserve(size, RESERVE_WAIT)

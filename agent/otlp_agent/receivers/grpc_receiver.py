@@ -64,6 +64,7 @@ class GrpcReceiver:
         self.admission = admission.Admission(
             "gRPC receiver", settings.max_message_size, settings.max_items_per_request
         )
+        self._deadlines = admission.ReadDeadlines()
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
@@ -155,9 +156,12 @@ class GrpcReceiver:
         # Its size is unknown until grpc has read it: reserve the worst case, the size limit. (The Python
         # copy of grpc's buffer, and the decompressed copy of a compressed message, are made one at a time
         # and freed at once: they are part of the fixed overhead, see docs/agent.md#memory.)
-        lease = await self.admission.reserve(self.consumer.limiter, self.settings.max_message_size)
+        limiter, size = self.consumer.limiter, self.settings.max_message_size
+        lease = self.admission.reserve_now(limiter, size) or await self.admission.reserve(limiter, size)
         try:
-            request = await admission.within(context.read(), self.settings.read_timeout, "request message")
+            request = await self._deadlines.within(
+                context.read(), self.settings.read_timeout, "request message"
+            )
             if not isinstance(request, bytes):  # EOF: grpc refused the message as too large (or none came)
                 raise errors.too_large(
                     f"request message larger than maxMessageSize ({self.settings.max_message_size} bytes)"

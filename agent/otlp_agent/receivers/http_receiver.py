@@ -83,6 +83,7 @@ class HttpReceiver:
         self.admission = admission.Admission(
             "HTTP receiver", settings.max_body_size, settings.max_items_per_request
         )
+        self._deadlines = admission.ReadDeadlines()
         # What else serves on this port (the WebSocket receiver): each adds its routes to the application.
         self.extensions: list[Callable[[web.Application], None]] = []
 
@@ -166,9 +167,10 @@ class HttpReceiver:
             raise errors.too_large(f"body of {declared} bytes exceeds the limit of {limit} bytes")
         limiter = self.consumer.limiter
         # (The joined copy of the body's chunks is made synchronously, one request at a time: fixed overhead.)
-        lease = await self.admission.reserve(limiter, limit if declared is None else declared)
+        size = limit if declared is None else declared
+        lease = self.admission.reserve_now(limiter, size) or await self.admission.reserve(limiter, size)
         try:
-            raw = await admission.within(
+            raw = await self._deadlines.within(
                 _read_body(request, limit), self.settings.read_timeout, "request body"
             )
             lease.settle(len(raw))

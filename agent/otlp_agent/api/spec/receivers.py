@@ -82,7 +82,8 @@ class GrpcReceiver(SpecModel):
         ge=0.1,
         le=600,
         description="Longest a connection may take for its TLS / HTTP/2 handshake, and a call to deliver "
-        "its message once it is read (DEADLINE_EXCEEDED).",
+        "its message once it is read (DEADLINE_EXCEEDED; checked every 0.25 s, so a late message is refused "
+        "up to 0.25 s after, never before).",
     )
     max_concurrent_streams: int = Field(
         default=1000,
@@ -134,7 +135,8 @@ class HttpReceiver(SpecModel):
         ge=0.1,
         le=600,
         description="Longest wait for a TLS handshake, a request's headers, its body, and on an idle "
-        "keep-alive connection; slower clients (slowloris) are disconnected, or get 408 mid-body.",
+        "keep-alive connection; slower clients (slowloris) are disconnected, or get 408 mid-body (a body "
+        "is checked every 0.25 s: refused up to 0.25 s after, never before).",
     )
     tls: ServerTLS | None = Field(default=None, description="Serve HTTPS instead of HTTP.")
     auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")
