@@ -17,7 +17,6 @@ import os
 import pathlib
 import ssl
 import statistics
-import time
 from collections.abc import Iterator
 
 import aiohttp
@@ -163,10 +162,9 @@ async def test_slow_tls_handshakes_are_cut_off_and_grpc_core_cannot_flood_the_lo
         async with aiohttp.ClientSession() as session:
             # Slow handshakes: connections that never send a ClientHello are closed after readTimeout (1s),
             # on both ports (asyncio's default would hold them for 60 s, grpc's for 120 s).
-            started = time.monotonic()
+            # (The timeout only catches a hang: the server closing them is what is asserted.)
             silent = await _held_open(http_port, 20) + await _held_open(grpc_port, 20)
             await asyncio.wait_for(asyncio.gather(*map(_closed_by_the_server, silent)), timeout=30)
-            assert time.monotonic() - started < 30
 
             # Garbage instead of a TLS handshake, 300 times: grpc core reports each failure on stderr; the
             # agent's log stays JSON and rate-limited, and every line is counted.

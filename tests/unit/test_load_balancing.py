@@ -19,6 +19,7 @@ from otlp_agent.exporter.transport.loadbalancing import LoadBalancingTransport
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.support.fake_clock import FakeClock
+from tests.support.waiting import eventually_async
 from tests.unit.test_partition import traces
 
 DOWN = ExportResult.failure("connection refused", retryable=True)
@@ -282,16 +283,22 @@ async def test_the_address_set_follows_dns_and_a_departed_address_closes_after_i
     await asyncio.sleep(0.01)
     world.ips = ["10.0.0.1", "10.0.0.3"]
     transport._resolve_now.set()
-    for _ in range(200):
+
+    async def resolved() -> bool:
         await asyncio.sleep(0.01)
-        if "10.0.0.3:4317" in transport._ring.addresses:
-            break
+        return "10.0.0.3:4317" in transport._ring.addresses
+
+    await eventually_async(resolved, what="the new address set")
     assert transport._ring.addresses == ("10.0.0.1:4317", "10.0.0.3:4317")
     assert not leaving.closed, "still exporting"
     leaving.gate.set()
     assert (await exporting).ok
-    await asyncio.sleep(0)
-    assert leaving.closed
+
+    async def closed() -> bool:
+        await asyncio.sleep(0)
+        return leaving.closed
+
+    await eventually_async(closed, what="the departed address closed")
     assert (await transport.export(batch_of(ids), 5)).ok
     assert world.addresses["10.0.0.3:4317"].trace_ids()
     await transport.close()
