@@ -18,7 +18,7 @@ Run as `unshare --mount --propagation private python -m tests.support.kubelet.sa
 - `argv`, `env`: what to exec.
 
 Mounts whose target would hide a later source (an emptyDir at /tmp, with the pod's files under /tmp) are
-made last.
+made last; a checkout they would hide (the repository cloned under /tmp) stays visible inside them.
 """
 
 from __future__ import annotations
@@ -59,12 +59,26 @@ def main(spec_path: str) -> None:
 
     for source, target, read_only in sorted(spec["mounts"], key=hides_a_source):
         pathlib.Path(target).mkdir(parents=True, exist_ok=True)
-        _mount("--bind", source, target)
+        _keep_the_checkout_visible(pathlib.Path(source), pathlib.Path(target))
+        _mount("--rbind", source, target)
         if read_only:
             _mount("-o", "remount,bind,ro", target)
     os.chdir(spec.get("cwd") or "/")
     env = {**spec["env"], "LD_PRELOAD": SHIM}
     os.execvpe(spec["argv"][0], spec["argv"], env)
+
+
+def _keep_the_checkout_visible(source: pathlib.Path, target: pathlib.Path) -> None:
+    """A volume mounted over a directory holding the checkout (an emptyDir at /tmp, with the repository
+    cloned under /tmp) would hide the code the container runs. The checkout is first bound inside the
+    volume at the same relative path, and the volume mounted with its submounts (--rbind); the kernel does
+    not bind from another mount namespace, so this cannot be done after. The mount point is an empty
+    directory left in the volume."""
+    checkout = pathlib.Path.cwd()  # the kubelet starts the sandbox in the repository; its venv is inside
+    if checkout.is_relative_to(target) and checkout != target:
+        inside = source / checkout.relative_to(target)
+        inside.mkdir(parents=True, exist_ok=True)
+        _mount("--bind", str(checkout), str(inside))
 
 
 if __name__ == "__main__":
