@@ -102,6 +102,17 @@ def test_spans_without_randomness_are_dropped() -> None:
     assert sampler(0.99).decide(b"short", "ot=th:0") == (None, None)
 
 
+def test_spans_without_tracestate_are_decided_as_spans_with_only_other_vendors_entries() -> None:
+    """The no-tracestate shortcut decides and writes what the general path does."""
+    ours = sampler(0.3)
+    rng = random.Random(11)
+    ids = [rng.randbytes(16) for _ in range(500)] + [b"\x01" + bytes(15), bytes(9) + b"\xff" * 7]
+    for trace_id in ids:
+        plain, other = ours.decide(trace_id, ""), ours.decide(trace_id, "vendor=x")
+        assert plain[0] == other[0]
+        assert plain[1] == (None if other[1] is None else other[1].removesuffix(",vendor=x"))
+
+
 def test_a_ratio_of_zero_keeps_nothing() -> None:
     assert sampler(0.0).decide(b"\xff" * 16, "") == (False, None)
 

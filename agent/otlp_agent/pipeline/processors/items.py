@@ -100,6 +100,8 @@ def _items(signal: Signal, items: Any, ctx: conditions.Context, work: Work, tall
     if work.actions is not None and not (work.rules or work.traces or work.logs):
         _rewrite_all(signal, items, ctx, work.actions, tally.attribute_redactions)
         return 0
+    if work.traces is not None and work.actions is None and not work.rules:
+        return _sample_spans(items, work.traces, tally)
     dropped = 0
     for index in range(len(items) - 1, -1, -1):
         item = items[index]
@@ -151,19 +153,35 @@ def _filter_points(metric: Any, ctx: conditions.Context, rules: list[Rule], tall
     return dropped
 
 
+def _sample_spans(spans: Any, sampler: TraceSampler, tally: Tally) -> int:
+    """Trace sampling alone (the common case): one loop, no per-span filter or signal dispatch."""
+    dropped = 0
+    for index in range(len(spans) - 1, -1, -1):
+        if not _keeps_span(spans[index], sampler, tally):
+            dropped += 1
+            del spans[index]
+    return dropped
+
+
+def _keeps_span(span: Any, sampler: TraceSampler, tally: Tally) -> bool:
+    """Decide `span`, count the decision and write its tracestate when kept."""
+    kept, state = sampler.decide(span.trace_id, span.trace_state)
+    if kept is None:
+        tally.no_randomness += 1
+        return False
+    if not kept:
+        tally.sampled_out += 1
+        return False
+    tally.kept += 1
+    if state is not None and state != span.trace_state:
+        span.trace_state = state
+    return True
+
+
 def _sampled_out(signal: Signal, item: Any, work: Work, tally: Tally) -> bool:
     if work.traces is not None:
-        kept, state = work.traces.decide(item.trace_id, item.trace_state)
-        if kept is None:
-            tally.no_randomness += 1
-            return True
-        if not kept:
-            tally.sampled_out += 1
-            return True
-        tally.kept += 1
-        if state is not None and state != item.trace_state:
-            item.trace_state = state
-    elif work.logs is not None:
+        return not _keeps_span(item, work.traces, tally)
+    if work.logs is not None:
         record = b"" if len(item.trace_id) == 16 and any(item.trace_id) else _canonical(item)
         if not work.logs.keeps(item.trace_id, record):
             tally.sampled_out += 1

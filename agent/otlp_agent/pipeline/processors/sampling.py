@@ -89,10 +89,18 @@ class TraceSampler:
         self.precision = settings.precision
         self.equalizing = settings.mode == spec.SamplingMode.equalizing
         self.base = threshold(self.p, self.precision)
+        self._plain_kept = self._tracestate([], [], self.base)  # what a kept span without tracestate gets
 
     def decide(self, trace_id: bytes, state: str) -> tuple[bool | None, str | None]:
         """(kept, the tracestate to write); kept is None for a span without randomness (dropped)."""
-        others, ot = split_tracestate(state) if state else ([], [])
+        if not state:  # most spans: randomness from the trace id, the configured threshold, a fixed state
+            if len(trace_id) != 16:
+                return None, None
+            randomness = int.from_bytes(trace_id[9:], "big")
+            if not randomness and not any(trace_id):
+                return None, None
+            return (True, self._plain_kept) if randomness >= self.base else (False, None)
+        others, ot = split_tracestate(state)
         values = dict(ot)
         rv = values.get("rv")
         if rv is not None and len(rv) == 14 and set(rv) <= _HEX:
