@@ -75,6 +75,9 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
             "spec.processors.memoryLimiter.limit (192Mi)"
         )
 
+        again = apply_yaml(cluster, small, check=False)  # an update is admitted too, with the warning
+        assert again.returncode == 0 and TOO_LOW in again.stderr.splitlines(), again.stderr
+
 
 def test_a_sidecar_pipeline_is_checked_against_its_injected_container(
     cluster: Cluster, tmp_path: pathlib.Path
