@@ -39,7 +39,9 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
     small["spec"]["resources"]["limits"]["memory"] = "384Mi"
     with operator_running(config_for_tests(webhook=webhook_for_tests(tmp_path))):
         cluster.wait_for(
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""), what="webhook"
+            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
+            timeout=30,
+            what="webhook",
         )
         applied = apply_yaml(cluster, small, check=False)
         assert applied.returncode == 0, applied.stderr  # a warning, not a denial
@@ -52,13 +54,21 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
                 memory_fits(cluster, "node-agent").get("reason") == "MemoryLimitTooLow"
                 and memory_fits(cluster, "node-agent")
             ),
+            timeout=30,
             what="MemoryFits False",
         )
         assert (low["status"], low["message"]) == ("False", TOO_LOW.removeprefix("Warning: "))
         assert cluster.condition("node-agent", "ConfigValid")["status"] == "True"
-        warned = [e for e in cluster.events("node-agent") if e["reason"] == "MemoryLimitTooLow"]
-        assert [e["type"] for e in warned] == ["Warning"]
-        assert warned[0]["message"] == f"MemoryFits is False: {low['message']}"
+        # The Event follows the status write (a reconcile that read the older status may post it again, as
+        # it would any transition).
+        warned = cluster.wait_for(
+            lambda: [e for e in cluster.events("node-agent") if e["reason"] == "MemoryLimitTooLow"],
+            timeout=30,
+            what="the Warning Event",
+        )
+        assert {(e["type"], e["message"]) for e in warned} == {
+            ("Warning", f"MemoryFits is False: {low['message']}")
+        }
 
         fixed = apply_yaml(cluster, node_agent, check=False)  # the example: 448Mi
         assert fixed.returncode == 0 and "Warning:" not in fixed.stderr, fixed.stderr
@@ -67,6 +77,7 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
                 memory_fits(cluster, "node-agent").get("status") == "True"
                 and memory_fits(cluster, "node-agent")
             ),
+            timeout=30,
             what="MemoryFits True",
         )
         assert fits["reason"] == "Fits"
@@ -95,7 +106,9 @@ def test_a_sidecar_pipeline_is_checked_against_its_injected_container(
     }
     with operator_running(config_for_tests(webhook=webhook_for_tests(tmp_path))):
         cluster.wait_for(
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""), what="webhook"
+            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
+            timeout=30,
+            what="webhook",
         )
         applied = apply_yaml(cluster, sidecar, check=False)
         assert applied.returncode == 0, applied.stderr
