@@ -36,7 +36,9 @@ def test_an_example_applied_with_kubectl_is_admitted_and_valid(
     config = config_for_tests(webhook=webhook_for_tests(tmp_path))
     with operator_running(config, args=("--standalone", "--all-namespaces")):
         cluster.wait_for(  # so the webhook reviews the apply
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""), what="webhook"
+            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
+            timeout=30,
+            what="webhook",
         )
         applied = cluster.kubectl("apply", "-f", str(EXAMPLES / name), check=False)
         assert applied.returncode == 0, applied.stderr
