@@ -158,8 +158,8 @@ def _verdict(results: dict[str, Any], count: int, rounds: int, seconds: float) -
         },
         "notes": [
             f"{count} distinct batches sent round and round for {seconds:g} s per run, {rounds} run(s) per "
-            f"codec (median by CPU), codecs alternating; auto re-measures every {EVALUATE_EVERY} during the run "
-            f"(its default: 60 s); default budget {BUDGET * 1000:g} ms/MiB.",
+            f"codec (median by CPU), codecs alternating; auto re-measures every {EVALUATE_EVERY} during the "
+            f"run (its default: 60 s); default budget {BUDGET * 1000:g} ms/MiB.",
             "CPU is this process's (the exporter's, worker threads included) over the whole run.",
         ],
     }
