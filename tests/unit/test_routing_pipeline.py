@@ -14,7 +14,7 @@ from otlp_agent.otlp import errors, wire
 from otlp_agent.pipeline.intake import Intake
 from otlp_agent.telemetry.metrics import AgentMetrics
 
-from tests.unit.test_wire import request, serialize
+from tests.support.placed_requests import request, serialize
 
 EXPORTERS = [{"name": name, "debug": {}} for name in ("a", "b", "shared")]
 TEAM_A = {"attribute": "k8s.namespace.name", "equals": "team-a"}
