@@ -15,9 +15,9 @@ import pytest
 import yaml
 from otlp_agent.api import loader
 
-from tests.integration.test_agent_backpressure import post, request_bytes
 from tests.support.agent_runner import RunningAgent, pipeline_manifest, pipeline_running
 from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.trace_requests import post, request_bytes
 from tests.support.waiting import eventually
 
 FAST_RETRY = {"initialInterval": "10ms", "maxInterval": "50ms", "maxElapsed": "0s"}
