@@ -4,8 +4,8 @@ and the check that it arrived intact: what the forwarding tests share.
 * `exporter_to(backend, protocol, compression)` — an agent exporter aimed at the backend (header x-tenant).
 * `send_all_signals(transport, endpoint)` — 40 spans, 3 metric points and 25 log records exported with the
   SDK's exporters over "grpc" or "http", every export answered SUCCESS; returns what was sent.
-* `assert_spans_intact(backend, spans)` — every span arrived exactly once, with its name, attributes and
-  `RESOURCE`, the resource every sent item carries.
+* `assert_spans_intact(backend, spans)` — every span arrived exactly once, with its name, its `index`
+  attribute and `RESOURCE`, the resource every sent item carries.
 """
 
 from __future__ import annotations
