@@ -29,8 +29,6 @@ from tests.support.otlp_backend import sdk_samples
 from tests.support.trace_requests import post, request_bytes
 from tests.support.waiting import eventually
 
-TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
 
 async def test_the_sdk_exporter_waits_as_long_as_the_agent_says_and_then_delivers(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch

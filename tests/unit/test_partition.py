@@ -41,10 +41,6 @@ def placed(message: Any) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def owner_of(ring: Ring) -> partition.Owner:
-    return ring.owner
-
-
 def test_spans_go_to_the_owner_of_their_trace_in_their_own_resource_and_scope() -> None:
     ids = [os.urandom(16) for _ in range(40)]
     rng = random.Random(7)
