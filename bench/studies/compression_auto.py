@@ -59,7 +59,9 @@ def binary_batches(count: int) -> list[tuple[bytes, int]]:
     return batches
 
 
-async def export_all(port: int, codec: str, batches: list[tuple[bytes, int]], seconds: float) -> dict[str, float]:
+async def export_all(
+    port: int, codec: str, batches: list[tuple[bytes, int]], seconds: float
+) -> dict[str, float]:
     """Send `batches` round and round for `seconds` of wall time (at least once each) with `codec`."""
     exporter = spec.Exporter.model_validate(
         {
@@ -155,9 +157,9 @@ def _verdict(results: dict[str, Any], count: int, rounds: int, seconds: float) -
             "target": "compression auto within 10% of the best fixed codec's CPU and bytes, on both shapes",
         },
         "notes": [
-            f"{count} distinct batches sent round and round for {seconds:g} s per run, {rounds} run(s) per codec "
-            f"(median by CPU), codecs alternating; auto re-measures every {EVALUATE_EVERY} during the run "
-            f"(its default: 60 s); default budget {BUDGET * 1000:g} ms/MiB.",
+            f"{count} distinct batches sent round and round for {seconds:g} s per run, {rounds} run(s) per "
+            f"codec (median by CPU), codecs alternating; auto re-measures every {EVALUATE_EVERY} during the "
+            f"run (its default: 60 s); default budget {BUDGET * 1000:g} ms/MiB.",
             "CPU is this process's (the exporter's, worker threads included) over the whole run.",
         ],
     }
