@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tests.e2e.test_injection import create, pipeline, pod, published
+from tests.support.injection_objects import create, pipeline, pod, published
 from tests.support.operator_harness import (
     NAMESPACE,
     Cluster,
