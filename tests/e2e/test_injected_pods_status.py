@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pathlib
 
-from tests.e2e.test_injection import create, pipeline, pod, published
+from tests.support.injection_objects import create, pipeline, pod, published
 from tests.support.operator_harness import (
     IMAGE,
     NAMESPACE,

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from tests.e2e.test_injection import create, pipeline, pod, published
+from tests.support.injection_objects import INJECT, create, pipeline, pod, published
 from tests.support.operator_harness import (
     NAMESPACE,
     Cluster,
@@ -26,7 +26,6 @@ from tests.support.operator_harness import (
     webhook_for_tests,
 )
 
-INJECT = "telemetry.otlp-operator.io/inject"
 NAMESPACES_LIST = r"^/api/v1/namespaces$"
 
 

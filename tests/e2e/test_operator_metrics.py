@@ -15,8 +15,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_injection import create, pipeline, pod, published
 from tests.support import metrics_docs
+from tests.support.injection_objects import create, pipeline, pod, published
 from tests.support.operator_harness import (
     Cluster,
     RunningOperator,

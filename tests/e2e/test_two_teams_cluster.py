@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.support.chart_install import CHART, NAMESPACE, RELEASE, VALUES, Installed
+from tests.support.injection_objects import INJECT
 from tests.support.otlp_backend import Fault, OtlpBackend, sdk_samples
 
 EXAMPLE = CHART.parents[1] / "examples" / "two-teams.yaml"
@@ -31,7 +32,6 @@ NAMESPACES = ("observability", *TEAMS)
 BACKENDS = {"team-a": "otlp.team-a.example.com", "team-b": "otlp.team-b.example.com"}
 PLATFORM = "otlp.platform.example.com"
 SPANS, LOGS = 30, 12
-INJECT = "telemetry.otlp-operator.io/inject"
 
 
 def documents() -> list[dict[str, Any]]:

@@ -10,25 +10,12 @@ import grpc
 import grpc.aio
 import pytest
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.exporter.result import ExportResult
 
-from tests.support.agent_runner import RunningAgent, agent_running
+from tests.support.agent_runner import agent_running
 from tests.support.gated_transport import GatedTransport
+from tests.support.trace_requests import TRACE_METHOD, post, request_bytes
 from tests.support.waiting import eventually
-
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-def request_bytes(spans: int, payload: int = 0, tag: int = 1) -> bytes:
-    """`tag` goes into the trace id: requests with different tags are different data."""
-    request = trace_service_pb2.ExportTraceServiceRequest()
-    scope = request.resource_spans.add().scope_spans.add()
-    for index in range(spans):
-        span = scope.spans.add(name="s", trace_id=bytes([tag]) * 16, span_id=(index + 1).to_bytes(8, "big"))
-        if payload:
-            span.attributes.add(key="blob").value.string_value = "x" * payload
-    return bytes(request.SerializeToString())
 
 
 def gated_spec(queue: dict[str, Any] | None = None, limiter: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -40,11 +27,6 @@ def gated_spec(queue: dict[str, Any] | None = None, limiter: dict[str, Any] | No
     if limiter:  # a largest request, compressed, must fit twice in the (tiny) memory limit
         spec["receivers"] = {"otlp": {"grpc": {"maxMessageSize": "512Ki"}, "http": {"maxBodySize": "512Ki"}}}
     return spec
-
-
-async def post(agent: RunningAgent, body: bytes) -> tuple[int, Any]:
-    answer = await agent.post_traces(body)
-    return answer.status, answer.headers
 
 
 async def test_over_the_memory_limit_http_clients_get_503_with_retry_after() -> None:

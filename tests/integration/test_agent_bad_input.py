@@ -15,24 +15,13 @@ import orjson
 import pytest
 import zstandard
 from google.rpc import status_pb2
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend, sdk_samples
+from tests.support.raw_http import post
+from tests.support.trace_requests import TRACE_METHOD, valid_request
 
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 LIMIT = 64 * 1024
-
-
-def valid_request(spans: int = 3) -> bytes:
-    request = trace_service_pb2.ExportTraceServiceRequest()
-    scope = request.resource_spans.add().scope_spans.add()
-    for index in range(spans):
-        span = scope.spans.add(
-            name=f"ok-{index}", trace_id=bytes(range(1, 17)), span_id=(index + 1).to_bytes(8, "big")
-        )
-        span.attributes.add(key="k").value.string_value = "v"
-    return bytes(request.SerializeToString())
 
 
 def spec_for(backend: OtlpBackend) -> dict[str, Any]:
@@ -41,18 +30,6 @@ def spec_for(backend: OtlpBackend) -> dict[str, Any]:
         "processors": {"batch": {"timeout": "10ms"}},
         "exporters": [{"name": "backend", "endpoint": backend.http_endpoint, "protocol": "http/protobuf"}],
     }
-
-
-async def post(
-    agent: RunningAgent, body: bytes, content_type: str = "application/x-protobuf", **headers: str
-) -> tuple[int, bytes, Any]:
-    async with (
-        aiohttp.ClientSession(auto_decompress=False) as session,
-        session.post(
-            f"{agent.http_endpoint}/v1/traces", data=body, headers={"Content-Type": content_type, **headers}
-        ) as response,
-    ):
-        return response.status, await response.read(), response.headers
 
 
 async def grpc_export(

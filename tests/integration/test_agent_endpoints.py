@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.integration.test_agent_forwarding import exporter_to, send_all_signals
 from tests.support.agent_runner import agent_running
 from tests.support.otlp_backend import OtlpBackend
+from tests.support.sdk_forwarding import exporter_to, send_all_signals
 from tests.support.waiting import eventually
 
 

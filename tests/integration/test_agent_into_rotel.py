@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 
 from bench.systems import rotel_binary
-from tests.integration.test_agent_forwarding import RESOURCE, assert_spans_intact, send_all_signals
 from tests.support import network
 from tests.support.agent_runner import agent_running
 from tests.support.otlp_backend import OtlpBackend
+from tests.support.sdk_forwarding import RESOURCE, assert_spans_intact, send_all_signals
 from tests.support.waiting import eventually
 
 #: rotel binds port 0 and cannot say which port it got (its log names only the configured endpoint); it also

@@ -11,11 +11,11 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.test_agent_forwarding import RESOURCE, exporter_to, send_all_signals
 from tests.support import metrics_docs
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend, sdk_samples
 from tests.support.otlp_backend.faults import Fault
+from tests.support.sdk_forwarding import RESOURCE, exporter_to, send_all_signals
 from tests.support.waiting import eventually
 
 PREFIXES = ("otelcol_", "otlp_agent_", "process_")

@@ -23,13 +23,11 @@ from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.transport import grpc_transport
 from otlp_agent.pipeline import intake
 
-from tests.integration.test_agent_backpressure import post, request_bytes
 from tests.support.agent_runner import agent_running
 from tests.support.gated_transport import GatedTransport
 from tests.support.otlp_backend import sdk_samples
+from tests.support.trace_requests import post, request_bytes
 from tests.support.waiting import eventually
-
-TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 async def test_the_sdk_exporter_waits_as_long_as_the_agent_says_and_then_delivers(

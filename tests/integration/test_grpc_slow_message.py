@@ -15,8 +15,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend
+from tests.support.trace_requests import TRACE_METHOD
 
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 READ_TIMEOUT = 0.5
 STALLED_CALLS = 20
 #: The client's deadline: far beyond readTimeout plus the agent's deadline tick, only to catch a hang.

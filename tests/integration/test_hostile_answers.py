@@ -15,9 +15,10 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from tests.integration.test_agent_bad_input import TRACE_METHOD, post, valid_request
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend
+from tests.support.raw_http import post
+from tests.support.trace_requests import TRACE_METHOD, valid_request
 
 
 def spec_for(backend: OtlpBackend, **receiver: Any) -> dict[str, Any]:

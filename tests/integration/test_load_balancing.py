@@ -12,9 +12,9 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from tests.integration.test_agent_backpressure import post
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.trace_requests import post
 from tests.support.waiting import eventually
 
 TRACES = 60

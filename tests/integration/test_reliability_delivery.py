@@ -11,10 +11,10 @@ from typing import Any
 
 import aiohttp
 
-from tests.integration.test_agent_backpressure import post, request_bytes
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.network import RefusingPort
 from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.trace_requests import post, request_bytes
 from tests.support.waiting import eventually
 
 FAST_RETRY = {"initialInterval": "10ms", "maxInterval": "100ms", "maxElapsed": "0s"}

@@ -4,69 +4,17 @@ when its own settings change, and an invalid file is rejected while the old conf
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import pathlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-import yaml
-from otlp_agent.api import loader
 
-from tests.integration.test_agent_backpressure import post, request_bytes
-from tests.support.agent_runner import RunningAgent, pipeline_manifest, pipeline_running
+from tests.support.agent_runner import RunningAgent
+from tests.support.config_reload import ConfigFile, exporter, manifest, reloading_agent
 from tests.support.otlp_backend import Fault, OtlpBackend
+from tests.support.trace_requests import post, request_bytes
 from tests.support.waiting import eventually
-
-FAST_RETRY = {"initialInterval": "10ms", "maxInterval": "50ms", "maxElapsed": "0s"}
-
-
-class ConfigFile:
-    """The agent's config, written the way a ConfigMap volume updates it: a new file, a symlink swap."""
-
-    def __init__(self, folder: pathlib.Path, manifest: dict[str, Any]) -> None:
-        self.folder = folder
-        self.link = folder / "pipeline.yaml"
-        self.version = 0
-        self.write(manifest)
-
-    def write(self, manifest: dict[str, Any] | str) -> None:
-        self.version += 1
-        target = self.folder / f"..data-{self.version}"
-        target.write_text(manifest if isinstance(manifest, str) else yaml.safe_dump(manifest))
-        swap = self.folder / "pipeline.yaml.new"
-        swap.symlink_to(target.name)
-        swap.replace(self.link)
-
-
-def exporter(endpoint: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "name": "backend",
-        "endpoint": endpoint,
-        "protocol": "http/protobuf",
-        "retry": FAST_RETRY,
-        **fields,
-    }
-
-
-def manifest(*exporters: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    return pipeline_manifest(
-        {
-            "processors": {"batch": {"timeout": "10ms", "maxItems": 10}},
-            "exporters": list(exporters),
-            "lifecycle": {"shutdownGracePeriod": "100ms"},
-            **spec,
-        }
-    )
-
-
-@contextlib.asynccontextmanager
-async def reloading_agent(file: ConfigFile, **args: Any) -> AsyncIterator[RunningAgent]:
-    pipeline = loader.load_file(file.link)
-    async with pipeline_running(pipeline, config_path=file.link, reload_interval=0.01, **args) as agent:
-        yield agent
 
 
 def reloads(agent: RunningAgent, outcome: str) -> float:

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from otlp_agent.telemetry import logs
 
-from tests.integration.test_agent_backpressure import post, request_bytes
-from tests.integration.test_reliability_reload import ConfigFile, exporter, manifest, reloading_agent
 from tests.support.agent_runner import RunningAgent
+from tests.support.config_reload import ConfigFile, exporter, manifest, reloading_agent
 from tests.support.otlp_backend import OtlpBackend
+from tests.support.trace_requests import post, request_bytes
 from tests.support.waiting import eventually, eventually_async
 
 

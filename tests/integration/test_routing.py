@@ -14,8 +14,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import OtlpBackend, sdk_samples
-
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+from tests.support.trace_requests import TRACE_METHOD
 
 
 def team(name: str) -> dict[str, str]:

@@ -19,9 +19,9 @@ from otlp_agent.telemetry import logs
 from tests.support.agent_runner import RunningAgent, agent_running
 from tests.support.otlp_backend import Fault, OtlpBackend
 from tests.support.secret_files import SecretFiles
+from tests.support.trace_requests import TRACE_METHOD
 from tests.support.waiting import eventually, eventually_async
 
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 TOKEN = "tok-3f9a1c-never-log-me"
 API_KEY = "key-77d0e2-never-log-me"
 

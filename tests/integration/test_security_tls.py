@@ -19,9 +19,8 @@ from otlp_agent.security import secret_files as secret_reading
 from tests.support.agent_runner import RunningAgent, agent_running, loopback_agent, pipeline_manifest
 from tests.support.otlp_backend import OtlpBackend
 from tests.support.secret_files import SecretFiles, client_context, der
+from tests.support.trace_requests import TRACE_METHOD
 from tests.support.waiting import eventually_async
-
-TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def server_cert(ca: trustme.CA) -> trustme.LeafCert:

@@ -1,4 +1,5 @@
-"""What the spec rules say about an invalid pipeline spec, in the forms the spec tests compare."""
+"""The spec tests' common ground: the exporter they build specs around (`GRPC`, `with_exporter`), and what
+the spec rules say about an invalid pipeline spec, in the forms they compare (`all_problems`, `problems`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ from typing import Any
 import pytest
 from otlp_agent.api import rules
 from otlp_agent.api.problems import SpecError
+
+GRPC = {"name": "backend", "endpoint": "collector:4317"}
+
+
+def with_exporter(**fields: Any) -> dict[str, Any]:
+    return {"exporters": [{**GRPC, **fields}]}
 
 
 def all_problems(body: dict[str, Any]) -> list[tuple[str, str]]:

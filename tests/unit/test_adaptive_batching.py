@@ -16,8 +16,8 @@ from otlp_agent.exporter.lane import ExporterLane
 from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.telemetry.metrics import AgentMetrics
 
+from tests.support import placed_requests as samples
 from tests.support.gated_transport import GatedTransport
-from tests.unit import test_wire as samples
 
 pytestmark = pytest.mark.looptime
 

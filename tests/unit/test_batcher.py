@@ -13,7 +13,7 @@ from otlp_agent.exporter import batcher
 from otlp_agent.exporter.memory import MemoryLimiter
 from otlp_agent.otlp import wire
 
-from tests.unit import test_wire as samples
+from tests.support import placed_requests as samples
 
 pytestmark = pytest.mark.looptime
 

@@ -12,8 +12,7 @@ from otlp_operator.edge import injection_handlers, injection_state, settings
 from otlp_operator.injection import catalog
 
 from tests.support.injection_inputs import bare_pod, target
-
-INJECT = "telemetry.otlp-operator.io/inject"
+from tests.support.injection_objects import INJECT
 
 
 class Broken(catalog.Catalog):

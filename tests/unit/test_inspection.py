@@ -12,7 +12,7 @@ import pytest
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import inspection, wire
 
-from tests.unit import test_wire as samples
+from tests.support import placed_requests as samples
 
 PIECE = inspection.PIECE_BYTES
 ALL = list(Signal)

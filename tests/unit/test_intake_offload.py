@@ -11,8 +11,8 @@ import pytest
 from otlp_agent.api.spec import Signal
 from otlp_agent.pipeline import enrich, intake, routing
 
-from tests.unit.test_routing_pipeline import TEAM_A, make, teams
-from tests.unit.test_wire import request, serialize
+from tests.support.placed_requests import request, serialize
+from tests.support.recording_intake import TEAM_A, make, teams
 
 ROUTES = {"routes": {"rules": [{"name": "team-a", "match": [TEAM_A], "exporters": ["a"]}], "default": ["b"]}}
 ENRICHED = {**ROUTES, "processors": {"k8sAttributes": {"clusterName": "prod"}}}

@@ -19,8 +19,8 @@ from otlp_agent.exporter.transport.loadbalancing import LoadBalancingTransport
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.support.fake_clock import FakeClock
+from tests.support.placed_requests import traces
 from tests.support.waiting import eventually_async
-from tests.unit.test_partition import traces
 
 DOWN = ExportResult.failure("connection refused", retryable=True)
 BAD = ExportResult.failure("HTTP 400: bad", retryable=False)

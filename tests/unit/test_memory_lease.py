@@ -18,9 +18,9 @@ from otlp_agent.exporter.lane import ExporterLane
 from otlp_agent.exporter.result import ExportResult
 from otlp_agent.telemetry.metrics import AgentMetrics
 
+from tests.support import placed_requests as samples
 from tests.support.gated_transport import GatedTransport
 from tests.support.waiting import eventually
-from tests.unit import test_wire as samples
 
 MiB = 1024 * 1024
 

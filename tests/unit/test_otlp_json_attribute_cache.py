@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import json_attributes, otlp_json
 
-from tests.unit.test_otlp_json_properties import reference
+from tests.support.otlp_json_reference import reference
 
 SCALAR_VALUES = ["1", 1, True, False, 0, 1.0, -0.0, 0.0, "NaN", "true", None, [1], "2" * 300]
 MEMBER_NAMES = ["stringValue", "intValue", "boolValue", "doubleValue", "string_value", "other"]

@@ -20,9 +20,10 @@ from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import otlp_json
 from otlp_agent.otlp.signals import SIGNALS
 
+from tests.support.otlp_json_reference import HEX_KEYS, reference, wire_bytes
+
 F = FieldDescriptor
 HEX_IDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
-HEX_KEYS = {"traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"}
 VALUE_MESSAGES = {"opentelemetry.proto.common.v1.ArrayValue", "opentelemetry.proto.common.v1.KeyValueList"}
 INT_RANGES = {
     F.TYPE_INT32: (-(2**31), 2**31 - 1), F.TYPE_SINT32: (-(2**31), 2**31 - 1),
@@ -102,33 +103,6 @@ def respelled(draw: Any, document: dict[str, Any], descriptor: Descriptor) -> di
     if absent and draw(st.integers(0, 4)) == 0:
         out[draw(st.sampled_from(absent))] = None  # null means unset, for any field
     return out
-
-
-def canonical(document: Any) -> Any:
-    """OTLP/JSON -> proto3 JSON: the one difference is hex ids (base64 in proto3 JSON)."""
-    if isinstance(document, list):
-        return [canonical(item) for item in document]
-    if not isinstance(document, dict):
-        return document
-    return {key: hex_to_base64(v) if key in HEX_KEYS else canonical(v) for key, v in document.items()}
-
-
-def hex_to_base64(value: Any) -> Any:
-    try:
-        return base64.b64encode(bytes.fromhex(value)).decode()
-    except (TypeError, ValueError):
-        return value  # not hex: json_format sees the same bad value
-
-
-def reference(signal: Signal, document: Any) -> bytes:
-    parsed = json_format.Parse(
-        json.dumps(canonical(document)), SIGNALS[signal].request_type(), ignore_unknown_fields=True
-    )
-    return wire_bytes(parsed)
-
-
-def wire_bytes(message: Any) -> bytes:
-    return bytes(message.SerializeToString(deterministic=True))
 
 
 def ours(signal: Signal, document: Any) -> otlp_json.Converted:

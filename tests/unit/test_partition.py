@@ -22,27 +22,13 @@ from otlp_agent.api.spec import Signal
 from otlp_agent.exporter.transport.hash_ring import Ring
 from otlp_agent.otlp import partition
 
-from tests.unit.test_wire import request
+from tests.support.placed_requests import request, traces
 
 ADDRESSES = [f"10.0.0.{n}:4317" for n in range(1, 4)]
 
 
 def kv(key: str, value: str) -> common_pb2.KeyValue:
     return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
-
-
-def traces(shape: list[list[list[bytes]]]) -> trace_service_pb2.ExportTraceServiceRequest:
-    """Resources r<i> with scopes s<i>.<j> whose spans carry the given trace ids, named by position."""
-    message = trace_service_pb2.ExportTraceServiceRequest()
-    for r, scopes in enumerate(shape):
-        resource = message.resource_spans.add(schema_url=f"https://r{r}")
-        resource.resource.attributes.append(kv("r", str(r)))
-        for s, trace_ids in enumerate(scopes):
-            scope = resource.scope_spans.add(schema_url=f"https://s{r}.{s}")
-            scope.scope.name = f"s{r}.{s}"
-            for n, trace_id in enumerate(trace_ids):
-                scope.spans.add(name=f"{r}.{s}.{n}", trace_id=trace_id, span_id=os.urandom(8))
-    return message
 
 
 def placed(message: Any) -> list[tuple[str, str, str, str]]:
@@ -53,10 +39,6 @@ def placed(message: Any) -> list[tuple[str, str, str, str]]:
         for scope in resource.scope_spans:
             found += [(attrs, resource.schema_url, scope.scope.name, span.name) for span in scope.spans]
     return found
-
-
-def owner_of(ring: Ring) -> partition.Owner:
-    return ring.owner
 
 
 def test_spans_go_to_the_owner_of_their_trace_in_their_own_resource_and_scope() -> None:

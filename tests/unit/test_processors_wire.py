@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
@@ -17,13 +17,9 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
-from otlp_agent.api import rules
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import wire
-from otlp_agent.pipeline.processors import chain
-from otlp_agent.telemetry.metrics import AgentMetrics
 
-from tests.support import processor_reference as reference
+from tests.support.processor_check import check
 
 KEYS = ("service.name", "k8s.namespace.name", "user.email", "card", "http.route", "n")
 TEXTS = ("payments", "shop", "ann@example.com", "4111 1111 1111 1111", "/a", "", "x@y.org 12")
@@ -248,47 +244,6 @@ def processors(draw: st.DrawFn) -> dict[str, Any]:
     if sampling:
         found["sampling"] = sampling
     return found
-
-
-def redactions(metrics: AgentMetrics) -> float:
-    return sum(
-        sample.value
-        for family in metrics.registry.collect()
-        if family.name == "otlp_agent_processor_redacted_values"
-        for sample in family.samples
-        if sample.name.endswith("_total")
-    )
-
-
-def filtered(metrics: AgentMetrics, signal: Signal) -> dict[str, int]:
-    return {
-        sample.labels["rule"]: int(sample.value)
-        for family in metrics.registry.collect()
-        if family.name == "otlp_agent_processor_filtered_items"
-        for sample in family.samples
-        if sample.name.endswith("_total") and sample.labels["signal"] == signal.value and sample.value
-    }
-
-
-def check(signal: Signal, data: bytes, config: dict[str, Any]) -> None:
-    try:
-        p = rules.validate_spec({"exporters": [{"name": "x", "debug": {}}], "processors": config}).processors
-    except ValueError:
-        assume(False)
-        return
-    metrics = AgentMetrics()
-    processors_chain = chain.build(p, metrics)
-    if processors_chain is None:  # nothing configured: the intake's fast path, tested elsewhere
-        assert not config or config.get("sampling", {}).get("ratio", 0) >= 1
-        return
-    items = wire.validate_and_count(signal, data)
-    out, count = processors_chain.apply(signal, data, items)
-    expected, dropped, per_rule, redacted = reference.process(signal, wire.parse(signal, data), p)
-    got = wire.parse(signal, out)
-    assert got == expected
-    assert count == items - dropped == wire.validate_and_count(signal, out)
-    assert filtered(metrics, signal) == per_rule
-    assert redactions(metrics) == redacted
 
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -24,7 +24,7 @@ from otlp_agent.pipeline.processors import chain, wire_actions, wire_proof
 from otlp_agent.telemetry.metrics import AgentMetrics
 
 from bench import payloads
-from tests.unit import test_processors_wire as reference_check
+from tests.support import processor_check as reference_check
 
 KEYS = ("user.email", "card", "k8s.namespace.name", "n")
 OTHER_KEYS = ("http.route", "x", "")

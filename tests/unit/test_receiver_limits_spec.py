@@ -10,7 +10,7 @@ from otlp_agent.api import rules, spec
 from otlp_agent.api.problems import SpecError
 from otlp_agent.api.spec.receivers import DEFAULT_MAX_ITEMS_PER_REQUEST
 
-from tests.unit.test_spec_rules import with_exporter
+from tests.support.spec_problems import with_exporter
 
 
 def problems(document: dict[str, Any]) -> dict[str, str]:

@@ -16,7 +16,7 @@ from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import wire
 from otlp_agent.pipeline import routing
 
-from tests.unit.test_wire import assert_rightly_placed, placed_items, request, serialize
+from tests.support.placed_requests import assert_rightly_placed, placed_items, request, serialize
 
 ALL = frozenset(Signal)
 

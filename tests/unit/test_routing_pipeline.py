@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from opentelemetry.proto.common.v1 import common_pb2
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.exporter.lane import Room
@@ -14,37 +13,7 @@ from otlp_agent.otlp import errors, wire
 from otlp_agent.pipeline.intake import Intake
 from otlp_agent.telemetry.metrics import AgentMetrics
 
-from tests.unit.test_wire import request, serialize
-
-EXPORTERS = [{"name": name, "debug": {}} for name in ("a", "b", "shared")]
-TEAM_A = {"attribute": "k8s.namespace.name", "equals": "team-a"}
-
-
-def make(body: dict[str, Any], environ: dict[str, str] | None = None) -> tuple[Intake, dict[str, list[Any]]]:
-    pipeline = Intake(
-        spec.OTLPPipelineSpec.model_validate({"exporters": EXPORTERS, **body}),
-        AgentMetrics(),
-        environ=environ,
-    )
-    handed: dict[str, list[Any]] = {e.name: [] for e in pipeline.exporters}
-    for exporter in pipeline.exporters:
-
-        async def accept(signal: Signal, data: bytes, items: int, name: str = exporter.name) -> list[Any]:
-            handed[name].append((signal, data, items))
-            return []
-
-        exporter.accept = accept  # type: ignore[method-assign]
-    return pipeline, handed
-
-
-def teams(*names: str | None) -> bytes:
-    message = request(Signal.traces, [[2] for _ in names])
-    for entry, name in zip(message.resource_spans, names, strict=True):
-        if name is not None:
-            entry.resource.attributes.append(
-                common_pb2.KeyValue(key="k8s.namespace.name", value=common_pb2.AnyValue(string_value=name))
-            )
-    return serialize(message)
+from tests.support.recording_intake import EXPORTERS, TEAM_A, make, teams
 
 
 async def test_without_routes_every_exporter_is_handed_the_very_bytes_object_received() -> None:

@@ -9,18 +9,13 @@ import pytest
 from otlp_agent.api import rules, spec
 from otlp_agent.api.problems import SpecError
 
-from tests.support.spec_problems import all_problems, problems
+from tests.support.spec_problems import GRPC, all_problems, problems, with_exporter
 
-GRPC = {"name": "backend", "endpoint": "collector:4317"}
 HTTP = {"name": "backend", "endpoint": "https://otlp.example.com", "protocol": "http/protobuf"}
 
 
 def paths(body: dict[str, Any]) -> set[str]:
     return {path for path, _ in all_problems(body)}
-
-
-def with_exporter(**fields: Any) -> dict[str, Any]:
-    return {"exporters": [{**GRPC, **fields}]}
 
 
 def test_a_minimal_spec_is_valid_and_filled_with_defaults() -> None:

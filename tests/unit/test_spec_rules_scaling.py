@@ -7,8 +7,7 @@ from typing import Any
 
 from otlp_agent.api import rules, spec
 
-from tests.support.spec_problems import all_problems, problems
-from tests.unit.test_spec_rules import GRPC
+from tests.support.spec_problems import GRPC, all_problems, problems
 
 
 def persistent(name: str, storage_class: str | None = None) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from typing import Any
 from otlp_operator import memory_fit
 from otlp_operator.reconcile import status
 
-T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
-ENDPOINTS = {"grpc": "gw-otlp.obs.svc:4317", "http": "http://gw-otlp.obs.svc:4318"}
+from tests.support.status_cases import ENDPOINTS, T0, T1, by_type
 
 
 def deployment(desired: int = 2, generation: int = 3, **state: Any) -> dict[str, Any]:
@@ -29,10 +28,6 @@ def rolled_out(replicas: int = 2, ready: int = 2) -> dict[str, Any]:
         readyReplicas=ready,
         availableReplicas=ready,
     )
-
-
-def by_type(found: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["type"]: c for c in found["conditions"]}
 
 
 def observe(**kwargs: Any) -> status.Observation:

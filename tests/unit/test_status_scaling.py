@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from otlp_operator.reconcile import config_rollout, config_status, status
 
-from tests.unit.test_status import ENDPOINTS, T0, T1, by_type
+from tests.support.status_cases import ENDPOINTS, T0, T1, by_type
 
 PUBLISHED = config_status.Rollout("abc1234567", "gw-config-0f0f0f0f0f", T0, T1)
 

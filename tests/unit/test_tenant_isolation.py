@@ -22,8 +22,8 @@ from otlp_agent.telemetry.metrics import AgentMetrics
 
 from tests.support.fake_clock import FakeClock
 from tests.support.gated_transport import GatedTransport
+from tests.support.placed_requests import request, serialize
 from tests.support.waiting import eventually
-from tests.unit.test_wire import request, serialize
 
 ROUTES = {
     "rules": [

@@ -1,111 +1,35 @@
 """Requests kept as bytes: counted and validated without per-item objects, and split at resource, scope and
 item boundaries so that no item is lost, duplicated or moved to another resource or scope.
 
-The `request` builder here is also used by the batcher and OTLP/JSON tests.
+The requests are built by tests/support/placed_requests.py, so every item's rightful place can be checked.
 """
 
 from __future__ import annotations
 
 import collections
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import hypothesis
 import pytest
 from hypothesis import strategies as st
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
-from opentelemetry.proto.trace.v1 import trace_pb2
 from otlp_agent.api.spec import Signal
 from otlp_agent.otlp import wire
 from otlp_agent.otlp.signals import SIGNALS
 
-Shape = Sequence[Sequence[int]]  # items per scope, per resource
-
-
-def attribute(key: str, value: str) -> common_pb2.KeyValue:
-    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
-
-
-def _gauge(name: str, points: int) -> metrics_pb2.Metric:
-    return metrics_pb2.Metric(
-        name=name,
-        gauge=metrics_pb2.Gauge(
-            data_points=[metrics_pb2.NumberDataPoint(as_double=i) for i in range(points)]
-        ),
-    )
-
-
-def item(signal: Signal, name: str, padding: int = 0) -> Any:
-    """One span, log record or single-point gauge, identified by `name` (plus optional bulk)."""
-    extra = [attribute("padding", "x" * padding)] if padding else []
-    if signal == Signal.traces:
-        return trace_pb2.Span(name=name, trace_id=bytes(range(16)), span_id=bytes(range(8)), attributes=extra)
-    if signal == Signal.logs:
-        return logs_pb2.LogRecord(body=common_pb2.AnyValue(string_value=name), attributes=extra)
-    metric = _gauge(name, 1)
-    metric.gauge.data_points[0].attributes.extend(extra)
-    return metric
-
-
-def item_name(signal: Signal, value: Any) -> str:
-    return str(value.body.string_value if signal == Signal.logs else value.name)
-
-
-def request(signal: Signal, shape: Shape, padding: int = 0) -> Any:
-    """A request whose resources carry attribute r=<index> and schema URL, scopes are named s<r>.<s>, and
-    items are named i<r>.<s>.<n>, so every item's rightful place can be checked after a split."""
-    message = SIGNALS[signal].request_type()
-    for r, scopes in enumerate(shape):
-        resource = getattr(message, _resources_field(signal)).add(schema_url=f"https://schema/{r}")
-        resource.resource.attributes.append(attribute("r", str(r)))
-        for s, count in enumerate(scopes):
-            scope = getattr(resource, _scopes_field(signal)).add(schema_url=f"https://scope-schema/{r}.{s}")
-            scope.scope.name = f"s{r}.{s}"
-            scope.scope.attributes.append(attribute("scope.r", str(r)))
-            getattr(scope, _items_field(signal)).extend(
-                item(signal, f"i{r}.{s}.{n}", padding) for n in range(count)
-            )
-    return message
-
-
-def _resources_field(signal: Signal) -> str:
-    return {
-        Signal.traces: "resource_spans",
-        Signal.metrics: "resource_metrics",
-        Signal.logs: "resource_logs",
-    }[signal]
-
-
-def _scopes_field(signal: Signal) -> str:
-    return {Signal.traces: "scope_spans", Signal.metrics: "scope_metrics", Signal.logs: "scope_logs"}[signal]
-
-
-def _items_field(signal: Signal) -> str:
-    return {Signal.traces: "spans", Signal.metrics: "metrics", Signal.logs: "log_records"}[signal]
-
-
-def placed_items(signal: Signal, message: Any) -> Iterator[tuple[str, str, str, str, str]]:
-    """(item name, resource attr r, resource schema URL, scope name, scope schema URL) for every item."""
-    for resource in getattr(message, _resources_field(signal)):
-        [r] = [kv.value.string_value for kv in resource.resource.attributes if kv.key == "r"]
-        for scope in getattr(resource, _scopes_field(signal)):
-            for value in getattr(scope, _items_field(signal)):
-                yield item_name(signal, value), r, resource.schema_url, scope.scope.name, scope.schema_url
-
-
-def assert_rightly_placed(signal: Signal, message: Any) -> None:
-    for name, r, resource_schema, scope_name, scope_schema in placed_items(signal, message):
-        rr, ss, _ = name[1:].split(".")
-        assert (r, resource_schema) == (rr, f"https://schema/{rr}"), name
-        assert (scope_name, scope_schema) == (f"s{rr}.{ss}", f"https://scope-schema/{rr}.{ss}"), name
-
-
-def serialize(message: Any) -> bytes:
-    return bytes(message.SerializeToString())
-
+from tests.support.placed_requests import (
+    assert_rightly_placed,
+    gauge,
+    item_name,
+    items_field,
+    placed_items,
+    request,
+    resources_field,
+    scopes_field,
+    serialize,
+)
 
 # --- validate_and_count ---------------------------------------------------------------------------------
 
@@ -197,7 +121,7 @@ def split_and_check(signal: Signal, message: Any, max_items: int, max_bytes: int
     original = collections.Counter(placed_items(signal, message))
     seen: collections.Counter[tuple[str, str, str, str, str]] = collections.Counter()
     overhead = max(
-        (len(serialize(_shell(signal, r))) for r in getattr(message, _resources_field(signal))), default=0
+        (len(serialize(_shell(signal, r))) for r in getattr(message, resources_field(signal))), default=0
     )
     biggest_item = max((len(serialize(v)) for v in _all_items(signal, message)), default=0)
     for part, count in parts:
@@ -217,15 +141,15 @@ def _shell(signal: Signal, resource: Any) -> Any:
     """The resource with its scopes but no items: what a part repeats around its items."""
     copy = type(resource)()
     copy.CopyFrom(resource)
-    for scope in getattr(copy, _scopes_field(signal)):
-        del getattr(scope, _items_field(signal))[:]
+    for scope in getattr(copy, scopes_field(signal)):
+        del getattr(scope, items_field(signal))[:]
     return copy
 
 
 def _all_items(signal: Signal, message: Any) -> Iterator[Any]:
-    for resource in getattr(message, _resources_field(signal)):
-        for scope in getattr(resource, _scopes_field(signal)):
-            yield from getattr(scope, _items_field(signal))
+    for resource in getattr(message, resources_field(signal)):
+        for scope in getattr(resource, scopes_field(signal)):
+            yield from getattr(scope, items_field(signal))
 
 
 @pytest.mark.parametrize("signal", list(Signal))
@@ -240,7 +164,7 @@ def test_split_between_resources_keeps_resources_whole(signal: Signal) -> None:
     parts = split_and_check(signal, message, max_items=6, max_bytes=1_000_000)
     assert [count for _, count in parts] == [6, 6]
     for part, _ in parts:
-        assert len(getattr(wire.parse(signal, part), _resources_field(signal))) == 2
+        assert len(getattr(wire.parse(signal, part), resources_field(signal))) == 2
 
 
 @pytest.mark.parametrize("signal", list(Signal))
@@ -249,8 +173,8 @@ def test_split_between_scopes_repeats_the_resource(signal: Signal) -> None:
     parts = split_and_check(signal, message, max_items=4, max_bytes=1_000_000)
     assert [count for _, count in parts] == [4, 4]
     for part, _ in parts:
-        [resource] = getattr(wire.parse(signal, part), _resources_field(signal))
-        assert len(getattr(resource, _scopes_field(signal))) == 2
+        [resource] = getattr(wire.parse(signal, part), resources_field(signal))
+        assert len(getattr(resource, scopes_field(signal))) == 2
 
 
 @pytest.mark.parametrize("signal", list(Signal))
@@ -278,7 +202,7 @@ def test_an_item_bigger_than_max_bytes_travels_alone(signal: Signal) -> None:
 
 
 def test_a_metric_is_never_cut_so_its_points_stay_together() -> None:
-    message = metrics_request([_gauge("big", 7), _gauge("small", 1), _gauge("other", 2)])
+    message = metrics_request([gauge("big", 7), gauge("small", 1), gauge("other", 2)])
     parts = wire.split(Signal.metrics, serialize(message), max_items=3, max_bytes=1_000_000)
     assert [count for _, count in parts] == [7, 3]
     assert [
