@@ -8,7 +8,8 @@ from typing import Any
 from otlp_operator import memory_fit
 from otlp_operator.reconcile import status
 
-T0, T1 = "2026-01-01T00:00:00Z", "2026-01-01T00:05:00Z"
+from tests.support.status_cases import T0, T1
+
 MiB = 2**20
 FIELD = "spec.resources.limits.memory"
 LOW = memory_fit.Fit(FIELD, "384Mi", 192 * MiB)
