@@ -49,6 +49,11 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
 - `replicas` and `autoscaling` only for mode `deployment`; `injection` only for mode `sidecar`;
 - `Content-Type`, `Content-Encoding` and similar headers are set by the exporter and cannot be overridden.
 
+The operator also warns, without refusing (an admission warning and the `MemoryFits` condition), when the
+agent container's memory limit (`injection.resources` in mode `sidecar`, `resources` otherwise) is below
+`processors.memoryLimiter.limit` + 256Mi: the agent can then be OOM-killed before its limiter refuses data
+([agent.md](agent.md#memory)).
+
 | field | type | default | description |
 |---|---|---|---|
 """

@@ -214,3 +214,21 @@ async def test_object_and_namespace_selectors_limit_which_requests_are_reviewed(
     await kube.create(configmap("skipped", "watched", skip="1"))
     await kube.create(configmap("reviewed", "watched"))
     assert [r["request"]["name"] for r in webhook.reviews] == ["reviewed"]
+
+
+async def test_webhook_warnings_reach_the_client_as_warning_headers_and_the_object_is_stored(
+    kube: KubeEmulator, webhook: WebhookServer
+) -> None:
+    # As the API server does: each of response.warnings becomes one `Warning: 299 - "<text>"` header, the
+    # text quoted (backslash and double quote escaped); an allowed request is stored all the same.
+    warnings = ["the limit is low", 'a "quoted" path\\name']
+    webhook.answer = lambda request: {"allowed": True, "warnings": warnings}
+    await kube.create(configuration("Validating", webhook.url, webhook.ca))
+    async with (
+        aiohttp.ClientSession(base_url=kube.url) as http,
+        http.post("/api/v1/namespaces/default/configmaps", json=configmap("cm")) as rsp,
+    ):
+        status, headers = rsp.status, rsp.headers.getall("Warning", [])
+    assert status == 201
+    assert headers == ['299 - "the limit is low"', '299 - "a \\"quoted\\" path\\\\name"']
+    assert kube.get("configmaps", "cm", "default") is not None

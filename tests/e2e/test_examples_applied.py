@@ -1,7 +1,8 @@
 """Every example, applied with kubectl the way the docs tell users to: the API server stores it with the
 CRD's defaults filled in, the validating webhook admits that stored form, and the operator reconciles each
 pipeline to a valid configuration (ConfigValid True; a reference may wait for its target, never for a
-spec problem)."""
+spec problem). No example draws a warning from the API server or the webhook (kubectl prints them as
+`Warning: ...`), such as a container too small for its memory limiter (`MemoryFits`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import yaml
 
 from tests.support.operator_harness import (
     EXAMPLES,
+    WEBHOOK_CONFIG,
     Cluster,
     apply_yaml,
     config_for_tests,
@@ -33,8 +35,14 @@ def test_an_example_applied_with_kubectl_is_admitted_and_valid(
         apply_yaml(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     config = config_for_tests(webhook=webhook_for_tests(tmp_path))
     with operator_running(config, args=("--standalone", "--all-namespaces")):
+        cluster.wait_for(  # so the webhook reviews the apply
+            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
+            timeout=30,
+            what="webhook",
+        )
         applied = cluster.kubectl("apply", "-f", str(EXAMPLES / name), check=False)
         assert applied.returncode == 0, applied.stderr
+        assert "Warning:" not in applied.stderr, applied.stderr
         for pipeline in pipelines:
             name_, namespace = pipeline["metadata"]["name"], pipeline["metadata"].get("namespace", "default")
 
@@ -45,3 +53,6 @@ def test_an_example_applied_with_kubectl_is_admitted_and_valid(
 
             verdict = cluster.wait_for(config_valid, timeout=30, what=f"{namespace}/{name_} reconciled")
             assert verdict["status"] == "True", (f"{namespace}/{name_}", verdict)
+            stored = cluster.get("otlppipelines", name_, namespace) or {}
+            memory = [c for c in stored["status"]["conditions"] if c["type"] == "MemoryFits"]
+            assert [(c["status"], c["reason"]) for c in memory] == [("True", "Fits")], (name_, memory)

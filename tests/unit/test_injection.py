@@ -80,7 +80,7 @@ def test_the_agent_gets_the_injection_resources_of_the_spec() -> None:
     injected = inject(deployment_pod(), target=pipeline(injection=custom))
     assert agent_of(injected)["resources"] == custom["resources"]
     defaults = agent_of(inject(deployment_pod()))["resources"]
-    assert defaults == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    assert defaults == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}}
 
 
 def test_the_agent_has_probes_and_a_restricted_security_context_and_its_image() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from otlp_operator import memory_fit
 from otlp_operator.reconcile import status
 
 from tests.support.status_cases import ENDPOINTS, T0, T1, by_type
@@ -31,6 +32,7 @@ def rolled_out(replicas: int = 2, ready: int = 2) -> dict[str, Any]:
 
 def observe(**kwargs: Any) -> status.Observation:
     base: dict[str, Any] = {"generation": 3, "config_hash": "abc", "endpoints": ENDPOINTS, "selector": "a=b"}
+    base["memory"] = memory_fit.Fit("spec.resources.limits.memory", "512Mi", 256 * 2**20)
     return status.Observation(**{**base, **kwargs})
 
 
@@ -45,6 +47,7 @@ def test_a_fully_rolled_out_gateway_is_ready_and_reports_counts_endpoints_and_ha
         "Degraded": ("False", "AsExpected"),
         "ReferencesResolved": ("True", "NoReferences"),
         "ConfigApplied": ("False", "NotPublished"),
+        "MemoryFits": ("True", "Fits"),
     }
     assert conditions["Ready"]["message"] == "2/2 agents ready"
     assert (found["replicas"], found["readyReplicas"], found["observedGeneration"]) == (2, 2, 3)

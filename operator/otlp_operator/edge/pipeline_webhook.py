@@ -8,6 +8,10 @@ A denial lists every problem with its field path, so `kubectl apply` prints all 
 
 The answer code is 422 (Invalid), like the API server's own schema errors. The status subresource is
 not reviewed (the operator's own status writes never wait on its webhook).
+
+A valid pipeline whose agent container's memory limit leaves less than 256Mi above its memory limiter
+(`memory_fit`) is admitted with a warning, which kubectl prints as `Warning: ...`: a warning, not a
+denial, so objects stored before the check existed keep being accepted.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from typing import Any
 
 import kopf
 from otlp_agent.api import spec
+from otlp_agent.api.problems import SpecError
 
-from otlp_operator import validation
+from otlp_operator import memory_fit, validation
 
 WEBHOOK_ID = "validate"
 
@@ -33,7 +38,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
         operations=["CREATE", "UPDATE"],
         registry=registry,
     )
-    def validate(body: kopf.Body, **_: Any) -> None:
-        found = validation.problems(body)
-        if found:
-            raise kopf.AdmissionError(validation.rejection(body, found), code=422)
+    def validate(body: kopf.Body, warnings: list[str], **_: Any) -> None:
+        try:
+            pipeline = validation.parse(body)
+        except SpecError as exc:
+            found = [str(problem) for problem in exc.problems]
+            raise kopf.AdmissionError(validation.rejection(body, found), code=422) from None
+        warnings.extend(memory_fit.warnings(pipeline))

@@ -36,7 +36,7 @@ from typing import Any
 from otlp_agent.api import spec
 from otlp_agent.api.problems import SpecError
 
-from otlp_operator import manifests, naming, validation
+from otlp_operator import manifests, memory_fit, naming, validation
 from otlp_operator import metrics as operator_metrics
 from otlp_operator.reconcile import (
     apply,
@@ -162,7 +162,9 @@ async def _reconcile(ctx: Context, obj: dict[str, Any], key: naming.PipelineKey)
             failures = tuple(status.ReferenceFailure(f.reason, str(f)) for f in resolution.failures)
             # A sidecar pipeline has no workload: its status speaks of the published config (if any).
             sidecar = pipeline.spec.mode == spec.Mode.sidecar
-            held = status.Observation(generation, sidecar=sidecar, reference_failures=failures)
+            held = status.Observation(
+                generation, sidecar=sidecar, reference_failures=failures, memory=memory_fit.check(pipeline)
+            )
             obs = await _held(ctx, obj, selector, held)
         else:
             obs, changes, error = await _apply(ctx, obj, resolution, key, selector)
@@ -252,6 +254,7 @@ async def _apply(
         selector=",".join(f"{k}={v}" for k, v in naming.selector_labels(pipeline).items()),
         references=[r.status() for r in resolution.references],
         agent_version=naming.version_label(pipeline.spec.image or ctx.agent_image),
+        memory=memory_fit.check(pipeline),
     )
     applied = apply.Applied()
     ctx.index.remember(key, desired)

@@ -21,6 +21,10 @@ Conditions (each with `status`, `reason`, `message`, `lastTransitionTime`, `obse
   applied: the agents keep their last good config (when there is one: the Degraded message says which
   hash, or that nothing was ever deployed). While the spec is invalid it keeps its previous value
   (`InvalidSpec` if none).
+- MemoryFits: the agent container's memory limit leaves at least 256Mi above `memoryLimiter.limit`
+  (`memory_fit`; the webhook warns about the same). `Fits`, `NoMemoryLimit` / `MemoryLimitTooLow`. Computed
+  from a valid spec, whether or not it could be applied; while the spec is invalid it keeps its previous
+  value (`InvalidSpec` if none).
 
 `lastTransitionTime` changes only when a condition's status changes. A `Transition` is reported when a
 condition's status or reason changes; the caller posts each as a Kubernetes Event.
@@ -36,9 +40,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from otlp_operator import memory_fit
 from otlp_operator.reconcile import config_status
 
-CONDITION_TYPES = ("ConfigValid", "Ready", "Progressing", "Degraded", "ReferencesResolved", "ConfigApplied")
+CONDITION_TYPES = (
+    "ConfigValid",
+    "Ready",
+    "Progressing",
+    "Degraded",
+    "ReferencesResolved",
+    "ConfigApplied",
+    "MemoryFits",
+)
 #: Status fields another part of the operator writes (`sidecar_restarts`: stale-sidecar restarts);
 #: reconcile's status replacement leaves them as they are.
 WRITTEN_ELSEWHERE = ("rollouts",)
@@ -79,6 +92,8 @@ class Observation:
     injected: dict[str, Any] | None = None
     #: The published config and which agents run it (None: nothing applied now; keep the previous).
     rollout: config_status.Rollout | None = None
+    #: The agent container's memory limit against the limiter (None: the spec is invalid; keep the previous).
+    memory: memory_fit.Fit | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +194,7 @@ def conditions(obs: Observation) -> list[Condition]:
         _degraded(obs, state),
         _references(obs),
         _config_applied(obs),
+        _memory_fits(obs),
     ]
 
 
@@ -186,6 +202,12 @@ def _config_applied(obs: Observation) -> Condition:
     if obs.rollout is None:
         return Condition("ConfigApplied", False, "NotPublished", "no config is published")
     return Condition("ConfigApplied", *config_status.condition(obs.rollout))
+
+
+def _memory_fits(obs: Observation) -> Condition:
+    if obs.memory is None:
+        return Condition("MemoryFits", False, "InvalidSpec", "the spec is invalid; nothing was checked")
+    return Condition("MemoryFits", obs.memory.fits, obs.memory.reason, obs.memory.message)
 
 
 def _references(obs: Observation) -> Condition:
@@ -271,6 +293,8 @@ def compute(obs: Observation, previous: dict[str, Any], now: str) -> tuple[dict[
             condition = _unchanged(condition.type, before)  # the running agents' references still hold
         if condition.type == "ConfigApplied" and obs.rollout is None and before:
             condition = _unchanged(condition.type, before)  # nothing was applied: the agents did not change
+        if condition.type == "MemoryFits" and obs.memory is None and before:
+            condition = _unchanged(condition.type, before)  # an invalid spec says nothing about memory
         status_text = "True" if condition.status else "False"
         changed = before.get("status") != status_text
         new_conditions.append(
@@ -295,9 +319,12 @@ def _unchanged(kind: str, before: dict[str, Any]) -> Condition:
 
 
 def _worse(condition: Condition, before: str | None) -> bool:
-    """Warn when things break: invalid spec, degraded, or ready agents that are no longer ready."""
+    """Warn when things break: invalid spec, degraded, ready agents that are no longer ready, or a container
+    that can be OOM-killed before its limiter refuses data."""
     if condition.type == "Degraded":
         return condition.status
+    if condition.type == "MemoryFits":
+        return condition.reason == memory_fit.TOO_LOW
     if condition.type == "ConfigValid":
         return not condition.status
     return condition.type == "Ready" and not condition.status and before == "True"

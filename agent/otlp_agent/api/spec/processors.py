@@ -90,7 +90,8 @@ class MemoryLimiter(SpecModel):
         default=256 * MiB,
         ge=MiB,
         le=64 * 1024 * MiB,
-        description="Hard limit on bytes held. Keep it well under the container's memory limit.",
+        description="Hard limit on bytes held. The agent's container needs 256Mi of memory beyond it "
+        "(the operator warns when its memory limit leaves less).",
     )
     spike_limit: ByteSize = Field(
         default=64 * MiB,

@@ -11,7 +11,10 @@ from otlp_agent.api.spec.common import SpecModel
 class Condition(SpecModel):
     """A status condition, as in every Kubernetes API."""
 
-    type: str = Field(description="Ready, ConfigValid, Progressing or Degraded.")
+    type: str = Field(
+        description="ConfigValid, Ready, Progressing, Degraded, ReferencesResolved, ConfigApplied or "
+        "MemoryFits."
+    )
     status: str = Field(pattern=r"^(True|False|Unknown)$", description="True, False or Unknown.")
     reason: str = Field(default="", description="CamelCase reason.")
     message: str = Field(default="", description="Human-readable detail.")

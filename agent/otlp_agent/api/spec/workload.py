@@ -163,9 +163,10 @@ class Injection(SpecModel):
     allowed: InjectionTarget = Field(default_factory=InjectionTarget, description="Who may inject it.")
     resources: Resources = Field(
         default=Resources(
-            requests=ResourceList(cpu="50m", memory="64Mi"), limits=ResourceList(memory="256Mi")
+            requests=ResourceList(cpu="50m", memory="64Mi"), limits=ResourceList(memory="512Mi")
         ),
-        description="Resources of the injected container (default: requests 50m CPU and 64Mi, limit 256Mi).",
+        description="Resources of the injected container (default: requests 50m CPU and 64Mi, limit 512Mi: "
+        "the default memoryLimiter.limit of 256Mi plus 256Mi of agent overhead).",
         json_schema_extra=PRESENCE_MATTERS,
     )
     rollout_on_change: bool = Field(
