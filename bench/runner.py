@@ -41,8 +41,8 @@ def ingress_port(scenario: Scenario, ports: systems.Ports) -> int:
     return ports.grpc if scenario.ingress == "grpc" else ports.http
 
 
-def load_config(scenario: Scenario, profile: Profile, bodies: tuple[bytes, ...]) -> Any:
-    """The load, its port to be given when it starts (`LoadGenerator.go`)."""
+def load_config(scenario: Scenario, profile: Profile, bodies: tuple[bytes, ...], host: str) -> Any:
+    """The load, sent to `host`; its port is given when it starts (`LoadGenerator.go`)."""
     rate = None
     concurrency = profile.concurrency
     if scenario.overload:
@@ -52,6 +52,7 @@ def load_config(scenario: Scenario, profile: Profile, bodies: tuple[bytes, ...])
         concurrency = profile.open_loop_slots
     return loadgen.LoadConfig(
         protocol=scenario.ingress,
+        host=host,
         bodies=payloads.as_json(bodies) if scenario.ingress == "http-json" else bodies,
         spans_per_request=profile.spans_per_request,
         concurrency=concurrency,
@@ -165,7 +166,10 @@ def _start_system(
     """Start the system and (meanwhile) spawn the idle load generator; await readiness (the system's
     ports are known from then on: `running.listening`)."""
     running = systems.start(system, job, workdir, cpus)
-    generator = fleet.LoadGenerator.start(load_config(scenario, profile, bodies), profile.workers)
+    generator = fleet.LoadGenerator.start(
+        load_config(scenario, profile, bodies, systems.ingress_host(system, scenario.ingress)),
+        profile.workers,
+    )
     try:
         systems.wait_ready(running)
     except BaseException:

@@ -165,7 +165,14 @@ def findings(summary: dict[str, Any]) -> list[str]:
     for key, entry in summary.items():
         overload = "overload" in entry
         for name, s in entry["systems"].items():
-            accepted = s["client"].get("accepted_spans", 0)
+            client = s["client"]
+            answered = sum(client.get(kind, 0) for kind in ("accepted", "retryable", "non_retryable"))
+            if client.get("sent") and not answered:
+                notes.append(
+                    f"{key}/{name}: answered none of the {client['sent']:,} requests sent "
+                    f"({client.get('transport_errors', 0):,} transport errors): this row measures nothing."
+                )
+            accepted = client.get("accepted_spans", 0)
             lost = s["accepted_not_delivered_spans"]
             if accepted and lost > 0.001 * accepted:
                 notes.append(

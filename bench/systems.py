@@ -271,6 +271,11 @@ def start(
     return Running(name, process, job, log_path, config_path, ready_file)
 
 
+def ingress_host(system: str, ingress: str) -> str:
+    """The address `system` receives `ingress` ("grpc", "http", "http-json") on."""
+    return ROTEL_HTTP_HOST if system == "rotel" and ingress != "grpc" else "127.0.0.1"  # agent_command's
+
+
 def _agent_ports(ready_file: Path) -> Ports | None:
     """The ports in the agent's ready file (written once every listener is up), None until it exists."""
     try:

@@ -140,6 +140,21 @@ def test_findings_flag_lost_data_and_a_saturated_client():
     assert any("client core was saturated" in note for note in notes)
 
 
+def test_findings_flag_a_system_that_answered_nothing():
+    """A load that never reached the system (rotel's HTTP receiver has its own address) is no measurement."""
+    runs = [
+        run("http-grpc-none", "rotel", 0, 1.0, client={"sent": 900, "accepted": 0, "transport_errors": 900})
+    ]
+    notes = stats.findings(stats.summarize(runs, list(scenarios.SCENARIOS)))
+    assert any("answered none of the 900 requests" in note for note in notes)
+
+
+def test_the_load_goes_where_each_system_listens():
+    assert systems.ingress_host("rotel", "http") == systems.ROTEL_HTTP_HOST != "127.0.0.1"
+    assert systems.ingress_host("rotel", "grpc") == systems.ROTEL_GRPC_HOST
+    assert systems.ingress_host("agent", "http") == systems.ingress_host("agent", "grpc") == "127.0.0.1"
+
+
 def test_report_writes_json_markdown_and_plot(tmp_path):
     summary = stats.summarize(RUNS, list(scenarios.SCENARIOS))
     document = {
