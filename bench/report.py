@@ -36,6 +36,8 @@ def fmt_spread(spread: dict[str, Any], digits: int = 0) -> str:
         return fmt(spread["median"], digits)
     rel = spread["rel_spread"]
     low, high = fmt(spread["min"], digits), fmt(spread["max"], digits)
+    if rel is None:  # a median of zero (team B down: nothing new reaches the sink): no relative spread
+        return f"{fmt(spread['median'], digits)} ({low}–{high})"
     return f"{fmt(spread['median'], digits)} ({low}–{high}, ±{rel * 50:.0f}%)"
 
 

@@ -114,6 +114,8 @@ SCENARIOS = (
         )
     ),
 )
+#: Scenarios whose processors drop spans as configured (what never reaches the sink is not lost).
+DROPPING = frozenset(s.key for s in SCENARIOS if s.processors in ("filter", "sampling"))
 #: The scenario processor scenarios are compared with (same traffic, no processors).
 PROCESSOR_BASELINE = "grpc-http-gzip"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench import scenarios
+
 HEADLINE = ("spans_per_s", "cpu_s_per_million_spans", "peak_rss_mib", "wire_bytes_per_span")
 EXTRA = (
     "spans_per_cpu_s",
@@ -174,7 +176,12 @@ def findings(summary: dict[str, Any]) -> list[str]:
                 )
             accepted = client.get("accepted_spans", 0)
             lost = s["accepted_not_delivered_spans"]
-            if accepted and lost > 0.001 * accepted:
+            if accepted and lost > 0.001 * accepted and key in scenarios.DROPPING:
+                notes.append(
+                    f"{key}/{name}: {lost:,} of {accepted:,} spans the client saw accepted were dropped by "
+                    f"the processor, as configured ({lost / accepted:.0%} did not reach the sink)."
+                )
+            elif accepted and lost > 0.001 * accepted:
                 notes.append(
                     f"{key}/{name}: {lost:,} of {accepted:,} spans the client saw accepted never reached the "
                     f"sink ({lost / accepted:.0%}) — dropped, or still queued when the run stopped it."

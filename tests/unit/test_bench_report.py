@@ -97,6 +97,13 @@ def test_median_and_spread():
     assert stats.spread([])["median"] is None
 
 
+def test_a_median_of_zero_is_shown_without_a_relative_spread():
+    """Team B down: nothing new reaches the sink in any repetition, and the page still renders."""
+    assert report.fmt_spread(stats.spread([0.0, 0.0, 0.0])) == "0 (0–0)"
+    assert report.fmt_spread(stats.spread([0.0, 10.0, 0.0])) == "0 (0–10)"
+    assert report.fmt_spread(stats.spread([1.0, 2.0, 3.0])) == "2 (1–3, ±50%)"
+
+
 def test_a_study_reports_the_whole_run_in_the_middle_of_one_figure():
     runs = [{"cpu": 3.0, "spans": 1}, {"cpu": None, "spans": 2}, {"cpu": 2.0, "spans": 3}]
     assert stats.median_run(runs, "cpu") == {"cpu": 2.0, "spans": 3}  # None orders as 0
@@ -138,6 +145,13 @@ def test_findings_flag_lost_data_and_a_saturated_client():
     notes = stats.findings(stats.summarize(runs, list(scenarios.SCENARIOS)))
     assert any("never reached the sink" in note for note in notes)
     assert any("client core was saturated" in note for note in notes)
+
+
+def test_findings_tell_a_processors_drops_from_lost_data():
+    runs = [run("proc-sampling", "agent", 10_000, 8.0, accepted_not_delivered_spans=900)]
+    notes = stats.findings(stats.summarize(runs, list(scenarios.SCENARIOS)))
+    assert any("dropped by the processor, as configured" in note for note in notes)
+    assert not any("never reached the sink" in note for note in notes)
 
 
 def test_findings_flag_a_system_that_answered_nothing():
