@@ -13,7 +13,6 @@ import yaml
 
 from tests.support.operator_harness import (
     EXAMPLES,
-    WEBHOOK_CONFIG,
     Cluster,
     apply_yaml,
     config_for_tests,
@@ -35,11 +34,7 @@ def test_an_example_applied_with_kubectl_is_admitted_and_valid(
         apply_yaml(cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     config = config_for_tests(webhook=webhook_for_tests(tmp_path))
     with operator_running(config, args=("--standalone", "--all-namespaces")):
-        cluster.wait_for(  # so the webhook reviews the apply
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
-            timeout=30,
-            what="webhook",
-        )
+        cluster.wait_for_webhook()  # so the webhook reviews every apply
         applied = cluster.kubectl("apply", "-f", str(EXAMPLES / name), check=False)
         assert applied.returncode == 0, applied.stderr
         assert "Warning:" not in applied.stderr, applied.stderr

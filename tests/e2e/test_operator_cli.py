@@ -68,11 +68,7 @@ def test_otlp_operator_run_serves_liveness_validates_reconciles_and_stops_on_sig
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
     process = subprocess.Popen(command(tmp_path), env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        cluster.wait_for(
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
-            timeout=20,
-            what="the operator to start and configure its webhook",
-        )
+        cluster.wait_for_webhook()
         cluster.kubectl("apply", "-f", str(EXAMPLES / "gateway.yaml"))
         cluster.wait_for(lambda: cluster.status("gateway").get("configHash"), what="status")
         assert (

@@ -16,7 +16,6 @@ from otlp_agent.api import loader
 from tests.support.operator_harness import (
     EXAMPLES,
     NAMESPACE,
-    WEBHOOK_CONFIG,
     Cluster,
     apply_yaml,
     config_for_tests,
@@ -84,9 +83,7 @@ def test_the_gateway_example_from_create_to_garbage_collection(
 ) -> None:
     manifest = example("gateway.yaml")
     with operator_running(config_for_tests(webhook=webhook_for_tests(tmp_path))):
-        cluster.wait_for(
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""), what="webhook"
-        )
+        cluster.wait_for_webhook()
         cluster.kubectl("apply", "-f", str(EXAMPLES / "gateway.yaml"))
 
         # create: every child appears, wired to the same config hash; status reports the rollout.

@@ -11,7 +11,6 @@ from typing import Any
 
 from tests.support.operator_harness import (
     NAMESPACE,
-    WEBHOOK_CONFIG,
     Cluster,
     apply_yaml,
     config_for_tests,
@@ -38,11 +37,7 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
     small = copy.deepcopy(node_agent)
     small["spec"]["resources"]["limits"]["memory"] = "384Mi"
     with operator_running(config_for_tests(webhook=webhook_for_tests(tmp_path))):
-        cluster.wait_for(
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
-            timeout=30,
-            what="webhook",
-        )
+        cluster.wait_for_webhook()
         applied = apply_yaml(cluster, small, check=False)
         assert applied.returncode == 0, applied.stderr  # a warning, not a denial
         assert TOO_LOW in applied.stderr.splitlines()
@@ -105,11 +100,7 @@ def test_a_sidecar_pipeline_is_checked_against_its_injected_container(
         },
     }
     with operator_running(config_for_tests(webhook=webhook_for_tests(tmp_path))):
-        cluster.wait_for(
-            lambda: cluster.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
-            timeout=30,
-            what="webhook",
-        )
+        cluster.wait_for_webhook()
         applied = apply_yaml(cluster, sidecar, check=False)
         assert applied.returncode == 0, applied.stderr
         assert (

@@ -97,6 +97,14 @@ class Cluster:
         if self.emulator is not None:
             self.emulator.set_workload_ready(resource, name, NAMESPACE)
 
+    def wait_for_webhook(self, timeout: float = 30.0) -> None:
+        """Until the operator has registered its validating webhook (from then on every apply is reviewed)."""
+        self.wait_for(
+            lambda: self.get("validatingwebhookconfigurations", WEBHOOK_CONFIG, ""),
+            timeout=timeout,
+            what="the operator to register its validating webhook",
+        )
+
     def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
         """Return `predicate()` once truthy; AssertionError naming `what` after `timeout` seconds."""
         deadline = threading.Event()
