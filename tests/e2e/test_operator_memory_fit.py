@@ -26,8 +26,14 @@ TOO_LOW = (
 )
 
 
-def memory_fits(cluster: Cluster, name: str) -> dict[str, Any]:
-    return cluster.condition(name, "MemoryFits")
+def memory_fits_once(cluster: Cluster, name: str, field: str, value: str) -> dict[str, Any]:
+    """The MemoryFits condition, once its `field` reads `value`."""
+
+    def reached() -> dict[str, Any] | None:
+        condition = cluster.condition(name, "MemoryFits")
+        return condition if condition.get(field) == value else None
+
+    return cluster.wait_for(reached, timeout=30, what=f"MemoryFits {field} {value}")
 
 
 def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_and_reported(
@@ -44,14 +50,7 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
         stored = cluster.get("otlppipelines", "node-agent")
         assert stored is not None and stored["spec"]["resources"]["limits"]["memory"] == "384Mi"
 
-        low = cluster.wait_for(
-            lambda: (
-                memory_fits(cluster, "node-agent").get("reason") == "MemoryLimitTooLow"
-                and memory_fits(cluster, "node-agent")
-            ),
-            timeout=30,
-            what="MemoryFits False",
-        )
+        low = memory_fits_once(cluster, "node-agent", "reason", "MemoryLimitTooLow")
         assert (low["status"], low["message"]) == ("False", TOO_LOW.removeprefix("Warning: "))
         assert cluster.condition("node-agent", "ConfigValid")["status"] == "True"
         # The Event follows the status write (a reconcile that read the older status may post it again, as
@@ -67,14 +66,7 @@ def test_a_container_below_the_limiter_plus_overhead_is_admitted_with_a_warning_
 
         fixed = apply_yaml(cluster, node_agent, check=False)  # the example: 448Mi
         assert fixed.returncode == 0 and "Warning:" not in fixed.stderr, fixed.stderr
-        fits = cluster.wait_for(
-            lambda: (
-                memory_fits(cluster, "node-agent").get("status") == "True"
-                and memory_fits(cluster, "node-agent")
-            ),
-            timeout=30,
-            what="MemoryFits True",
-        )
+        fits = memory_fits_once(cluster, "node-agent", "status", "True")
         assert fits["reason"] == "Fits"
         assert fits["message"] == (
             "spec.resources.limits.memory (448Mi) leaves at least 256Mi above "
