@@ -3,9 +3,11 @@
 High availability is kopf's peering: every replica runs the webhooks and their caches, and only the
 replica with the highest priority among the live peers (a KopfPeering / ClusterKopfPeering object named
 `Peering.name`, which the chart installs) handles pipelines; the others pause their watches. The default
-priority prefers the oldest replica (priority = minus its start time in milliseconds), so a new replica
-never takes over from a running one: it waits until that one leaves (its peering entry is removed on a
-clean exit) or is presumed dead (no keep-alive for `lifetime` seconds).
+priority prefers the oldest replica (priority = minus its start time in milliseconds, with six random
+digits appended to break ties), so a new replica never takes over from a running one: it waits until that one
+leaves (its peering entry is removed on a clean exit) or is presumed dead (no keep-alive for `lifetime`
+seconds). Priorities must differ: kopf pauses *every* replica while two share the highest priority, so
+replicas started at the same moment (a Deployment's first rollout) would otherwise never reconcile.
 
 kopf keeps its bookkeeping on the pipeline objects under our prefix (annotations only, never in
 `status`, which belongs to the operator's report): `telemetry.otlp-operator.io/last-handled-configuration`
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import time
 
 import kopf
@@ -49,9 +52,16 @@ class Webhook:
     tls: webhook_tls.Tls | None = None
 
 
+#: Random digits appended to the start time: two replicas started in the same millisecond still differ
+#: (but for a one-in-a-million draw).
+TIEBREAK = 1_000_000
+
+
 def default_priority() -> int:
-    """The oldest replica wins: minus this process's start time in milliseconds (unique enough)."""
-    return -int(time.time() * 1000)
+    """The oldest replica wins: minus this process's start time in milliseconds, then random digits (a
+    start one millisecond later always ranks lower, whatever its digits). About -1.8e18: within int64, as
+    the peering object's JSON needs."""
+    return -(time.time_ns() // 1_000_000 * TIEBREAK + secrets.randbelow(TIEBREAK))
 
 
 @dataclasses.dataclass(frozen=True)
