@@ -28,12 +28,15 @@ class WebhookServer:
         self.ca = ca
         self.reviews: list[dict[str, Any]] = []
         self.answer: Answer = lambda request: {"allowed": True}
+        self.hold: Callable[[dict[str, Any]], bool] = lambda request: False  # reviews kept waiting on `hang`
         self.hang = asyncio.Event()
+        self.reviewed = asyncio.Event()  # set once a review has arrived
 
     async def _handle(self, request: web.Request) -> web.Response:
         review = await request.json()
         self.reviews.append(review)
-        if request.path == "/hang":
+        self.reviewed.set()
+        if request.path == "/hang" or self.hold(review["request"]):
             await self.hang.wait()
         response = {"uid": review["request"]["uid"], **self.answer(review["request"])}
         return web.json_response(
@@ -152,6 +155,33 @@ async def test_updates_are_reviewed_with_the_old_object(kube: KubeEmulator, webh
     (review,) = webhook.reviews
     assert review["request"]["operation"] == "UPDATE"
     assert review["request"]["oldObject"]["data"] == {} and review["request"]["object"]["data"] == {"a": "b"}
+
+
+async def test_a_write_that_lands_while_a_patch_waits_on_admission_is_kept(
+    kube: KubeEmulator, webhook: WebhookServer
+) -> None:
+    """As the API server's GuaranteedUpdate: the waiting patch is applied again to the object as it now is
+    (it used to be stored on the object as it was, undoing the other write)."""
+    await kube.create(configmap("cm"))
+    webhook.hold = lambda request: (request["object"].get("data") or {}).get("first") == "1"
+    await kube.create(configuration("Validating", webhook.url, webhook.ca))
+
+    async def merge(http: aiohttp.ClientSession, data: dict[str, str]) -> int:
+        async with http.patch(
+            "/api/v1/namespaces/default/configmaps/cm",
+            json={"data": data},
+            headers={"Content-Type": "application/merge-patch+json"},
+        ) as rsp:
+            return rsp.status
+
+    async with aiohttp.ClientSession(base_url=kube.url) as http:
+        first = asyncio.ensure_future(merge(http, {"first": "1"}))
+        await asyncio.wait_for(webhook.reviewed.wait(), 30)  # the first patch is waiting on its review
+        assert await merge(http, {"second": "2"}) == 200
+        webhook.hang.set()
+        assert await asyncio.wait_for(first, 30) == 200
+    stored = kube.get("configmaps", "cm", "default")
+    assert stored is not None and stored["data"] == {"first": "1", "second": "2"}
 
 
 async def test_an_unreachable_webhook_fails_the_request_by_default(kube: KubeEmulator) -> None:

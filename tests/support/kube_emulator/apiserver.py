@@ -41,6 +41,10 @@ class Options:
     warnings: list[str] = dataclasses.field(default_factory=list)
 
 
+class _Raced(Exception):
+    """The object was written by someone else while an update of it waited on admission."""
+
+
 class ApiServer(deletion.DeletionMixin):
     def __init__(self, registry: Registry, objects: store.Store) -> None:
         self.registry = registry
@@ -207,8 +211,17 @@ class ApiServer(deletion.DeletionMixin):
         subresource: str | None,
         opts: Options,
     ) -> dict[str, Any]:
-        current = self._current(rt, namespace, name)
-        return await self._update_with(rt, current, self._decode(rt, body), subresource, opts)
+        # As the API server's GuaranteedUpdate: an update without a resourceVersion that raced another write
+        # (during admission) is made again on the object as it now is; with one, the race is a conflict.
+        while True:
+            current = self._current(rt, namespace, name)
+            try:
+                return await self._update_with(
+                    rt, current, self._decode(rt, copy.deepcopy(body)), subresource, opts
+                )
+            except _Raced:
+                if (body.get("metadata") or {}).get("resourceVersion"):
+                    raise errors.conflict(rt.plural, name, rt.group) from None
 
     async def patch(
         self,
@@ -220,20 +233,26 @@ class ApiServer(deletion.DeletionMixin):
         subresource: str | None,
         opts: Options,
     ) -> dict[str, Any]:
-        current = self._current(rt, namespace, name)
-        base = self.render(rt, current)
-        kind = content_type.split(";")[0].strip()
-        if kind == "application/json-patch+json":
-            patched = patch.json_patch(base, body)
-        elif kind == "application/merge-patch+json":
-            patched = patch.merge_patch(base, body)
-        elif kind == "application/strategic-merge-patch+json" and not rt.crd_name:
-            patched = strategic.strategic_merge(base, body)
-        else:
-            raise errors.unsupported_media_type(kind)
-        if not isinstance(patched, dict):
-            raise errors.bad_request("the patch must produce an object")
-        return await self._update_with(rt, current, self._decode(rt, patched), subresource, opts)
+        # As the API server's GuaranteedUpdate: a patch is applied to the object as it is when it is stored;
+        # another write that lands while this one waits on admission makes it start again from that object.
+        while True:
+            current = self._current(rt, namespace, name)
+            base = self.render(rt, current)
+            kind = content_type.split(";")[0].strip()
+            if kind == "application/json-patch+json":
+                patched = patch.json_patch(base, body)
+            elif kind == "application/merge-patch+json":
+                patched = patch.merge_patch(base, body)
+            elif kind == "application/strategic-merge-patch+json" and not rt.crd_name:
+                patched = strategic.strategic_merge(base, body)
+            else:
+                raise errors.unsupported_media_type(kind)
+            if not isinstance(patched, dict):
+                raise errors.bad_request("the patch must produce an object")
+            try:
+                return await self._update_with(rt, current, self._decode(rt, patched), subresource, opts)
+            except _Raced:
+                continue
 
     async def _update_with(
         self,
@@ -262,6 +281,8 @@ class ApiServer(deletion.DeletionMixin):
         new = self._merge_subresource(rt, current, obj, subresource)
         builtins.prepare(rt, new, current)
         new = await self._admit("UPDATE", rt, new, current, subresource, opts)
+        if self._current(rt, cur_meta.get("namespace", ""), cur_meta["name"]) is not current:
+            raise _Raced  # written meanwhile: storing `new` would undo that write
         builtins.prepare(rt, new, current)
         forbidden = builtins.update_problems(rt, new, current)
         if forbidden:
