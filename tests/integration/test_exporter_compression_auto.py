@@ -114,7 +114,9 @@ async def test_a_backend_refusing_zstd_gets_the_same_batch_again_with_gzip_and_l
     backend: OtlpBackend,
 ) -> None:
     backend.default_fault = Fault.refusing_encodings("zstd")
-    async with agent_running(pipeline(backend)) as agent:
+    # A budget every codec fits even on a loaded machine, so the choice goes by bytes alone: zstd, then gzip
+    # (with the default 5 ms per MiB, a busy CPU can measure gzip over budget and choose none).
+    async with agent_running(pipeline(backend, cpuBudget="1s")) as agent:
         for seed in range(4):
             await send(agent, spans(200, seed))
         await backend.wait_for_items_async("traces", 800)
