@@ -20,6 +20,7 @@ import ipaddress
 import pathlib
 import random
 import shutil
+import socket
 import threading
 import traceback
 from collections.abc import Coroutine
@@ -33,6 +34,8 @@ POLL = 0.1
 WORKLOADS = ("deployments", "daemonsets")
 #: The kubelet's syncFrequency (1 minute) and its jitter: a pod is synced again 1 to 1.5 periods later.
 SYNC_FREQUENCY, SYNC_JITTER = 60.0, 0.5
+#: The port of the socket that claims a kubelet's /16 (`_claim_network`), on the network's first address.
+CLAIM_PORT = 1
 _BIN = pods.ROOT / ".venv" / "bin"
 #: This project's images, run from this checkout (the images' entrypoints, see operator/ and agent/).
 THIS_PROJECT = {
@@ -59,8 +62,8 @@ class Kubelet:
         self.url, self.dir = url, workdir
         self.pod_api_url = pod_api_url or url
         self.dir.mkdir(parents=True, exist_ok=True)
-        # One /16 of the loopback per kubelet, picked at random: pods get 127.X.0.2, 127.X.0.3, ...
-        self._network = ipaddress.IPv4Network(f"127.{random.randint(64, 250)}.0.0/16")
+        # One /16 of the loopback per kubelet: pods get 127.X.0.2, 127.X.0.3, ...
+        self._network, self._claim = _claim_network()
         self._addresses = self._network.hosts()
         next(self._addresses)
         self.external = external.External(self._network.network_address, externals or {})
@@ -123,6 +126,7 @@ class Kubelet:
         self._run(self.external.stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._claim.close()
 
     def _run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
@@ -464,3 +468,24 @@ def _target_port(port: dict[str, Any], pod: dict[str, Any]) -> int:
             if declared.get("name") == target:
                 return int(declared["containerPort"])
     return int(port["port"])
+
+
+def _claim_network() -> tuple[ipaddress.IPv4Network, socket.socket]:
+    """A /16 of the loopback no other kubelet on this machine uses, and the socket that claims it.
+
+    Pods bind fixed ports (4317, 443, ...) on their addresses, so two kubelets alive at once (two test
+    suites run side by side, from two clones) must not share a /16: a random pick alone collided (one in
+    187 per pair; a clean-clone run failed with "address already in use" on 127.X.255.254:443). The claim
+    is a socket bound to the network's first address (never a pod's), kept bound for the kubelet's life:
+    a bind is atomic, so the second kubelet to pick that /16 fails to bind and picks another.
+    """
+    for second in random.sample(range(64, 251), k=251 - 64):
+        network = ipaddress.IPv4Network(f"127.{second}.0.0/16")
+        claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            claim.bind((str(network.network_address + 1), CLAIM_PORT))
+        except OSError:
+            claim.close()
+            continue
+        return network, claim
+    raise RuntimeError("every loopback /16 from 127.64 to 127.250 is claimed by another kubelet")
