@@ -52,7 +52,8 @@ Cross-field rules (checked by `otlp-agent validate`, the admission webhook and t
 The operator also warns, without refusing (an admission warning and the `MemoryFits` condition), when the
 agent container's memory limit (`injection.resources` in mode `sidecar`, `resources` otherwise) is below
 `processors.memoryLimiter.limit` + 256Mi: the agent can then be OOM-killed before its limiter refuses data
-([agent.md](agent.md#memory)).
+([agent.md](agent.md#memory)). `otlp-agent validate` and `otlp-operator render` print the same warning
+(`warning: namespace/name: ...` on stderr) and exit 0.
 
 | field | type | default | description |
 |---|---|---|---|

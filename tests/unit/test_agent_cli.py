@@ -28,6 +28,13 @@ BAD_FILES = {
     "typos.yaml": "replicas: two\nexporters:\n  - name: a\n    endpoint: collector:4317\n"
     "    compresion: gzip\n    timeout: soon\n",
 }
+# Valid, but its container leaves the agent 192Mi beyond the limiter where it needs 256Mi: a warning.
+LOW_MEMORY = (
+    f"{HEADER}metadata: {{name: tight, namespace: a}}\n"
+    "spec:\n  mode: daemonset\n  resources: {limits: {memory: 384Mi}}\n"
+    "  processors: {memoryLimiter: {limit: 192Mi}}\n  exporters: [{name: e, debug: {}}]\n"
+    f"---\n{HEADER}metadata: {{name: roomy, namespace: a}}\nspec: {{exporters: [{{name: e, debug: {{}}}}]}}\n"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +49,7 @@ class Run:
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     folder = tmp_path_factory.mktemp("cli")
     paths = {p.name: p for p in EXAMPLES}
-    for name, text in BAD_FILES.items():
+    for name, text in {**BAD_FILES, "low-memory.yaml": LOW_MEMORY}.items():
         paths[name] = folder / name
         paths[name].write_text(text, encoding="utf-8")
     paths["missing.yaml"] = folder / "missing.yaml"
@@ -89,6 +96,19 @@ def test_a_multi_document_file_reports_each_pipeline(runs: dict[str, Run]) -> No
         "team-b/apps: valid",
         "observability/node-agent: valid",
         "observability/platform-gateway: valid",
+    ]
+
+
+def test_a_container_too_small_for_the_limiter_is_valid_with_a_warning_naming_both_fields(
+    runs: dict[str, Run],
+) -> None:
+    run = runs["low-memory.yaml"]
+    assert run.returncode == 0, "a warning, as the webhook admits it: not a refusal"
+    assert run.stdout.splitlines() == ["a/tight: valid", "a/roomy: valid"]
+    assert run.stderr.splitlines() == [
+        "warning: a/tight: spec.resources.limits.memory (384Mi) is below "
+        "spec.processors.memoryLimiter.limit (192Mi) + 256Mi of agent overhead (448Mi): the container can "
+        "be OOM-killed before the limiter refuses data (see docs/agent.md#memory)"
     ]
 
 

@@ -49,6 +49,23 @@ def test_render_prints_every_child_as_a_yaml_stream() -> None:
     assert all("ownerReferences" not in d["metadata"] for d in documents)
 
 
+def test_a_container_too_small_for_the_limiter_is_rendered_with_a_warning(tmp_path: pathlib.Path) -> None:
+    tight = tmp_path / "tight.yaml"
+    manifest = yaml.safe_load(GATEWAY.read_text(encoding="utf-8"))
+    manifest["spec"]["resources"] = {"limits": {"memory": "300Mi"}}
+    manifest["spec"]["processors"] = {"memoryLimiter": {"limit": "100Mi"}}
+    tight.write_text(yaml.safe_dump(manifest), encoding="utf-8")
+    result = render(str(tight))
+    assert result.returncode == 0, "a warning, as the webhook admits it: not a refusal"
+    assert "Deployment" in [d["kind"] for d in yaml.safe_load_all(result.stdout)]
+    assert result.stderr.splitlines() == [
+        "warning: observability/gateway: spec.resources.limits.memory (300Mi) is below "
+        "spec.processors.memoryLimiter.limit (100Mi) + 256Mi of agent overhead (356Mi): the container can "
+        "be OOM-killed before the limiter refuses data (see docs/agent.md#memory)"
+    ]
+    assert render(str(GATEWAY)).stderr == "", "the example fits"
+
+
 def test_the_default_image_is_this_release_unless_the_environment_overrides_it() -> None:
     assert images(render(str(GATEWAY)).stdout) == {"ghcr.io/otlp-operator/otlp-agent:0.1.0"}
     overridden = render(str(GATEWAY), env={"OTLP_OPERATOR_AGENT_IMAGE": "mirror.test/agent:x"})

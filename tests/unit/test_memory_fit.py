@@ -9,8 +9,7 @@ from typing import Any
 import kopf
 import pytest
 import yaml
-from otlp_agent.api import loader
-from otlp_operator import memory_fit
+from otlp_agent.api import loader, memory_fit
 from otlp_operator.edge import pipeline_webhook
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otlp_operator import memory_fit
+from otlp_agent.api import memory_fit
 from otlp_operator.reconcile import status
 
 from tests.support.status_cases import ENDPOINTS, T0, T1, by_type

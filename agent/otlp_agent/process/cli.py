@@ -2,10 +2,14 @@
 
 FILE is an OTLPPipeline manifest (what you `kubectl apply`) or just its spec; `validate` also takes a
 multi-document file (every pipeline in it is checked, other kinds are skipped). Problems are printed one per
-line as `field.path: message` with exit status 2, never as a traceback. `run` reloads the file when its
-content changes. Persistent queues live in `--queue-dir`, else `$OTLP_AGENT_QUEUE_DIR`. `--any-free-port`
-binds every listener on a port the OS picks (the spec's ports are ignored) and `--ready-file` tells a
-parent process which ones (see `ready_file`); the "ready" log line names them too.
+line as `field.path: message` with exit status 2, never as a traceback. A valid pipeline whose agent
+container leaves too little memory beyond its limiter (`memory_fit`, the webhook's warning) gets a
+`warning: namespace/name: ...` line on stderr; the exit status stays 0, as the webhook admits it.
+
+`run` reloads the file when its content changes. Persistent queues live in `--queue-dir`, else
+`$OTLP_AGENT_QUEUE_DIR`. `--any-free-port` binds every listener on a port the OS picks (the spec's ports are
+ignored) and `--ready-file` tells a parent process which ones (see `ready_file`); the "ready" log line
+names them too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import pathlib
 import signal
 import sys
 
-from otlp_agent.api import loader
+from otlp_agent.api import loader, memory_fit
 from otlp_agent.api.problems import SpecError
 from otlp_agent.telemetry import build, logs
 
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             for valid in loader.load_all_file(args.file):
                 print(f"{valid.namespace}/{valid.name}: valid")
+                for warning in memory_fit.warnings(valid):
+                    print(f"warning: {valid.namespace}/{valid.name}: {warning}", file=sys.stderr)
             return 0
         pipeline = loader.load_runnable(args.config)
     except SpecError as exc:

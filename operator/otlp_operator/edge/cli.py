@@ -6,7 +6,8 @@ pipelines can be reviewed, diffed and tested without a cluster. An invalid file 
 on stderr and exits 2. A `pipelineRef` is resolved against the other pipelines of the file exactly as the
 operator resolves it in a cluster (`reconcile.pipeline_refs`); one that does not resolve is named on
 stderr with the reason, that pipeline's objects are not printed (the operator would deploy nothing for
-it), and the exit status is 2.
+it), and the exit status is 2. A pipeline the webhook would admit with a warning (`memory_fit`) gets a
+`warning: namespace/name: ...` line on stderr and is rendered; the warning alone leaves the status 0.
 
 `otlp-operator run (--namespace NS ... | --all-namespaces)` runs the operator itself (kopf; standalone, or
 one of several replicas with `--peering NAME`; see docs/operator.md). Options that cannot work together
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import yaml
-from otlp_agent.api import loader, spec
+from otlp_agent.api import loader, memory_fit, spec
 from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming
@@ -284,6 +285,8 @@ def _render(args: argparse.Namespace) -> int:
     objects: list[dict[str, Any]] = []
     unresolved = 0
     for pipeline in pipelines:
+        for warning in memory_fit.warnings(pipeline):
+            print(f"warning: {pipeline.namespace}/{pipeline.name}: {warning}", file=sys.stderr)
         resolution = pipeline_refs.resolve(
             pipeline, {key: bodies.get(key) for key in pipeline_refs.targets(pipeline)}
         )

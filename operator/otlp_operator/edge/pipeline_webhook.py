@@ -19,10 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 import kopf
-from otlp_agent.api import spec
+from otlp_agent.api import memory_fit, spec
 from otlp_agent.api.problems import SpecError
 
-from otlp_operator import memory_fit, validation
+from otlp_operator import validation
 
 WEBHOOK_ID = "validate"
 

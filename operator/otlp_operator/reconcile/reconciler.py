@@ -33,10 +33,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from otlp_agent.api import spec
+from otlp_agent.api import memory_fit, spec
 from otlp_agent.api.problems import SpecError
 
-from otlp_operator import manifests, memory_fit, naming, validation
+from otlp_operator import manifests, naming, validation
 from otlp_operator import metrics as operator_metrics
 from otlp_operator.reconcile import (
     apply,

@@ -40,7 +40,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from otlp_operator import memory_fit
+from otlp_agent.api import memory_fit
+
 from otlp_operator.reconcile import config_status
 
 CONDITION_TYPES = (

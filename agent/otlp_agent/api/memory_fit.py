@@ -9,8 +9,10 @@ down and the queues fill toward the limit, and everything held in memory is lost
 
 The check is advisory: the webhook answers it as an admission warning (never a denial, so objects stored
 before it existed keep being accepted, and a user who measured a smaller need with smaller
-`maxBodySize` / `maxMessageSize` may keep their limit) and reconcile reports it in the `MemoryFits`
-condition. The container is the one that will run the agent: the injected sidecar's
+`maxBodySize` / `maxMessageSize` may keep their limit), reconcile reports it in the `MemoryFits`
+condition, and `otlp-agent validate` / `otlp-operator render` print it on stderr (exit status unchanged), so
+a file is warned about before it reaches a cluster. It lives in the API package because it reads only the
+spec, which both command lines load. The container is the one that will run the agent: the injected sidecar's
 (`spec.injection.resources`, or its default) in mode sidecar, `spec.resources` otherwise. A container with
 no memory limit is not checked.
 """
