@@ -34,10 +34,12 @@ class Address:
         self.results = results
         self.batches: list[Batch] = []
         self.gate: asyncio.Event | None = None
+        self.held = asyncio.Event()  # set once an export waits at the gate
         self.closed = False
 
     async def export(self, batch: Batch, timeout: float) -> ExportResult:
         if self.gate is not None:
+            self.held.set()
             await self.gate.wait()
         result = self.results.pop(0) if self.results else ExportResult.success(wire_bytes=batch.size)
         if result.ok:
@@ -280,12 +282,11 @@ async def test_the_address_set_follows_dns_and_a_departed_address_closes_after_i
     leaving = world.addresses["10.0.0.2:4317"]
     leaving.gate = asyncio.Event()
     exporting = asyncio.create_task(transport.export(batch_of(ids), 5))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(leaving.held.wait(), timeout=10)  # its part is in flight to 10.0.0.2
     world.ips = ["10.0.0.1", "10.0.0.3"]
     transport._resolve_now.set()
 
     async def resolved() -> bool:
-        await asyncio.sleep(0.01)
         return "10.0.0.3:4317" in transport._ring.addresses
 
     await eventually_async(resolved, what="the new address set")
@@ -295,7 +296,6 @@ async def test_the_address_set_follows_dns_and_a_departed_address_closes_after_i
     assert (await exporting).ok
 
     async def closed() -> bool:
-        await asyncio.sleep(0)
         return leaving.closed
 
     await eventually_async(closed, what="the departed address closed")
