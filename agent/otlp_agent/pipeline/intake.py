@@ -25,11 +25,16 @@ hold up to `maxItemsPerRequest` of them. A request with few resources (at most `
 most `INLINE_BYTES`: a few ms at worst) is enriched and routed on the event loop; a larger one on the
 worker thread admission uses (`inspection.off_loop`), so no request holds the loop for long. Without
 `routes` and `k8sAttributes` none of this runs.
+
+Reload: the intake counts the requests it is taking (from `consume` until their parts are in the lanes'
+batchers), so the agent can wait for them before it flushes the old pipeline and hands its persistent
+queues over (`quiesce`, `hand_over`); then the old pipeline exports the rest and stops (`retire`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -56,6 +61,8 @@ REFUSAL_RETRY_AFTER = 1.0
 INLINE_BYTES = inspection.PIECE_BYTES
 #: ...and most resource entries it may hold (each costs up to ~20 µs of Python: ~5 ms in all).
 INLINE_RESOURCES = 256
+#: How often a retired pipeline's drain looks whether a later reload handed its exporter over (seconds).
+_HAND_OVER_CHECK = 0.5
 
 _T = TypeVar("_T")
 
@@ -71,6 +78,21 @@ class Accepted:
 
 
 _ACCEPTED = Accepted()  # everything taken: the common answer, made once
+
+
+@dataclasses.dataclass
+class _Taken:
+    """A request whose parts are in the lanes, and what its answer still waits for (see `Intake._answer`)."""
+
+    signal: Signal
+    tenant: str | None
+    received: bytes  # as the client sent it: its fingerprint
+    key: bytes | None
+    held: dict[str, fingerprints.Futures]  # exporters holding their part, and what to wait for
+    never: list[Part]  # parts larger than their exporter's whole queue
+    unrouted: tuple[int, int, str] | tuple[()] = ()  # with routes: (items, unrouted, message)
+
+
 _ROOM, _FULL = Room.yes, Room.full  # (enum members are slow to look up on Python 3.11)
 
 
@@ -107,6 +129,9 @@ class Intake:
         self.enricher = enrich.for_spec(s, environ)
         self.processors = processors.build(s.processors, metrics)  # None when none is configured
         self.fingerprints = fingerprints.Fingerprints()
+        self._arriving = 0  # requests in `consume` whose parts are not all in the lanes yet
+        self._quiet: asyncio.Future[None] | None = None  # resolved when `_arriving` falls to 0
+        self._handed_over: frozenset[str] = frozenset()  # exporters whose persistent queue went on
         _warn_if_queues_share_memory(s)
 
     async def start(self) -> None:
@@ -118,6 +143,19 @@ class Intake:
     ) -> Accepted:
         """Admit a validated request (from `tenant`, when its client authenticated as one), or raise a
         ReceiveError saying whether to send it again."""
+        self._arriving += 1  # until its parts are in the lanes: what a reload waits for (`quiesce`)
+        try:
+            taken = await self._take(signal, payload, items, tenant)
+        finally:
+            self._arriving -= 1
+            if not self._arriving and self._quiet is not None and not self._quiet.done():
+                self._quiet.set_result(None)
+        return taken if isinstance(taken, Accepted) else await self._answer(taken)
+
+    async def _take(
+        self, signal: Signal, payload: bytes, items: int, tenant: str | None
+    ) -> Accepted | _Taken:
+        """Enrich, process, route and hand each exporter its part: the answer, or what it still waits for."""
         received = payload
         if self.enricher is not None:
             payload = await _per_resource(self.enricher.apply, payload)
@@ -138,22 +176,31 @@ class Intake:
             return await self._deliver(signal, tenant, received, [(e, payload, items) for e in targets])
         routed = await _per_resource(functools.partial(self.router.route, signal), payload, items, tenant)
         parts = [(self._by_name[name], data, n) for name, (data, n) in routed.deliveries.items()]
-        answer = await self._deliver(signal, tenant, received, parts) if parts else _ACCEPTED
+        taken = await self._deliver(signal, tenant, received, parts) if parts else _ACCEPTED
         routing.count(self.metrics, signal, routed)
         if not routed.unrouted:
-            return answer
+            return taken
         noun = SIGNALS[signal].item_noun
         message = f"{routed.unrouted} {noun} matched no route and this pipeline has no default route; dropped"
         logs.event(f"unrouted_{signal.value}", message, signal=signal.value)
-        rejected = min(items, answer.rejected + routed.unrouted)
-        return Accepted(rejected, "; ".join(m for m in (message, answer.message) if m))
+        if isinstance(taken, _Taken):
+            taken.unrouted = (items, routed.unrouted, message)
+            return taken
+        return _with_unrouted(taken, items, routed.unrouted, message)
+
+    async def _answer(self, taken: _Taken) -> Accepted:
+        """Wait for what the delivery modes require, then answer (raising a ReceiveError to refuse)."""
+        if any(taken.held.values()):
+            await self._wait(taken.signal, taken.tenant, taken.received, taken.key, taken.held)
+        answer = self._too_large(taken.signal, taken.never, taken.held) if taken.never else _ACCEPTED
+        return _with_unrouted(answer, *taken.unrouted) if taken.unrouted else answer
 
     async def _deliver(
         self, signal: Signal, tenant: str | None, received: bytes, parts: list[Part]
-    ) -> Accepted:
+    ) -> Accepted | _Taken:
         """Hand each exporter its part if it has room (skipping exporters that hold it from an earlier
-        attempt of the same request), then wait for what the delivery modes require. `received` is the
-        request as the client sent it (its fingerprint)."""
+        attempt of the same request): the answer, or what it still waits for (`_answer`). `received` is
+        the request as the client sent it (its fingerprint)."""
         key = None
         held: dict[str, fingerprints.Futures] = {}  # exporters holding their part, and what to wait for
         if self.fingerprints.active:  # never on the fast path: nothing is remembered there
@@ -174,7 +221,15 @@ class Intake:
         for exporter, data, items in self._blocking_last(parts) if self._may_block else parts:
             room = exporter.room_for(len(data), items)  # checked and taken with no await in between
             if room is _ROOM:
-                futures = held[exporter.name] = await exporter.accept(signal, data, items)
+                try:
+                    futures = await exporter.accept(signal, data, items)
+                except Exception:
+                    if exporter.name not in self._handed_over:
+                        raise
+                    futures = []  # its lane stopped under it: refused just below
+                if self._handed_over and exporter.name in self._handed_over:
+                    raise _too_late()
+                held[exporter.name] = futures
                 remember = remember or (bool(futures) and exporter.delivery is spec.Delivery.end_to_end)
             else:
                 (full if room is _FULL else never).append((exporter, data, items))
@@ -183,9 +238,9 @@ class Intake:
             self.fingerprints.remember(key, held.items())
         if full:
             raise self._queue_full(signal, full, held)
-        if any(held.values()):
-            await self._wait(signal, tenant, received, key, held)
-        return self._too_large(signal, never, held) if never else _ACCEPTED
+        if never or any(held.values()):
+            return _Taken(signal, tenant, received, key, held, never)
+        return _ACCEPTED
 
     @staticmethod
     def _blocking_last(parts: list[Part]) -> list[Part]:
@@ -272,22 +327,60 @@ class Intake:
         for exporter in self.exporters:
             await exporter.stop()
 
-    async def stop_exporters(self, names: frozenset[str]) -> None:
+    async def quiesce(self, timeout: float | None) -> int:
+        """Wait until no request is being taken (in `consume`, up to the moment its parts are in the lanes'
+        batchers), for at most `timeout` seconds (None: no limit); how many still are.
+
+        After a reload the receivers send to the new pipeline, so none enters this one any more: those
+        already in must be in the batchers before they are flushed and persistent queues handed over."""
+        if self._arriving:
+            if self._quiet is None or self._quiet.done():
+                self._quiet = asyncio.get_running_loop().create_future()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._quiet), timeout)
+        return self._arriving
+
+    async def hand_over(self, names: frozenset[str]) -> None:
+        """Flush and stop the exporters `names` that have a persistent queue, so a new pipeline can open
+        their files (after a reload). From the moment this is called, a request still being taken (see
+        `quiesce`) whose part reaches one of them is refused, so its client sends it again: what reached
+        them before is in the flush."""
+        persistent = {e.name for e in self.exporters if e.name in names and e.queue.persistent}
+        persistent -= self._handed_over
+        if not persistent:
+            return
+        self._handed_over |= persistent
         for exporter in self.exporters:
-            if exporter.name in names:
+            if exporter.name in persistent:
+                await exporter.flush()
                 await exporter.stop()
 
-    async def retire(self, handed_over: frozenset[str]) -> None:
-        """After a reload, once `flush` and `stop_exporters(handed_over)` ran: export the rest, then stop.
+    async def retire(self) -> None:
+        """After a reload, once `hand_over` ran: export the rest, then stop.
 
-        Exporters in `handed_over` had a persistent queue that the new pipeline reopened (an export that was
-        in flight is sent again from there). The others drain to their backend for as long as that takes
-        (the agent's shutdown bounds it), so a reload drops no queued data.
+        Exporters handed over had a persistent queue that the new pipeline reopened (an export that was in
+        flight is sent again from there); a later reload may hand over more of them (an exporter renamed
+        back), which then stop draining here. The others drain to their backend for as long as that takes
+        (the agent's shutdown bounds it), so a reload drops no queued data. Requests that were still being
+        taken when the reload stopped waiting for them (`quiesce`) are waited for, and what they added is
+        flushed and drained too.
         """
-        for exporter in self.exporters:
-            if exporter.name not in handed_over:
-                await exporter.drain(None)
+        await self._drain_retired()
+        await self.quiesce(None)
+        await self._drain_retired(flush=True)
         await self.stop()
+
+    async def _drain_retired(self, flush: bool = False) -> None:
+        for exporter in self.exporters:
+            if exporter.name in self._handed_over:
+                continue
+            if flush:
+                await exporter.flush()
+            draining = asyncio.ensure_future(exporter.drain(None))
+            while not draining.done() and exporter.name not in self._handed_over:
+                # a later reload may hand this exporter's file over: stop waiting for it then
+                await asyncio.wait([draining], timeout=_HAND_OVER_CHECK)
+            draining.cancel()
 
 
 async def _per_resource(work: Callable[..., _T], payload: bytes, *args: Any) -> _T:
@@ -301,6 +394,23 @@ async def _per_resource(work: Callable[..., _T], payload: bytes, *args: Any) -> 
 def _more_entries(payload: bytes, limit: int) -> bool:
     """Whether `payload` holds more than `limit` top-level fields (resource entries), looking at no more."""
     return sum(1 for _ in itertools.islice(wire.fields(payload), limit + 1)) > limit
+
+
+def _too_late() -> errors.ReceiveError:
+    """For a request still being taken after a reload stopped waiting for it (see `Intake.quiesce`), one
+    of whose parts reached an exporter whose persistent queue was handed over: that lane has stopped (or is
+    stopping), so the part may never be written; the client sends the request again (a duplicate at worst)."""
+    return errors.refused(
+        "the agent's config was reloaded while this request was being accepted; send it again",
+        REFUSAL_RETRY_AFTER,
+        "reload",
+    )
+
+
+def _with_unrouted(answer: Accepted, items: int, unrouted: int, message: str) -> Accepted:
+    """`answer` with the items no route took added to its rejected ones (never more than `items`)."""
+    rejected = min(items, answer.rejected + unrouted)
+    return Accepted(rejected, "; ".join(m for m in (message, answer.message) if m))
 
 
 def _warn_if_queues_share_memory(s: spec.OTLPPipelineSpec) -> None:

@@ -6,8 +6,11 @@ off, listeners closed, batchers flushed, queues drained until the grace deadline
 counted as dropped (memory queues) or stays on disk for the next start (persistent queues).
 
 Reload (when started with `config_path`): the new pipeline is built; receivers switch to it (a listener is
-restarted only if its own settings changed); persistent queues are handed over through their files; the
-old pipeline's memory queues drain to their backends in the background. Nothing queued is dropped.
+restarted only if its own settings changed); requests the old pipeline is still taking get
+`_RELOAD_ENTRY_GRACE` to be in its batchers (those still being taken then are counted and logged, see
+`Intake.hand_over` for what becomes of them); persistent queues are handed over through their files (from
+a pipeline retired earlier too, when a reload names an exporter again); the old pipeline's other queues
+drain to their backends in the background. Nothing queued is dropped.
 
 Ports: each listener binds the spec's port, or with `any_free_port` one the OS picks (tests, and several
 agents on one machine); either way `ports()` reads them from the bound sockets, and the "ready" log line
@@ -37,6 +40,8 @@ from otlp_agent.telemetry.metrics import AgentMetrics
 
 #: Requests in progress when a listener stops get this long to finish (within the grace period).
 _LISTENER_STOP_GRACE = 2.0
+#: On reload, requests the old pipeline is taking get this long to be in its batchers (seconds).
+_RELOAD_ENTRY_GRACE = 5.0
 
 
 class Agent:
@@ -145,11 +150,13 @@ class Agent:
             return f"cannot run here: {exc}"
         self.pipeline, self.config, self.spec = pipeline, new, new.spec
         await self._switch_receivers(old_spec, new.spec)
-        handed_over = _persistent_in_both(old_spec, new.spec)
+        await self._let_requests_in(old)
         await old.flush()
-        await old.stop_exporters(handed_over)  # their files must be closed before the new pipeline opens them
+        reopened = _persistent(new.spec)
+        for previous in (old, *self._retiring.values()):  # an exporter renamed back may be still draining
+            await previous.hand_over(reopened)  # files must be closed before the new pipeline opens them
         await pipeline.start()
-        task = asyncio.get_running_loop().create_task(old.retire(handed_over), name="retire-pipeline")
+        task = asyncio.get_running_loop().create_task(old.retire(), name="retire-pipeline")
         self._retiring[task] = old
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
         if old_spec.telemetry.port != new.spec.telemetry.port:
@@ -163,6 +170,23 @@ class Agent:
             exporters=[e.name for e in new.spec.exporters],
         )
         return None
+
+    async def _let_requests_in(self, old: Intake) -> None:
+        """Wait for the requests the old pipeline is taking to be in its batchers (no new one comes: the
+        receivers switched), at most `_RELOAD_ENTRY_GRACE`: their data must be there before it is flushed
+        and persistent queues are handed over. Those still being taken then are counted and logged; each
+        part they add to a handed-over exporter gets its request refused (retryable), the rest is
+        exported by the old pipeline as it retires."""
+        late = await old.quiesce(_RELOAD_ENTRY_GRACE)
+        if late:
+            self.metrics.reload_late_requests.inc(late)
+            logs.event(
+                "reload_late_requests",
+                f"config reload: {late} requests were still being accepted by the old pipeline after "
+                f"{_RELOAD_ENTRY_GRACE:g}s; going on: those that reach an exporter whose persistent queue is "
+                "handed over are refused (retryable)",
+                requests=late,
+            )
 
     async def _switch_receivers(self, old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> None:
         same_grpc = old.receivers.otlp.grpc == new.receivers.otlp.grpc
@@ -273,10 +297,6 @@ class Agent:
         return web.Response(text="ready\n") if self.ready else web.Response(status=503, text="not ready\n")
 
 
-def _persistent_in_both(old: spec.OTLPPipelineSpec, new: spec.OTLPPipelineSpec) -> frozenset[str]:
-    """Exporters whose persistent queue file the new pipeline takes over from the old one."""
-
-    def persistent(s: spec.OTLPPipelineSpec) -> set[str]:
-        return {e.name for e in s.exporters if e.queue.type == spec.QueueType.persistent}
-
-    return frozenset(persistent(old) & persistent(new))
+def _persistent(s: spec.OTLPPipelineSpec) -> frozenset[str]:
+    """Exporters with a persistent queue: whose files a new pipeline takes over from earlier ones."""
+    return frozenset(e.name for e in s.exporters if e.queue.type == spec.QueueType.persistent)

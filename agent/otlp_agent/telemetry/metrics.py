@@ -184,6 +184,11 @@ class AgentMetrics:
         self.reloads = prom.Counter(
             "otlp_agent_config_reloads", "Config file changes, by outcome.", ["outcome"], registry=r
         )
+        self.reload_late_requests = prom.Counter(
+            "otlp_agent_config_reload_late_requests",
+            "Requests still being accepted by the old pipeline when a reload stopped waiting for them.",
+            registry=r,
+        )
 
     def _processor_metrics(self, r: prom.CollectorRegistry) -> None:
         self.processor_filtered = prom.Counter(
