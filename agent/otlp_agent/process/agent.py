@@ -10,7 +10,8 @@ restarted only if its own settings changed); requests the old pipeline is still 
 `_RELOAD_ENTRY_GRACE` to be in its batchers (those still being taken then are counted and logged, see
 `Intake.hand_over` for what becomes of them); persistent queues are handed over through their files (from
 a pipeline retired earlier too, when a reload names an exporter again); the old pipeline's other queues
-drain to their backends in the background. Nothing queued is dropped.
+drain to their backends in the background. Nothing queued is dropped. A persistent exporter renamed or
+removed leaves its file behind: `stranded_queues` says so at the reload and at every start.
 
 Ports: each listener binds the spec's port, or with `any_free_port` one the OS picks (tests, and several
 agents on one machine); either way `ports()` reads them from the bound sockets, and the "ready" log line
@@ -30,7 +31,7 @@ from otlp_agent.api import loader, spec
 from otlp_agent.exporter.queue.factory import NoQueueDirectory
 from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.pipeline.intake import Intake
-from otlp_agent.process import ready_file
+from otlp_agent.process import ready_file, stranded_queues
 from otlp_agent.process.reload import POLL_INTERVAL, ConfigWatcher
 from otlp_agent.receivers.grpc_receiver import GrpcReceiver
 from otlp_agent.receivers.http_receiver import HttpReceiver
@@ -71,6 +72,7 @@ class Agent:
         self.telemetry_port: int | None = None
         self.queue_dir = queue_dir
         self.metrics = AgentMetrics()
+        self._stranded = stranded_queues.StrandedQueues(queue_dir, self.metrics)
         self._transports = transports
         self.pipeline = Intake(self.spec, self.metrics, transports, queue_dir)
         self.grpc = self._grpc_receiver(self.spec)
@@ -118,6 +120,7 @@ class Agent:
     async def start(self) -> None:
         await self._start_telemetry()
         await self.pipeline.start()
+        await self._stranded.at_start(self.spec)
         if self.grpc:
             await self.grpc.start()
         if self.http:
@@ -152,10 +155,11 @@ class Agent:
         await self._switch_receivers(old_spec, new.spec)
         await self._let_requests_in(old)
         await old.flush()
-        reopened = _persistent(new.spec)
+        reopened = stranded_queues.persistent(new.spec)
         for previous in (old, *self._retiring.values()):  # an exporter renamed back may be still draining
             await previous.hand_over(reopened)  # files must be closed before the new pipeline opens them
         await pipeline.start()
+        self._stranded.at_reload(old, new.spec)
         task = asyncio.get_running_loop().create_task(old.retire(), name="retire-pipeline")
         self._retiring[task] = old
         task.add_done_callback(lambda done: self._retiring.pop(done, None))
@@ -295,8 +299,3 @@ class Agent:
 
     async def _readyz(self, request: web.Request) -> web.Response:
         return web.Response(text="ready\n") if self.ready else web.Response(status=503, text="not ready\n")
-
-
-def _persistent(s: spec.OTLPPipelineSpec) -> frozenset[str]:
-    """Exporters with a persistent queue: whose files a new pipeline takes over from earlier ones."""
-    return frozenset(e.name for e in s.exporters if e.queue.type == spec.QueueType.persistent)

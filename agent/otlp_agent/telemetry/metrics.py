@@ -175,6 +175,12 @@ class AgentMetrics:
             ["exporter"],
             registry=r,
         )
+        self.queue_orphaned = prom.Gauge(
+            "otlp_agent_queue_orphaned_items",
+            "Items in a persistent queue file no configured exporter opens (exporter renamed or removed).",
+            ["file"],
+            registry=r,
+        )
         self.queue_corrupt = prom.Counter(
             "otlp_agent_queue_corrupt_batches",
             "Unreadable persistent-queue rows, skipped and deleted.",
