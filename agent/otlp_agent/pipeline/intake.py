@@ -129,6 +129,7 @@ class Intake:
         self.enricher = enrich.for_spec(s, environ)
         self.processors = processors.build(s.processors, metrics)  # None when none is configured
         self.fingerprints = fingerprints.Fingerprints()
+        self._plain = self.router is None and self.enricher is None and self.processors is None
         self._arriving = 0  # requests in `consume` whose parts are not all in the lanes yet
         self._quiet: asyncio.Future[None] | None = None  # resolved when `_arriving` falls to 0
         self._handed_over: frozenset[str] = frozenset()  # exporters whose persistent queue went on
@@ -145,7 +146,11 @@ class Intake:
         ReceiveError saying whether to send it again."""
         self._arriving += 1  # until its parts are in the lanes: what a reload waits for (`quiesce`)
         try:
-            taken = await self._take(signal, payload, items, tenant)
+            targets = self._targets[signal]
+            if self._plain and targets:  # the fast path: every exporter of the signal gets the request whole
+                taken = await self._deliver(signal, tenant, payload, [(e, payload, items) for e in targets])
+            else:
+                taken = await self._take(signal, payload, items, tenant)
         finally:
             self._arriving -= 1
             if not self._arriving and self._quiet is not None and not self._quiet.done():
