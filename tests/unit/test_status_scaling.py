@@ -72,6 +72,7 @@ def test_every_agent_running_the_published_config_is_applied_and_shown() -> None
         "hash": "abc1234567",
         "configMap": "gw-config-0f0f0f0f0f",
         "publishedAt": T0,
+        "generation": 2,  # the spec it was built from (the pod webhook checks it for sidecars)
         "expectedBy": T1,
         "agents": 3,
         "applied": 3,
@@ -113,6 +114,7 @@ def test_while_nothing_is_applied_the_rollout_and_its_condition_stay_as_they_wer
     held = status.Observation(3, problems=("spec.x: bad",), workload=statefulset(), config_hash="abc1234567")
     after, _ = status.compute(held, before, T1)
     assert after["configRollout"] == before["configRollout"]
+    assert after["configRollout"]["generation"] == 2  # still the spec the published config came from
     assert by_type(after)["ConfigApplied"] == {**by_type(before)["ConfigApplied"], "observedGeneration": 3}
 
 

@@ -341,7 +341,7 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
         ("configHash", obs.config_hash),
         ("selector", obs.selector),
         ("references", obs.references),
-        ("configRollout", obs.rollout.as_status() if obs.rollout is not None else None),
+        ("configRollout", _published(obs)),
     ):
         if value is not None:
             found[key] = value
@@ -351,6 +351,14 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
         found.pop("references", None)
     found.update(_agent_fields(obs, state, previous))
     return found
+
+
+def _published(obs: Observation) -> dict[str, Any] | None:
+    """`configRollout`, with the generation of the spec it was published from: the pod webhook builds a
+    sidecar's container from the spec only when that spec's config is the published one."""
+    if obs.rollout is None:
+        return None
+    return {**obs.rollout.as_status(), "generation": obs.generation}
 
 
 def _agent_fields(obs: Observation, state: Rollout | None, previous: dict[str, Any]) -> dict[str, Any]:
