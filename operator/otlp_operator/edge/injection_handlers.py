@@ -22,10 +22,6 @@
   (or the pod) in its namespace, plus one about the pipeline when it exists. Events are posted in
   the background, at most once a minute per object and reason on each replica, with bounded tasks and
   memory (`_post`); none on a dry run (the webhook declares `sideEffects: NoneOnDryRun`).
-- `publish-sidecar-config`: a sidecar pipeline allowing other namespaces gets its ConfigMap copied
-  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace: the config as
-  reconcile publishes it, its pipelineRefs resolved (`reconciler.resolved`). A copy that exists is
-  patched to the new data (a pipeline-config change: the sidecars there reload it).
 - `rollout-stale-sidecars`: on create, update and resume of a sidecar pipeline with
   `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of pods that mount another
   ConfigMap than the published one (`status.configRollout.configMap`, once its `generation` is the
@@ -55,7 +51,7 @@ from otlp_operator import metrics as operator_metrics
 from otlp_operator import validation
 from otlp_operator.edge import injection_state, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
-from otlp_operator.injection import configcopy, resolve, transform, workload
+from otlp_operator.injection import resolve, transform, workload
 from otlp_operator.reconcile import kube, reconciler, sidecar_restarts
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
@@ -81,7 +77,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     _register_lifecycle(registry, config)
     if config.webhook is not None:  # kopf refuses admission handlers without a webhook server
         _register_webhook(registry)
-    _register_config_copies(registry)
     _register_rollout(registry)
 
 
@@ -276,35 +271,6 @@ def _rolls_on_change(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("mode") == "sidecar" and bool(injection.get("rolloutOnChange"))
 
 
-def _publishes_copies(spec: kopf.Spec, **_: Any) -> bool:
-    allowed = (spec.get("injection") or {}).get("allowed") or {}
-    return spec.get("mode") == "sidecar" and bool(allowed.get("namespaces"))
-
-
-def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
-    common: dict[str, Any] = {"registry": registry, "id": "publish-sidecar-config", "when": _publishes_copies}
-
-    @kopf.on.resume(*RESOURCE, **common)
-    @kopf.on.create(*RESOURCE, **common)
-    @kopf.on.update(*RESOURCE, **common)
-    async def publish(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        state = injection_state.injection_of(memo)
-        if state is None:
-            return
-        pipeline = await _published_pipeline(state, memo, body)
-        if pipeline is None:
-            return
-        for obj in configcopy.build(pipeline, state.config.agent_image):
-            try:
-                await _publish(state.client, obj)
-            except kube.ApiError as exc:
-                if exc.transient:
-                    raise kopf.TemporaryError(f"publishing {obj['metadata']}: {exc}", delay=5) from exc
-                _log.warning(
-                    "cannot publish the config in namespace %s: %s", obj["metadata"]["namespace"], exc
-                )
-
-
 async def _published_pipeline(
     state: injection_state.Injection, memo: kopf.Memo, body: kopf.Body
 ) -> loader.OTLPPipeline | None:
@@ -317,18 +283,6 @@ async def _published_pipeline(
     if resolution is None or resolution.failures:
         return None
     return resolution.pipeline
-
-
-async def _publish(client: kube.Kube, obj: dict[str, Any]) -> None:
-    """Create a config copy, or bring an existing one's data and annotations to the new config."""
-    meta = obj["metadata"]
-    try:
-        await client.create(obj)
-    except kube.ApiError as exc:
-        if exc.status != 409:
-            raise
-        patch = {"metadata": {"annotations": meta["annotations"]}, "data": obj["data"]}
-        await client.patch("ConfigMap", meta["namespace"], meta["name"], patch)
 
 
 def _register_rollout(registry: kopf.OperatorRegistry) -> None:
