@@ -1,5 +1,6 @@
 """A sidecar pipeline's config copies in the other namespaces it allows are written by its reconcile: a
-namespace created after the pipeline gets its copy at the next drift check, a change of a pipeline it
+namespace created after the pipeline gets its copy at the next drift check (until then its pods are
+admitted without an agent, rather than mounting a ConfigMap that does not exist), a change of a pipeline it
 references rewrites the copies as it does its own ConfigMap, and the clean-up command of docs/injection.md
 deletes the old copies and keeps the one pods are injected with.
 
@@ -34,6 +35,27 @@ def data_of(cluster: Cluster, config_map: str, where: str = NAMESPACE) -> str | 
     return None if found is None else str((found.get("data") or {}).get(FILE))
 
 
+def copied_to(cluster: Cluster, name: str) -> list[str]:
+    return list((cluster.status(name).get("configRollout") or {}).get("copiedTo") or [])
+
+
+def test_a_pod_of_a_namespace_without_its_copy_yet_is_admitted_without_an_agent(
+    cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    # The drift check (60 s) does not come within the test: the namespace has no copy.
+    config = config_for_tests(webhook=webhook_for_tests(tmp_path), injection=True)
+    with operator_running(config):
+        apply_yaml(cluster, pipeline("shared", injection={"allowed": {"namespaces": [LATE]}}))
+        name = published(cluster, "shared")
+        assert copied_to(cluster, "shared") == []  # the namespace did not exist
+        apply_yaml(cluster, namespace(LATE))
+        done = create(cluster, pod("early", inject=f"{NAMESPACE}/shared", namespace=LATE))
+        assert f"(NotPublished): the config of pipeline {NAMESPACE}/shared is not copied" in done.stderr
+        early = cluster.get("pods", "early", LATE) or {}
+        assert "initContainers" not in early["spec"] and "volumes" not in early["spec"]  # it can start
+        assert data_of(cluster, name, LATE) is None
+
+
 def test_a_namespace_created_after_the_pipeline_gets_its_copy_at_the_next_drift_check(
     cluster: Cluster, tmp_path: pathlib.Path
 ) -> None:
@@ -47,6 +69,7 @@ def test_a_namespace_created_after_the_pipeline_gets_its_copy_at_the_next_drift_
             timeout=30,
             what="the copy in the namespace created later",
         )
+        cluster.wait_for(lambda: copied_to(cluster, "shared") == [LATE], what="the copy in the status")
         create(cluster, pod("guest", inject=f"{NAMESPACE}/shared", namespace=LATE))
         guest = cluster.get("pods", "guest", LATE) or {}
         mounted = [v["configMap"]["name"] for v in guest["spec"]["volumes"] if "configMap" in v]

@@ -141,3 +141,15 @@ def dataclasses_replace(rollout: config_status.Rollout, **changes: Any) -> confi
     import dataclasses
 
     return dataclasses.replace(rollout, **changes)
+
+
+def test_a_sidecar_pipeline_records_the_namespaces_holding_a_copy_of_its_config() -> None:
+    import dataclasses
+
+    rollout = dataclasses.replace(PUBLISHED, sidecar=True)
+    found, _ = status.compute(
+        status.Observation(4, sidecar=True, rollout=rollout, copied_to=("b", "a")), {}, T0
+    )
+    assert (found["configRollout"]["copiedTo"], found["configRollout"]["generation"]) == (["a", "b"], 4)
+    gateway, _ = status.compute(observe(PUBLISHED), {}, T0)
+    assert "copiedTo" not in gateway["configRollout"]

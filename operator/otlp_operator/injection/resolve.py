@@ -24,7 +24,9 @@ from: reconcile records its generation (`status.configRollout.generation`), and 
 (edited, not reconciled yet or failing to) has no published config of its own (`behind`; the catalog then
 keeps serving the pipeline's previous target). A sidecar pipeline with no published config for its spec
 (just created, never valid, or edited and not published yet with no earlier target known) injects nothing
-(`NotPublished`). A status written by an operator that did not record the generation is trusted as is.
+(`NotPublished`). So does a pod of another allowed namespace that holds no copy of the ConfigMap yet
+(`status.configRollout.copiedTo`): it could not mount it. A status written by an operator that did not
+record the generation or the copies is trusted as is.
 
 Every outcome but "not requested" and "opted out" that injects nothing is a warning the webhook reports.
 """
@@ -57,6 +59,8 @@ class Target:
     generation: int = 0
     #: The published config is of an earlier generation of the spec (so `config_map` is None).
     behind: bool = False
+    #: The other namespaces holding a copy of `config_map` (None: not recorded, so assumed everywhere).
+    copied_to: frozenset[str] | None = None
 
     @property
     def key(self) -> str:
@@ -159,8 +163,19 @@ def _check(pod: dict[str, Any], namespace: str, target: Target) -> Decision:
             why = f"pipeline {target.key} generation {target.generation} is not published yet"
             why += " (its status says why)"
         return Decision(None, "NotPublished", why, warning=True, about=target)
+    if target.sidecar and not _copied(target, namespace):
+        why = f"the config of pipeline {target.key} is not copied into namespace {namespace} yet"
+        return Decision(
+            None, "NotPublished", f"{why} (the operator's log says why)", warning=True, about=target
+        )
     kind = "a sidecar agent" if target.sidecar else f"wiring to its {target.pipeline.spec.mode.value} agents"
     return Decision(target, "Injected", f"{kind} of pipeline {target.key}", about=target)
+
+
+def _copied(target: Target, namespace: str) -> bool:
+    """A pod of `namespace` can mount the target's ConfigMap: its own namespace, or one the status says
+    holds a copy (any, when the status does not say)."""
+    return namespace == target.namespace or target.copied_to is None or namespace in target.copied_to
 
 
 def target_of(body: dict[str, Any]) -> Target:
@@ -186,7 +201,14 @@ def target_of(body: dict[str, Any]) -> Target:
         uid=uid,
         generation=generation,
         behind=behind,
+        copied_to=copied_to(body),
     )
+
+
+def copied_to(body: dict[str, Any]) -> frozenset[str] | None:
+    """The other namespaces the status says hold a copy of the published ConfigMap (None: not recorded)."""
+    found = ((body.get("status") or {}).get("configRollout") or {}).get("copiedTo")
+    return None if found is None else frozenset(str(n) for n in found)
 
 
 def published_generation(body: dict[str, Any]) -> int | None:

@@ -268,8 +268,7 @@ async def _apply(
         applied.changes += await apply.prune(
             ctx.client, key.namespace, selector, uid, desired, keep_old_configs=sidecar or not done
         )
-        if sidecar:
-            applied.changes += await _copy_config(ctx, pipeline, key)
+        copied = await _copy_config(ctx, pipeline, key, applied.changes) if sidecar else None
     except apply.Conflict as exc:
         failed = dataclasses.replace(
             obs, workload=_workload(applied.live), apply_error=("ChildConflict", str(exc))
@@ -283,7 +282,7 @@ async def _apply(
         ctx.index.observed(workload)
     config_map = str(desired[0]["metadata"]["name"])
     injected = await _injected(ctx, pipeline, key, config_map) if sidecar else None
-    obs = dataclasses.replace(obs, workload=workload, injected=injected)
+    obs = dataclasses.replace(obs, workload=workload, injected=injected, copied_to=copied)
     try:
         rollout = await config_rollout.observe(
             ctx.client, ctx.rollout_settings, ctx.rollouts, pipeline, (obs.config_hash or "", config_map),
@@ -295,14 +294,21 @@ async def _apply(
     return dataclasses.replace(obs, rollout=rollout), applied.changes, None
 
 
-async def _copy_config(ctx: Context, pipeline: Any, key: naming.PipelineKey) -> list[str]:
-    """Write the sidecar pipeline's config copies into the other namespaces it allows; a namespace that
-    refuses (missing, RBAC) is logged and tried again at the next reconcile."""
-    written = await config_copies.write(ctx.client, configcopy.build(pipeline, ctx.agent_image))
+async def _copy_config(
+    ctx: Context, pipeline: Any, key: naming.PipelineKey, changes: list[str]
+) -> tuple[str, ...]:
+    """Write the sidecar pipeline's config copies into the other namespaces it allows; returns the
+    namespaces that hold one. A namespace that refuses (missing, RBAC) is logged and tried again at the
+    next reconcile."""
+    copies = configcopy.build(pipeline, ctx.agent_image)
+    written = await config_copies.write(ctx.client, copies)
+    changes += written.changes
     for namespace, why in sorted(written.failed.items()):
         _log.warning("cannot copy the config of %s into namespace %s (retried at the next reconcile): %s",
                      key, namespace, why)  # fmt: skip
-    return written.changes
+    return tuple(
+        c["metadata"]["namespace"] for c in copies if c["metadata"]["namespace"] not in written.failed
+    )
 
 
 async def _injected(

@@ -93,6 +93,8 @@ class Observation:
     injected: dict[str, Any] | None = None
     #: The published config and which agents run it (None: nothing applied now; keep the previous).
     rollout: config_status.Rollout | None = None
+    #: Sidecar mode: the other namespaces that hold a copy of the published ConfigMap (None: not known).
+    copied_to: tuple[str, ...] | None = None
     #: The agent container's memory limit against the limiter (None: the spec is invalid; keep the previous).
     memory: memory_fit.Fit | None = None
 
@@ -354,11 +356,15 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
 
 
 def _published(obs: Observation) -> dict[str, Any] | None:
-    """`configRollout`, with the generation of the spec it was published from: the pod webhook builds a
-    sidecar's container from the spec only when that spec's config is the published one."""
+    """`configRollout`, with the generation of the spec it was published from (the pod webhook builds a
+    sidecar's container from the spec only when that spec's config is the published one) and, for sidecar
+    pipelines, the namespaces holding a copy (the webhook injects pods of the others nothing)."""
     if obs.rollout is None:
         return None
-    return {**obs.rollout.as_status(), "generation": obs.generation}
+    found = {**obs.rollout.as_status(), "generation": obs.generation}
+    if obs.copied_to is not None:
+        found["copiedTo"] = sorted(obs.copied_to)
+    return found
 
 
 def _agent_fields(obs: Observation, state: Rollout | None, previous: dict[str, Any]) -> dict[str, Any]:

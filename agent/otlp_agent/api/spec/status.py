@@ -100,6 +100,11 @@ class ConfigRollout(SpecModel):
         description="The pipeline's metadata.generation this config was built from (the pod webhook injects "
         "sidecars of that spec only).",
     )
+    copied_to: list[str] | None = Field(
+        default=None,
+        description="Sidecar pipelines: the other namespaces holding a copy of this ConfigMap (pods of an "
+        "allowed namespace missing here are injected nothing).",
+    )
     expected_by: str | None = Field(
         default=None,
         description="When every running agent should run it: publishedAt plus the longest ConfigMap volume "
