@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from otlp_operator.edge import injection_handlers, injection_state, settings
 from otlp_operator.injection import catalog, markers
 
@@ -51,7 +52,9 @@ def dropped(state: injection_state.Injection) -> float:
     return state.metrics.value("otlp_operator_events_dropped_total", reason="UnknownPipeline")
 
 
-async def test_a_flood_of_refused_pods_never_has_more_than_the_bound_of_event_posts_under_way() -> None:
+async def test_a_flood_of_refused_pods_never_has_more_than_the_bound_of_event_posts_under_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     client, clock = SlowEvents(), FakeClock()
     state = state_with(client, clock)
     for n in range(BOUND + 50):
@@ -60,6 +63,7 @@ async def test_a_flood_of_refused_pods_never_has_more_than_the_bound_of_event_po
     await settle()
     assert len(client.posted) == BOUND and len(state.events) == BOUND
     assert dropped(state) == 50
+    assert sum("dropping them" in r.getMessage() for r in caplog.records) == 1  # not one line per Event
     client.release.set()
     await settle()
     assert not state.events

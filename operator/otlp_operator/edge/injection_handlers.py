@@ -237,11 +237,10 @@ def _post(state: injection_state.Injection, regarding: dict[str, Any], reason: s
         return
     if len(state.events) >= MAX_EVENTS_IN_FLIGHT or len(state.posted) >= MAX_EVENTS_REMEMBERED:
         state.metrics.event_dropped(reason)
-        if not state.dropping:  # once per burst: the metric counts every one
-            _log.warning("too many Events being posted; dropping them (counted in the operator's metrics)")
-        state.dropping = True
+        if now - state.drop_logged >= EVENT_INTERVAL:  # the metric counts every one
+            state.drop_logged = now
+            _log.warning("too many Events to post; dropping them (otlp_operator_events_dropped_total)")
         return
-    state.dropping = False
     state.posted[key] = now
     task = asyncio.create_task(_post_now(state, regarding, reason, message), name=f"event {reason}")
     state.events.add(task)

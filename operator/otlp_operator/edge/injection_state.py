@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fnmatch
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,8 +39,8 @@ class Injection:
     posted: dict[tuple[str, ...], float] = dataclasses.field(default_factory=dict)
     #: Event posts under way.
     events: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
-    #: Events are being dropped (too many under way or remembered); logged once per such burst.
-    dropping: bool = False
+    #: When dropping Events (too many under way or remembered) was last logged: at most once an interval.
+    drop_logged: float = -math.inf
     clock: Callable[[], float] = time.monotonic
     catalog: catalog.Catalog = dataclasses.field(default_factory=catalog.Catalog)
     informers: list[informer.Informer] = dataclasses.field(default_factory=list)
