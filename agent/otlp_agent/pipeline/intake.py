@@ -63,6 +63,8 @@ INLINE_BYTES = inspection.PIECE_BYTES
 INLINE_RESOURCES = 256
 #: How often a retired pipeline's drain looks whether a later reload handed its exporter over (seconds).
 _HAND_OVER_CHECK = 0.5
+#: How often a hand-over looks whether what requests still being taken were handing over is in (seconds).
+_SETTLE_CHECK = 0.01
 
 _T = TypeVar("_T")
 
@@ -348,8 +350,8 @@ class Intake:
     async def hand_over(self, names: frozenset[str]) -> None:
         """Flush and stop the exporters `names` that have a persistent queue, so a new pipeline can open
         their files (after a reload). From the moment this is called, a request still being taken (see
-        `quiesce`) whose part reaches one of them is refused, so its client sends it again: what reached
-        them before is in the flush."""
+        `quiesce`) whose part reaches one of them is refused, so its client sends it again; what reached
+        them before is written to the file before it closes (see `_settle`)."""
         persistent = {e.name for e in self.exporters if e.name in names and e.queue.persistent}
         persistent -= self._handed_over
         if not persistent:
@@ -357,7 +359,7 @@ class Intake:
         self._handed_over |= persistent
         for exporter in self.exporters:
             if exporter.name in persistent:
-                await exporter.flush()
+                await _settle(exporter)
                 await exporter.stop()
 
     async def retire(self) -> None:
@@ -399,6 +401,18 @@ async def _per_resource(work: Callable[..., _T], payload: bytes, *args: Any) -> 
 def _more_entries(payload: bytes, limit: int) -> bool:
     """Whether `payload` holds more than `limit` top-level fields (resource entries), looking at no more."""
     return sum(1 for _ in itertools.islice(wire.fields(payload), limit + 1)) > limit
+
+
+async def _settle(exporter: ExporterLane) -> None:
+    """Flush `exporter` until nothing is on its way into its queue: no batch being handed over, no request
+    being split, nothing buffered. A batch a request is handing over holds earlier requests too, already
+    answered; it must be in the queue before the queue closes. Requests still being taken after a reload
+    (see `Intake.quiesce`) may be doing that; without them the first flush is all it takes."""
+    while True:
+        await exporter.flush()
+        if not any(batcher.pending_bytes for batcher in exporter.batchers.values()):
+            return
+        await asyncio.sleep(_SETTLE_CHECK)
 
 
 def _too_late() -> errors.ReceiveError:
