@@ -57,14 +57,25 @@ def raise_for(outcome: reconciler.Outcome, retry_delay: float) -> None:
 
 
 async def tls_loop(client: kube.Kube, tls: webhook_tls.Tls, retry_delay: float) -> None:
-    """Keep the webhook certificate, its files and the configurations' caBundle current until cancelled."""
+    """Keep the webhook certificate, its files and the configurations' caBundle current until cancelled.
+
+    A Secret that is gone and may not be created is reported once as an error (it needs a user), then
+    retried quietly until it is back."""
+    missing_reported = False
     while True:
         try:
             await webhook_tls.sync(client, tls, datetime.datetime.now(datetime.UTC))
+        except webhook_tls.SecretMissing as exc:
+            if not missing_reported:
+                _log.error("%s", exc)
+                missing_reported = True
+            await asyncio.sleep(retry_delay)
+            continue
         except (kube.ApiError, OSError, ValueError) as exc:  # API, files, a corrupt Secret: retry
             _log.warning("keeping the webhook certificate current failed (retrying): %s", exc)
             await asyncio.sleep(retry_delay)
             continue
+        missing_reported = False
         await asyncio.sleep(tls.interval)
 
 
@@ -106,7 +117,16 @@ def readiness(config: OperatorConfig, memo: kopf.Memo, settings: kopf.OperatorSe
         checks.append(server.waiting_for)
     if config.injection and config.webhook is not None:
         checks.append(lambda: injection_state.waiting_for(memo))
+        checks.append(lambda: stale_caches(memo))
     return checks
+
+
+def stale_caches(memo: kopf.Memo) -> str | None:
+    """The pod webhook's caches whose list/watch has been failing too long (`informer.STALE_AFTER`): such a
+    replica would answer from what it saw before, so it is not ready until the watch works again."""
+    state = injection_state.injection_of(memo)
+    stale = [why for why in (i.stale() for i in state.informers) if why] if state is not None else []
+    return "the pod webhook's watches, failing: " + ", ".join(stale) if stale else None
 
 
 def observe_webhooks(settings: kopf.OperatorSettings, metrics: operator_metrics.OperatorMetrics) -> None:
