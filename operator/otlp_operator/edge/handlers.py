@@ -17,9 +17,10 @@ kopf never pauses those two loops, so each pass first asks `leadership` whether 
 paused one skips the pass and forgets its follow-ups and what it applied (`forget_while_paused`).
 
 The startup handler also starts the probes (`health`): `/readyz` is ready once the webhook server listens
-with its certificate and, with injection, the pod webhook's caches are filled. With peering, kopf runs the
-startup handlers on every replica (they are not paused), so every replica serves probes and webhooks,
-while the resource handlers above run only on the replica that is not paused.
+with its certificate and, with injection, the pod webhook's caches are filled and not stale
+(`stale_caches`). With peering, kopf runs the startup handlers on every replica (they are not paused), so
+every replica serves probes and webhooks, while the resource handlers above run only on the replica that
+is not paused.
 
 With `--webhook-tls-secret`, a task on every replica keeps the webhook's own certificate current
 (`reconcile.webhook_tls`): until its first round succeeds the webhook server has no certificate and the
