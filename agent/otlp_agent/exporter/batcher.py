@@ -201,6 +201,8 @@ class Batcher:
             ready.append(self._detach("size"))
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
+        if not ready:  # the common case: the request only joined the open batch
+            return
         # Every ready batch is on its way before the first wait, so a cancel during that wait strands none.
         handing = [started for batch in ready if (started := self._start_hand_over(batch)) is not None]
         for started in handing:
