@@ -10,10 +10,12 @@ On-disk contract (format 2, stored as `PRAGMA user_version = 2`):
   uncompressed Export*ServiceRequest, `size` its length, `crc32` its `zlib.crc32`, `created` when it was
   batched (Unix time, for `queue.maxAge`). Format 1 files (no `created`) are upgraded in place at open; their
   rows count as batched at that open.
-- A row is inserted and committed when the batcher hands the batch over, and deleted once the batch's
-  outcome is final: acknowledged by the backend, refused by it for good, given up after `retry.maxElapsed`
-  (delivery `fast` only: `durable` / `endToEnd` put it back in the queue instead), older than
-  `queue.maxAge`, or evicted by `whenFull: dropOldest` (all counted). A row whose export was under way when
+- A row is inserted and committed when the batcher hands the batch over (in the exporter lane's task, so a
+  client giving up does not interrupt it; and a row once written is always in the queue's index, never
+  left for the next start only), and deleted once the batch's outcome is final: acknowledged by the
+  backend, refused by it for good, given up after `retry.maxElapsed` (delivery `fast` only: `durable` /
+  `endToEnd` put it back in the queue instead), older than `queue.maxAge`, or evicted by
+  `whenFull: dropOldest` (all counted). A row whose export was under way when
   the agent stopped or died stays, and is sent again after the restart: at least once, so duplicates are
   possible, losses not.
 - Rows are exported in id order: oldest first, including the backlog found at start; a batch put back after
