@@ -13,9 +13,10 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.exporter.result import ExportResult
+from otlp_agent.pipeline import intake
 
 from tests.support.agent_runner import agent_running
-from tests.support.consume_calls import ConsumeCalls
+from tests.support.calls_in_progress import CallsInProgress
 from tests.support.gated_transport import GatedTransport
 from tests.support.trace_requests import TRACE_METHOD, post, request_bytes
 from tests.support.waiting import eventually
@@ -232,7 +233,7 @@ async def test_a_grpc_client_giving_up_while_block_waits_loses_no_data_answered_
     that client's deadline passes meanwhile, the batch, which holds an earlier request already answered
     200, still goes in and is exported once the backend answers; nothing is counted as dropped."""
     slow = GatedTransport()
-    calls = ConsumeCalls(monkeypatch)
+    calls = CallsInProgress(monkeypatch, intake.Intake, "consume")
     queue: dict[str, Any] = {"maxItems": 2, "consumers": 1, "whenFull": "block"}
     if queue_type == "persistent":
         queue |= {"type": "persistent", "storageSize": "1Gi"}
@@ -251,12 +252,12 @@ async def test_a_grpc_client_giving_up_while_block_waits_loses_no_data_answered_
             await eventually(
                 lambda: lane.queue.blocked_producers == 1, what="the full batch waiting for room"
             )
-            assert calls.in_progress == 1, "its client's handler waits with it"
+            assert calls.count == 1, "its client's handler waits with it"
             with pytest.raises(grpc.aio.AioRpcError) as gave_up:
                 await call
         assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         # The backend answers only once the server has ended the call's handler (its client left).
-        await eventually(lambda: calls.in_progress == 0, what="the handler ended")
+        await eventually(lambda: calls.count == 0, what="the handler ended")
         slow.gate.set()
         await eventually(lambda: len(slow.batches) == 2, what="both batches exported")
         assert exported_tags(slow) == [1, 1, 2, 3], "the request answered 200 is exported"
