@@ -46,9 +46,9 @@ class Leases:
         self.seen: list[memory.Lease] = []
         emit = lane._enqueue
 
-        async def recording(batch: Batch) -> None:
+        def recording(batch: Batch) -> asyncio.Task[None] | None:
             self.seen.append(batch.lease)
-            await emit(batch)
+            return emit(batch)
 
         for batcher in lane.batchers.values():
             batcher._emit = recording
@@ -176,10 +176,49 @@ async def test_a_batch_a_consumer_fails_on_is_released(monkeypatch: pytest.Monke
     await lane.stop()
 
 
-async def test_a_batch_whose_hand_over_is_cancelled_is_released() -> None:
-    """Under `block`, a producer waits for room; stopping then releases the batch it carried."""
+def dropped(lane: ExporterLane) -> float:
+    """Every item the lane counted as dropped, whatever the reason."""
+    return sum(
+        lane.metrics.value("otlp_agent_dropped_items_total", exporter="e", signal="traces", reason=reason)
+        for reason in ("queue_full", "shutdown", "internal_error", "disk_error", "queue_full_drop_oldest")
+    )
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["memory", "persistent"])
+async def test_a_batch_whose_client_gives_up_during_the_hand_over_is_still_queued_and_exported(
+    tmp_path: pathlib.Path, persistent: bool
+) -> None:
+    """Under `block`, the client whose request fills a batch waits for room; if it is cancelled (a gRPC
+    deadline), the batch, which also holds an earlier request already answered, still goes in, and its
+    lease is released once, when it is exported."""
     limiter = memory.MemoryLimiter(64 * MiB, MiB)
     transport = GatedTransport()
+    queue: dict[str, Any] = {"whenFull": "block", "maxItems": 20, "consumers": 1}
+    if persistent:
+        queue |= {"type": "persistent", "storageSize": "1Gi"}
+    lane = make_lane(transport, limiter, tmp_path, queue=queue)
+    leases = Leases(lane)
+    await lane.start()
+    await lane.accept(Signal.traces, request(10), 10)
+    await eventually(lambda: transport.waiting == 1, what="the first batch in flight")
+    await lane.accept(Signal.traces, request(10), 10)  # the queue (its bound counts the export) is full now
+    await lane.accept(Signal.traces, request(5), 5)  # answered: it is in the open batch
+    giving_up = asyncio.create_task(lane.accept(Signal.traces, request(5), 5))  # fills that batch
+    await eventually(lambda: lane.queue.blocked_producers == 1, what="the full batch waiting for room")
+    giving_up.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await giving_up
+    transport.gate.set()
+    await eventually(lambda: transport.items == 30, what="all three batches exported")
+    await eventually(lambda: limiter.held == 0, what="released")
+    assert leases.all_released() and len(leases.seen) == 3
+    assert dropped(lane) == 0
+    await lane.stop()
+
+
+async def test_a_batch_still_waiting_for_room_at_stop_is_counted_and_released() -> None:
+    limiter = memory.MemoryLimiter(64 * MiB, MiB)
+    transport = GatedTransport()  # never opened: no room is ever made
     lane = make_lane(transport, limiter, queue={"whenFull": "block", "maxItems": 20, "consumers": 1})
     leases = Leases(lane)
     await lane.start()
@@ -193,6 +232,11 @@ async def test_a_batch_whose_hand_over_is_cancelled_is_released() -> None:
     await lane.stop()
     assert limiter.held == 0
     assert leases.all_released() and len(leases.seen) == 3
+    # Two batches were in the queue (one in flight), one still waiting for room: all three counted.
+    assert (
+        lane.metrics.value("otlp_agent_dropped_items_total", exporter="e", signal="traces", reason="shutdown")
+        == 30
+    )
 
 
 async def test_a_request_larger_than_a_batch_is_split_and_stays_counted() -> None:
