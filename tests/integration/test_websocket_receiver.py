@@ -161,6 +161,47 @@ async def test_a_bearer_token_is_required_by_header_or_query_when_the_http_recei
         assert agent.metric("otlp_agent_websocket_refused_connections_total", reason="unauthenticated") == 2
 
 
+async def test_a_rotated_token_stops_working_on_an_open_connection(
+    backend: OtlpBackend, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
+    secrets = SecretFiles(tmp_path / "secrets")
+    secrets.write("ws-auth", token=TOKEN.encode())
+    auth = {"bearerTokenSecret": {"name": "ws-auth", "key": "token"}}
+    async with agent_running(pipeline(backend, auth=auth)) as agent:
+        async with await OtlpWebSocket.connect(url(agent, f"?access_token={TOKEN}")) as client:
+            assert (await client.export("traces", spans(0, 1)))["status"] == 200
+            secrets.write("ws-auth", token=b"the-new-token-0123456789")
+
+            async def until_refused() -> dict[str, Any]:
+                for index in range(1, 1000):  # the agent looks at the Secret's file every 2 s
+                    answer = await client.export("traces", spans(index, 1))
+                    if answer["status"] != 200:
+                        return answer
+                    await asyncio.sleep(0.1)
+                raise AssertionError("the old token kept working")
+
+            answer = await asyncio.wait_for(until_refused(), 60)
+            assert (answer["status"], answer["retryable"], answer["error"]["code"]) == (401, False, 16), (
+                answer
+            )
+            await eventually(lambda: client.socket.closed, what="the connection to be closed")
+            assert client.socket.close_code == 1008
+        assert agent.metric("otlp_agent_websocket_closed_connections_total", reason="unauthenticated") == 1
+        refused = agent.metric(
+            "otlp_agent_refused_requests_total",
+            signal="traces",
+            transport="websocket",
+            reason="unauthenticated",
+        )
+        assert refused == 1
+        with pytest.raises(aiohttp.WSServerHandshakeError):  # the old token is refused at the upgrade too
+            await OtlpWebSocket.connect(url(agent, f"?access_token={TOKEN}"))
+        new = {"Authorization": "Bearer the-new-token-0123456789"}
+        async with await OtlpWebSocket.connect(url(agent), new) as client:
+            assert (await client.export("traces", spans(2000, 1)))["status"] == 200
+
+
 async def test_browsers_are_served_only_from_allowed_origins(backend: OtlpBackend) -> None:
     cors = {"allowedOrigins": ["https://app.example.com"]}
     async with agent_running(pipeline(backend, cors=cors)) as agent:
