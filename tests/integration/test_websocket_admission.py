@@ -77,7 +77,7 @@ def refused(agent: RunningAgent, reason: str) -> float:
 
 
 async def hold_all_but(agent: RunningAgent, room: int) -> memory.Lease:
-    """Reserve the agent's memory so that a large request (over a sixteenth of the limit, which is kept for
+    """Reserve the agent's memory so that a large request (over a 64th of the limit: a sixteenth is kept for
     small ones) of more than `room` bytes must wait, while small ones still pass."""
     return await agent.agent.pipeline.limiter.reserve(LIMIT - LIMIT // 16 - room, 1)
 
@@ -269,8 +269,8 @@ async def test_a_message_that_does_not_arrive_within_read_timeout_closes_its_con
     backend: OtlpBackend,
 ) -> None:
     # Each connection starts a message in fragments, which reserves maxBodySize, then only pings (RFC 6455
-    # lets control frames come between fragments). Seven of them hold all the memory a gRPC call (which
-    # reserves maxMessageSize, a large reservation) could use.
+    # lets control frames come between fragments). Seven of them would hold all the memory a gRPC call
+    # (which reserves maxMessageSize, a large reservation) could use, for as long as they ping.
     async with agent_running(pipeline(backend, readTimeout="1s")) as agent:
         limiter = agent.agent.pipeline.limiter
         clients = []
@@ -279,7 +279,6 @@ async def test_a_message_that_does_not_arrive_within_read_timeout_closes_its_con
             assert status == 101
             client.writer.write(RawWebSocket.frame(0x2, b"traces slow-%d\n" % index, fin=False))
             clients.append(client)
-        await eventually(lambda: limiter.receiving == 7 * (MiB + 128), what="the messages' reservations")
 
         async def ping() -> None:
             while True:

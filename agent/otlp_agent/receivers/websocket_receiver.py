@@ -272,11 +272,12 @@ class _Connection:
         self.revoked = False  # its token is no longer valid: closed once the refusal is answered
         self.shut_for: str | None = None  # why the agent closed the connection (counted when it did)
         self._closer: asyncio.Task[None] | None = None
-        loop = asyncio.get_running_loop()
-        self._last_answer = loop.time()  # (or when the connection opened)
-        self._idle_timer = loop.call_later(endpoint.settings.idle_timeout, self._check_idle)
+        self._last_answer = 0.0  # (or when the connection opened)
 
     async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_answer = loop.time()
+        self._idle_timer = loop.call_later(self.endpoint.settings.idle_timeout, self._check_idle)
         try:
             while True:
                 await self.slots.acquire()  # every slot busy: take nothing more (aiohttp stops reading)
