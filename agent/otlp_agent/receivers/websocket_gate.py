@@ -20,8 +20,9 @@ every ping and pong — so without it a client could start a message in fragment
 connection (its queue full: the connection's `maxInFlight` requests are still being handled) is the
 agent's, not the client's: the clock stands still meanwhile. Past the deadline the gate drops the message and
 gives its reservation back at once, passes nothing more to aiohttp (it is mid-frame), and tells the
-connection (`too_slow`), which closes it with 1008. One timer per connection, re-armed lazily: a message
-costs a clock read, not a timer.
+connection (`too_slow`), which closes it with 1008. The clock starts at the end of the chunk of bytes in
+which the message started, so a message that arrives whole in one chunk (the common case) costs nothing,
+and one timer per connection, re-armed lazily, serves all its messages.
 
 Control frames (ping, pong, close) go through as they come. aiohttp's own flow control (it stops reading
 while its queue holds messages nobody took) is left alone: the gate pauses and resumes the transport only
@@ -102,6 +103,7 @@ class Gate(asyncio.Protocol):
         self._deadline: float | None = None  # when the message being read must have ended (loop time)
         self._stopped: float | None = None  # when aiohttp stopped reading during that message
         self._timer: asyncio.TimerHandle | None = None  # checks the deadline; at most one
+        self._clock_due = False  # a message started in this chunk: its clock starts if it is not over
         self._failed = False  # a message was too slow: nothing more goes to aiohttp
 
     def install(self) -> None:
@@ -146,6 +148,7 @@ class Gate(asyncio.Protocol):
         self.ready.clear()
         self._lease = None
         self._deadline = self._stopped = None
+        self._clock_due = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -213,8 +216,7 @@ class Gate(asyncio.Protocol):
                     self._pause()
                     break
         self._forward(data, out)
-        if self._deadline is not None and self._stopped is None and _reading_paused(self._inner):
-            self._stopped = self._loop.time()  # aiohttp's queue is full: the clock stands still
+        self._arm()
 
     def _read_header(self, view: memoryview, position: int, out: list[memoryview]) -> int:
         needed = self._header_size - len(self._header)
@@ -269,6 +271,7 @@ class Gate(asyncio.Protocol):
             self._inner.data_received(bytes(self._header))
         self._start_payload()
         self._release()
+        self._arm()
 
     def _decided(self, mode: _Mode, lease: memory.Lease | None, why: errors.ReceiveError | None) -> None:
         opcode = self._header[0] & 0x0F
@@ -278,8 +281,7 @@ class Gate(asyncio.Protocol):
                 self._lease.release()
             self._message, self._lease, self._why = mode, lease, why
             self._prefix.clear()
-            if not self._closing:
-                self._start_clock()
+            self._clock_due = not self._closing
 
     def _start_payload(self) -> None:
         self._left = self._length()
@@ -295,6 +297,7 @@ class Gate(asyncio.Protocol):
         if not fin or opcode not in (_CONTINUATION, _TEXT, _BINARY) or self._message is None:
             return
         self._deadline = self._stopped = None
+        self._clock_due = False
         if self._message is _Mode.forward and self._lease is not None:
             self.ready.append(self._lease)
         elif self._why is not None:  # refused (not dropped because the connection is closing)
@@ -327,6 +330,15 @@ class Gate(asyncio.Protocol):
             self._inner.data_received(b"".join(out))
 
     # -- the read deadline -----------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        """After a chunk: start the clock of a message begun in it and not over; stop it if aiohttp has just
+        stopped reading (its queue is full)."""
+        if self._clock_due:
+            self._clock_due = False
+            self._start_clock()
+        if self._deadline is not None and self._stopped is None and _reading_paused(self._inner):
+            self._stopped = self._loop.time()
 
     def _start_clock(self) -> None:
         self._deadline = self._loop.time() + self._read_timeout
@@ -363,6 +375,7 @@ class Gate(asyncio.Protocol):
         """The message being read is past its deadline: give its reservation back and read nothing more (the
         connection closes it; aiohttp is mid-frame, so nothing after this point could be passed on)."""
         self._deadline = self._stopped = None
+        self._clock_due = False
         self._failed = True
         self._stash = b""
         if self._lease is not None:
