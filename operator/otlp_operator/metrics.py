@@ -119,6 +119,13 @@ class OperatorMetrics:
             ["result", "reason"],
             registry=r,
         )
+        self.events_dropped = prom.Counter(
+            "otlp_operator_events_dropped",
+            "Warning Events about pods left without an agent that were not posted (too many at once), by "
+            "reason.",
+            ["reason"],
+            registry=r,
+        )
         self.api_errors = prom.Counter(
             "otlp_operator_api_errors",
             "Failed Kubernetes API calls by method and HTTP status (0: the server was not reached).",
@@ -153,6 +160,9 @@ class OperatorMetrics:
 
     def injection(self, result: str, reason: str) -> None:
         self.injections.labels(result, reason).inc()
+
+    def event_dropped(self, reason: str) -> None:
+        self.events_dropped.labels(reason).inc()
 
     def api_error(self, method: str, code: int) -> None:
         """A failed API call (called from the client's threads too: prometheus_client is thread-safe)."""

@@ -135,3 +135,21 @@ def test_a_sidecar_pipeline_with_nothing_published_injects_nothing_and_says_so()
     unpublished = resolve.target_of(fresh)
     found = decide(pod("agent"), None, unpublished)
     assert (found.target, found.reason, found.warning) == (None, "NotPublished", True)
+
+
+def test_a_pod_of_an_allowed_namespace_without_a_copy_of_the_config_yet_gets_nothing() -> None:
+    shared = body("shared", "observability", injection={"allowed": {"namespaces": ["shop", "late"]}})
+    shared["status"]["configRollout"]["copiedTo"] = ["shop"]  # "late" did not exist when it was copied
+    target = resolve.target_of(shared)
+    assert decide(pod("observability/shared"), None, target, namespace="shop").reason == "Injected"
+    late = decide(pod("observability/shared"), None, target, namespace="late")
+    assert (late.target, late.reason, late.warning) == (None, "NotPublished", True)
+    assert "not copied into namespace late" in late.message
+    shared["status"]["configRollout"]["copiedTo"] = []  # its own namespace needs no copy
+    own = resolve.target_of(shared)
+    assert decide(pod("shared"), None, own, namespace="observability").reason == "Injected"
+
+
+def test_a_status_that_does_not_record_the_copies_is_trusted() -> None:
+    shared = target("shared", "observability", injection={"allowed": {"namespaces": ["late"]}})
+    assert decide(pod("observability/shared"), None, shared, namespace="late").reason == "Injected"

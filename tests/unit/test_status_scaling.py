@@ -72,6 +72,7 @@ def test_every_agent_running_the_published_config_is_applied_and_shown() -> None
         "hash": "abc1234567",
         "configMap": "gw-config-0f0f0f0f0f",
         "publishedAt": T0,
+        "generation": 2,  # the spec it was built from (the pod webhook checks it for sidecars)
         "expectedBy": T1,
         "agents": 3,
         "applied": 3,
@@ -113,6 +114,7 @@ def test_while_nothing_is_applied_the_rollout_and_its_condition_stay_as_they_wer
     held = status.Observation(3, problems=("spec.x: bad",), workload=statefulset(), config_hash="abc1234567")
     after, _ = status.compute(held, before, T1)
     assert after["configRollout"] == before["configRollout"]
+    assert after["configRollout"]["generation"] == 2  # still the spec the published config came from
     assert by_type(after)["ConfigApplied"] == {**by_type(before)["ConfigApplied"], "observedGeneration": 3}
 
 
@@ -139,3 +141,15 @@ def dataclasses_replace(rollout: config_status.Rollout, **changes: Any) -> confi
     import dataclasses
 
     return dataclasses.replace(rollout, **changes)
+
+
+def test_a_sidecar_pipeline_records_the_namespaces_holding_a_copy_of_its_config() -> None:
+    import dataclasses
+
+    rollout = dataclasses.replace(PUBLISHED, sidecar=True)
+    found, _ = status.compute(
+        status.Observation(4, sidecar=True, rollout=rollout, copied_to=("b", "a")), {}, T0
+    )
+    assert (found["configRollout"]["copiedTo"], found["configRollout"]["generation"]) == (["a", "b"], 4)
+    gateway, _ = status.compute(observe(PUBLISHED), {}, T0)
+    assert "copiedTo" not in gateway["configRollout"]

@@ -20,16 +20,13 @@
   an admission warning (`kubectl` prints it), to the operator's log, and into a Warning Event (reason:
   why, e.g. `UnknownPipeline`, `AmbiguousPipeline`, `NotAllowed`, `PortConflict`) about the pod's owner
   (or the pod) in its namespace, plus one about the pipeline when it exists. Events are posted in
-  the background, at most once a minute per object and reason; none on a dry run (the webhook
-  declares `sideEffects: NoneOnDryRun`).
-- `publish-sidecar-config`: a sidecar pipeline allowing other namespaces gets its ConfigMap copied
-  there (`configcopy`), since a pod can only mount ConfigMaps of its own namespace: the config as
-  reconcile publishes it, its pipelineRefs resolved (`reconciler.resolved`). A copy that exists is
-  patched to the new data (a pipeline-config change: the sidecars there reload it).
+  the background, at most once a minute per object and reason on each replica, with bounded tasks and
+  memory (`_post`); none on a dry run (the webhook declares `sideEffects: NoneOnDryRun`).
 - `rollout-stale-sidecars`: on create, update and resume of a sidecar pipeline with
   `injection.rolloutOnChange`, `sidecar_restarts.roll` restarts the workloads of pods that mount another
-  ConfigMap than the one reconcile publishes (a pod-level change; pipelineRefs resolved,
-  `reconciler.resolved`); the result is
+  ConfigMap than the published one (`status.configRollout.configMap`, once its `generation` is the
+  spec's: until reconcile has published the spec, the handler retries, so no workload is stamped with a
+  ConfigMap that does not exist yet); the result is
   written to `status.rollouts` (and a Normal Event `RolloutRestarted`); workloads left by the rate limit
   make the handler retry when the limiter allows the next restart.
 
@@ -44,7 +41,7 @@ import contextlib
 import copy
 import logging
 import re
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -54,8 +51,7 @@ from otlp_operator import metrics as operator_metrics
 from otlp_operator import validation
 from otlp_operator.edge import injection_state, webhook_server
 from otlp_operator.edge.settings import OperatorConfig
-from otlp_operator.injection import configcopy, resolve, transform, workload
-from otlp_operator.manifests import configmap
+from otlp_operator.injection import resolve, transform, workload
 from otlp_operator.reconcile import kube, reconciler, sidecar_restarts
 
 RESOURCE = (spec.API_GROUP, spec.API_VERSION, spec.PLURAL)
@@ -63,6 +59,10 @@ WEBHOOK_ID = "inject"
 #: Where handlers.build_registry's startup handler keeps the reconcile context (pipelineRef resolution).
 RECONCILE_CONTEXT = "reconcile_context"
 EVENT_INTERVAL = 60.0
+#: Event posts under way at once, per replica (a flood of refused pods must not pile up tasks).
+MAX_EVENTS_IN_FLIGHT = 32
+#: (object, reason) pairs remembered for the rate limit, per replica (each for EVENT_INTERVAL).
+MAX_EVENTS_REMEMBERED = 10_000
 _log = logging.getLogger(__name__)
 
 
@@ -77,7 +77,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
     _register_lifecycle(registry, config)
     if config.webhook is not None:  # kopf refuses admission handlers without a webhook server
         _register_webhook(registry)
-    _register_config_copies(registry)
     _register_rollout(registry)
 
 
@@ -109,9 +108,9 @@ def _register_lifecycle(registry: kopf.OperatorRegistry, config: OperatorConfig)
             return
         for running in state.informers:
             running.stop()
-        for task in list(state.tasks):
+        for task in list(state.events):
             task.cancel()
-        for task in list(state.tasks):
+        for task in list(state.events):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         state.client.close()
@@ -226,16 +225,35 @@ def _name(obj: dict[str, Any]) -> str:
 
 
 def _post(state: injection_state.Injection, regarding: dict[str, Any], reason: str, message: str) -> None:
-    """Post a Warning Event in the background, at most once per EVENT_INTERVAL per object and reason."""
+    """Post a Warning Event in the background, at most once per EVENT_INTERVAL per object and reason (on
+    this replica). At most MAX_EVENTS_IN_FLIGHT posts are under way and MAX_EVENTS_REMEMBERED objects are
+    remembered at once: beyond either, the Event is dropped and counted (the admission warning and the log
+    still say it), so a flood of refused pods costs bounded memory and tasks."""
     meta = regarding["metadata"]
     key = (regarding["kind"], meta["namespace"], meta["name"], reason)
-    now = time.monotonic()
-    if now - state.posted.get(key, -EVENT_INTERVAL) < EVENT_INTERVAL:
+    now = state.clock()
+    _forget_older(state.posted, now - EVENT_INTERVAL)
+    if key in state.posted:
+        return
+    if len(state.events) >= MAX_EVENTS_IN_FLIGHT or len(state.posted) >= MAX_EVENTS_REMEMBERED:
+        state.metrics.event_dropped(reason)
+        if now - state.drop_logged >= EVENT_INTERVAL:  # the metric counts every one
+            state.drop_logged = now
+            _log.warning("too many Events to post; dropping them (otlp_operator_events_dropped_total)")
         return
     state.posted[key] = now
     task = asyncio.create_task(_post_now(state, regarding, reason, message), name=f"event {reason}")
-    state.tasks.add(task)
-    task.add_done_callback(state.tasks.discard)
+    state.events.add(task)
+    task.add_done_callback(state.events.discard)
+
+
+def _forget_older(posted: dict[tuple[str, ...], float], since: float) -> None:
+    """Drop the entries posted before `since` (the dict is in posting order: the oldest come first)."""
+    while posted:
+        key, when = next(iter(posted.items()))
+        if when > since:
+            return
+        del posted[key]
 
 
 async def _post_now(
@@ -252,35 +270,6 @@ def _rolls_on_change(spec: kopf.Spec, **_: Any) -> bool:
     return spec.get("mode") == "sidecar" and bool(injection.get("rolloutOnChange"))
 
 
-def _publishes_copies(spec: kopf.Spec, **_: Any) -> bool:
-    allowed = (spec.get("injection") or {}).get("allowed") or {}
-    return spec.get("mode") == "sidecar" and bool(allowed.get("namespaces"))
-
-
-def _register_config_copies(registry: kopf.OperatorRegistry) -> None:
-    common: dict[str, Any] = {"registry": registry, "id": "publish-sidecar-config", "when": _publishes_copies}
-
-    @kopf.on.resume(*RESOURCE, **common)
-    @kopf.on.create(*RESOURCE, **common)
-    @kopf.on.update(*RESOURCE, **common)
-    async def publish(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-        state = injection_state.injection_of(memo)
-        if state is None:
-            return
-        pipeline = await _published_pipeline(state, memo, body)
-        if pipeline is None:
-            return
-        for obj in configcopy.build(pipeline, state.config.agent_image):
-            try:
-                await _publish(state.client, obj)
-            except kube.ApiError as exc:
-                if exc.transient:
-                    raise kopf.TemporaryError(f"publishing {obj['metadata']}: {exc}", delay=5) from exc
-                _log.warning(
-                    "cannot publish the config in namespace %s: %s", obj["metadata"]["namespace"], exc
-                )
-
-
 async def _published_pipeline(
     state: injection_state.Injection, memo: kopf.Memo, body: kopf.Body
 ) -> loader.OTLPPipeline | None:
@@ -293,18 +282,6 @@ async def _published_pipeline(
     if resolution is None or resolution.failures:
         return None
     return resolution.pipeline
-
-
-async def _publish(client: kube.Kube, obj: dict[str, Any]) -> None:
-    """Create a config copy, or bring an existing one's data and annotations to the new config."""
-    meta = obj["metadata"]
-    try:
-        await client.create(obj)
-    except kube.ApiError as exc:
-        if exc.status != 409:
-            raise
-        patch = {"metadata": {"annotations": meta["annotations"]}, "data": obj["data"]}
-        await client.patch("ConfigMap", meta["namespace"], meta["name"], patch)
 
 
 def _register_rollout(registry: kopf.OperatorRegistry) -> None:
@@ -320,7 +297,12 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
         pipeline = await _published_pipeline(state, memo, body)
         if pipeline is None:
             return  # nothing new is published: nothing is stale
-        config_map = configmap.name(pipeline, state.config.agent_image)  # what reconcile publishes
+        config_map = _published_for(body)
+        if config_map is None:  # reconcile has not published this spec yet (or keeps failing to)
+            raise kopf.TemporaryError(
+                f"waiting for generation {body.metadata.get('generation')} to be published",
+                delay=state.config.retry_delay,
+            )
         injection = pipeline.spec.injection or spec.Injection()
         namespaces = {pipeline.namespace, *injection.allowed.namespaces}
         try:
@@ -341,6 +323,16 @@ def _register_rollout(registry: kopf.OperatorRegistry) -> None:
             raise kopf.TemporaryError(
                 f"{len(report.pending)} workloads wait for the restart rate limit", delay=state.limiter.wait()
             )
+
+
+def _published_for(body: Mapping[str, Any]) -> str | None:
+    """The published ConfigMap when it was built from this very spec (status.configRollout.generation is
+    the body's generation), else None: workloads are restarted only for a config that exists."""
+    published = (body.get("status") or {}).get("configRollout") or {}
+    generation = (body.get("metadata") or {}).get("generation")
+    if not published.get("configMap") or published.get("generation") != generation:
+        return None
+    return str(published["configMap"])
 
 
 async def _report(client: kube.Kube, obj: dict[str, Any], report: sidecar_restarts.Report) -> None:

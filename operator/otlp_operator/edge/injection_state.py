@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import fnmatch
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,8 +35,13 @@ class Injection:
     client: kube.Kube
     version: tuple[int, int] = UNKNOWN_VERSION
     limiter: sidecar_restarts.Limiter = dataclasses.field(default_factory=sidecar_restarts.Limiter)
+    #: When an Event was last posted per (kind, namespace, name, reason), oldest first (the rate limit).
     posted: dict[tuple[str, ...], float] = dataclasses.field(default_factory=dict)
-    tasks: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    #: Event posts under way.
+    events: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    #: When dropping Events (too many under way or remembered) was last logged: at most once an interval.
+    drop_logged: float = -math.inf
+    clock: Callable[[], float] = time.monotonic
     catalog: catalog.Catalog = dataclasses.field(default_factory=catalog.Catalog)
     informers: list[informer.Informer] = dataclasses.field(default_factory=list)
     metrics: operator_metrics.OperatorMetrics = dataclasses.field(

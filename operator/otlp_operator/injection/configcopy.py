@@ -6,7 +6,8 @@ name, same data, rewritten when the pipeline config changes, so injected sidecar
 labelled `telemetry.otlp-operator.io/config-of: <pipeline>` instead of the pipeline label (they are not
 children: an ownerReference cannot cross namespaces, so they are not garbage-collected with the pipeline;
 like the pipeline's own ConfigMaps of earlier pod-level settings, which injected pods may still mount,
-they stay until deleted: `kubectl delete configmap -l telemetry.otlp-operator.io/config-of=<name>`).
+they stay until deleted, see docs/injection.md). Every reconcile of the pipeline writes them
+(`reconcile.config_copies`).
 """
 
 from __future__ import annotations

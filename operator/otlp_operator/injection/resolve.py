@@ -18,8 +18,15 @@ wiring only); without it they serve pods of their own namespace.
 A sidecar is injected with the ConfigMap the operator published for the pipeline
 (`status.configRollout.configMap`, which exists; an operator that published before it wrote that field
 named it after `status.configHash`): the webhook never computes it itself, since the published config is
-the pipeline with its `pipelineRef`s resolved, which only the reconcile can do. A sidecar pipeline with no
-published config yet (just created, or never valid) injects nothing (`NotPublished`).
+the pipeline with its `pipelineRef`s resolved, which only the reconcile can do. The container (ports,
+probes, resources, Secret mounts) is built from the spec, so it must be the spec that config was published
+from: reconcile records its generation (`status.configRollout.generation`), and a spec newer than that
+(edited, not reconciled yet or failing to) has no published config of its own (`behind`; the catalog then
+keeps serving the pipeline's previous target). A sidecar pipeline with no published config for its spec
+(just created, never valid, or edited and not published yet with no earlier target known) injects nothing
+(`NotPublished`). So does a pod of another allowed namespace that holds no copy of the ConfigMap yet
+(`status.configRollout.copiedTo`): it could not mount it. A status written by an operator that did not
+record the generation or the copies is trusted as is.
 
 Every outcome but "not requested" and "opted out" that injects nothing is a warning the webhook reports.
 """
@@ -40,7 +47,7 @@ from otlp_operator.injection import markers
 @dataclasses.dataclass(frozen=True)
 class Target:
     """A pipeline as the webhook knows it: parsed once per change (or why it is invalid), and the ConfigMap
-    the operator published for it (None: none yet)."""
+    the operator published from that very spec (None: none yet)."""
 
     namespace: str
     name: str
@@ -48,6 +55,12 @@ class Target:
     config_map: str | None = None
     problems: tuple[str, ...] = ()
     uid: str = ""
+    #: The spec's generation (metadata.generation; 0 when unknown).
+    generation: int = 0
+    #: The published config is of an earlier generation of the spec (so `config_map` is None).
+    behind: bool = False
+    #: The other namespaces holding a copy of `config_map` (None: not recorded, so assumed everywhere).
+    copied_to: frozenset[str] | None = None
 
     @property
     def key(self) -> str:
@@ -146,22 +159,62 @@ def _check(pod: dict[str, Any], namespace: str, target: Target) -> Decision:
         return Decision(None, "NotAllowed", why, warning=True, about=target)
     if target.sidecar and not target.config_map:
         why = f"pipeline {target.key} has no published config yet (its status says why)"
+        if target.behind:
+            why = f"pipeline {target.key} generation {target.generation} is not published yet"
+            why += " (its status says why)"
         return Decision(None, "NotPublished", why, warning=True, about=target)
+    if target.sidecar and not _copied(target, namespace):
+        why = f"the config of pipeline {target.key} is not copied into namespace {namespace} yet"
+        return Decision(
+            None, "NotPublished", f"{why} (the operator's log says why)", warning=True, about=target
+        )
     kind = "a sidecar agent" if target.sidecar else f"wiring to its {target.pipeline.spec.mode.value} agents"
     return Decision(target, "Injected", f"{kind} of pipeline {target.key}", about=target)
 
 
+def _copied(target: Target, namespace: str) -> bool:
+    """A pod of `namespace` can mount the target's ConfigMap: its own namespace, or one the status says
+    holds a copy (any, when the status does not say)."""
+    return namespace == target.namespace or target.copied_to is None or namespace in target.copied_to
+
+
 def target_of(body: dict[str, Any]) -> Target:
-    """A `Target` from a pipeline object: validated with the agent's models, with its published ConfigMap."""
+    """A `Target` from a pipeline object: validated with the agent's models, with the ConfigMap published
+    from this spec (None, and `behind`, while the published one is of an earlier generation)."""
     metadata = body.get("metadata") or {}
     namespace, name = str(metadata.get("namespace", "")), str(metadata.get("name", ""))
     uid = str(metadata.get("uid", ""))
+    generation = int(metadata.get("generation") or 0)
     try:
         pipeline = validation.parse(body)
     except SpecError as exc:
         problems = tuple(str(p) for p in exc.problems)
-        return Target(namespace, name, None, problems=problems, uid=uid)
-    return Target(namespace, name, pipeline, published_config_map(pipeline, body), uid=uid)
+        return Target(namespace, name, None, problems=problems, uid=uid, generation=generation)
+    config_map = published_config_map(pipeline, body)
+    published = published_generation(body)
+    behind = config_map is not None and published is not None and published != generation
+    return Target(
+        namespace,
+        name,
+        pipeline,
+        None if behind else config_map,
+        uid=uid,
+        generation=generation,
+        behind=behind,
+        copied_to=copied_to(body),
+    )
+
+
+def copied_to(body: dict[str, Any]) -> frozenset[str] | None:
+    """The other namespaces the status says hold a copy of the published ConfigMap (None: not recorded)."""
+    found = ((body.get("status") or {}).get("configRollout") or {}).get("copiedTo")
+    return None if found is None else frozenset(str(n) for n in found)
+
+
+def published_generation(body: dict[str, Any]) -> int | None:
+    """The generation of the spec the published config was built from (None: not recorded)."""
+    found = ((body.get("status") or {}).get("configRollout") or {}).get("generation")
+    return None if found is None else int(found)
 
 
 def published_config_map(pipeline: loader.OTLPPipeline, body: dict[str, Any]) -> str | None:

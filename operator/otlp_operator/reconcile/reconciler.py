@@ -2,7 +2,8 @@
 and child events.
 
     validate (agent models) ─► resolve pipelineRefs ─► build_all (pure) ─► apply children ─► prune stale
-    ones ─► ask the agents which config they run (`config_rollout`) ─► status + Events
+    ones ─► (sidecar pipelines) write the config copies in the other namespaces they allow
+    (`config_copies`) ─► ask the agents which config they run (`config_rollout`) ─► status + Events
 
 A pipeline whose agents do not all run the published config yet is looked at again soon
 (`Context.followups`, which the edge polls), so `ConfigApplied` follows them without waiting for the drift
@@ -38,9 +39,11 @@ from otlp_agent.api.problems import SpecError
 
 from otlp_operator import manifests, naming, validation
 from otlp_operator import metrics as operator_metrics
+from otlp_operator.injection import configcopy
 from otlp_operator.reconcile import (
     apply,
     child_events,
+    config_copies,
     config_rollout,
     config_status,
     injected_pods,
@@ -188,8 +191,8 @@ def _follow(ctx: Context, key: naming.PipelineKey, rollout: config_status.Rollou
 
 async def resolved(ctx: Context, body: Mapping[str, Any]) -> pipeline_refs.Resolution | None:
     """The pipeline `body` as reconcile publishes it (every pipelineRef resolved), with the outcomes; None
-    when the spec is invalid. Sidecar rollouts and config copies use it, so they agree with the config
-    hash and the ConfigMap reconcile writes."""
+    when the spec is invalid. Sidecar rollouts use it, so they agree with the config hash and the ConfigMap
+    reconcile writes."""
     try:
         pipeline = validation.parse(validation.plain(body))
     except SpecError:
@@ -265,6 +268,7 @@ async def _apply(
         applied.changes += await apply.prune(
             ctx.client, key.namespace, selector, uid, desired, keep_old_configs=sidecar or not done
         )
+        copied = await _copy_config(ctx, pipeline, key, applied.changes) if sidecar else None
     except apply.Conflict as exc:
         failed = dataclasses.replace(
             obs, workload=_workload(applied.live), apply_error=("ChildConflict", str(exc))
@@ -278,7 +282,7 @@ async def _apply(
         ctx.index.observed(workload)
     config_map = str(desired[0]["metadata"]["name"])
     injected = await _injected(ctx, pipeline, key, config_map) if sidecar else None
-    obs = dataclasses.replace(obs, workload=workload, injected=injected)
+    obs = dataclasses.replace(obs, workload=workload, injected=injected, copied_to=copied)
     try:
         rollout = await config_rollout.observe(
             ctx.client, ctx.rollout_settings, ctx.rollouts, pipeline, (obs.config_hash or "", config_map),
@@ -288,6 +292,23 @@ async def _apply(
         _log.warning("cannot tell which config the agents of %s run: %s", key, exc)
         return obs, applied.changes, exc if exc.transient else None
     return dataclasses.replace(obs, rollout=rollout), applied.changes, None
+
+
+async def _copy_config(
+    ctx: Context, pipeline: Any, key: naming.PipelineKey, changes: list[str]
+) -> tuple[str, ...]:
+    """Write the sidecar pipeline's config copies into the other namespaces it allows; returns the
+    namespaces that hold one. A namespace that refuses (missing, RBAC) is logged and tried again at the
+    next reconcile."""
+    copies = configcopy.build(pipeline, ctx.agent_image)
+    written = await config_copies.write(ctx.client, copies)
+    changes += written.changes
+    for namespace, why in sorted(written.failed.items()):
+        _log.warning("cannot copy the config of %s into namespace %s (retried at the next reconcile): %s",
+                     key, namespace, why)  # fmt: skip
+    return tuple(
+        c["metadata"]["namespace"] for c in copies if c["metadata"]["namespace"] not in written.failed
+    )
 
 
 async def _injected(

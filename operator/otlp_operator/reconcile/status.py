@@ -93,6 +93,8 @@ class Observation:
     injected: dict[str, Any] | None = None
     #: The published config and which agents run it (None: nothing applied now; keep the previous).
     rollout: config_status.Rollout | None = None
+    #: Sidecar mode: the other namespaces that hold a copy of the published ConfigMap (None: not known).
+    copied_to: tuple[str, ...] | None = None
     #: The agent container's memory limit against the limiter (None: the spec is invalid; keep the previous).
     memory: memory_fit.Fit | None = None
 
@@ -341,7 +343,7 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
         ("configHash", obs.config_hash),
         ("selector", obs.selector),
         ("references", obs.references),
-        ("configRollout", obs.rollout.as_status() if obs.rollout is not None else None),
+        ("configRollout", _published(obs)),
     ):
         if value is not None:
             found[key] = value
@@ -350,6 +352,18 @@ def _fields(obs: Observation, previous: dict[str, Any], new_conditions: list[Any
     if not found.get("references"):  # no pipelineRef: no field
         found.pop("references", None)
     found.update(_agent_fields(obs, state, previous))
+    return found
+
+
+def _published(obs: Observation) -> dict[str, Any] | None:
+    """`configRollout`, with the generation of the spec it was published from (the pod webhook builds a
+    sidecar's container from the spec only when that spec's config is the published one) and, for sidecar
+    pipelines, the namespaces holding a copy (the webhook injects pods of the others nothing)."""
+    if obs.rollout is None:
+        return None
+    found = {**obs.rollout.as_status(), "generation": obs.generation}
+    if obs.copied_to is not None:
+        found["copiedTo"] = sorted(obs.copied_to)
     return found
 
 

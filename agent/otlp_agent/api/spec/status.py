@@ -94,6 +94,17 @@ class ConfigRollout(SpecModel):
         "the pod-level settings (a change there rolls the pods; any other change is reloaded).",
     )
     published_at: str | None = Field(default=None, description="When this config was written (RFC 3339).")
+    generation: int | None = Field(
+        default=None,
+        ge=0,
+        description="The pipeline's metadata.generation this config was built from (the pod webhook injects "
+        "sidecars of that spec only).",
+    )
+    copied_to: list[str] | None = Field(
+        default=None,
+        description="Sidecar pipelines: the other namespaces holding a copy of this ConfigMap (pods of an "
+        "allowed namespace missing here are injected nothing).",
+    )
     expected_by: str | None = Field(
         default=None,
         description="When every running agent should run it: publishedAt plus the longest ConfigMap volume "
