@@ -269,3 +269,38 @@ async def test_a_grpc_client_giving_up_while_block_waits_loses_no_data_answered_
                 == 0
             ), reason
         assert agent.metric("otelcol_exporter_enqueue_failed_spans_total", exporter="slow") == 0
+
+
+async def test_at_the_default_sizes_slow_largest_bodies_leave_room_for_a_small_request() -> None:
+    # Sixteen clients declare a body of the default maxBodySize (16 MiB, a sixteenth of the default 256Mi
+    # limit) and trickle it, well within readTimeout: all sixteen reservations would take the whole limit.
+    spec = {"exporters": [{"name": "backend", "debug": {}}]}
+    async with agent_running(spec) as agent:
+        limiter = agent.agent.pipeline.limiter
+        assert limiter.limit == 256 * 1024 * 1024
+        largest = 16 * 1024 * 1024
+        writers = []
+        for _ in range(16):
+            _, writer = await asyncio.open_connection("127.0.0.1", agent.http_port)
+            writer.write(
+                b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+                + f"Content-Length: {largest}\r\n\r\n".encode()
+                + b"\x0a"
+            )
+            writers.append(writer)
+
+        async def trickle() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                for writer in writers:
+                    writer.write(b"\x00")
+
+        trickling = asyncio.get_running_loop().create_task(trickle())
+        try:
+            await eventually(lambda: limiter.receiving >= 15 * largest, what="the slow bodies' reservations")
+            status, _ = await post(agent, request_bytes(1))
+            assert status == 200, "a small request waited behind slow large ones and was refused"
+        finally:
+            trickling.cancel()
+            for writer in writers:
+                writer.close()

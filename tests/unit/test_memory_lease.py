@@ -260,23 +260,38 @@ async def test_a_request_larger_than_a_batch_is_split_and_stays_counted() -> Non
 
 
 async def test_a_reservation_waits_for_room_and_is_granted_when_memory_is_released() -> None:
-    limiter = memory.MemoryLimiter(160, 10)  # a 16th (10 bytes) is kept free of large reservations
-    first = await limiter.reserve(100, timeout=60)
-    waiting = asyncio.create_task(limiter.reserve(70, timeout=60))
+    limiter = memory.MemoryLimiter(640, 10)  # a 16th (40 bytes) is kept free of reservations over a 64th (10)
+    first = await limiter.reserve(400, timeout=60)
+    waiting = asyncio.create_task(limiter.reserve(280, timeout=60))
     small = await limiter.reserve(10, timeout=60)  # a small one passes the waiting large one
     await asyncio.sleep(0)
-    assert not waiting.done() and limiter.receiving == 110
+    assert not waiting.done() and limiter.receiving == 410
     with pytest.raises(memory.Busy):  # a large one may not take the room kept for small ones
-        await limiter.reserve(45, timeout=0.01)
+        await limiter.reserve(200, timeout=0.01)
     first.release()
     second = await waiting
-    assert limiter.receiving == 80
-    second.settle(30)  # settled to the real size
-    assert limiter.receiving == 40
+    assert limiter.receiving == 290
+    second.settle(120)  # settled to the real size
+    assert limiter.receiving == 130
     second.release()
     second.release()  # idempotent
     small.release()
     assert limiter.receiving == 0 and limiter.total == 0
+
+
+async def test_at_the_default_sizes_a_flood_of_the_largest_bodies_leaves_room_for_small_requests() -> None:
+    # The defaults: limit 256Mi, maxBodySize and maxMessageSize 16Mi (a sixteenth of the limit).
+    limiter = memory.MemoryLimiter(256 * MiB, 64 * MiB)
+    largest = [limiter.try_reserve(16 * MiB) for _ in range(16)]
+    assert [lease is None for lease in largest] == [False] * 15 + [True]  # the 16th waits: room is kept
+    small = limiter.try_reserve(38)
+    assert small is not None, "a small request waits behind slow large ones"
+    at_the_threshold = [limiter.try_reserve(4 * MiB) for _ in range(3)]  # a 64th still counts as small
+    assert None not in at_the_threshold and limiter.total == 252 * MiB + 38
+    for lease in [*largest, small, *at_the_threshold]:
+        if lease is not None:
+            lease.release()
+    assert limiter.total == 0
 
 
 async def test_a_reservation_is_refused_when_data_held_is_over_the_soft_limit() -> None:
