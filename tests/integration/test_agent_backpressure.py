@@ -4,15 +4,19 @@ queue policies do what their names say."""
 from __future__ import annotations
 
 import asyncio
+import pathlib
 from typing import Any
 
 import grpc
 import grpc.aio
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.exporter.result import ExportResult
+from otlp_agent.pipeline import intake
 
 from tests.support.agent_runner import agent_running
+from tests.support.calls_in_progress import CallsInProgress
 from tests.support.gated_transport import GatedTransport
 from tests.support.trace_requests import TRACE_METHOD, post, request_bytes
 from tests.support.waiting import eventually
@@ -205,3 +209,98 @@ async def test_under_overload_every_acknowledged_span_is_exported_and_the_rest_r
             for reason in ("queue_full", "queue_full_drop_oldest")
         )
         assert dropped == 0
+
+
+def exported_tags(transport: GatedTransport) -> list[int]:
+    """The `tag` (trace id byte) of every span exported, sorted."""
+    return sorted(
+        span.trace_id[0]
+        for batch in transport.batches
+        for resource in trace_service_pb2.ExportTraceServiceRequest.FromString(batch.payload()).resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    )
+
+
+DROP_REASONS = ("queue_full", "queue_full_drop_oldest", "shutdown", "internal_error", "disk_error", "max_age")
+
+
+@pytest.mark.parametrize("queue_type", ["memory", "persistent"])
+async def test_a_grpc_client_giving_up_while_block_waits_loses_no_data_answered_200(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, queue_type: str
+) -> None:
+    """Under `whenFull: block`, the request that fills a batch hands it to the queue and waits for room. If
+    that client's deadline passes meanwhile, the batch, which holds an earlier request already answered
+    200, still goes in and is exported once the backend answers; nothing is counted as dropped."""
+    slow = GatedTransport()
+    calls = CallsInProgress(monkeypatch, intake.Intake, "consume")
+    queue: dict[str, Any] = {"maxItems": 2, "consumers": 1, "whenFull": "block"}
+    if queue_type == "persistent":
+        queue |= {"type": "persistent", "storageSize": "1Gi"}
+    spec = {
+        "processors": {"batch": {"maxItems": 2, "timeout": "60s"}},
+        "exporters": [{"name": "slow", "debug": {}, "queue": queue}],
+        "lifecycle": {"shutdownGracePeriod": "2s"},
+    }
+    async with agent_running(spec, transports={"slow": slow}, queue_dir=tmp_path) as agent:
+        lane = agent.agent.pipeline.exporters[0]
+        assert (await post(agent, request_bytes(2, tag=1)))[0] == 200  # a full batch: exported, held there
+        await eventually(lambda: slow.waiting == 1, what="the first batch in flight (the queue is full)")
+        assert (await post(agent, request_bytes(1, tag=2)))[0] == 200  # answered: in the open batch
+        async with grpc.aio.insecure_channel(agent.grpc_endpoint) as channel:
+            call = channel.unary_unary(TRACE_METHOD)(request_bytes(1, tag=3), timeout=2)
+            await eventually(
+                lambda: lane.queue.blocked_producers == 1, what="the full batch waiting for room"
+            )
+            assert calls.count == 1, "its client's handler waits with it"
+            with pytest.raises(grpc.aio.AioRpcError) as gave_up:
+                await call
+        assert gave_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The backend answers only once the server has ended the call's handler (its client left).
+        await eventually(lambda: calls.count == 0, what="the handler ended")
+        slow.gate.set()
+        await eventually(lambda: len(slow.batches) == 2, what="both batches exported")
+        assert exported_tags(slow) == [1, 1, 2, 3], "the request answered 200 is exported"
+        for reason in DROP_REASONS:
+            assert (
+                agent.metric(
+                    "otlp_agent_dropped_items_total", exporter="slow", signal="traces", reason=reason
+                )
+                == 0
+            ), reason
+        assert agent.metric("otelcol_exporter_enqueue_failed_spans_total", exporter="slow") == 0
+
+
+async def test_at_the_default_sizes_slow_largest_bodies_leave_room_for_a_small_request() -> None:
+    # Sixteen clients declare a body of the default maxBodySize (16 MiB, a sixteenth of the default 256Mi
+    # limit) and trickle it, well within readTimeout: all sixteen reservations would take the whole limit.
+    spec = {"exporters": [{"name": "backend", "debug": {}}]}
+    async with agent_running(spec) as agent:
+        limiter = agent.agent.pipeline.limiter
+        assert limiter.limit == 256 * 1024 * 1024
+        largest = 16 * 1024 * 1024
+        writers = []
+        for _ in range(16):
+            _, writer = await asyncio.open_connection("127.0.0.1", agent.http_port)
+            writer.write(
+                b"POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-protobuf\r\n"
+                + f"Content-Length: {largest}\r\n\r\n".encode()
+                + b"\x0a"
+            )
+            writers.append(writer)
+
+        async def trickle() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                for writer in writers:
+                    writer.write(b"\x00")
+
+        trickling = asyncio.get_running_loop().create_task(trickle())
+        try:
+            await eventually(lambda: limiter.receiving >= 15 * largest, what="the slow bodies' reservations")
+            status, _ = await post(agent, request_bytes(1))
+            assert status == 200, "a small request waited behind slow large ones and was refused"
+        finally:
+            trickling.cancel()
+            for writer in writers:
+                writer.close()

@@ -12,9 +12,11 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
+import grpc.aio
 import orjson
 import pytest
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from otlp_agent.exporter import memory
 from otlp_agent.otlp import otlp_json
 from otlp_agent.receivers import admission
@@ -75,7 +77,7 @@ def refused(agent: RunningAgent, reason: str) -> float:
 
 
 async def hold_all_but(agent: RunningAgent, room: int) -> memory.Lease:
-    """Reserve the agent's memory so that a large request (over a sixteenth of the limit, which is kept for
+    """Reserve the agent's memory so that a large request (over a 64th of the limit: a sixteenth is kept for
     small ones) of more than `room` bytes must wait, while small ones still pass."""
     return await agent.agent.pipeline.limiter.reserve(LIMIT - LIMIT // 16 - room, 1)
 
@@ -187,6 +189,20 @@ class RawWebSocket:
             if head[0] & 0x0F == 0x1:
                 return dict(orjson.loads(payload))
 
+    async def close_code(self) -> int | None:
+        """Read the agent's frames up to its close frame: its code (None: the connection ended first)."""
+        while True:
+            try:
+                head = await asyncio.wait_for(self.reader.readexactly(2), 30)
+                size = head[1] & 0x7F
+                if size >= 126:
+                    size = int.from_bytes(await self.reader.readexactly(2 if size == 126 else 8), "big")
+                payload = await self.reader.readexactly(size)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return None
+            if head[0] & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big")
+
     def close(self) -> None:
         self.writer.close()
 
@@ -247,3 +263,48 @@ async def test_a_plain_http_request_on_the_websocket_path_leaves_its_connection_
         assert await status() == 200
         writer.close()
         await backend.wait_for_items_async("traces", 1)
+
+
+async def test_a_message_that_does_not_arrive_within_read_timeout_closes_its_connection_and_frees_memory(
+    backend: OtlpBackend,
+) -> None:
+    # Each connection starts a message in fragments, which reserves maxBodySize, then only pings (RFC 6455
+    # lets control frames come between fragments). Seven of them would hold all the memory a gRPC call
+    # (which reserves maxMessageSize, a large reservation) could use, for as long as they ping.
+    async with agent_running(pipeline(backend, readTimeout="1s")) as agent:
+        limiter = agent.agent.pipeline.limiter
+        clients = []
+        for index in range(7):
+            client, status = await RawWebSocket.open(agent)
+            assert status == 101
+            client.writer.write(RawWebSocket.frame(0x2, b"traces slow-%d\n" % index, fin=False))
+            clients.append(client)
+
+        async def ping() -> None:
+            while True:
+                for client in clients:
+                    client.writer.write(RawWebSocket.frame(0x9, b"still here"))
+                await asyncio.sleep(0.2)
+
+        pinging = asyncio.get_running_loop().create_task(ping())
+        try:
+            # (A generous bound, only to catch a hang: pings keep coming, so each read gets a frame.)
+            codes = await asyncio.wait_for(asyncio.gather(*(c.close_code() for c in clients)), 60)
+        finally:
+            pinging.cancel()
+            for client in clients:
+                client.close()
+        assert codes == [1008] * 7
+        await eventually(lambda: limiter.receiving == 0, what="the reservations given back")
+        closed = agent.metric("otlp_agent_websocket_closed_connections_total", reason="too_slow")
+        assert closed == 7 and refused_unknown(agent, "timeout") == 7
+        async with grpc.aio.insecure_channel(agent.grpc_endpoint) as channel:
+            export = trace_service_pb2_grpc.TraceServiceStub(channel).Export
+            await export(trace_service_pb2.ExportTraceServiceRequest.FromString(spans(1)), timeout=30)
+        await backend.wait_for_items_async("traces", 1)
+
+
+def refused_unknown(agent: RunningAgent, reason: str) -> float:
+    return agent.metric(
+        "otlp_agent_refused_requests_total", signal="unknown", transport="websocket", reason=reason
+    )

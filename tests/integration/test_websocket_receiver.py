@@ -16,6 +16,7 @@ import trustme
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from otlp_agent.api import loader, secret_mounts
 from otlp_agent.otlp import otlp_json
+from otlp_agent.receivers import websocket_receiver
 
 from tests.support.agent_runner import RunningAgent, agent_running, pipeline_manifest
 from tests.support.gated_transport import GatedTransport
@@ -160,6 +161,47 @@ async def test_a_bearer_token_is_required_by_header_or_query_when_the_http_recei
         assert agent.metric("otlp_agent_websocket_refused_connections_total", reason="unauthenticated") == 2
 
 
+async def test_a_rotated_token_stops_working_on_an_open_connection(
+    backend: OtlpBackend, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(secret_mounts.ENV_DIR, str(tmp_path / "secrets"))
+    secrets = SecretFiles(tmp_path / "secrets")
+    secrets.write("ws-auth", token=TOKEN.encode())
+    auth = {"bearerTokenSecret": {"name": "ws-auth", "key": "token"}}
+    async with agent_running(pipeline(backend, auth=auth)) as agent:
+        async with await OtlpWebSocket.connect(url(agent, f"?access_token={TOKEN}")) as client:
+            assert (await client.export("traces", spans(0, 1)))["status"] == 200
+            secrets.write("ws-auth", token=b"the-new-token-0123456789")
+
+            async def until_refused() -> dict[str, Any]:
+                for index in range(1, 1000):  # the agent looks at the Secret's file every 2 s
+                    answer = await client.export("traces", spans(index, 1))
+                    if answer["status"] != 200:
+                        return answer
+                    await asyncio.sleep(0.1)
+                raise AssertionError("the old token kept working")
+
+            answer = await asyncio.wait_for(until_refused(), 60)
+            assert (answer["status"], answer["retryable"], answer["error"]["code"]) == (401, False, 16), (
+                answer
+            )
+            await eventually(lambda: client.socket.closed, what="the connection to be closed")
+            assert client.socket.close_code == 1008
+        assert agent.metric("otlp_agent_websocket_closed_connections_total", reason="unauthenticated") == 1
+        refused = agent.metric(
+            "otlp_agent_refused_requests_total",
+            signal="traces",
+            transport="websocket",
+            reason="unauthenticated",
+        )
+        assert refused == 1
+        with pytest.raises(aiohttp.WSServerHandshakeError):  # the old token is refused at the upgrade too
+            await OtlpWebSocket.connect(url(agent, f"?access_token={TOKEN}"))
+        new = {"Authorization": "Bearer the-new-token-0123456789"}
+        async with await OtlpWebSocket.connect(url(agent), new) as client:
+            assert (await client.export("traces", spans(2000, 1)))["status"] == 200
+
+
 async def test_browsers_are_served_only_from_allowed_origins(backend: OtlpBackend) -> None:
     cors = {"allowedOrigins": ["https://app.example.com"]}
     async with agent_running(pipeline(backend, cors=cors)) as agent:
@@ -205,14 +247,64 @@ async def test_too_many_connections_are_refused_with_503(backend: OtlpBackend) -
         assert (await first.export("traces", spans(0, 1)))["status"] == 200
 
 
-async def test_an_idle_connection_is_closed(backend: OtlpBackend) -> None:
+async def test_an_idle_connection_is_closed_though_its_client_answers_pings(
+    backend: OtlpBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The agent pings every 0.2 s here: the client (its library) answers five pongs per idleTimeout.
+    monkeypatch.setattr(websocket_receiver, "_HEARTBEAT", 0.2)
     async with (
         agent_running(pipeline(backend, {"idleTimeout": "1s"})) as agent,
         await OtlpWebSocket.connect(url(agent)) as client,
     ):
-        await eventually(lambda: client.socket.closed, what="the idle connection to be closed")
+        assert (await client.export("traces", spans(0, 1)))["status"] == 200
+        await eventually(lambda: client.socket.closed, timeout=30, what="the idle connection to be closed")
         assert client.socket.close_code == 1008
         assert agent.metric("otlp_agent_websocket_closed_connections_total", reason="idle") == 1
+
+
+async def test_a_connection_waiting_for_an_answer_is_not_idle(
+    backend: OtlpBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(websocket_receiver, "_HEARTBEAT", 0.2)
+    gate = GatedTransport()  # the export waits until the test opens the gate
+    spec = pipeline(backend, {"idleTimeout": "1s"})
+    spec["exporters"][0]["delivery"] = "endToEnd"  # the answer comes once the backend took the data
+    async with (
+        agent_running(spec, transports={"backend": gate}) as agent,
+        await OtlpWebSocket.connect(url(agent)) as client,
+    ):
+        request_id = await client.send("traces", spans(0, 1))
+        await eventually(lambda: gate.waiting == 1, what="the export to start")
+        await asyncio.sleep(3.0)  # three idleTimeouts with nothing sent: had it been idle, it would be closed
+        assert not client.socket.closed
+        gate.gate.set()
+        assert (await client.answer(request_id))["status"] == 200
+        await eventually(lambda: client.socket.closed, timeout=30, what="the connection, idle now, closed")
+        assert agent.metric("otlp_agent_websocket_closed_connections_total", reason="idle") == 1
+
+
+async def test_a_closed_connection_gives_its_slot_back_while_its_requests_wait_for_export(
+    backend: OtlpBackend,
+) -> None:
+    gate = GatedTransport()  # the backend is down: endToEnd requests wait
+    spec = pipeline(backend, {"maxConnections": 2})
+    spec["exporters"][0]["delivery"] = "endToEnd"
+    async with agent_running(spec, transports={"backend": gate}) as agent:
+
+        async def send_and_leave(exports: int) -> None:
+            async with await OtlpWebSocket.connect(url(agent)) as client:
+                await client.send("traces", spans(exports, 1))
+                await eventually(lambda: gate.waiting == exports, what="the export to start")
+
+        await send_and_leave(1)  # two clients each send a request, then leave
+        await send_and_leave(2)
+        await eventually(lambda: agent.metric("otlp_agent_websocket_connections") == 0, what="slots freed")
+        async with await OtlpWebSocket.connect(url(agent)) as third:  # not refused with 503
+            assert agent.metric("otlp_agent_websocket_connections") == 1
+            request_id = await third.send("traces", spans(3, 1))
+            gate.gate.set()
+            assert (await third.answer(request_id))["status"] == 200
+        await eventually(lambda: gate.items == 3, what="the leavers' requests exported too")
 
 
 async def test_connections_are_closed_going_away_when_the_agent_stops(backend: OtlpBackend) -> None:

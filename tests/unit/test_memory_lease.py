@@ -46,9 +46,9 @@ class Leases:
         self.seen: list[memory.Lease] = []
         emit = lane._enqueue
 
-        async def recording(batch: Batch) -> None:
+        def recording(batch: Batch) -> asyncio.Task[None] | None:
             self.seen.append(batch.lease)
-            await emit(batch)
+            return emit(batch)
 
         for batcher in lane.batchers.values():
             batcher._emit = recording
@@ -176,10 +176,49 @@ async def test_a_batch_a_consumer_fails_on_is_released(monkeypatch: pytest.Monke
     await lane.stop()
 
 
-async def test_a_batch_whose_hand_over_is_cancelled_is_released() -> None:
-    """Under `block`, a producer waits for room; stopping then releases the batch it carried."""
+def dropped(lane: ExporterLane) -> float:
+    """Every item the lane counted as dropped, whatever the reason."""
+    return sum(
+        lane.metrics.value("otlp_agent_dropped_items_total", exporter="e", signal="traces", reason=reason)
+        for reason in ("queue_full", "shutdown", "internal_error", "disk_error", "queue_full_drop_oldest")
+    )
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["memory", "persistent"])
+async def test_a_batch_whose_client_gives_up_during_the_hand_over_is_still_queued_and_exported(
+    tmp_path: pathlib.Path, persistent: bool
+) -> None:
+    """Under `block`, the client whose request fills a batch waits for room; if it is cancelled (a gRPC
+    deadline), the batch, which also holds an earlier request already answered, still goes in, and its
+    lease is released once, when it is exported."""
     limiter = memory.MemoryLimiter(64 * MiB, MiB)
     transport = GatedTransport()
+    queue: dict[str, Any] = {"whenFull": "block", "maxItems": 20, "consumers": 1}
+    if persistent:
+        queue |= {"type": "persistent", "storageSize": "1Gi"}
+    lane = make_lane(transport, limiter, tmp_path, queue=queue)
+    leases = Leases(lane)
+    await lane.start()
+    await lane.accept(Signal.traces, request(10), 10)
+    await eventually(lambda: transport.waiting == 1, what="the first batch in flight")
+    await lane.accept(Signal.traces, request(10), 10)  # the queue (its bound counts the export) is full now
+    await lane.accept(Signal.traces, request(5), 5)  # answered: it is in the open batch
+    giving_up = asyncio.create_task(lane.accept(Signal.traces, request(5), 5))  # fills that batch
+    await eventually(lambda: lane.queue.blocked_producers == 1, what="the full batch waiting for room")
+    giving_up.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await giving_up
+    transport.gate.set()
+    await eventually(lambda: transport.items == 30, what="all three batches exported")
+    await eventually(lambda: limiter.held == 0, what="released")
+    assert leases.all_released() and len(leases.seen) == 3
+    assert dropped(lane) == 0
+    await lane.stop()
+
+
+async def test_a_batch_still_waiting_for_room_at_stop_is_counted_and_released() -> None:
+    limiter = memory.MemoryLimiter(64 * MiB, MiB)
+    transport = GatedTransport()  # never opened: no room is ever made
     lane = make_lane(transport, limiter, queue={"whenFull": "block", "maxItems": 20, "consumers": 1})
     leases = Leases(lane)
     await lane.start()
@@ -193,6 +232,11 @@ async def test_a_batch_whose_hand_over_is_cancelled_is_released() -> None:
     await lane.stop()
     assert limiter.held == 0
     assert leases.all_released() and len(leases.seen) == 3
+    # Two batches were in the queue (one in flight), one still waiting for room: all three counted.
+    assert (
+        lane.metrics.value("otlp_agent_dropped_items_total", exporter="e", signal="traces", reason="shutdown")
+        == 30
+    )
 
 
 async def test_a_request_larger_than_a_batch_is_split_and_stays_counted() -> None:
@@ -216,23 +260,38 @@ async def test_a_request_larger_than_a_batch_is_split_and_stays_counted() -> Non
 
 
 async def test_a_reservation_waits_for_room_and_is_granted_when_memory_is_released() -> None:
-    limiter = memory.MemoryLimiter(160, 10)  # a 16th (10 bytes) is kept free of large reservations
-    first = await limiter.reserve(100, timeout=60)
-    waiting = asyncio.create_task(limiter.reserve(70, timeout=60))
+    limiter = memory.MemoryLimiter(640, 10)  # a 16th (40 bytes) is kept free of reservations over a 64th (10)
+    first = await limiter.reserve(400, timeout=60)
+    waiting = asyncio.create_task(limiter.reserve(280, timeout=60))
     small = await limiter.reserve(10, timeout=60)  # a small one passes the waiting large one
     await asyncio.sleep(0)
-    assert not waiting.done() and limiter.receiving == 110
+    assert not waiting.done() and limiter.receiving == 410
     with pytest.raises(memory.Busy):  # a large one may not take the room kept for small ones
-        await limiter.reserve(45, timeout=0.01)
+        await limiter.reserve(200, timeout=0.01)
     first.release()
     second = await waiting
-    assert limiter.receiving == 80
-    second.settle(30)  # settled to the real size
-    assert limiter.receiving == 40
+    assert limiter.receiving == 290
+    second.settle(120)  # settled to the real size
+    assert limiter.receiving == 130
     second.release()
     second.release()  # idempotent
     small.release()
     assert limiter.receiving == 0 and limiter.total == 0
+
+
+async def test_at_the_default_sizes_a_flood_of_the_largest_bodies_leaves_room_for_small_requests() -> None:
+    # The defaults: limit 256Mi, maxBodySize and maxMessageSize 16Mi (a sixteenth of the limit).
+    limiter = memory.MemoryLimiter(256 * MiB, 64 * MiB)
+    largest = [limiter.try_reserve(16 * MiB) for _ in range(16)]
+    assert [lease is None for lease in largest] == [False] * 15 + [True]  # the 16th waits: room is kept
+    small = limiter.try_reserve(38)
+    assert small is not None, "a small request waits behind slow large ones"
+    at_the_threshold = [limiter.try_reserve(4 * MiB) for _ in range(3)]  # a 64th still counts as small
+    assert None not in at_the_threshold and limiter.total == 252 * MiB + 38
+    for lease in [*largest, small, *at_the_threshold]:
+        if lease is not None:
+            lease.release()
+    assert limiter.total == 0
 
 
 async def test_a_reservation_is_refused_when_data_held_is_over_the_soft_limit() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import sqlite3
+import threading
 import time
 import zlib
 
@@ -272,3 +273,36 @@ async def test_is_full_reports_either_bound(tmp_path: pathlib.Path, items_bound:
     await queue.put(batch(3, size=1024 if not items_bound else 10))
     assert queue.is_full()
     await queue.close()
+
+
+async def test_a_put_cancelled_while_its_row_is_written_leaves_the_row_queued(tmp_path: pathlib.Path) -> None:
+    """A row on disk is always in the queue's index too: cancelling `put` once the write is under way
+    cannot leave a row that only the next start would find."""
+    queue = await opened(tmp_path / "q.sqlite3")
+    busy = threading.Event()
+    occupied = asyncio.get_running_loop().run_in_executor(queue._thread, busy.wait, 30.0)
+    putting = asyncio.create_task(queue.put(batch(7)))
+    await eventually(lambda: queue.bytes == 100, what="room reserved, the insert queued behind the thread")
+    putting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await putting
+    busy.set()
+    await occupied
+    taken = await asyncio.wait_for(queue.get(), 10)
+    assert (taken.items, taken.payload()) == (7, bytes([7]) * 100)
+    await queue.done(taken)
+    assert await queue.close() == 0, "nothing left behind for the next start"
+
+
+async def test_stop_waiting_makes_a_blocked_producer_drop_its_batch_as_shutdown(
+    tmp_path: pathlib.Path,
+) -> None:
+    events = Events()
+    queue = await opened(tmp_path / "q.sqlite3", events, maxBytes=1024, whenFull="block")
+    await queue.put(batch(1, size=1000))
+    blocked = asyncio.create_task(queue.put(batch(2, size=1000)))
+    await eventually(lambda: queue.blocked_producers == 1, what="the producer waiting for room")
+    queue.stop_waiting()
+    assert not await blocked
+    assert events.dropped == [(2, "shutdown")]
+    assert await queue.close() == 1, "only the row that was written is on disk"

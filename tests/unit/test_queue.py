@@ -167,3 +167,36 @@ async def test_drain_all_drops_and_counts_everything_left() -> None:
     assert drops == [(0, "shutdown"), (1, "shutdown"), (2, "shutdown")]
     assert (len(queue), queue.items, queue.bytes) == (0, 0, 0)
     assert not queue.is_full()
+
+
+async def test_put_nowait_takes_what_needs_no_wait_and_leaves_the_rest_to_put() -> None:
+    """The lane's fast path: a batch that fits (or that dropOldest makes room for) is taken without an
+    await; under block without room, or while producers wait, put_nowait declines and takes nothing."""
+    queue, drops = make(maxItems=20, whenFull="block")
+    assert queue.put_nowait(batch(0)) is True and queue.put_nowait(batch(1)) is True
+    assert queue.put_nowait(batch(2)) is None and len(queue) == 2, "full: the caller must put and wait"
+    putting = asyncio.create_task(queue.put(batch(2)))
+    await asyncio.sleep(1)
+    assert queue.blocked_producers == 1
+    await queue.done(await queue.get())
+    assert queue.put_nowait(batch(3)) is None, "a producer already waits for this room: it goes first"
+    await asyncio.wait_for(putting, timeout=1)
+    assert drops == [] and await contents(queue) == [1, 2]
+
+    evicting, drops = make(maxItems=20, whenFull="dropOldest")
+    for tag in range(3):
+        assert evicting.put_nowait(batch(tag)) is True
+    assert drops == [(0, "queue_full_drop_oldest")]
+    assert await contents(evicting) == [1, 2]
+
+
+async def test_stop_waiting_drops_a_blocked_batch_as_shutdown() -> None:
+    queue, drops = make(maxItems=10, whenFull="block")
+    await queue.put(batch(0))
+    putting = asyncio.create_task(queue.put(batch(1)))
+    await asyncio.sleep(1)
+    queue.stop_waiting()
+    assert await asyncio.wait_for(putting, timeout=1) is False
+    assert drops == [(1, "shutdown")]
+    assert queue.put_nowait(batch(2)) is False, "after stop_waiting, what would wait is dropped at once"
+    assert drops == [(1, "shutdown"), (2, "shutdown")]

@@ -13,6 +13,8 @@ from otlp_agent.exporter import memory
 from otlp_agent.otlp import errors
 from otlp_agent.receivers import websocket_gate
 
+from tests.support.waiting import eventually
+
 MAX_MESSAGE = 1 << 20
 
 
@@ -54,13 +56,14 @@ class Inner(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.received = bytearray()
+        self._reading_paused = False  # aiohttp's own flow control (its queue full)
 
     def data_received(self, data: bytes) -> None:
         self.received += data
 
 
 class Harness:
-    def __init__(self, limit: int = 64 << 20) -> None:
+    def __init__(self, limit: int = 64 << 20, read_timeout: float = 60.0) -> None:
         self.limiter = memory.MemoryLimiter(limit, 0)
         self.transport = Transport()
         self.inner = Inner()
@@ -68,6 +71,7 @@ class Harness:
         self.waited: list[int] = []
         self.grant = asyncio.Event()
         self.refuse_waits = False
+        self.too_slow = 0
         self.gate = websocket_gate.Gate(
             self.transport,  # type: ignore[arg-type]
             self.inner,
@@ -75,7 +79,13 @@ class Harness:
             self._reserve_now,
             self._reserve,
             lambda prefix, text, exc: self.refusals.append((prefix, text, exc)),
+            read_timeout=read_timeout,
+            too_slow=self._too_slow,
+            lost=lambda: None,
         )
+
+    def _too_slow(self) -> None:
+        self.too_slow += 1
 
     def _reserve_now(self, size: int) -> memory.Lease | None:
         return None if self.refuse_waits or not self.grant.is_set() else self.limiter.lease(size)
@@ -168,4 +178,37 @@ async def test_once_closing_data_messages_are_dropped_and_control_frames_still_p
     harness.gate.closing()
     harness.gate.data_received(frame(0x2, b"traces 1\n" + b"x" * 100) + close)
     assert bytes(harness.inner.received) == close and not harness.refusals
+    assert harness.limiter.held == 0
+
+
+async def test_a_message_not_complete_within_the_read_timeout_is_dropped_and_its_reservation_given_back() -> (
+    None
+):
+    harness = Harness(read_timeout=0.2)
+    harness.grant.set()
+    on_time = frame(0x2, b"traces 1\n" + b"x" * 50)
+    harness.gate.data_received(on_time + frame(0x2, b"traces 2\n", fin=False))  # then only pings
+    assert harness.limiter.held == len(on_time) - 6 + MAX_MESSAGE
+    for _ in range(3):
+        harness.gate.data_received(frame(0x9, b"ping"))
+        await asyncio.sleep(0.05)
+    await eventually(lambda: harness.too_slow == 1, what="the late message to be given up")
+    harness.gate.take().release()  # the message read in time is the connection's
+    assert harness.limiter.held == 0
+    passed = len(harness.inner.received)
+    harness.gate.data_received(frame(0x0, b"the rest") + frame(0x8, b"\x03\xe8"))
+    assert len(harness.inner.received) == passed, "nothing more is passed on to aiohttp (it is mid-frame)"
+    assert harness.too_slow == 1
+
+
+async def test_the_read_clock_stands_still_while_aiohttp_does_not_read() -> None:
+    harness = Harness(read_timeout=0.2)
+    harness.grant.set()
+    harness.inner._reading_paused = True  # its queue is full: the connection's requests are being handled
+    harness.gate.data_received(frame(0x2, b"traces 1\n", fin=False))
+    await asyncio.sleep(1.0)  # five read timeouts, none of them the client's
+    assert harness.too_slow == 0 and harness.limiter.held == MAX_MESSAGE
+    harness.inner._reading_paused = False
+    harness.gate.take()  # the connection takes a message: aiohttp reads again, and the clock goes on
+    await eventually(lambda: harness.too_slow == 1, what="the message to be given up once read again")
     assert harness.limiter.held == 0

@@ -21,14 +21,20 @@ request in it, resolved by the exporter runtime when the batch is on disk or exp
 
 Each batch owns one `memory.Lease`: the open batch's lease grows by every request added to it (so a
 request's bytes are counted from the moment the lane accepts them), and the lane releases it once, when
-the batch's outcome is final. Splitting a large request is per-item Python work, so it runs on the
-`inspection` worker thread, never on the event loop; the request's bytes stay counted meanwhile.
+the batch's outcome is final. A full batch is handed on from the task of the request that filled it, yet the
+hand-over is not that client's: `emit` either puts the batch in the queue at once or continues in a task of
+the exporter's own, which the client awaits through `asyncio.shield`. A client that gives up (a gRPC
+deadline, a listener stopping) while the queue makes it wait stops waiting, and the batch, which holds other
+clients' requests already answered, still reaches the queue. Splitting a large request is per-item Python
+work, so it runs on the `inspection` worker thread, never on the event loop; the request's bytes stay
+counted meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -101,12 +107,14 @@ class Batcher:
         self,
         signal: Signal,
         settings: spec.BatchSettings,
-        emit: Callable[[Batch], Awaitable[None]],
+        emit: Callable[[Batch], Awaitable[None] | None],
         limiter: memory.MemoryLimiter,
         *,
         adaptive: AdaptiveTimeout | None = None,
     ) -> None:
-        """`adaptive`: the exporter's adaptive timeout, for `timeout: auto` (required then)."""
+        """`emit` hands a batch on: None when done at once, else an awaitable that finishes it (run as a task
+        of its own, shielded from the caller's cancellation). `adaptive`: the exporter's adaptive timeout,
+        for `timeout: auto` (required then)."""
         self.signal = signal
         self._limiter = limiter
         self._lease = limiter.lease()  # the open batch's
@@ -193,8 +201,12 @@ class Batcher:
             ready.append(self._detach("size"))
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.timeout, self._on_timeout)
-        for batch in ready:
-            await self._hand_over(batch)
+        if not ready:  # the common case: the request only joined the open batch
+            return
+        # Every ready batch is on its way before the first wait, so a cancel during that wait strands none.
+        handing = [started for batch in ready if (started := self._start_hand_over(batch)) is not None]
+        for started in handing:
+            await asyncio.shield(started)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -228,11 +240,28 @@ class Batcher:
         return batch
 
     async def _hand_over(self, batch: Batch) -> None:
+        started = self._start_hand_over(batch)
+        if started is not None:
+            await asyncio.shield(started)
+
+    def _start_hand_over(self, batch: Batch) -> asyncio.Future[None] | None:
+        """Hand `batch` on: None when done, else the exporter's task finishing it (the caller may stop
+        waiting for it; it goes on). The batch counts as being handed over until then."""
         try:
-            await self._emit(batch)
-        finally:
-            self._emitting_bytes -= batch.size
-            self._emitting_items -= batch.items
+            pending = self._emit(batch)
+        except BaseException:
+            self._handed_over(batch)
+            raise
+        if pending is None:
+            self._handed_over(batch)
+            return None
+        started = asyncio.ensure_future(pending)
+        started.add_done_callback(functools.partial(self._handed_over, batch))
+        return started
+
+    def _handed_over(self, batch: Batch, _: object = None) -> None:
+        self._emitting_bytes -= batch.size
+        self._emitting_items -= batch.items
 
     async def close(self) -> None:
         """Flush and wait for timer-triggered flushes in progress."""

@@ -11,9 +11,18 @@ Batches are capped at the queue's bounds (`queue.maxItems` / `maxBytes`, when sm
 settings), so one batch always fits the queue; `room_for` tells admission whether a request fits now,
 later, or never. A batch's memory is its `Batch.lease` (see `memory`), taken by the batcher and released
 once its outcome is final: at the end of `_consume` (unless a memory queue took it back), in
-`_dropped_from_queue` for the queue's policies, in `_enqueue` when the hand-over fails. A persistent queue
-releases the lease once the batch is on disk and gives the batch it reads back a lease of its own.
-Clients waiting on a batch (delivery durable / endToEnd) are answered here.
+`_dropped_from_queue` for the queue's policies (and for a batch still waiting for room at stop), in `_put`
+when the hand-over fails. A persistent queue releases the lease once the batch is on disk and gives the
+batch it reads back a lease of its own. Clients waiting on a batch (delivery durable / endToEnd) are
+answered here.
+
+A full batch is handed to the queue by `_enqueue`, called from the task of the request that filled it. When
+the queue takes it without waiting (a memory queue with room), that is all: no task. When the put must wait
+(`whenFull: block` without room, producers already waiting, or a persistent queue's disk write), it runs in
+a task of the lane's own (`_put`), which the client awaits through a shield: a client cancelled meanwhile (a
+gRPC deadline, a listener stopping at reload or shutdown) stops waiting, but the batch, which holds earlier
+requests already answered, still goes in. `flush` and `drain` wait for these tasks; at `stop`, those still
+waiting for room give up, their batch counted as dropped (`shutdown`).
 """
 
 from __future__ import annotations
@@ -97,6 +106,7 @@ class ExporterLane:
         self._idle.set()
         self._stopped = False
         self._waited_on: set[asyncio.Future[None]] = set()  # futures of batches clients wait for
+        self._putting: set[asyncio.Task[None]] = set()  # hand-overs that had to wait (see `_enqueue`)
         # Requests being split into several batches are only partly in the batchers' counts while their
         # first batches are handed over, so admission counts them whole here until they are in.
         self._arriving_bytes = self._arriving_items = 0
@@ -172,20 +182,57 @@ class ExporterLane:
         for future in list(self._waited_on):
             delivery.settle(future, delivery.not_delivered(message))
 
-    async def _enqueue(self, batch: Batch) -> None:
+    def _enqueue(self, batch: Batch) -> asyncio.Task[None] | None:
+        """Hand a full batch to the queue: at once (None), or in a task of the lane's own, returned for the
+        batcher to await (see the module docstring)."""
         if self.adaptive_timeout is not None:
             self.adaptive_timeout.handed_over(len(self.queue), self._in_flight, self._consumer_count)
+        if self._stopped:  # a request that was still on its way when the lane stopped: counted, not lost
+            self._dropped_from_queue(batch, "shutdown")
+            return None
         self._idle.clear()
+        stored = None if self._putting else self.queue.put_nowait(batch)  # (no overtaking a waiting put)
+        if stored is not None:
+            self._enqueued(batch, stored)
+            return None
+        task = asyncio.get_running_loop().create_task(self._put(batch), name=f"exporter-{self.name}-put")
+        self._putting.add(task)
+        task.add_done_callback(self._put_done)
+        return task
+
+    async def _put(self, batch: Batch) -> None:
         try:
             stored = await self.queue.put(batch)
-        except BaseException:  # e.g. cancelled while `block` waited for room: the batch is not queued
-            batch.lease.release()
-            delivery.settle(batch.done, delivery.not_delivered("the agent stopped before queueing it"))
+        except Exception as exc:  # a bug must cost one batch, counted, never the lane
+            self._count_dropped(batch, "internal_error")
+            self._not_queued(batch)
+            message = f"exporter {self.name}: cannot queue a batch: {exc!r}"
+            logs.event("export_bug", message, exporter=self.name)
             raise
+        except BaseException:  # the event loop is being torn down
+            self._not_queued(batch)
+            raise
+        self._enqueued(batch, stored)
+
+    @staticmethod
+    def _not_queued(batch: Batch) -> None:
+        batch.lease.release()
+        delivery.settle(batch.done, delivery.not_delivered("the agent stopped before queueing it"))
+
+    def _put_done(self, task: asyncio.Task[None]) -> None:
+        self._putting.discard(task)
+        self._check_idle()
+
+    def _enqueued(self, batch: Batch, stored: bool) -> None:
         if stored and self.queue.persistent and self.delivery == spec.Delivery.durable:
             delivery.settle(batch.done)
         self.metrics.batch_sent(self.name, batch.signal.value, batch.items, batch.size, batch.trigger)
         self._update_gauges()
+
+    def _check_idle(self) -> None:
+        """`drain` is over once nothing is being exported, waiting in the queue, or on its way into it."""
+        if self._in_flight == 0 and not len(self.queue) and not self._putting:
+            self._idle.set()
 
     async def _consume(self) -> None:
         while True:
@@ -220,8 +267,7 @@ class ExporterLane:
                 if self.queue.persistent or not requeued:  # a requeued memory batch is still held
                     batch.lease.release()  # otherwise the batch leaves memory here, whatever the outcome
                 self._update_gauges()
-                if self._in_flight == 0 and not len(self.queue):
-                    self._idle.set()
+                self._check_idle()
 
     def _account(self, batch: Batch, result: ExportResult) -> None:
         signal = batch.signal.value
@@ -299,9 +345,12 @@ class ExporterLane:
         self.metrics.memory_held.set(self.limiter.held)
 
     async def flush(self) -> None:
-        """Hand every partial batch to the queue."""
+        """Hand every partial batch to the queue, and wait for hand-overs under way (their clients may have
+        given up on them)."""
         for batcher in self.batchers.values():
             await batcher.close()
+        if self._putting:
+            await asyncio.wait(set(self._putting))
 
     async def drain(self, deadline: float | None) -> bool:
         """Wait until everything queued is exported or `deadline` (monotonic; None: no limit) passes;
@@ -321,6 +370,9 @@ class ExporterLane:
         for task in self._consumers:
             task.cancel()
         await asyncio.gather(*self._consumers, return_exceptions=True)
+        self.queue.stop_waiting()  # with no consumer left, no room will be made
+        if self._putting:
+            await asyncio.wait(set(self._putting))
         left = await self.queue.close()
         if left and self.queue.persistent:
             logs.info(

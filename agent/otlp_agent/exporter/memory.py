@@ -12,7 +12,9 @@ Two kinds of bytes are counted, in one budget (`limit`):
 Above `limit - spikeLimit` of data held, new requests are refused with a retryable status so clients back
 off instead of the pod being OOM-killed. Below it, a reservation waits until `held + receiving` leaves
 room for it (for at most the timeout it is given), so bursts of requests queue instead of being refused;
-a reservation larger than `limit` can never be served and is refused for good by the caller. A reload
+a reservation larger than `limit` can never be served and is refused for good by the caller. A sixteenth of
+the limit (`small_room`) is kept free of large reservations (over `small_size`, a 64th): small requests
+pass while a flood of large ones waits. A reload
 hands the same limiter to the new pipeline, so the old pipeline's bytes still count while it drains.
 """
 
@@ -70,7 +72,7 @@ class MemoryLimiter:
     def __init__(self, limit: int, spike_limit: int) -> None:
         self.held = 0
         self.receiving = 0
-        # Waiting reservations, small ones (at most `small_room`) apart so they can pass large ones.
+        # Waiting reservations, small ones (at most `small_size`) apart so they can pass large ones.
         self._small: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self._large: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
         self.configure(limit, spike_limit)
@@ -82,6 +84,13 @@ class MemoryLimiter:
         # Kept free of large reservations (when they can still fit without it), so a flood of large
         # requests waiting for memory never stalls the small requests of well-behaved clients.
         self.small_room = limit // 16
+        # What counts as small: a 64th of the limit (4 MiB at the default 256Mi). It must be below the
+        # largest reservations, or nothing is large: the default maxBodySize and maxMessageSize are a
+        # sixteenth, and were "small" when the room was also the threshold, so sixteen slow 16 MiB bodies
+        # took the whole limit. At a quarter of the room, the room holds four of the largest small requests
+        # at once (and over a hundred of 100 KiB, a typical SDK batch), and a gRPC maxMessageSize of 4Mi —
+        # what docs/agent.md suggests for sidecars; every call reserves it — counts as small.
+        self.small_size = limit // 64
         self._wake()
 
     @property
@@ -142,7 +151,7 @@ class MemoryLimiter:
 
     def _fits(self, size: int) -> bool:
         room = self.limit - self.total
-        if size > self.small_room and size + self.small_room <= self.limit:
+        if size > self.small_size and size + self.small_room <= self.limit:
             room -= self.small_room
         return size <= room
 
@@ -166,7 +175,7 @@ class MemoryLimiter:
             self._wake()
 
     def _queue_for(self, size: int) -> collections.deque[tuple[int, asyncio.Future[None]]]:
-        return self._small if size <= self.small_room else self._large
+        return self._small if size <= self.small_size else self._large
 
     def _wake(self) -> None:
         """Grant waiting reservations that fit now, oldest first in each queue: small ones may pass large

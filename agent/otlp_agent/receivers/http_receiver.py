@@ -14,12 +14,21 @@ the load balancer). With `tls` the site serves HTTPS from a context that switche
 certificate on every handshake; with `auth` a request without the bearer token gets 401 before its body is
 read. A request with no items (e.g. OTLP/JSON whose only item was rejected) is answered without reaching
 the exporters: no empty exports.
+
+A client that disconnects has its handler cancelled (aiohttp's `handler_cancellation`), so a request that
+waits (delivery `endToEnd` or `durable`, `whenFull: block`) ends with its client instead of holding its bytes
+until the export: the exporters keep what they accepted (their hand-over does not depend on the client, see
+`exporter/lane`), and a resend is recognised by its fingerprint. A body cancelled while the worker thread
+still holds it (decompressing or validating, running or queued) stays counted until the worker is past it.
+Not while an extension shares the application: the WebSocket receiver tells how a connection ended from
+what it reads, which a cancellation would cut short (its handlers run on after their client left, as before).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -30,7 +39,8 @@ from google.rpc import status_pb2
 
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import errors, otlp_json
+from otlp_agent.exporter import memory
+from otlp_agent.otlp import errors, inspection, otlp_json
 from otlp_agent.otlp.signals import SIGNALS, response_bytes
 from otlp_agent.receivers import admission
 from otlp_agent.receivers.consumer import Answer, Consumer
@@ -86,6 +96,7 @@ class HttpReceiver:
         self._deadlines = admission.ReadDeadlines()
         # What else serves on this port (the WebSocket receiver): each adds its routes to the application.
         self.extensions: list[Callable[[web.Application], None]] = []
+        self._releasing: set[asyncio.Task[None]] = set()  # leases of cancelled bodies, see `_after_worker`
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
@@ -108,6 +119,7 @@ class HttpReceiver:
             access_log=None,
             logger=_SERVER_LOG,
             handle_signals=False,
+            handler_cancellation=not self.extensions,  # see the module docstring
             shutdown_timeout=self.shutdown_timeout,  # requests in progress get this long at shutdown
             keepalive_timeout=self.settings.read_timeout,  # also closes a connection stuck in its headers
             # After an early answer (401, 408, 413) the rest of the body is read and dropped for at most this
@@ -169,6 +181,7 @@ class HttpReceiver:
         # (The joined copy of the body's chunks is made synchronously, one request at a time: fixed overhead.)
         size = limit if declared is None else declared
         lease = self.admission.reserve_now(limiter, size) or await self.admission.reserve(limiter, size)
+        release = lease.release
         try:
             raw = await self._deadlines.within(
                 _read_body(request, limit), self.settings.read_timeout, "request body"
@@ -179,8 +192,18 @@ class HttpReceiver:
             if content_type == _JSON:
                 return await self.admission.from_json(limiter, lease, signal, body)
             return admission.Received(body, await self.admission.validate(signal, body))
+        except asyncio.CancelledError:  # the client left: the worker thread may still hold the body
+            release = functools.partial(self._after_worker, lease)
+            raise
         finally:
-            lease.release()  # handed over: the exporter lanes count the bytes from here
+            release()  # handed over: the exporter lanes count the bytes from here
+
+    def _after_worker(self, lease: memory.Lease) -> None:
+        """Release `lease` once the worker thread is past the jobs queued so far (it runs them in order)."""
+        passed = asyncio.get_running_loop().create_task(inspection.off_loop(_nothing))
+        self._releasing.add(passed)
+        passed.add_done_callback(self._releasing.discard)
+        passed.add_done_callback(lambda _: lease.release())
 
     def _success(
         self, signal: Signal, answer_type: str, received: admission.Received, answer: Answer
@@ -257,6 +280,10 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
+
+
+def _nothing() -> None:
+    """A job for the worker thread whose end says the jobs queued before it have ended."""
 
 
 class _Site(web.TCPSite):

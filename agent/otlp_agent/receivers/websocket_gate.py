@@ -12,6 +12,18 @@ refused (over the memory limit) is read and dropped as it arrives, never held: o
 `<signal> <id>` line) are kept, and the connection answers it by id with the refusal. Until that answer is
 written, the gate reads nothing more, so a client that does not read its answers cannot make them pile up.
 
+Each data message has a read deadline, the HTTP receiver's `readTimeout` (as for a request body): from the
+moment the gate lets its first frame through (once its reservation is made) to its last fragment. Nothing
+else bounds it — RFC 6455 lets control frames come between fragments, and aiohttp's own timers restart on
+every ping and pong — so without it a client could start a message in fragments, then only ping, and hold
+`maxBodySize` of the limiter for as long as it likes. Time during which aiohttp stopped reading the
+connection (its queue full: the connection's `maxInFlight` requests are still being handled) is the
+agent's, not the client's: the clock stands still meanwhile. Past the deadline the gate drops the message and
+gives its reservation back at once, passes nothing more to aiohttp (it is mid-frame), and tells the
+connection (`too_slow`), which closes it with 1008. The clock starts at the end of the chunk of bytes in
+which the message started, so a message that arrives whole in one chunk (the common case) costs nothing,
+and one timer per connection, re-armed lazily, serves all its messages.
+
 Control frames (ping, pong, close) go through as they come. aiohttp's own flow control (it stops reading
 while its queue holds messages nobody took) is left alone: the gate pauses and resumes the transport only
 for its own waits, and never resumes one aiohttp paused. Everything after the upgrade passes the gate —
@@ -54,16 +66,24 @@ class Gate(asyncio.Protocol):
         reserve_now: Callable[[int], memory.Lease | None],
         reserve: Callable[[int], Awaitable[memory.Lease]],
         refused: Refused,
+        read_timeout: float,
+        too_slow: Callable[[], None],
+        lost: Callable[[], None],
     ) -> None:
         """`reserve_now` reserves without waiting (None: no room now), `reserve` waits for room; both raise
         errors.ReceiveError to refuse. `max_message`: aiohttp's limit (a larger message closes the
-        connection there, before its payload is read)."""
+        connection there, before its payload is read). `read_timeout`: a message's read deadline;
+        `too_slow` is called once when one passes it. `lost`: called when the connection is lost."""
         self._transport = transport
         self._inner = inner
         self._max_message = max_message
         self._reserve_now = reserve_now
         self._reserve = reserve
         self._refused = refused
+        self._read_timeout = read_timeout
+        self._too_slow = too_slow
+        self._lost = lost
+        self._loop = asyncio.get_running_loop()
         self.ready: collections.deque[memory.Lease] = collections.deque()  # messages read, in order
         self._header = bytearray()  # the frame header being read
         self._header_size = 2
@@ -80,6 +100,11 @@ class Gate(asyncio.Protocol):
         self._answering = False  # a refusal is being written
         self._paused = False  # the gate paused the transport
         self._closing = False
+        self._deadline: float | None = None  # when the message being read must have ended (loop time)
+        self._stopped: float | None = None  # when aiohttp stopped reading during that message
+        self._timer: asyncio.TimerHandle | None = None  # checks the deadline; at most one
+        self._clock_due = False  # a message started in this chunk: its clock starts if it is not over
+        self._failed = False  # a message was too slow: nothing more goes to aiohttp
 
     def install(self) -> None:
         self._transport.set_protocol(self)
@@ -88,7 +113,14 @@ class Gate(asyncio.Protocol):
 
     def take(self) -> memory.Lease:
         """The reservation of the next message aiohttp hands over (every data message has one)."""
+        if self._stopped is not None and not _reading_paused(self._inner):  # taking it let aiohttp read on
+            self._restart_clock()
         return self.ready.popleft() if self.ready else memory.no_lease()
+
+    @property
+    def busy(self) -> bool:
+        """A message is being read, or was read and not taken yet."""
+        return self._message is not None or self._waiting is not None or bool(self.ready)
 
     def answered(self) -> None:
         """The refusal of a dropped message is written: read on."""
@@ -115,11 +147,21 @@ class Gate(asyncio.Protocol):
                 lease.release()
         self.ready.clear()
         self._lease = None
+        self._deadline = self._stopped = None
+        self._clock_due = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def abort(self) -> None:
+        """Drop the connection at once (a client that does not even take the close frame)."""
+        self._transport.abort()
 
     # -- asyncio.Protocol: everything but the data goes to aiohttp as it comes ------------------------------
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._inner.connection_lost(exc)
+        self._lost()
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received()
@@ -131,6 +173,8 @@ class Gate(asyncio.Protocol):
         self._inner.resume_writing()
 
     def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return
         if self._holding():
             self._stash += data
             self._pause()
@@ -172,6 +216,7 @@ class Gate(asyncio.Protocol):
                     self._pause()
                     break
         self._forward(data, out)
+        self._arm()
 
     def _read_header(self, view: memoryview, position: int, out: list[memoryview]) -> int:
         needed = self._header_size - len(self._header)
@@ -226,6 +271,7 @@ class Gate(asyncio.Protocol):
             self._inner.data_received(bytes(self._header))
         self._start_payload()
         self._release()
+        self._arm()
 
     def _decided(self, mode: _Mode, lease: memory.Lease | None, why: errors.ReceiveError | None) -> None:
         opcode = self._header[0] & 0x0F
@@ -235,6 +281,7 @@ class Gate(asyncio.Protocol):
                 self._lease.release()
             self._message, self._lease, self._why = mode, lease, why
             self._prefix.clear()
+            self._clock_due = not self._closing
 
     def _start_payload(self) -> None:
         self._left = self._length()
@@ -249,6 +296,8 @@ class Gate(asyncio.Protocol):
         self._left = None
         if not fin or opcode not in (_CONTINUATION, _TEXT, _BINARY) or self._message is None:
             return
+        self._deadline = self._stopped = None
+        self._clock_due = False
         if self._message is _Mode.forward and self._lease is not None:
             self.ready.append(self._lease)
         elif self._why is not None:  # refused (not dropped because the connection is closing)
@@ -280,6 +329,62 @@ class Gate(asyncio.Protocol):
         elif out:
             self._inner.data_received(b"".join(out))
 
+    # -- the read deadline -----------------------------------------------------------------------------------
+
+    def _arm(self) -> None:
+        """After a chunk: start the clock of a message begun in it and not over; stop it if aiohttp has just
+        stopped reading (its queue is full)."""
+        if self._clock_due:
+            self._clock_due = False
+            self._start_clock()
+        if self._deadline is not None and self._stopped is None and _reading_paused(self._inner):
+            self._stopped = self._loop.time()
+
+    def _start_clock(self) -> None:
+        self._deadline = self._loop.time() + self._read_timeout
+        self._stopped = None
+        if self._timer is not None and self._timer.when() > self._deadline:
+            self._timer.cancel()  # (set for an earlier message whose clock had stood still)
+            self._timer = None
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._check_clock)
+
+    def _restart_clock(self) -> None:
+        """aiohttp reads again: the time it did not is added to the deadline."""
+        assert self._deadline is not None and self._stopped is not None
+        self._deadline += self._loop.time() - self._stopped
+        self._stopped = None
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._check_clock)
+
+    def _check_clock(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return  # that message ended; the next one set its own
+        if self._stopped is not None:
+            if _reading_paused(self._inner):
+                self._timer = self._loop.call_later(self._read_timeout, self._check_clock)
+                return
+            self._restart_clock()  # (`take` normally notices first)
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._check_clock)
+            return
+        self._fail()
+
+    def _fail(self) -> None:
+        """The message being read is past its deadline: give its reservation back and read nothing more (the
+        connection closes it; aiohttp is mid-frame, so nothing after this point could be passed on)."""
+        self._deadline = self._stopped = None
+        self._clock_due = False
+        self._failed = True
+        self._stash = b""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
+        self._message, self._why = None, None
+        self.closing()
+        self._too_slow()
+
     # -- the transport --------------------------------------------------------------------------------------
 
     def _pause(self) -> None:
@@ -303,5 +408,6 @@ class Gate(asyncio.Protocol):
 
 
 def _reading_paused(protocol: Any) -> bool:
-    """Whether aiohttp paused reading itself (its queue is full): then it resumes reading when it is ready."""
-    return bool(getattr(protocol, "_reading_paused", False))
+    """Whether aiohttp paused reading itself (its queue is full, or a buffer it cannot drain yet): then it
+    resumes reading when it is ready."""
+    return bool(getattr(protocol, "_reading_paused", False) or getattr(protocol, "_buffer_paused", False))

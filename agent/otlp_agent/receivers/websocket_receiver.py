@@ -6,8 +6,11 @@ a text message. Each answer is a text message, a JSON object carrying the reques
 response to the same request would say: the status, partial success, whether to retry and after how long.
 
 The HTTP receiver's settings apply: its TLS (same port), its bearer token (the Authorization header, or an
-`access_token` query parameter, since browsers cannot set headers on a WebSocket), its CORS allowed origins
-as the allow-list for browsers (a request carrying an Origin header not on the list is refused with 403),
+`access_token` query parameter, since browsers cannot set headers on a WebSocket; checked at the upgrade,
+and again for each message — a constant-time compare against the current Secret, ~4 µs measured — so a
+rotated or revoked token stops working on open connections too: that message is answered 401 and the
+connection closed with 1008), its CORS allowed origins as the allow-list for browsers (a request carrying
+an Origin header not on the list is refused with 403),
 its maxBodySize per request (a larger message closes the connection with 1009, since its id cannot be
 read without reading it) and its maxItemsPerRequest. Requests go through `admission` as HTTP requests do:
 memory is reserved before a message is read (by the connection's `websocket_gate.Gate`, from the frame
@@ -19,6 +22,13 @@ back on the client instead of the agent buffering; while a message waits for its
 reads nothing more either. Answers go out one at a time, and a client that does not read them holds its
 own slots. permessage-deflate is not offered (a compressed message could expand past every bound before it
 is seen).
+
+Time: each message must arrive within the HTTP receiver's `readTimeout` (the gate's read deadline), else
+the connection is closed with 1008. A connection is idle when it has no message being read or handled; one
+idle for `idleTimeout` (since its last answer went out, or since it opened) is closed with 1008. Both are
+timed by the agent and not by aiohttp's `receive_timeout`, which every ping and pong restarts: a client
+that answers pings is still closed. A closed connection gives its `maxConnections` slot back when its
+socket is gone, even while requests it sent wait for their export (their answers are dropped).
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ _HEARTBEAT = 30.0  # seconds between pings, so a vanished peer is noticed
 _CLOSE_TOO_BIG = 1009
 _CLOSE_GOING_AWAY = 1001
 _CLOSE_POLICY = 1008
+_CLOSE_WAIT = 15.0  # seconds for the close handshake (aiohttp waits 10 for the client's), then dropped
 _ANSWER_MARGIN = 1.0  # seconds after the grace for the last answers to go out
 
 
@@ -133,15 +144,13 @@ class WebSocketEndpoint:
         refused = self._refuse_upgrade(request)
         if isinstance(refused, web.Response):
             return refused
-        socket = web.WebSocketResponse(
-            max_msg_size=self.http.max_body_size + HEADER_LIMIT,
-            compress=False,
-            heartbeat=_HEARTBEAT,
-            receive_timeout=self.settings.idle_timeout,
+        socket = web.WebSocketResponse(  # (no receive_timeout: idleTimeout is the connection's own timer)
+            max_msg_size=self.http.max_body_size + HEADER_LIMIT, compress=False, heartbeat=_HEARTBEAT
         )
         if not socket.can_prepare(request):
             await socket.prepare(request)  # raises the HTTP error aiohttp answers a bad upgrade with
         connection = _Connection(self, socket, refused.tenant if refused is not None else None)
+        connection.authorization = _authorization(request)
         transport = request.transport
         assert transport is not None  # (aiohttp runs no handler for a connection already lost)
         connection.gate = self._gate(transport, request, connection)
@@ -153,9 +162,15 @@ class WebSocketEndpoint:
             await connection.serve()
         finally:
             connection.gate.close()
+            self.forget(connection)
+        return socket
+
+    def forget(self, connection: _Connection) -> None:
+        """The connection's socket is closed: its `maxConnections` slot is free (requests it sent may still
+        wait for their export)."""
+        if connection in self._connections:
             self._connections.discard(connection)
             self.metrics.websocket_connections.set(len(self._connections))
-        return socket
 
     def _gate(
         self, transport: asyncio.Transport, request: web.Request, connection: _Connection
@@ -168,7 +183,15 @@ class WebSocketEndpoint:
 
         max_message = self.http.max_body_size + HEADER_LIMIT
         return websocket_gate.Gate(
-            transport, request.protocol, max_message, reserve_now, reserve, connection.refused
+            transport,
+            request.protocol,
+            max_message,
+            reserve_now,
+            reserve,
+            connection.refused,
+            read_timeout=self.http.read_timeout,
+            too_slow=connection.too_slow,
+            lost=lambda: self.forget(connection),
         )
 
     def _refuse_upgrade(self, request: web.Request) -> web.Response | auth.Identity | None:
@@ -178,9 +201,7 @@ class WebSocketEndpoint:
         if origin is not None and not self._origin_allowed(origin):
             return self._refuse_connection("origin", 403, f"origin {origin!r} is not allowed")
         if self._token is not None:
-            token = request.query.get("access_token")
-            header = f"Bearer {token}" if token is not None else request.headers.get("Authorization")
-            identity = self._token.authenticate(header)
+            identity = self._token.authenticate(_authorization(request))
             if isinstance(identity, errors.ReceiveError):
                 return self._refuse_connection("unauthenticated", 401, identity.message)
         else:
@@ -208,6 +229,10 @@ class WebSocketEndpoint:
             response.force_close()  # what the client sent after its request is not HTTP
         return response
 
+    def authenticate(self, authorization: str | None) -> auth.Identity | errors.ReceiveError | None:
+        """Who the token says the client is now (None: the receiver asks for no token)."""
+        return self._token.authenticate(authorization) if self._token is not None else None
+
     async def _close_all(self, app: web.Application) -> None:
         """At shutdown: requests already read get `grace` to be answered, then every socket closes."""
         connections = list(self._connections)
@@ -222,10 +247,17 @@ class WebSocketEndpoint:
         )
 
 
+def _authorization(request: web.Request) -> str | None:
+    """The client's credentials: the `access_token` query parameter (browsers), else its header."""
+    token = request.query.get("access_token")
+    return f"Bearer {token}" if token is not None else request.headers.get("Authorization")
+
+
 class _Connection:
     """One client's connection: read while there is room, handle each request, answer by id."""
 
     gate: websocket_gate.Gate  # set by the endpoint before the handshake
+    authorization: str | None = None  # what the client presented at the upgrade, checked on each message
 
     def __init__(
         self, endpoint: WebSocketEndpoint, socket: web.WebSocketResponse, tenant: str | None
@@ -237,33 +269,80 @@ class _Connection:
         self.slots = asyncio.Semaphore(endpoint.settings.max_in_flight)
         self.sending = asyncio.Lock()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.revoked = False  # its token is no longer valid: closed once the refusal is answered
+        self.shut_for: str | None = None  # why the agent closed the connection (counted when it did)
+        self._closer: asyncio.Task[None] | None = None
+        self._last_answer = 0.0  # (or when the connection opened)
 
     async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._last_answer = loop.time()
+        self._idle_timer = loop.call_later(self.endpoint.settings.idle_timeout, self._check_idle)
         try:
             while True:
                 await self.slots.acquire()  # every slot busy: take nothing more (aiohttp stops reading)
-                try:
-                    message = await self.socket.receive()
-                except TimeoutError:
-                    self._closed("idle")
-                    self.gate.closing()
-                    await self.socket.close(code=_CLOSE_POLICY, message=b"idle for too long")
-                    return
+                message = await self.socket.receive()
                 if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    too_big = _CLOSE_TOO_BIG in (self.socket.close_code, getattr(message.data, "code", None))
-                    self._closed("too_large" if too_big else "client")
+                    if self.shut_for is None:
+                        code = getattr(message.data, "code", None)
+                        too_big = _CLOSE_TOO_BIG in (self.socket.close_code, code)
+                        self._closed("too_large" if too_big else "client")
                     return
                 self._spawn(self._handle(message.data, self.gate.take()))
                 del message  # the request is the task's now: freed when it is done with it
         finally:
-            self.gate.closing()
+            self._idle_timer.cancel()
+            self.gate.close()  # messages read but never taken give their reservations back now
+            self.endpoint.forget(self)
+            if self._closer is not None:
+                await self._closer
             if self.tasks:  # requests already read are answered if the socket is still open
                 await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def too_slow(self) -> None:
+        """The gate gave up on a message that did not arrive within readTimeout."""
+        timeout = self.endpoint.http.read_timeout
+        self.endpoint.metrics.refused_requests.labels("unknown", TRANSPORT, "timeout").inc()
+        self._shut("too_slow", f"message not received within readTimeout ({timeout:g}s)")
+
+    def _check_idle(self) -> None:
+        """Idle: no message being read or handled, and none since the last answer, for idleTimeout. Pings and
+        pongs do not count (aiohttp's receive_timeout, which they restart, would never fire for a client
+        that answers pings)."""
+        loop = asyncio.get_running_loop()
+        idle = self.endpoint.settings.idle_timeout
+        if self.tasks or self.gate.busy:  # its end sets `_last_answer`: looked at again after that
+            self._idle_timer = loop.call_later(idle, self._check_idle)
+            return
+        left = self._last_answer + idle - loop.time()
+        if left > 0:
+            self._idle_timer = loop.call_later(left, self._check_idle)
+            return
+        self._shut("idle", "idle for too long")
+
+    def _shut(self, reason: str, why: str) -> None:
+        """Close the connection with 1008 (policy), counted by `reason`; once."""
+        if self.shut_for is not None or self.socket.closed:
+            return
+        self.shut_for = reason
+        self._closed(reason)
+        self.gate.closing()
+        self._closer = asyncio.get_running_loop().create_task(self._close(why.encode()))
+
+    async def _close(self, why: bytes) -> None:
+        try:
+            await asyncio.wait_for(self.socket.close(code=_CLOSE_POLICY, message=why), _CLOSE_WAIT)
+        except TimeoutError:
+            self.gate.abort()  # a client that takes nothing, not even the close frame
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        self._last_answer = task.get_loop().time()
 
     def _closed(self, reason: str) -> None:
         self.endpoint.metrics.websocket_closed.labels(reason).inc()
@@ -275,6 +354,8 @@ class _Connection:
         to the pipeline)."""
         try:
             await self._send(await self._serve(data, lease))
+            if self.revoked:
+                self._shut("unauthenticated", "bearer token no longer valid")
         finally:
             lease.release()
             self.slots.release()
@@ -310,6 +391,13 @@ class _Connection:
             return refusal(exc.id, errors.bad_request(str(exc)))
         del raw  # the request's bytes live on in frame.body only
         signal = frame.signal
+        identity = self.endpoint.authenticate(self.authorization)
+        if isinstance(identity, errors.ReceiveError):  # the Secret changed since the upgrade
+            self.revoked = True
+            self._refused(signal, 0, identity.reason)
+            return refusal(frame.id, identity)
+        if identity is not None:
+            self.tenant = identity.tenant
         try:
             received = await self._receive(frame, lease)
         except errors.ReceiveError as exc:

@@ -284,7 +284,9 @@ class AgentMetrics:
         )
         self.websocket_closed = prom.Counter(
             "otlp_agent_websocket_closed_connections",
-            "WebSocket connections closed, by why: client, idle, too_large (a message over maxBodySize).",
+            "WebSocket connections closed, by why: client, idle, too_slow (a message not complete within "
+            "readTimeout), too_large (a message over maxBodySize), unauthenticated (its token no longer "
+            "valid).",
             ["reason"],
             registry=r,
         )

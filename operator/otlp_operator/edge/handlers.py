@@ -13,10 +13,14 @@ that knows kopf's error types).
 - every second: `reconcile` of the pipelines whose agents are still picking up a config
   (`Context.followups`), so `ConfigApplied` and `status.configRollout` follow them.
 
+kopf never pauses those two loops, so each pass first asks `leadership` whether this replica leads; a
+paused one skips the pass and forgets its follow-ups and what it applied (`forget_while_paused`).
+
 The startup handler also starts the probes (`health`): `/readyz` is ready once the webhook server listens
-with its certificate and, with injection, the pod webhook's caches are filled. With peering, kopf runs the
-startup handlers on every replica (they are not paused), so every replica serves probes and webhooks,
-while the resource handlers above run only on the replica that is not paused.
+with its certificate and, with injection, the pod webhook's caches are filled and not stale
+(`stale_caches`). With peering, kopf runs the startup handlers on every replica (they are not paused), so
+every replica serves probes and webhooks, while the resource handlers above run only on the replica that
+is not paused.
 
 With `--webhook-tls-secret`, a task on every replica keeps the webhook's own certificate current
 (`reconcile.webhook_tls`): until its first round succeeds the webhook server has no certificate and the
@@ -41,7 +45,14 @@ from otlp_agent.api import spec
 
 from otlp_operator import metrics as operator_metrics
 from otlp_operator import naming, validation
-from otlp_operator.edge import health, injection_handlers, injection_state, pipeline_webhook, webhook_server
+from otlp_operator.edge import (
+    health,
+    injection_handlers,
+    injection_state,
+    leadership,
+    pipeline_webhook,
+    webhook_server,
+)
 from otlp_operator.edge.settings import OperatorConfig
 from otlp_operator.reconcile import config_rollout, kube, reconciler, webhook_tls
 
@@ -57,36 +68,75 @@ def raise_for(outcome: reconciler.Outcome, retry_delay: float) -> None:
 
 
 async def tls_loop(client: kube.Kube, tls: webhook_tls.Tls, retry_delay: float) -> None:
-    """Keep the webhook certificate, its files and the configurations' caBundle current until cancelled."""
+    """Keep the webhook certificate, its files and the configurations' caBundle current until cancelled.
+
+    A Secret that is gone and may not be created is reported once as an error (it needs a user), then
+    retried quietly until it is back."""
+    missing_reported = False
     while True:
         try:
             await webhook_tls.sync(client, tls, datetime.datetime.now(datetime.UTC))
+        except webhook_tls.SecretMissing as exc:
+            if not missing_reported:
+                _log.error("%s", exc)
+                missing_reported = True
+            await asyncio.sleep(retry_delay)
+            continue
         except (kube.ApiError, OSError, ValueError) as exc:  # API, files, a corrupt Secret: retry
             _log.warning("keeping the webhook certificate current failed (retrying): %s", exc)
             await asyncio.sleep(retry_delay)
             continue
+        missing_reported = False
         await asyncio.sleep(tls.interval)
 
 
-async def drift_loop(ctx: reconciler.Context, interval: float) -> None:
-    """Run the drift check every `interval` seconds until cancelled."""
+async def drift_loop(ctx: reconciler.Context, interval: float, lead: leadership.Leadership) -> None:
+    """Run the drift check every `interval` seconds (after the previous pass ended) until cancelled, while
+    this replica leads."""
     while True:
         await asyncio.sleep(interval)
+        if not await leading(ctx, lead):
+            continue
         for key, error in await reconciler.drift_check(ctx):
             _log.warning("drift check of %s/%s failed: %s", key.namespace, key.name, error)
 
 
-async def followup_loop(ctx: reconciler.Context, interval: float = 1.0) -> None:
-    """Reconcile, until cancelled, every pipeline whose follow-up time has come."""
+async def followup_loop(ctx: reconciler.Context, lead: leadership.Leadership, interval: float = 1.0) -> None:
+    """Reconcile, until cancelled, every pipeline whose follow-up time has come, while this replica leads."""
     while True:
         await asyncio.sleep(interval)
         now = asyncio.get_running_loop().time()
+        if not any(due <= now for due in ctx.followups.values()) or not await leading(ctx, lead):
+            continue
         for key in [k for k, due in ctx.followups.items() if due <= now]:
             ctx.followups.pop(key, None)
             try:
                 await reconciler.reconcile_by_name(ctx, key)
             except kube.ApiError as exc:  # the drift check retries
                 _log.warning("following the config rollout of %s failed: %s", key, exc)
+
+
+async def leading(ctx: reconciler.Context, lead: leadership.Leadership) -> bool:
+    """Whether this replica leads (kopf peering); a paused one forgets what its loops would act on."""
+    try:
+        leads = await lead.check()
+    except kube.ApiError as exc:  # the next pass asks again; nothing is forgotten for a failed read
+        _log.warning("reading the peering object failed (skipping this pass): %s", exc)
+        return False
+    if not leads:
+        forget_while_paused(ctx)
+    return leads
+
+
+def forget_while_paused(ctx: reconciler.Context) -> None:
+    """Drop what the loops and child events act on: pending follow-ups, confirmed rollouts, and the children
+    applied (the leader changes them meanwhile). The pipelines stay known, so if this replica leads again
+    (kopf does not resume handlers for objects it handled before) its drift check covers them at once."""
+    ctx.followups.clear()
+    ctx.rollouts = config_rollout.Memory()
+    for key in ctx.index.pipelines():
+        ctx.index.forget(key)
+        ctx.index.know(key)
 
 
 def context_of(memo: kopf.Memo) -> reconciler.Context:
@@ -106,7 +156,16 @@ def readiness(config: OperatorConfig, memo: kopf.Memo, settings: kopf.OperatorSe
         checks.append(server.waiting_for)
     if config.injection and config.webhook is not None:
         checks.append(lambda: injection_state.waiting_for(memo))
+        checks.append(lambda: stale_caches(memo))
     return checks
+
+
+def stale_caches(memo: kopf.Memo) -> str | None:
+    """The pod webhook's caches whose list/watch has been failing too long (`informer.STALE_AFTER`): such a
+    replica would answer from what it saw before, so it is not ready until the watch works again."""
+    state = injection_state.injection_of(memo)
+    stale = [why for why in (i.stale() for i in state.informers) if why] if state is not None else []
+    return "the pod webhook's watches, failing: " + ", ".join(stale) if stale else None
 
 
 def observe_webhooks(settings: kopf.OperatorSettings, metrics: operator_metrics.OperatorMetrics) -> None:
@@ -137,8 +196,11 @@ def build_registry(config: OperatorConfig) -> kopf.OperatorRegistry:
         )
         ctx.client.on_error = metrics.api_error
         observe_webhooks(settings, metrics)
-        memo["drift_task"] = asyncio.create_task(drift_loop(ctx, config.drift_interval), name="drift check")
-        memo["followup_task"] = asyncio.create_task(followup_loop(ctx), name="config rollouts")
+        lead = leadership.Leadership(ctx.client, settings, config.namespaces)
+        memo["drift_task"] = asyncio.create_task(
+            drift_loop(ctx, config.drift_interval, lead), name="drift check"
+        )
+        memo["followup_task"] = asyncio.create_task(followup_loop(ctx, lead), name="config rollouts")
         if config.webhook is not None and config.webhook.tls is not None and "tls_task" not in memo:
             loop = tls_loop(ctx.client, config.webhook.tls, config.retry_delay)
             memo["tls_task"] = asyncio.create_task(loop, name="webhook certificate")

@@ -3,8 +3,9 @@
 
 - `/healthz` answers 200 while the event loop answers: the process is alive (kubelet restarts it otherwise).
 - `/readyz` answers 200 only when every check passes: the webhook server is listening with its certificate
-  loaded, and (with injection) the pod webhook's caches are filled. Until then it answers 503 and names
-  what it waits for, so the webhook Service sends no review to a replica that would answer wrongly.
+  loaded, and (with injection) the pod webhook's caches are filled and none of their watches has been
+  failing for more than `informer.STALE_AFTER` seconds. Otherwise it answers 503 and names what it waits
+  for, so the webhook Service sends no review to a replica that would answer wrongly.
 
 Readiness says nothing about which replica reconciles (kopf peering): every ready replica serves the
 webhooks. The server binds the port it is given, 0 included, and reports the port it got (`port`, and a

@@ -105,8 +105,16 @@ async def observe(
 
 
 def followup(rollout: config_status.Rollout | None) -> float | None:
-    """Seconds until the rollout should be looked at again (None: the drift check is enough)."""
+    """Seconds until the rollout should be looked at again (None: the drift check is enough).
+
+    After `expectedBy`, a rollout where every agent that answered runs the config and the rest cannot be
+    asked (`Unconfirmed`: a NetworkPolicy, pods that never answer) is left to the drift check: asking an
+    agent that does not answer takes the whole timeout under the pipeline's lock (`agent_reports`), so
+    asking them every `LOOK_LATER` seconds forever would hold that lock most of the time for a large
+    DaemonSet."""
     if rollout is None or rollout.settled:
+        return None
+    if rollout.late and not rollout.pending and not rollout.rejections:
         return None
     return LOOK_LATER if rollout.late or rollout.rejections else LOOK_SOON
 

@@ -14,6 +14,11 @@ daemon thread and hands the results to the event loop (`call_soon_threadsafe`):
 A watch resumes from the last resourceVersion seen (bookmarks included); `410 Gone` or an ERROR event
 relists; any other failure relists after `RETRY_DELAY` seconds. `stop()` shuts the open response down, so
 the thread ends at once rather than at the watch's timeout.
+
+An informer whose list or watch keeps failing answers from what it last saw, which grows stale. It
+remembers since when it has been failing (`failing_since`, cleared by the next list that succeeds or
+watch the server opens); `stale()` names it once that has lasted longer than `STALE_AFTER` seconds, so
+readiness can turn the replica unready and the webhook Service sends reviews to a healthy one.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +36,8 @@ from otlp_operator.reconcile import kube
 WATCH_TIMEOUT = 290
 #: Seconds between attempts while the API server cannot be reached.
 RETRY_DELAY = 1.0
+#: Seconds of failing list/watch calls after which an informer's cache counts as stale.
+STALE_AFTER = 30.0
 _log = logging.getLogger(__name__)
 
 
@@ -46,9 +54,14 @@ class Informer:
         path: str,
         replace: Callable[[list[dict[str, Any]]], None],
         apply: Callable[[str, dict[str, Any]], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self.synced = asyncio.Event()
+        #: `clock()` at the first failure since the last success (None: not failing).
+        self.failing_since: float | None = None
+        self.last_error = ""
+        self._clock = clock
         self._client = client
         self._replace = replace
         self._apply = apply
@@ -67,6 +80,16 @@ class Informer:
         if response is not None:
             response.shutdown()
 
+    def stale(self) -> str | None:
+        """None while the cache follows the server; else what it has been failing with, and how long."""
+        since = self.failing_since
+        if since is None:
+            return None
+        failing_for = self._clock() - since
+        if failing_for <= STALE_AFTER:
+            return None
+        return f"{self.path} (failing for {failing_for:.0f}s: {self.last_error})"
+
     def _run(self) -> None:
         while not self._stopped.is_set():
             try:
@@ -78,12 +101,14 @@ class Informer:
             except (kube.ApiError, ValueError) as exc:
                 if not self._stopped.is_set():
                     _log.warning("watching %s failed (retrying): %s", self.path, exc)
+                    self._failed(exc)
                     self._stopped.wait(RETRY_DELAY)
             except RuntimeError:  # the event loop closed under a thread not told to stop
                 return
 
     def _list(self) -> str:
         found = self._client.collection_sync(self.path)
+        self.failing_since = None
         self._loop.call_soon_threadsafe(self._replaced, list(found.get("items") or []))
         return str((found.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -109,7 +134,13 @@ class Informer:
             self._response = None
         return version
 
+    def _failed(self, error: Exception) -> None:
+        if self.failing_since is None:
+            self.failing_since = self._clock()
+        self.last_error = str(error)
+
     def _opened(self, response: Any) -> None:
         self._response = response
+        self.failing_since = None
         if self._stopped.is_set():
             response.shutdown()

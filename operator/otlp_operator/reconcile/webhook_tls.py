@@ -13,7 +13,10 @@ Every replica runs `sync` at start and every `Tls.interval` seconds:
 
 Helm never renders the certificate, so re-rendering the chart (an upgrade, a GitOps sync) cannot change it,
 and the chart's objects carry no caBundle for a sync to reset. RBAC: get/update on that one Secret and
-get/patch on those two configurations (resourceNames), create on secrets only if the chart did not make it.
+get/patch on those two configurations (resourceNames). The chart creates the Secret empty and grants no
+`create`; only an operator run outside the chart (with `create` on secrets) creates a missing Secret itself.
+Under the chart, a deleted Secret makes that create fail with 403: `sync` raises `SecretMissing`, whose
+message tells the user to recreate it (`helm upgrade`), and the caller logs it once.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from typing import Any
 from otlp_operator.reconcile import certificates, kube
 
 _log = logging.getLogger(__name__)
+
+
+class SecretMissing(Exception):
+    """The Secret does not exist and this operator may not create it (403): a user must recreate it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +101,17 @@ async def _store(
         "data": material.secret_data(),
     }
     if secret is None:
-        await client.create(body)
+        try:
+            await client.create(body)
+        except kube.ApiError as exc:
+            if exc.status == 403:
+                raise SecretMissing(
+                    f"the webhook certificate's Secret {tls.namespace}/{tls.secret} does not exist and this "
+                    f"operator may not create it ({exc}): recreate it with `helm upgrade` (the chart creates "
+                    "it empty and the operator fills it in within a minute); until then replicas started "
+                    "from now on have no certificate and stay unready"
+                ) from exc
+            raise
         return
     kept = secret["metadata"]
     body["metadata"].update({k: kept[k] for k in ("resourceVersion", "labels", "annotations") if k in kept})

@@ -136,7 +136,8 @@ class HttpReceiver(SpecModel):
         le=600,
         description="Longest wait for a TLS handshake, a request's headers, its body, and on an idle "
         "keep-alive connection; slower clients (slowloris) are disconnected, or get 408 mid-body (a body "
-        "is checked every 0.25 s: refused up to 0.25 s after, never before).",
+        "is checked every 0.25 s: refused up to 0.25 s after, never before). Also bounds each WebSocket "
+        "message, from its first frame to its last fragment (late: the connection is closed, 1008).",
     )
     tls: ServerTLS | None = Field(default=None, description="Serve HTTPS instead of HTTP.")
     auth: ReceiverAuth | None = Field(default=None, description="Require a bearer token.")
@@ -167,7 +168,8 @@ class WebSocketReceiver(SpecModel):
         default=300.0,
         ge=1,
         le=86400,
-        description="Close a connection that sent no complete message for this long.",
+        description="Close a connection idle for this long: no message being read or handled, none sent "
+        "since the last answer (pings and pongs do not count).",
     )
 
 

@@ -5,13 +5,12 @@ When the lane stops, what is left is dropped and counted (`close`); the persiste
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from collections.abc import Callable
 
 from otlp_agent.api import spec
 from otlp_agent.exporter.batcher import Batch
-from otlp_agent.exporter.queue.base import BoundedQueue
+from otlp_agent.exporter.queue.base import BoundedQueue, Changed
 
 
 class MemoryQueue(BoundedQueue):
@@ -28,21 +27,29 @@ class MemoryQueue(BoundedQueue):
         self.bytes = 0  # waiting and being exported
         self.items = 0
         self.blocked_producers = 0  # producers waiting for space under the `block` policy
-        self._changed = asyncio.Condition()
+        self._changed = Changed()
 
     def __len__(self) -> int:
         return len(self._batches)
 
+    def put_nowait(self, batch: Batch) -> bool | None:
+        if self.blocked_producers:  # they came first
+            return None
+        room = self._room_now(batch, self._evict_oldest)
+        return None if room is None else self._store(batch, room)
+
     async def put(self, batch: Batch) -> bool:
-        async with self._changed:
-            if not await self._make_room(batch, self._evict_oldest):
-                self._on_drop(batch, "queue_full")
-                return False
-            self._batches.append(batch)
-            self.bytes += batch.size
-            self.items += batch.items
-            self._changed.notify_all()
-            return True
+        return self._store(batch, await self._make_room(batch, self._evict_oldest))
+
+    def _store(self, batch: Batch, room: bool) -> bool:
+        if not room:
+            self._on_drop(batch, self._no_room_reason())
+            return False
+        self._batches.append(batch)
+        self.bytes += batch.size
+        self.items += batch.items
+        self._changed.notify_all()
+        return True
 
     def _evict_oldest(self) -> bool:
         if not self._batches:
@@ -51,20 +58,18 @@ class MemoryQueue(BoundedQueue):
         return True
 
     async def get(self) -> Batch:
-        async with self._changed:
-            while not self._batches:
-                await self._changed.wait()
-            return self._batches.popleft()
+        while not self._batches:
+            await self._changed.wait()
+        return self._batches.popleft()
 
     async def done(self, batch: Batch) -> None:
         self.bytes -= batch.size
         self.items -= batch.items
-        await self._room_made()
+        self._room_made()
 
     async def requeue(self, batch: Batch) -> None:
-        async with self._changed:
-            self._batches.append(batch)
-            self._changed.notify_all()
+        self._batches.append(batch)
+        self._changed.notify_all()
 
     def _remove(self, batch: Batch, reason: str) -> None:
         self.bytes -= batch.size

@@ -10,10 +10,12 @@ On-disk contract (format 2, stored as `PRAGMA user_version = 2`):
   uncompressed Export*ServiceRequest, `size` its length, `crc32` its `zlib.crc32`, `created` when it was
   batched (Unix time, for `queue.maxAge`). Format 1 files (no `created`) are upgraded in place at open; their
   rows count as batched at that open.
-- A row is inserted and committed when the batcher hands the batch over, and deleted once the batch's
-  outcome is final: acknowledged by the backend, refused by it for good, given up after `retry.maxElapsed`
-  (delivery `fast` only: `durable` / `endToEnd` put it back in the queue instead), older than
-  `queue.maxAge`, or evicted by `whenFull: dropOldest` (all counted). A row whose export was under way when
+- A row is inserted and committed when the batcher hands the batch over (in the exporter lane's task, so a
+  client giving up does not interrupt it; and a row once written is always in the queue's index, never
+  left for the next start only), and deleted once the batch's outcome is final: acknowledged by the
+  backend, refused by it for good, given up after `retry.maxElapsed` (delivery `fast` only: `durable` /
+  `endToEnd` put it back in the queue instead), older than `queue.maxAge`, or evicted by
+  `whenFull: dropOldest` (all counted). A row whose export was under way when
   the agent stopped or died stays, and is sent again after the restart: at least once, so duplicates are
   possible, losses not.
 - Rows are exported in id order: oldest first, including the backlog found at start; a batch put back after
@@ -40,6 +42,7 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import pathlib
 import sqlite3
 import time
@@ -50,7 +53,7 @@ from typing import Any, TypeVar
 from otlp_agent.api import spec
 from otlp_agent.exporter import delivery, memory
 from otlp_agent.exporter.batcher import Batch
-from otlp_agent.exporter.queue.base import BoundedQueue
+from otlp_agent.exporter.queue.base import BoundedQueue, Changed
 from otlp_agent.telemetry import logs
 
 FORMAT_VERSION = 2
@@ -108,7 +111,7 @@ class PersistentQueue(BoundedQueue):
         self.items = 0
         self.blocked_producers = 0
         self.recovered = 0  # rows found at open
-        self._changed = asyncio.Condition()
+        self._changed = Changed()
         self._put_lock = asyncio.Lock()  # puts are committed in the order they arrive
         self._opened = asyncio.Event()  # after a reload, puts may come before the file is handed over
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"queue-{path.stem}")
@@ -126,6 +129,10 @@ class PersistentQueue(BoundedQueue):
         self.recovered = len(rows)
         self._opened.set()
 
+    def stop_waiting(self) -> None:
+        super().stop_waiting()
+        self._opened.set()  # a queue never opened: waiting puts drop their batch (`put`)
+
     async def close(self) -> int:
         """Close the database; everything not yet exported stays on disk for the next start. Returns the
         rows left on disk: waiting ones and those whose export was under way (the lane stopped them)."""
@@ -140,34 +147,52 @@ class PersistentQueue(BoundedQueue):
     def __len__(self) -> int:
         return len(self._pending)
 
+    def put_nowait(self, batch: Batch) -> bool | None:
+        return None  # a row is written on the queue's thread: always `put`
+
     async def put(self, batch: Batch) -> bool:
         await self._opened.wait()
         async with self._put_lock:
-            room, evicted = await self._reserve(batch)
+            if self._db is None:  # stopped before it was ever opened (see `stop_waiting`)
+                self._on_drop(batch, "shutdown")
+                return False
+            room, evicted = await self._reserve(batch)  # a cancel here has changed nothing
+            # From here to the end, no await happens before the row's fate is settled in `_written`: a row
+            # on disk is always in `_pending` too (or is never written), even if this task is cancelled.
             for entry in evicted:
-                await self._run(self._delete, entry.key)
                 _refuse_waiters(entry.done, "queue full: dropped to make room for newer data")
                 self._on_drop(_as_batch(entry), "queue_full_drop_oldest")
+                self._submit(self._delete, entry.key)  # the queue's one thread runs them before the insert
             if not room:
-                self._on_drop(batch, "queue_full")
+                self._on_drop(batch, self._no_room_reason())
                 return False
             try:
-                key = await self._run(self._insert, batch)
-            except sqlite3.Error as exc:  # e.g. the volume is full: this batch is lost, the queue goes on
-                self._unreserve(batch.size, batch.items)
-                logs.event("queue_write_failed", f"cannot write to {self.path}: {exc}")
-                self._on_drop(batch, "disk_error")
-                return False
-            except BaseException:
+                written = self._submit(self._insert, batch)
+            except BaseException:  # the thread is gone (the queue was closed under this put)
                 self._unreserve(batch.size, batch.items)
                 raise
-            batch.lease.release()  # the row holds the data now
-            async with self._changed:
-                self._pending.append(
-                    _Entry(key, batch.signal, batch.items, batch.size, batch.created, batch.done)
-                )
-                self._changed.notify_all()
+            written.add_done_callback(functools.partial(self._written, batch))
+            try:
+                await asyncio.shield(written)
+            except sqlite3.Error:  # counted in `_written`
+                return False
             return True
+
+    def _written(self, batch: Batch, written: asyncio.Future[int]) -> None:
+        """The insert ended: queue the row, or count the batch as lost (on the loop, whether or not the
+        `put` that wrote it is still waiting)."""
+        error = None if written.cancelled() else written.exception()
+        if written.cancelled() or error is not None:
+            self._unreserve(batch.size, batch.items)
+            if isinstance(error, sqlite3.Error):  # e.g. a full volume: this batch is lost, the queue goes on
+                logs.event("queue_write_failed", f"cannot write to {self.path}: {error}")
+                self._on_drop(batch, "disk_error")
+            return  # anything else is raised by `put` (the lane counts it)
+        batch.lease.release()  # the row holds the data now
+        self._pending.append(
+            _Entry(written.result(), batch.signal, batch.items, batch.size, batch.created, batch.done)
+        )
+        self._changed.notify_all()
 
     async def _reserve(self, batch: Batch) -> tuple[bool, list[_Entry]]:
         """Reserve room for `batch` under the policy: whether there is room, and the entries evicted for it
@@ -182,11 +207,10 @@ class PersistentQueue(BoundedQueue):
             evicted.append(entry)
             return True
 
-        async with self._changed:
-            room = await self._make_room(batch, evict_oldest)
-            if room:
-                self.bytes += batch.size
-                self.items += batch.items
+        room = await self._make_room(batch, evict_oldest)
+        if room:
+            self.bytes += batch.size
+            self.items += batch.items
         return room, evicted
 
     def _unreserve(self, size: int, items: int) -> None:
@@ -195,10 +219,9 @@ class PersistentQueue(BoundedQueue):
 
     async def get(self) -> Batch:
         while True:
-            async with self._changed:
-                while not self._pending:
-                    await self._changed.wait()
-                entry = self._pending.popleft()  # still counted in the bound until done / requeue
+            while not self._pending:
+                await self._changed.wait()
+            entry = self._pending.popleft()  # still counted in the bound until done / requeue
             try:
                 payload = await self._run(self._read, entry.key)
             except sqlite3.DatabaseError:
@@ -222,20 +245,22 @@ class PersistentQueue(BoundedQueue):
     async def requeue(self, batch: Batch) -> None:
         """The row stays on disk; its entry goes back behind what is waiting (read again when taken)."""
         assert batch.key is not None
-        async with self._changed:
-            self._pending.append(
-                _Entry(batch.key, batch.signal, batch.items, batch.size, batch.created, batch.done)
-            )
-            self._changed.notify_all()
+        self._pending.append(
+            _Entry(batch.key, batch.signal, batch.items, batch.size, batch.created, batch.done)
+        )
+        self._changed.notify_all()
 
     async def _forget(self, size: int, items: int) -> None:
         self._unreserve(size, items)
-        await self._room_made()
+        self._room_made()
 
     # -- SQLite, on the queue's own thread ------------------------------------------------------------
 
     async def _run(self, function: Callable[..., _T], *args: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
+        return await self._submit(function, *args)
+
+    def _submit(self, function: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        return asyncio.get_running_loop().run_in_executor(self._thread, function, *args)
 
     def _open_db(self) -> list[tuple[int, str, int, int, float | None]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
