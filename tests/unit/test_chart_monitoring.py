@@ -185,7 +185,7 @@ def metrics_in(expression: str) -> set[str]:
 
 def test_every_alert_has_a_runbook_section_and_is_in_the_docs_table() -> None:
     found = alerts(ALL_MONITORING)
-    assert len(found) == 10
+    assert len(found) == 11
     headings = {heading.lower() for heading in re.findall(r"^#### (\S+)$", OPERATIONS, flags=re.MULTILINE)}
     for name, rule in found.items():
         url = rule["annotations"]["runbook_url"]
