@@ -12,6 +12,8 @@ from otlp_agent.api.spec import Signal
 from otlp_agent.exporter.batcher import Batch
 from otlp_agent.exporter.queue import memory
 
+from tests.support.waiting import eventually
+
 pytestmark = pytest.mark.looptime
 
 
@@ -176,11 +178,10 @@ async def test_put_nowait_takes_what_needs_no_wait_and_leaves_the_rest_to_put() 
     assert queue.put_nowait(batch(0)) is True and queue.put_nowait(batch(1)) is True
     assert queue.put_nowait(batch(2)) is None and len(queue) == 2, "full: the caller must put and wait"
     putting = asyncio.create_task(queue.put(batch(2)))
-    await asyncio.sleep(1)
-    assert queue.blocked_producers == 1
+    await eventually(lambda: queue.blocked_producers == 1, what="the put waiting for room")
     await queue.done(await queue.get())
     assert queue.put_nowait(batch(3)) is None, "a producer already waits for this room: it goes first"
-    await asyncio.wait_for(putting, timeout=1)
+    await asyncio.wait_for(putting, timeout=10)
     assert drops == [] and await contents(queue) == [1, 2]
 
     evicting, drops = make(maxItems=20, whenFull="dropOldest")
@@ -194,9 +195,9 @@ async def test_stop_waiting_drops_a_blocked_batch_as_shutdown() -> None:
     queue, drops = make(maxItems=10, whenFull="block")
     await queue.put(batch(0))
     putting = asyncio.create_task(queue.put(batch(1)))
-    await asyncio.sleep(1)
+    await eventually(lambda: queue.blocked_producers == 1, what="the put waiting for room")
     queue.stop_waiting()
-    assert await asyncio.wait_for(putting, timeout=1) is False
+    assert await asyncio.wait_for(putting, timeout=10) is False
     assert drops == [(1, "shutdown")]
     assert queue.put_nowait(batch(2)) is False, "after stop_waiting, what would wait is dropped at once"
     assert drops == [(1, "shutdown"), (2, "shutdown")]
