@@ -22,7 +22,9 @@ memory limit has room for; OTLP/JSON reserves `JSON_BYTES_PER_BYTE` times its si
 validated by `inspection`, whose parse scratch (one piece at a time on the loop, one on the worker thread:
 at most 2 x 64 KiB x ~85 B/B, ~11 MiB) is part of the agent's fixed overhead rather than reserved per
 request. The reservation is given back just before the request is handed to the pipeline, whose exporter
-lanes count its bytes from then on.
+lanes count its bytes from then on. A request cancelled (its client left, or its deadline passed) while
+the worker thread still holds its bytes, running or queued, stays counted until the worker is past it
+(`release_after_worker`): cancelling calls cannot pile up uncounted bytes behind the one worker thread.
 """
 
 from __future__ import annotations
@@ -120,6 +122,15 @@ class Admission:
         self.what = what
         self.max_size = max_size
         self.max_entries = max_entries
+        self._releasing: set[asyncio.Task[None]] = set()  # see `release_after_worker`
+
+    def release_after_worker(self, lease: memory.Lease) -> None:
+        """Release `lease` once the worker thread is past the jobs queued so far (it runs them in order): for
+        a request cancelled while a job of its own, running or queued, may still hold its bytes."""
+        passed = asyncio.get_running_loop().create_task(inspection.off_loop(_nothing))
+        self._releasing.add(passed)
+        passed.add_done_callback(self._releasing.discard)
+        passed.add_done_callback(lambda _: lease.release())
 
     async def reserve(self, limiter: memory.MemoryLimiter, size: int) -> memory.Lease:
         """Reserve `size` bytes for the request being received; the caller releases the lease.
@@ -231,3 +242,7 @@ class Admission:
 def _convert(signal: Signal, body: bytes) -> tuple[bytes, int, str]:
     converted = otlp_json.parse_request(signal, body)
     return converted.payload, converted.rejected, converted.error
+
+
+def _nothing() -> None:
+    """A job for the worker thread whose end says the jobs queued before it have ended."""

@@ -9,6 +9,8 @@ The methods are served as client-streaming handlers (on the wire a unary call is
 so the handler runs *before* grpc reads the message: bearer-token auth and the memory reservation
 (`maxMessageSize`) come first, and a refused call costs no more than the HTTP/2
 flow-control window its stream already filled (64 KiB: window probing is off, see `_options`).
+A call cancelled (by its client, or its deadline) while the worker thread validates its message, or
+while that job waits in the worker's queue, keeps its message counted until the worker is past it.
 `readTimeout` bounds the TLS / HTTP/2 handshake and the read of the message; `maxConcurrentStreams` the
 calls per connection, `maxConnectionIdle` an idle connection's life. grpc offers no limit on connections
 per client.
@@ -20,6 +22,8 @@ metadata or gets UNAUTHENTICATED before its message is read.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
 from collections.abc import AsyncIterator
 from typing import Any
@@ -158,6 +162,7 @@ class GrpcReceiver:
         # and freed at once: they are part of the fixed overhead, see docs/agent.md#memory.)
         limiter, size = self.consumer.limiter, self.settings.max_message_size
         lease = self.admission.reserve_now(limiter, size) or await self.admission.reserve(limiter, size)
+        release = lease.release
         try:
             request = await self._deadlines.within(
                 context.read(), self.settings.read_timeout, "request message"
@@ -168,8 +173,11 @@ class GrpcReceiver:
                 )
             lease.settle(len(request))
             return request, await self.admission.validate(signal, request)
+        except asyncio.CancelledError:  # the client cancelled, or its deadline passed: the worker may hold it
+            release = functools.partial(self.admission.release_after_worker, lease)
+            raise
         finally:
-            lease.release()  # handed over: the exporter lanes count the bytes from here
+            release()  # handed over: the exporter lanes count the bytes from here
 
     def _refused(self, signal: Signal, items: int, reason: str) -> None:
         self.metrics.refused_requests.labels(signal.value, _TRANSPORT, reason).inc()

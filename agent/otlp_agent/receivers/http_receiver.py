@@ -39,8 +39,7 @@ from google.rpc import status_pb2
 
 from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
-from otlp_agent.exporter import memory
-from otlp_agent.otlp import errors, inspection, otlp_json
+from otlp_agent.otlp import errors, otlp_json
 from otlp_agent.otlp.signals import SIGNALS, response_bytes
 from otlp_agent.receivers import admission
 from otlp_agent.receivers.consumer import Answer, Consumer
@@ -96,7 +95,6 @@ class HttpReceiver:
         self._deadlines = admission.ReadDeadlines()
         # What else serves on this port (the WebSocket receiver): each adds its routes to the application.
         self.extensions: list[Callable[[web.Application], None]] = []
-        self._releasing: set[asyncio.Task[None]] = set()  # leases of cancelled bodies, see `_after_worker`
 
     async def start(self) -> None:
         """Listen; raises OSError (secrets.SecretError included) when the port or a Secret is unusable."""
@@ -193,17 +191,10 @@ class HttpReceiver:
                 return await self.admission.from_json(limiter, lease, signal, body)
             return admission.Received(body, await self.admission.validate(signal, body))
         except asyncio.CancelledError:  # the client left: the worker thread may still hold the body
-            release = functools.partial(self._after_worker, lease)
+            release = functools.partial(self.admission.release_after_worker, lease)
             raise
         finally:
             release()  # handed over: the exporter lanes count the bytes from here
-
-    def _after_worker(self, lease: memory.Lease) -> None:
-        """Release `lease` once the worker thread is past the jobs queued so far (it runs them in order)."""
-        passed = asyncio.get_running_loop().create_task(inspection.off_loop(_nothing))
-        self._releasing.add(passed)
-        passed.add_done_callback(self._releasing.discard)
-        passed.add_done_callback(lambda _: lease.release())
 
     def _success(
         self, signal: Signal, answer_type: str, received: admission.Received, answer: Answer
@@ -280,10 +271,6 @@ class _Nothing:
 
 
 _NOTHING = _Nothing()
-
-
-def _nothing() -> None:
-    """A job for the worker thread whose end says the jobs queued before it have ended."""
 
 
 class _Site(web.TCPSite):
