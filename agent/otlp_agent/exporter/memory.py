@@ -8,6 +8,8 @@ Two kinds of bytes are counted, in one budget (`limit`):
 - bytes being received (`receiving`): a request's worst-case cost while it is read, decompressed and
   validated, reserved *before* that work (`reserve`) and settled to the real size after. Receivers give
   the reservation back just before they hand the request to the pipeline, where the lanes lease it again.
+  A request the pipeline still works on (routes, enrichment, processors) is counted here meanwhile
+  (`in_progress`).
 
 Above `limit - spikeLimit` of data held, new requests are refused with a retryable status so clients back
 off instead of the pod being OOM-killed. Below it, a reservation waits until `held + receiving` leaves
@@ -108,6 +110,13 @@ class MemoryLimiter:
         """Count `size` bytes of data held now (admission was decided before: see `would_admit`)."""
         self.held += size
         return Lease(self, size)
+
+    def in_progress(self, size: int) -> Lease:
+        """Count `size` bytes of an admitted request still being worked on before the lanes take it
+        (enrichment, processors, routing), with the requests being received, at once: its reservation
+        was given back a moment ago, when its receiver handed it over."""
+        self._add(size, True)
+        return Lease(self, size, receiving=True)
 
     async def reserve(self, size: int, timeout: float) -> Lease:
         """Reserve `size` bytes for a request about to be received; waits for room up to `timeout`.

@@ -50,6 +50,23 @@ async def off_loop(function: Callable[..., _T], *args: Any) -> _T:
     return await asyncio.get_running_loop().run_in_executor(_worker, function, *args)
 
 
+def after_worker(callback: Callable[[], None]) -> None:
+    """Call `callback` on the event loop once the worker thread has finished every job queued so far (it
+    runs them in order). For a request cancelled while a job of its own, running or queued, may still hold
+    its bytes: its memory is given back then, not at the cancel."""
+    passed = asyncio.get_running_loop().create_task(off_loop(_nothing))
+    _passing.add(passed)
+    passed.add_done_callback(_passing.discard)
+    passed.add_done_callback(lambda _: callback())
+
+
+_passing: set[asyncio.Task[None]] = set()  # `after_worker`'s waits (the loop keeps only weak references)
+
+
+def _nothing() -> None:
+    """A job for the worker thread whose end says the jobs queued before it have ended."""
+
+
 def census(signal: Signal, message: Any, budget: int | None = None) -> tuple[int, int] | None:
     """(entries, items) of a parsed request, looping over resources, scopes (and metrics) only; None when
     that loop would take more than `budget` steps (each ~1 µs of Python)."""

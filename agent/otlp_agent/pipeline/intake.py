@@ -24,7 +24,10 @@ Enrichment and routing walk a request's resource entries in Python (a few to ~20
 hold up to `maxItemsPerRequest` of them. A request with few resources (at most `INLINE_RESOURCES`, in at
 most `INLINE_BYTES`: a few ms at worst) is enriched and routed on the event loop; a larger one on the
 worker thread admission uses (`inspection.off_loop`), so no request holds the loop for long. Without
-`routes` and `k8sAttributes` none of this runs.
+`routes`, `k8sAttributes` and processors none of this runs. Meanwhile the request is counted by the memory
+limiter (`MemoryLimiter.in_progress`, with requests being received): its receiver gave its reservation back
+when it handed the request over, and a flood of large requests waiting for the worker thread must not hold
+bytes the limiter does not see. The lanes count the parts from the moment they take them.
 
 Reload: the intake counts the requests it is taking (from `consume` until their parts are in the lanes'
 batchers), so the agent can wait for them before it flushes the old pipeline and hands its persistent
@@ -46,7 +49,7 @@ from otlp_agent.api import spec
 from otlp_agent.api.spec import Signal
 from otlp_agent.exporter import delivery
 from otlp_agent.exporter.lane import ExporterLane, Room
-from otlp_agent.exporter.memory import MemoryLimiter
+from otlp_agent.exporter.memory import Lease, MemoryLimiter
 from otlp_agent.exporter.transport.base import Transport
 from otlp_agent.otlp import errors, inspection, wire
 from otlp_agent.otlp.signals import SIGNALS
@@ -152,17 +155,33 @@ class Intake:
             if self._plain and targets:  # the fast path: every exporter of the signal gets the request whole
                 taken = await self._deliver(signal, tenant, payload, [(e, payload, items) for e in targets])
             else:
-                taken = await self._take(signal, payload, items, tenant)
+                taken = await self._take_counted(signal, payload, items, tenant)
         finally:
             self._arriving -= 1
             if not self._arriving and self._quiet is not None and not self._quiet.done():
                 self._quiet.set_result(None)
         return taken if isinstance(taken, Accepted) else await self._answer(taken)
 
-    async def _take(
+    async def _take_counted(
         self, signal: Signal, payload: bytes, items: int, tenant: str | None
     ) -> Accepted | _Taken:
-        """Enrich, process, route and hand each exporter its part: the answer, or what it still waits for."""
+        """`_take`, with the request counted by the limiter until the lanes take its parts (see the module
+        docstring); a request cancelled meanwhile stays counted until the worker thread is past it."""
+        working = self.limiter.in_progress(len(payload))
+        release = working.release
+        try:
+            return await self._take(signal, payload, items, tenant, working)
+        except asyncio.CancelledError:  # its client left: a job on the worker thread may still hold it
+            release = functools.partial(inspection.after_worker, working.release)
+            raise
+        finally:
+            release()
+
+    async def _take(
+        self, signal: Signal, payload: bytes, items: int, tenant: str | None, working: Lease
+    ) -> Accepted | _Taken:
+        """Enrich, process, route and hand each exporter its part: the answer, or what it still waits for.
+        `working` counts the request until then."""
         received = payload
         if self.enricher is not None:
             payload = await _per_resource(self.enricher.apply, payload)
@@ -180,10 +199,12 @@ class Intake:
                     items, f"this pipeline has no exporter for {signal.value}; {items} {noun} dropped"
                 )
             # Every part is the whole request, so what is rejected never exceeds `items`.
-            return await self._deliver(signal, tenant, received, [(e, payload, items) for e in targets])
+            return await self._deliver(
+                signal, tenant, received, [(e, payload, items) for e in targets], working
+            )
         routed = await _per_resource(functools.partial(self.router.route, signal), payload, items, tenant)
         parts = [(self._by_name[name], data, n) for name, (data, n) in routed.deliveries.items()]
-        taken = await self._deliver(signal, tenant, received, parts) if parts else _ACCEPTED
+        taken = await self._deliver(signal, tenant, received, parts, working) if parts else _ACCEPTED
         routing.count(self.metrics, signal, routed)
         if not routed.unrouted:
             return taken
@@ -203,11 +224,18 @@ class Intake:
         return _with_unrouted(answer, *taken.unrouted) if taken.unrouted else answer
 
     async def _deliver(
-        self, signal: Signal, tenant: str | None, received: bytes, parts: list[Part]
+        self,
+        signal: Signal,
+        tenant: str | None,
+        received: bytes,
+        parts: list[Part],
+        working: Lease | None = None,
     ) -> Accepted | _Taken:
         """Hand each exporter its part if it has room (skipping exporters that hold it from an earlier
         attempt of the same request): the answer, or what it still waits for (`_answer`). `received` is
-        the request as the client sent it (its fingerprint)."""
+        the request as the client sent it (its fingerprint); `working`, what counted it until now."""
+        if working is not None:
+            working.release()  # the lanes count the parts from here: not twice in the check below
         key = None
         held: dict[str, fingerprints.Futures] = {}  # exporters holding their part, and what to wait for
         if self.fingerprints.active:  # never on the fast path: nothing is remembered there

@@ -122,15 +122,12 @@ class Admission:
         self.what = what
         self.max_size = max_size
         self.max_entries = max_entries
-        self._releasing: set[asyncio.Task[None]] = set()  # see `release_after_worker`
 
-    def release_after_worker(self, lease: memory.Lease) -> None:
-        """Release `lease` once the worker thread is past the jobs queued so far (it runs them in order): for
-        a request cancelled while a job of its own, running or queued, may still hold its bytes."""
-        passed = asyncio.get_running_loop().create_task(inspection.off_loop(_nothing))
-        self._releasing.add(passed)
-        passed.add_done_callback(self._releasing.discard)
-        passed.add_done_callback(lambda _: lease.release())
+    @staticmethod
+    def release_after_worker(lease: memory.Lease) -> None:
+        """Release `lease` once the worker thread is past the jobs queued so far: for a request cancelled
+        while a job of its own, running or queued, may still hold its bytes."""
+        inspection.after_worker(lease.release)
 
     async def reserve(self, limiter: memory.MemoryLimiter, size: int) -> memory.Lease:
         """Reserve `size` bytes for the request being received; the caller releases the lease.
@@ -242,7 +239,3 @@ class Admission:
 def _convert(signal: Signal, body: bytes) -> tuple[bytes, int, str]:
     converted = otlp_json.parse_request(signal, body)
     return converted.payload, converted.rejected, converted.error
-
-
-def _nothing() -> None:
-    """A job for the worker thread whose end says the jobs queued before it have ended."""

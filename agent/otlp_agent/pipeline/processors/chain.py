@@ -19,13 +19,12 @@ A request nothing changed is returned as the same bytes object.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from typing import Any
 
 from otlp_agent.api import processor_rules, spec
 from otlp_agent.api.spec import Signal
-from otlp_agent.otlp import wire
+from otlp_agent.otlp import inspection, wire
 from otlp_agent.pipeline.processors import attributes as attribute
 from otlp_agent.pipeline.processors import conditions, items, lite, wire_actions
 from otlp_agent.pipeline.processors.attributes import Action, ActionList
@@ -284,14 +283,16 @@ class Chain:
         return (payload, count) if chain is None else chain.apply(payload, count)
 
     async def run(self, signal: Signal, payload: bytes, count: int) -> tuple[bytes, int]:
-        """`apply`, on a worker thread for requests above THREAD_BYTES: their items may take the processors
+        """`apply`, on the worker thread for requests above THREAD_BYTES: their items may take the processors
         tens of milliseconds, and the event loop must keep serving other clients meanwhile (the GIL's
-        switch interval hands it the interpreter every few milliseconds)."""
+        switch interval hands it the interpreter every few milliseconds). It is the one worker thread of
+        all per-item work (`inspection.off_loop`), so a request cancelled meanwhile stays counted until the
+        worker is past it (see `pipeline.intake`)."""
         if signal not in self._chains:
             return payload, count
         if len(payload) <= THREAD_BYTES:
             return self.apply(signal, payload, count)
-        return await asyncio.to_thread(self.apply, signal, payload, count)
+        return await inspection.off_loop(self.apply, signal, payload, count)
 
 
 def build(p: spec.Processors, metrics: AgentMetrics) -> Chain | None:
