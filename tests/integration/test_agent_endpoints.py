@@ -9,6 +9,13 @@ from tests.support.otlp_backend import OtlpBackend
 from tests.support.sdk_forwarding import exporter_to, send_all_signals
 from tests.support.waiting import eventually
 
+#: What `send_all_signals` sends, as the exporter counts it once exported.
+SENT = {
+    "otelcol_exporter_sent_spans_total": 40,
+    "otelcol_exporter_sent_metric_points_total": 3,
+    "otelcol_exporter_sent_log_records_total": 25,
+}
+
 
 async def test_metrics_health_and_readiness_tell_the_truth() -> None:
     with OtlpBackend() as backend:
@@ -19,9 +26,10 @@ async def test_metrics_health_and_readiness_tell_the_truth() -> None:
         async with agent_running(spec) as agent, aiohttp.ClientSession() as session:
             await send_all_signals("grpc", agent.grpc_endpoint)
             await backend.wait_for_items_async("traces", 40)
+            # Each signal has its own batch, and an export is counted once its answer is back: wait for all.
             await eventually(
-                lambda: agent.metric("otelcol_exporter_sent_log_records_total", exporter="backend") == 25,
-                what="logs exported",
+                lambda: all(agent.metric(name, exporter="backend") == n for name, n in SENT.items()),
+                what=f"exports counted: {SENT}",
             )
             async with session.get(f"{agent.telemetry_url}/metrics") as response:
                 text = await response.text()

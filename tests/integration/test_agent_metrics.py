@@ -55,7 +55,11 @@ async def test_a_collector_dashboard_reads_what_the_agent_received_processed_bat
             await backend.wait_for_items_async("traces", 20)  # the filter drops the 20 odd-indexed spans
             await backend.wait_for_items_async("logs", 25)
             m = agent.metric
+            # Each signal has its own batch, and an export is counted once its answer is back (after the
+            # backend has seen it): wait for every exporter count asserted below.
             await eventually(lambda: m("otelcol_exporter_sent_log_records_total", exporter="backend") == 25)
+            await eventually(lambda: m("otelcol_exporter_sent_spans_total", exporter="backend") == 20)
+            await eventually(lambda: m("otelcol_exporter_sent_metric_points_total", exporter="backend") == 3)
             text = await scrape(agent)
     assert m("otelcol_receiver_accepted_spans_total", receiver="otlp", transport="grpc") == 40
     assert m("otelcol_receiver_accepted_metric_points_total", receiver="otlp", transport="grpc") == 3
