@@ -2,7 +2,8 @@
 namespace created after the pipeline gets its copy at the next drift check (until then its pods are
 admitted without an agent, rather than mounting a ConfigMap that does not exist), a change of a pipeline it
 references rewrites the copies as it does its own ConfigMap, and the clean-up command of docs/injection.md
-deletes the old copies and keeps the one pods are injected with.
+deletes the old copies and keeps the one pods are injected with, and only this pipeline's. A same-named
+pipeline of another team never shares a ConfigMap with it: each team's sidecars run their own team's config.
 
 The real operator (kopf, its webhooks) against the emulator, objects written and read with the real kubectl.
 """
@@ -23,6 +24,7 @@ from tests.support.operator_harness import (
 
 LATE = "late-team"
 COPY_LABEL = "telemetry.otlp-operator.io/config-of"
+COPY_NAMESPACE_LABEL = "telemetry.otlp-operator.io/config-of-namespace"
 FILE = "pipeline.yaml"
 
 
@@ -37,6 +39,16 @@ def data_of(cluster: Cluster, config_map: str, where: str = NAMESPACE) -> str | 
 
 def copied_to(cluster: Cluster, name: str) -> list[str]:
     return list((cluster.status(name).get("configRollout") or {}).get("copiedTo") or [])
+
+
+def published_in(cluster: Cluster, name: str, where: str) -> str | None:
+    status = (cluster.get("otlppipelines", name, where) or {}).get("status") or {}
+    return (status.get("configRollout") or {}).get("configMap")
+
+
+def mounted(cluster: Cluster, pod_name: str, where: str) -> list[str]:
+    found = cluster.get("pods", pod_name, where) or {}
+    return [v["configMap"]["name"] for v in found["spec"].get("volumes") or [] if "configMap" in v]
 
 
 def test_a_pod_of_a_namespace_without_its_copy_yet_is_admitted_without_an_agent(
@@ -71,9 +83,33 @@ def test_a_namespace_created_after_the_pipeline_gets_its_copy_at_the_next_drift_
         )
         cluster.wait_for(lambda: copied_to(cluster, "shared") == [LATE], what="the copy in the status")
         create(cluster, pod("guest", inject=f"{NAMESPACE}/shared", namespace=LATE))
-        guest = cluster.get("pods", "guest", LATE) or {}
-        mounted = [v["configMap"]["name"] for v in guest["spec"]["volumes"] if "configMap" in v]
-        assert mounted == [name]  # and it exists in the pod's namespace (above)
+        assert mounted(cluster, "guest", LATE) == [name]  # and it exists in the pod's namespace (above)
+
+
+def test_a_same_named_pipeline_of_another_team_never_changes_what_a_teams_sidecars_run(
+    cluster: Cluster, tmp_path: pathlib.Path
+) -> None:
+    # Team LATE runs its sidecar pipeline "app"; the harness's team names its own "app" too and serves
+    # pods of LATE. The copy must not be LATE's ConfigMap: each team's pods get their own team's config.
+    config = config_for_tests(webhook=webhook_for_tests(tmp_path), injection=True)
+    apply_yaml(cluster, namespace(LATE))
+    with operator_running(config, args=("--standalone", "--namespace", NAMESPACE, "--namespace", LATE)):
+        theirs = pipeline("app")
+        theirs["metadata"]["namespace"] = LATE
+        theirs["spec"]["exporters"][0]["endpoint"] = "late-backend.late-team.svc:4317"
+        apply_yaml(cluster, theirs)
+        own = cluster.wait_for(lambda: published_in(cluster, "app", LATE), what="LATE's app published")
+        apply_yaml(cluster, pipeline("app", injection={"allowed": {"namespaces": [LATE]}}))
+        copy = published(cluster, "app")
+        cluster.wait_for(lambda: copied_to(cluster, "app") == [LATE], what="the copy in the status")
+        assert copy != own
+        assert data_of(cluster, copy, LATE) == data_of(cluster, copy)
+        cluster.wait_for(lambda: data_of(cluster, own, LATE), what="team LATE's own ConfigMap")
+        assert "late-backend" in str(data_of(cluster, own, LATE))
+        assert "late-backend" not in str(data_of(cluster, copy, LATE))
+        create(cluster, pod("mine", inject=f"{LATE}/app", namespace=LATE))
+        create(cluster, pod("guest", inject=f"{NAMESPACE}/app", namespace=LATE))
+        assert (mounted(cluster, "mine", LATE), mounted(cluster, "guest", LATE)) == ([own], [copy])
 
 
 def test_a_change_of_a_referenced_gateway_rewrites_the_copies_too(
@@ -126,7 +162,8 @@ def test_the_documented_clean_up_deletes_old_copies_and_keeps_the_published_one(
         ).stdout.strip()
         assert live == new
         cluster.kubectl(
-            "delete", "configmap", "-n", LATE, "-l", f"{COPY_LABEL}=shared",
+            "delete", "configmap", "-n", LATE,
+            "-l", f"{COPY_LABEL}=shared,{COPY_NAMESPACE_LABEL}={NAMESPACE}",
             "--field-selector", f"metadata.name!={live}",
         )  # fmt: skip
         assert data_of(cluster, old, LATE) is None

@@ -7,7 +7,8 @@ import copy
 from typing import Any
 
 import pytest
-from otlp_operator.injection import configcopy
+from otlp_operator.injection import configcopy, markers
+from otlp_operator.manifests import configmap
 from otlp_operator.reconcile import config_copies, kube
 
 from tests.support.injection_inputs import EXPORTER, IMAGE, pipeline
@@ -82,3 +83,56 @@ async def test_a_transient_error_is_raised_for_the_reconcile_to_retry() -> None:
     client = Namespaces(refuse={"a": kube.ApiError(503, "ServiceUnavailable", "try again")})
     with pytest.raises(kube.ApiError):
         await write(client)
+
+
+# Two teams name their sidecar pipelines alike: "app" in "shop", and "app" in "team", which also serves pods
+# of "shop". Their configs differ (each team's own backend).
+SHOP_APP = pipeline("app", "shop", exporters=[{**EXPORTER, "endpoint": "shop-backend.shop.svc:4317"}])
+TEAM_APP = pipeline(
+    "app", "team", exporters=[{**EXPORTER, "endpoint": "team-backend.team.svc:4317"}],
+    injection={"allowed": {"namespaces": ["shop"]}},
+)  # fmt: skip
+
+
+async def test_a_same_named_pipeline_of_another_namespace_never_writes_over_a_teams_own_config() -> None:
+    client = Namespaces()
+    own = configmap.build(SHOP_APP, IMAGE)
+    client.stored[("shop", own["metadata"]["name"])] = copy.deepcopy(own)
+    found = await write(client, TEAM_APP)
+    (made,) = configcopy.build(TEAM_APP, IMAGE)
+    assert made["metadata"]["name"] != own["metadata"]["name"]  # the namespace is in the name's hash
+    assert client.stored[("shop", own["metadata"]["name"])] == own  # shop's sidecars keep shop's config
+    assert "team-backend" in str(client.stored[("shop", made["metadata"]["name"])]["data"])
+    assert found.failed == {} and client.writes == [("create", "shop")]
+
+
+async def test_two_same_named_pipelines_copying_into_one_namespace_each_keep_their_own_copy() -> None:
+    client = Namespaces()
+    other = pipeline(
+        "app", "elsewhere", exporters=[{**EXPORTER, "endpoint": "other-backend.elsewhere.svc:4317"}],
+        injection={"allowed": {"namespaces": ["shop"]}},
+    )  # fmt: skip
+    for _ in range(2):  # reconciles alternate: neither rewrites the other's copy
+        await write(client, TEAM_APP)
+        await write(client, other)
+    assert client.writes == [("create", "shop"), ("create", "shop")]
+    data = {name: str(obj["data"]) for (_, name), obj in client.stored.items()}
+    assert sorted("team-backend" in d for d in data.values()) == [False, True]
+    labels = [obj["metadata"]["labels"] for obj in client.stored.values()]
+    selected = {(found[configcopy.COPY_LABEL], found[configcopy.COPY_NAMESPACE_LABEL]) for found in labels}
+    assert selected == {("app", "team"), ("app", "elsewhere")}  # the documented clean-up tells them apart
+
+
+async def test_a_name_held_by_anything_but_this_pipelines_copy_is_left_as_it_is() -> None:
+    # Whatever made the names meet (a copy by an operator that did not hash the namespace in, a ConfigMap
+    # someone wrote by hand), the copy does not overwrite it: the namespace is reported, the others written.
+    (made,) = configcopy.build(TEAM_APP, IMAGE)
+    for holder in ({}, {markers.PIPELINE_ANNOTATION: "elsewhere/app"}):
+        client = Namespaces()
+        where = {"name": made["metadata"]["name"], "namespace": "shop", "annotations": holder}
+        squatter = {"metadata": where, "data": {"pipeline.yaml": "theirs"}}
+        client.stored[("shop", made["metadata"]["name"])] = copy.deepcopy(squatter)
+        found = await write(client, TEAM_APP)
+        assert client.stored[("shop", made["metadata"]["name"])] == squatter and client.writes == []
+        assert list(found.failed) == ["shop"] and "is not a copy of pipeline team/app" in found.failed["shop"]
+        assert ("elsewhere/app" in found.failed["shop"]) == bool(holder)
