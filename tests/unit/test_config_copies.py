@@ -126,13 +126,17 @@ async def test_two_same_named_pipelines_copying_into_one_namespace_each_keep_the
 async def test_a_name_held_by_anything_but_this_pipelines_copy_is_left_as_it_is() -> None:
     # Whatever made the names meet (a copy by an operator that did not hash the namespace in, a ConfigMap
     # someone wrote by hand), the copy does not overwrite it: the namespace is reported, the others written.
-    (made,) = configcopy.build(TEAM_APP, IMAGE)
+    team = pipeline(
+        "app", "team", exporters=[{**EXPORTER, "endpoint": "team-backend.team.svc:4317"}],
+        injection={"allowed": {"namespaces": ["shop", "web"]}},
+    )  # fmt: skip
+    name = configcopy.build(team, IMAGE)[0]["metadata"]["name"]
     for holder in ({}, {markers.PIPELINE_ANNOTATION: "elsewhere/app"}):
         client = Namespaces()
-        where = {"name": made["metadata"]["name"], "namespace": "shop", "annotations": holder}
+        where = {"name": name, "namespace": "shop", "annotations": holder}
         squatter = {"metadata": where, "data": {"pipeline.yaml": "theirs"}}
-        client.stored[("shop", made["metadata"]["name"])] = copy.deepcopy(squatter)
-        found = await write(client, TEAM_APP)
-        assert client.stored[("shop", made["metadata"]["name"])] == squatter and client.writes == []
+        client.stored[("shop", name)] = copy.deepcopy(squatter)
+        found = await write(client, team)
+        assert client.stored[("shop", name)] == squatter and client.writes == [("create", "web")]
         assert list(found.failed) == ["shop"] and "is not a copy of pipeline team/app" in found.failed["shop"]
         assert ("elsewhere/app" in found.failed["shop"]) == bool(holder)
