@@ -139,4 +139,6 @@ async def test_malformed_reviews_are_answered_400_with_what_they_lack(
                 assert fine.status == 200
     finally:
         await serving.aclose()
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    # (Not asyncio's records: the garbage collector may report a task an earlier test left at any moment.)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not [r for r in errors if r.name != "asyncio"]
